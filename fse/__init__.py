@@ -1,0 +1,1 @@
+"""FSE platform kernel: configuration, storage, FHIR REST API, runtime services, app assembly."""

@@ -1,0 +1,100 @@
+"""The app factory: builds settings, engine, store, runtime services and mounts every feature.
+
+Feature packages (prescriber, pharmacy, reimbursement) contribute routers and FHIR operations
+here; the rest of the kernel never imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fse.config import Settings
+from fse.db import create_engine
+from fse.errors import ErrorCode, FhirError, Issue, operation_outcome
+from fse.fhir_api.http import fhir_response
+from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.operations import OperationRegistry
+from fse.fhir_api.operations.validate import VALIDATE
+from fse.fhir_api.routes import router as fhir_router
+from fse.runtime import build_runtime
+from fse.security.throttle import ThrottleMiddleware
+from fse.store.repository import ResourceStore
+from fse.web import pages
+
+log = logging.getLogger("fse")
+
+HTTP_CODES = {
+    404: (ErrorCode.NOT_FOUND, "not-found"),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, "not-supported"),
+    413: (ErrorCode.PAYLOAD_TOO_LARGE, "too-costly"),
+    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, "not-supported"),
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url, settings.db_pool_size)
+    runtime = build_runtime(settings.redis_url)
+    operations = OperationRegistry()
+    operations.register(VALIDATE)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await close(app)
+
+    app = FastAPI(
+        title="Plateforme FSE - AMO",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.runtime = runtime
+    app.state.operations = operations
+    app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
+    _install_error_handlers(app)
+    app.include_router(fhir_router)
+    pages.mount(app)
+    app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, per_minute=settings.rate_limit_per_minute)
+    return app
+
+
+async def close(app: FastAPI) -> None:
+    await app.state.runtime.close()
+    await app.state.engine.dispose()
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FhirError)
+    async def fhir_error(_request: Request, error: FhirError) -> Response:
+        return fhir_response(error.outcome(), error.status, error.headers or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        code, issue_type = HTTP_CODES.get(error.status_code, (ErrorCode.INVALID_REQUEST, "invalid"))
+        message = f"{request.method} {request.url.path}: {error.detail}"
+        outcome = operation_outcome([Issue(code, message, issue_type=issue_type)])
+        return fhir_response(outcome, error.status_code, dict(error.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_request: Request, error: RequestValidationError) -> Response:
+        outcome = operation_outcome([Issue(ErrorCode.INVALID_REQUEST, str(error.errors()))])
+        return fhir_response(outcome, 400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        outcome = operation_outcome(
+            [Issue(ErrorCode.INTERNAL_ERROR, "internal error; nothing was stored", issue_type="exception")]
+        )
+        return JSONResponse(outcome, status_code=500, media_type="application/fhir+json")

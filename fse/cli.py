@@ -1,0 +1,107 @@
+"""The ``fse`` command: serve, migrate, seed (and more as features arrive)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from fse.config import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    for flag, env in (("database_url", "FSE_DATABASE_URL"), ("redis_url", "FSE_REDIS_URL")):
+        value = getattr(args, flag)
+        if value:
+            os.environ[env] = value
+    settings = Settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    workers = args.workers or settings.workers
+    print(f"FSE platform on http://{host}:{port}  (FHIR base /fhir, docs /docs)", flush=True)
+    print(f"database: {_redacted(settings.database_url)}; runtime: "
+          f"{'redis' if settings.redis_url else 'in-process'}; workers: {workers}", flush=True)
+    uvicorn.run(
+        "fse.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=not args.quiet,
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from fse.migrate import upgrade
+
+    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    print(f"migrating {_redacted(settings.database_url)} ...", flush=True)
+    upgrade(settings.database_url)
+    print("schema up to date", flush=True)
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from fse.seed import load_demo
+
+    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    created, existing = asyncio.run(load_demo(settings))
+    print(f"demo data: {created} resources created, {existing} already present", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fse", description="AMO electronic care sheet platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the platform (HTTP)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="server processes (default FSE_WORKERS or 1)")
+    serve.add_argument("--database-url")
+    serve.add_argument("--redis-url")
+    serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.set_defaults(run=_serve)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.add_argument("--database-url")
+    migrate.set_defaults(run=_migrate)
+
+    seed = sub.add_parser("seed", help="load data")
+    seed.add_argument("--demo", action="store_true", default=True, help="the demo data set (default)")
+    seed.add_argument("--database-url")
+    seed.set_defaults(run=_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI names the failure and what to do next
+        if os.environ.get("FSE_DEBUG"):
+            raise
+        print(f"fse {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            print("hint: run `fse migrate` first (or `make run`)", file=sys.stderr)
+        elif "connect" in str(exc).lower():
+            print("hint: is the database at FSE_DATABASE_URL running?", file=sys.stderr)
+        print("set FSE_DEBUG=1 for the full traceback", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Settings read from the environment (prefix ``FSE_``), built by the app factory, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path("var") / "fse.sqlite3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FSE_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}",
+        description="SQLAlchemy async URL; postgresql:// URLs are mapped to asyncpg.",
+    )
+    redis_url: str | None = Field(default=None, description="Unset: in-process runtime services.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    base_url: str = Field(default="", description="Public base of the FHIR API; empty: from request.")
+    db_pool_size: int = 20
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_bundle_entries: int = 500
+    default_page_size: int = 20
+    max_page_size: int = 200
+    rate_limit_per_minute: int = Field(
+        default=6000, description="Requests per minute per client address; 0 disables."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        return async_database_url(url)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+def async_database_url(url: str) -> str:
+    """Accept the URLs people type (postgresql://, sqlite:///) and pick our async drivers."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url

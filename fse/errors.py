@@ -1,0 +1,177 @@
+"""One error hierarchy for the FHIR API: each class knows its HTTP status and its issue type.
+
+Every failure a client can see is rendered as an OperationOutcome by a single handler, with a
+stable code from :class:`ErrorCode` in ``issue.details.coding`` and the element path in
+``issue.expression`` (see docs/errors.md for the catalogue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+ERROR_CODE_SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/fse-error"
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes; never renumber or reuse one, clients branch on them."""
+
+    MALFORMED_JSON = "FSE-0001"
+    WRONG_RESOURCE_TYPE = "FSE-0002"
+    INVALID_RESOURCE = "FSE-0003"
+    UNKNOWN_RESOURCE_TYPE = "FSE-0004"
+    NOT_FOUND = "FSE-0005"
+    GONE = "FSE-0006"
+    VERSION_CONFLICT = "FSE-0007"
+    ID_MISMATCH = "FSE-0008"
+    DUPLICATE_IDENTIFIER = "FSE-0009"
+    METHOD_NOT_ALLOWED = "FSE-0010"
+    PAYLOAD_TOO_LARGE = "FSE-0011"
+    UNSUPPORTED_MEDIA_TYPE = "FSE-0012"
+    UNKNOWN_SEARCH_PARAMETER = "FSE-0013"
+    INVALID_SEARCH_PARAMETER = "FSE-0014"
+    BUNDLE_TOO_LARGE = "FSE-0015"
+    INVALID_BUNDLE = "FSE-0016"
+    PRECONDITION_MISSING = "FSE-0017"
+    MULTIPLE_MATCHES = "FSE-0018"
+    RATE_LIMITED = "FSE-0019"
+    UPDATE_CREATE_NOT_SUPPORTED = "FSE-0020"
+    INVALID_REQUEST = "FSE-0021"
+    UNKNOWN_OPERATION = "FSE-0022"
+    INTERNAL_ERROR = "FSE-9999"
+
+
+ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.MALFORMED_JSON: "The body is not valid JSON, or not a JSON object.",
+    ErrorCode.WRONG_RESOURCE_TYPE: "resourceType is missing or differs from the URL.",
+    ErrorCode.INVALID_RESOURCE: "The resource breaks the FHIR R4B model; see the path.",
+    ErrorCode.UNKNOWN_RESOURCE_TYPE: "This server does not serve that resource type.",
+    ErrorCode.NOT_FOUND: "No resource (or version) with that id.",
+    ErrorCode.GONE: "The resource was deleted; its history is still readable.",
+    ErrorCode.VERSION_CONFLICT: "If-Match names a version that is no longer current.",
+    ErrorCode.ID_MISMATCH: "The id in the body differs from the id in the URL.",
+    ErrorCode.DUPLICATE_IDENTIFIER: "Another resource of this type holds that identifier.",
+    ErrorCode.METHOD_NOT_ALLOWED: "That HTTP method is not supported at that URL.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "The request body is over the size limit.",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "Send application/fhir+json (or application/json).",
+    ErrorCode.UNKNOWN_SEARCH_PARAMETER: "Unknown search parameter under Prefer: handling=strict.",
+    ErrorCode.INVALID_SEARCH_PARAMETER: "A search parameter value cannot be understood.",
+    ErrorCode.BUNDLE_TOO_LARGE: "The Bundle has more entries than the server accepts.",
+    ErrorCode.INVALID_BUNDLE: "The Bundle is not a usable transaction or batch.",
+    ErrorCode.PRECONDITION_MISSING: "The operation needs a header or parameter that is missing.",
+    ErrorCode.MULTIPLE_MATCHES: "A conditional request matched more than one resource.",
+    ErrorCode.RATE_LIMITED: "Too many requests; retry after the Retry-After delay.",
+    ErrorCode.UPDATE_CREATE_NOT_SUPPORTED: "Ids are assigned by the server: create with POST.",
+    ErrorCode.INVALID_REQUEST: "The request is not well formed (see diagnostics).",
+    ErrorCode.UNKNOWN_OPERATION: "No such operation on this resource type.",
+    ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: ErrorCode
+    diagnostics: str
+    expression: tuple[str, ...] = ()
+    severity: str = "error"
+    issue_type: str = "invalid"
+
+    def to_json(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.issue_type,
+            "details": {
+                "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.code.value}],
+                "text": ERROR_DESCRIPTIONS[self.code],
+            },
+            "diagnostics": self.diagnostics,
+        }
+        if self.expression:
+            issue["expression"] = list(self.expression)
+        return issue
+
+
+def operation_outcome(issues: list[Issue] | tuple[Issue, ...]) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
+
+
+@dataclass
+class FhirError(Exception):
+    """Base of every client-visible failure; subclasses fix status, issue type and code."""
+
+    diagnostics: str
+    expression: tuple[str, ...] = ()
+    code: ErrorCode = ErrorCode.INVALID_REQUEST
+    issues: list[Issue] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    status = 400
+    issue_type = "invalid"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.diagnostics)
+        if not self.issues:
+            self.issues = [
+                Issue(self.code, self.diagnostics, self.expression, issue_type=self.issue_type)
+            ]
+
+    def outcome(self) -> dict[str, Any]:
+        return operation_outcome(self.issues)
+
+
+class BadRequest(FhirError):
+    status = 400
+    issue_type = "invalid"
+
+
+class NotFound(FhirError):
+    status = 404
+    issue_type = "not-found"
+
+    def __init__(self, diagnostics: str, code: ErrorCode = ErrorCode.NOT_FOUND) -> None:
+        super().__init__(diagnostics, code=code)
+
+
+class MethodNotAllowed(FhirError):
+    status = 405
+    issue_type = "not-supported"
+
+
+class Conflict(FhirError):
+    status = 409
+    issue_type = "conflict"
+
+
+class Gone(FhirError):
+    status = 410
+    issue_type = "deleted"
+
+    def __init__(self, diagnostics: str) -> None:
+        super().__init__(diagnostics, code=ErrorCode.GONE)
+
+
+class PreconditionFailed(FhirError):
+    status = 412
+    issue_type = "conflict"
+
+
+class PayloadTooLarge(FhirError):
+    status = 413
+    issue_type = "too-costly"
+
+
+class UnsupportedMediaType(FhirError):
+    status = 415
+    issue_type = "not-supported"
+
+
+class Unprocessable(FhirError):
+    """A well-formed resource that breaks the model or a profile (FHIR: 422)."""
+
+    status = 422
+    issue_type = "processing"
+
+
+class TooManyRequests(FhirError):
+    status = 429
+    issue_type = "throttled"

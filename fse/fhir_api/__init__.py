@@ -1,0 +1,1 @@
+"""FHIR R4 REST API: thin routes over the interactions, bundles and operations."""

@@ -1,0 +1,108 @@
+"""Bundles assembled from stored JSON text (resources are never re-serialised through models)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from fse.store.dates import instant_text
+from fse.store.repository import Page, Stored
+
+
+def _head(kind: str, extra: dict[str, Any]) -> bytes:
+    head = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant_text(datetime.now(UTC))},
+        "type": kind,
+        **extra,
+    }
+    return orjson.dumps(head)[:-1]
+
+
+def _entry(base: str, stored: Stored, tail: dict[str, Any]) -> bytes:
+    full_url = f'"fullUrl":"{base}/{stored.type}/{stored.id}"'.encode()
+    parts = [b"{" + full_url]
+    if stored.content is not None:
+        parts.append(b',"resource":' + stored.content.encode())
+    parts.append(b"," + orjson.dumps(tail)[1:-1] + b"}")
+    return b"".join(parts)
+
+
+def _assemble(head: bytes, entries: list[bytes]) -> bytes:
+    return head + b',"entry":[' + b",".join(entries) + b"]}"
+
+
+def searchset(
+    base: str, resource_type: str, echo: list[tuple[str, str]], page: Page
+) -> bytes:
+    self_url = f"{base}/{resource_type}" + (f"?{urlencode(echo)}" if echo else "")
+    links = [{"relation": "self", "url": self_url}]
+    if page.next_cursor:
+        joiner = "&" if echo else "?"
+        links.append({"relation": "next", "url": f"{self_url}{joiner}_cursor={page.next_cursor}"})
+    extra: dict[str, Any] = {"link": links}
+    if page.total is not None:
+        extra = {"total": page.total, **extra}
+    entries = [_entry(base, s, {"search": {"mode": "match"}}) for s in page.matches]
+    entries += [_entry(base, s, {"search": {"mode": "include"}}) for s in page.included]
+    return _assemble(_head("searchset", extra), entries)
+
+
+def history(base: str, self_url: str, next_url: str | None, versions: list[Stored]) -> bytes:
+    links = [{"relation": "self", "url": self_url}]
+    if next_url:
+        links.append({"relation": "next", "url": next_url})
+    entries = [
+        _entry(
+            base,
+            s,
+            {
+                "request": {
+                    "method": s.method,
+                    "url": s.type if s.method == "POST" else f"{s.type}/{s.id}",
+                },
+                "response": {
+                    "status": {"POST": "201 Created", "DELETE": "204 No Content"}.get(
+                        s.method, "200 OK"
+                    ),
+                    "etag": s.etag,
+                    "lastModified": instant_text(s.last_updated),
+                },
+            },
+        )
+        for s in versions
+    ]
+    return _assemble(_head("history", {"link": links}), entries)
+
+
+def response_entry(
+    status: str, stored: Stored | None = None, outcome: dict[str, Any] | None = None,
+    base: str = "", with_resource: bool = True,
+) -> bytes:
+    response: dict[str, Any] = {"status": status}
+    if stored is not None:
+        response |= {
+            "location": f"{base}/{stored.location}",
+            "etag": stored.etag,
+            "lastModified": instant_text(stored.last_updated),
+        }
+    if outcome is not None:
+        response["outcome"] = outcome
+    if stored is not None and with_resource and stored.content is not None:
+        return (
+            f'{{"fullUrl":"{base}/{stored.type}/{stored.id}","resource":'.encode()
+            + stored.content.encode()
+            + b',"response":'
+            + orjson.dumps(response)
+            + b"}"
+        )
+    return orjson.dumps({"response": response})
+
+
+def response_bundle(kind: str, entries: list[bytes]) -> bytes:
+    return _assemble(_head(kind, {}), entries)

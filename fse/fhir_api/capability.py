@@ -1,0 +1,70 @@
+"""The CapabilityStatement, generated from what is actually wired (types, params, operations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fse.fhir_api.operations import OperationRegistry
+from fse.store.search_params import SEARCH_PARAMS, UNIQUE_IDENTIFIER_TYPES
+
+SEARCH_PARAM_TYPES = {"quantity": "quantity", "number": "number"}
+INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create",
+                "search-type")
+COMMON_PARAMS = (
+    {"name": "_id", "type": "token"},
+    {"name": "_lastUpdated", "type": "date"},
+)
+
+
+def capability_statement(
+    base: str, operations: OperationRegistry, software_version: str, max_count: int
+) -> dict[str, Any]:
+    resources = []
+    for rtype, params in SEARCH_PARAMS.items():
+        includes = [f"{rtype}:{p.name}" for p in params if p.type == "reference"]
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": code} for code in INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": False,
+            "conditionalCreate": True,
+            "conditionalUpdate": False,
+            "conditionalDelete": "not-supported",
+            "searchInclude": includes,
+            "searchRevInclude": sorted(
+                f"{other}:{p.name}"
+                for other, other_params in SEARCH_PARAMS.items()
+                for p in other_params
+                if p.type == "reference" and rtype in p.targets
+            ),
+            "searchParam": [
+                *COMMON_PARAMS,
+                *({"name": p.name, "type": SEARCH_PARAM_TYPES.get(p.type, p.type)} for p in params),
+            ],
+        }
+        ops = operations.for_type(rtype)
+        if ops:
+            entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]
+        if rtype in UNIQUE_IDENTIFIER_TYPES:
+            entry["documentation"] = "identifier (system|value) is unique among live resources"
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-22",
+        "publisher": "CNSS - plateforme FSE",
+        "kind": "instance",
+        "software": {"name": "fse-platform", "version": software_version},
+        "implementation": {"description": "AMO electronic care sheet platform", "url": base},
+        "fhirVersion": "4.3.0",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": f"Search pages hold at most {max_count} entries (_count).",
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }

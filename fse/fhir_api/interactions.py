@@ -1,0 +1,118 @@
+"""FHIR interactions as one service used by the routes and by transaction Bundles.
+
+Methods taking ``conn`` run inside the caller's transaction; events are announced only after
+the caller has committed, so subscribers never hear of a write that was rolled back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fse.config import Settings
+from fse.errors import BadRequest, ErrorCode, PreconditionFailed
+from fse.resources import check_type, require_supported, validate
+from fse.runtime import Runtime
+from fse.store.query import SearchQuery, parse_search
+from fse.store.repository import ResourceStore, Stored
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+@dataclass(frozen=True)
+class Written:
+    stored: Stored
+    created: bool
+    """False when a conditional create matched an existing resource."""
+
+
+class FhirService:
+    def __init__(self, store: ResourceStore, runtime: Runtime, settings: Settings) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.settings = settings
+
+    def parse_search(self, rtype: str, items: list[tuple[str, str]], strict: bool) -> SearchQuery:
+        query = parse_search(
+            rtype,
+            items,
+            default_count=self.settings.default_page_size,
+            max_count=self.settings.max_page_size,
+        )
+        if strict and query.unknown:
+            raise BadRequest(
+                f"unknown search parameter(s) for {rtype}: {', '.join(query.unknown)}",
+                tuple(query.unknown),
+                code=ErrorCode.UNKNOWN_SEARCH_PARAMETER,
+            )
+        return query
+
+    async def create(
+        self,
+        conn: AsyncConnection,
+        rtype: str,
+        resource: dict[str, Any],
+        if_none_exist: str | None = None,
+        rid: str | None = None,
+    ) -> Written:
+        require_supported(rtype)
+        check_type(resource, rtype)
+        validate(resource)
+        if if_none_exist is not None:
+            existing = await self.match_conditional(conn, rtype, if_none_exist)
+            if existing is not None:
+                return Written(existing, created=False)
+        return Written(await self.store.create(conn, rtype, resource, rid), created=True)
+
+    async def update(
+        self,
+        conn: AsyncConnection,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any],
+        if_match: int | None,
+    ) -> Written:
+        require_supported(rtype)
+        check_type(resource, rtype)
+        if resource.get("id") != rid:
+            raise BadRequest(
+                f"body id {resource.get('id')!r} must equal the id in the URL {rid!r}",
+                (f"{rtype}.id",),
+                code=ErrorCode.ID_MISMATCH,
+            )
+        validate(resource)
+        return Written(await self.store.update(conn, rtype, rid, resource, if_match), False)
+
+    async def match_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> Stored | None:
+        """The one resource matching ``criteria`` (If-None-Exist), under a lock on the criteria."""
+        items = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+        if not items:
+            raise BadRequest("If-None-Exist has no search criteria", code=ErrorCode.PRECONDITION_MISSING)
+        query = parse_search(rtype, items, default_count=2, max_count=2)
+        if query.unknown:
+            raise BadRequest(
+                f"If-None-Exist uses unknown parameter(s): {', '.join(query.unknown)}",
+                tuple(query.unknown),
+                code=ErrorCode.UNKNOWN_SEARCH_PARAMETER,
+            )
+        await self.store.lock_conditional(conn, rtype, "&".join(f"{k}={v}" for k, v in sorted(items)))
+        page = await self.store.search(conn, query)
+        if len(page.matches) > 1:
+            raise PreconditionFailed(
+                f"If-None-Exist '{criteria}' matches more than one {rtype}",
+                code=ErrorCode.MULTIPLE_MATCHES,
+            )
+        return page.matches[0] if page.matches else None
+
+    async def announce(self, written: list[Stored]) -> None:
+        """Publish committed changes on the event stream (best effort: the database is the truth)."""
+        for stored in written:
+            await self.runtime.events.publish(
+                {
+                    "resourceType": stored.type,
+                    "id": stored.id,
+                    "versionId": stored.version,
+                    "method": stored.method,
+                    "lastUpdated": stored.last_updated.isoformat(),
+                }
+            )

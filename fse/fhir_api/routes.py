@@ -1,0 +1,208 @@
+"""FHIR REST routes: parse the request, call one service method, render. Nothing else."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from fse.errors import ErrorCode, MethodNotAllowed, NotFound
+from fse.fhir_api import bundles
+from fse.fhir_api.capability import capability_statement
+from fse.fhir_api.http import (
+    base_url,
+    fhir_response,
+    parse_etag,
+    prefer,
+    read_body,
+    version_headers,
+    write_response,
+)
+from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.operations import OperationCall, OperationRegistry
+from fse.fhir_api.transaction import BundleProcessor
+from fse.resources import parse_json, require_supported
+from fse.store.dates import date_range
+from fse.store.query import decode_cursor
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def get_service(request: Request) -> FhirService:
+    return request.app.state.fhir
+
+
+def get_operations(request: Request) -> OperationRegistry:
+    return request.app.state.operations
+
+
+def get_base(request: Request) -> str:
+    return base_url(request, request.app.state.settings.base_url)
+
+
+Service = Annotated[FhirService, Depends(get_service)]
+Operations = Annotated[OperationRegistry, Depends(get_operations)]
+Base = Annotated[str, Depends(get_base)]
+
+
+def _checked_id(rtype: str, rid: str) -> str:
+    require_supported(rtype)
+    if not ID_RE.match(rid):
+        raise NotFound(f"{rtype}/{rid} not found: not a valid id")
+    return rid
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(request: Request, operations: Operations, base: Base) -> Response:
+    settings = request.app.state.settings
+    return fhir_response(capability_statement(base, operations, "0.1.0", settings.max_page_size))
+
+
+@router.post("", summary="transaction or batch Bundle")
+async def transaction(request: Request, service: Service, base: Base) -> Response:
+    processor = BundleProcessor(service, base)
+    kind, entries = processor.entries(parse_json(await read_body(request, service.settings.max_body_bytes)))
+    body, written = await (processor.transaction(entries) if kind == "transaction" else processor.batch(entries))
+    await service.announce(written)
+    return fhir_response(body)
+
+
+async def _search(request: Request, service: Service, base: Base, rtype: str,
+                  items: list[tuple[str, str]]) -> Response:
+    require_supported(rtype)
+    query = service.parse_search(rtype, items, prefer(request, "handling") == "strict")
+    async with service.store.snapshot() as conn:
+        page = await service.store.search(conn, query)
+    return fhir_response(bundles.searchset(base, rtype, query.echo, page))
+
+
+@router.get("/{rtype}", summary="search-type")
+async def search(rtype: str, request: Request, service: Service, base: Base) -> Response:
+    return await _search(request, service, base, rtype, list(request.query_params.multi_items()))
+
+
+@router.post("/{rtype}/_search", summary="search-type (form body)")
+async def search_post(rtype: str, request: Request, service: Service, base: Base) -> Response:
+    form = (await request.body()).decode()
+    items = list(request.query_params.multi_items()) + parse_qsl(form, keep_blank_values=True)
+    return await _search(request, service, base, rtype, items)
+
+
+@router.post("/{rtype}", summary="create (conditional with If-None-Exist)")
+async def create(rtype: str, request: Request, service: Service, base: Base) -> Response:
+    require_supported(rtype)
+    resource = parse_json(await read_body(request, service.settings.max_body_bytes))
+    async with service.store.transaction() as conn:
+        written = await service.create(conn, rtype, resource, request.headers.get("if-none-exist"))
+    if not written.created:
+        return write_response(request, written.stored, 200, base)
+    await service.announce([written.stored])
+    return write_response(request, written.stored, 201, base)
+
+
+async def _history(request: Request, service: Service, base: Base, rtype: str, rid: str | None) -> Response:
+    params = request.query_params
+    count = min(int(params.get("_count", service.settings.default_page_size) or 1),
+                service.settings.max_page_size) if params.get("_count", "1").isdigit() else None
+    if count is None:
+        from fse.errors import BadRequest
+
+        raise BadRequest("_count must be a whole number", ("_count",), code=ErrorCode.INVALID_SEARCH_PARAMETER)
+    since = date_range(params["_since"])[0] if "_since" in params else None
+    before = decode_cursor(params["_cursor"])[1] if "_cursor" in params else None
+    async with service.store.snapshot() as conn:
+        versions, next_pk = await service.store.history(conn, rtype, rid, count, before, since)
+    path = f"{base}/{rtype}" + (f"/{rid}" if rid else "") + "/_history"
+    kept = [(k, v) for k, v in params.multi_items() if k in ("_count", "_since")]
+    self_url = path + (f"?{urlencode(kept)}" if kept else "")
+    next_url = None
+    if next_pk is not None:
+        from fse.store.query import encode_cursor
+
+        next_url = f"{path}?{urlencode([*kept, ('_cursor', encode_cursor(None, next_pk))])}"
+    return fhir_response(bundles.history(base, self_url, next_url, versions))
+
+
+@router.get("/{rtype}/_history", summary="history-type")
+async def history_type(rtype: str, request: Request, service: Service, base: Base) -> Response:
+    require_supported(rtype)
+    return await _history(request, service, base, rtype, None)
+
+
+@router.get("/{rtype}/{rid}", summary="read")
+async def read(rtype: str, rid: str, service: Service, base: Base) -> Response:
+    _checked_id(rtype, rid)
+    async with service.store.snapshot() as conn:
+        stored = await service.store.read(conn, rtype, rid)
+    headers = version_headers(stored, base)
+    del headers["Location"]
+    return fhir_response(stored.content, 200, headers)
+
+
+@router.put("/{rtype}/{rid}", summary="update (If-Match for optimistic locking)")
+async def update(rtype: str, rid: str, request: Request, service: Service, base: Base) -> Response:
+    _checked_id(rtype, rid)
+    if_match = parse_etag(request.headers.get("if-match"))
+    resource = parse_json(await read_body(request, service.settings.max_body_bytes))
+    async with service.store.transaction() as conn:
+        written = await service.update(conn, rtype, rid, resource, if_match)
+    await service.announce([written.stored])
+    return write_response(request, written.stored, 200, base)
+
+
+@router.delete("/{rtype}/{rid}", summary="delete (versioned)")
+async def delete(rtype: str, rid: str, service: Service) -> Response:
+    _checked_id(rtype, rid)
+    async with service.store.transaction() as conn:
+        stored = await service.store.delete(conn, rtype, rid)
+    if stored is not None:
+        await service.announce([stored])
+        return fhir_response(None, 204, {"ETag": stored.etag})
+    return fhir_response(None, 204)
+
+
+@router.get("/{rtype}/{rid}/_history", summary="history-instance")
+async def history_instance(rtype: str, rid: str, request: Request, service: Service, base: Base) -> Response:
+    _checked_id(rtype, rid)
+    return await _history(request, service, base, rtype, rid)
+
+
+@router.get("/{rtype}/{rid}/_history/{vid}", summary="vread")
+async def vread(rtype: str, rid: str, vid: str, service: Service, base: Base) -> Response:
+    _checked_id(rtype, rid)
+    if not vid.isdigit():
+        raise NotFound(f"{rtype}/{rid} has no version {vid!r}")
+    async with service.store.snapshot() as conn:
+        stored = await service.store.vread(conn, rtype, rid, int(vid))
+    headers = version_headers(stored, base)
+    del headers["Location"]
+    return fhir_response(stored.content, 200, headers)
+
+
+async def _operation(request: Request, service: FhirService, operations: OperationRegistry,
+                     base: str, rtype: str, rid: str | None, name: str) -> Response:
+    require_supported(rtype)
+    if not name.startswith("$"):
+        raise MethodNotAllowed(f"POST is not allowed on {request.url.path}", code=ErrorCode.METHOD_NOT_ALLOWED)
+    operation = operations.find(rtype, name[1:])
+    if operation is None or (rid is None and not operation.type_level) or (
+        rid is not None and not operation.instance_level
+    ):
+        raise NotFound(f"{rtype} has no operation {name} at this level", code=ErrorCode.UNKNOWN_OPERATION)
+    return await operation.handler(OperationCall(request, service, rtype, rid, base))
+
+
+@router.post("/{rtype}/{name}", summary="type-level operation ($name)")
+async def type_operation(rtype: str, name: str, request: Request, service: Service,
+                         operations: Operations, base: Base) -> Response:
+    return await _operation(request, service, operations, base, rtype, None, name)
+
+
+@router.post("/{rtype}/{rid}/{name}", summary="instance-level operation ($name)")
+async def instance_operation(rtype: str, rid: str, name: str, request: Request, service: Service,
+                             operations: Operations, base: Base) -> Response:
+    _checked_id(rtype, rid)
+    return await _operation(request, service, operations, base, rtype, rid, name)

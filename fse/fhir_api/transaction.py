@@ -1,0 +1,231 @@
+"""transaction and batch Bundles (FHIR R4 §3.1.0.11).
+
+A transaction runs every entry in one database transaction: DELETE, then POST, then PUT, then
+GET; ``urn:uuid:`` fullUrls are replaced by the ids the server assigns. Any failure rolls the whole
+Bundle back and names the failing entry. A batch runs each entry in its own transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fse.errors import BadRequest, ErrorCode, FhirError, Issue, MethodNotAllowed, PayloadTooLarge
+from fse.fhir_api import bundles
+from fse.fhir_api.http import parse_etag
+from fse.fhir_api.interactions import FhirService
+from fse.resources import require_supported
+from fse.store.repository import Stored, new_id
+
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    rtype: str
+    rid: str | None
+    query: str
+    resource: dict[str, Any] | None
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: int | None
+
+
+def _bad(index: int, message: str, path: str = "request") -> BadRequest:
+    return BadRequest(
+        f"entry[{index}]: {message}", (f"Bundle.entry[{index}].{path}",), code=ErrorCode.INVALID_BUNDLE
+    )
+
+
+def _parse_entry(index: int, raw: Any, base: str) -> Entry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+        raise _bad(index, "each entry needs a request with method and url")
+    request = raw["request"]
+    method, url = request.get("method"), request.get("url")
+    if method not in ORDER or not isinstance(url, str) or not url:
+        raise _bad(index, "request.method must be GET, POST, PUT or DELETE and url is required")
+    if url.startswith(base):
+        url = url[len(base) :]
+    parts = urlsplit(url.lstrip("/"))
+    segments = [s for s in parts.path.split("/") if s]
+    if not segments or len(segments) > 2:
+        raise _bad(index, f"request.url '{url}' must be Type, Type/id or Type?query", "request.url")
+    resource = raw.get("resource")
+    if method in ("POST", "PUT") and not isinstance(resource, dict):
+        raise _bad(index, f"{method} needs a resource", "resource")
+    if method == "POST" and len(segments) != 1 or method in ("PUT", "DELETE") and len(segments) != 2:
+        raise _bad(index, f"{method} {url}: wrong url shape", "request.url")
+    return Entry(
+        index,
+        method,
+        segments[0],
+        segments[1] if len(segments) == 2 else None,
+        parts.query,
+        resource,
+        raw.get("fullUrl"),
+        request.get("ifNoneExist"),
+        parse_etag(request.get("ifMatch")),
+    )
+
+
+def _in_entry(error: FhirError, entry: Entry) -> FhirError:
+    """Re-home the error's paths inside the Bundle entry that caused it."""
+
+    def where(expression: str) -> str:
+        if expression == entry.rtype or expression.startswith(entry.rtype + "."):
+            return f"Bundle.entry[{entry.index}].resource" + expression[len(entry.rtype) :]
+        if expression.startswith("Bundle."):
+            return expression
+        return f"Bundle.entry[{entry.index}].request.{expression}"
+
+    error.issues = [
+        replace(
+            issue,
+            diagnostics=f"entry[{entry.index}] ({entry.method} {entry.rtype}): {issue.diagnostics}",
+            expression=tuple(where(e) for e in issue.expression)
+            or (f"Bundle.entry[{entry.index}]",),
+        )
+        for issue in error.issues
+    ]
+    return error
+
+
+def _rewrite_references(node: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (mapping.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite_references(v, mapping))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_references(v, mapping) for v in node]
+    return node
+
+
+class BundleProcessor:
+    def __init__(self, service: FhirService, base: str) -> None:
+        self.service = service
+        self.base = base
+
+    def entries(self, bundle: dict[str, Any]) -> tuple[str, list[Any]]:
+        if bundle.get("resourceType") != "Bundle":
+            raise BadRequest("POST /fhir takes a Bundle", ("resourceType",), code=ErrorCode.WRONG_RESOURCE_TYPE)
+        kind = bundle.get("type")
+        if kind not in ("transaction", "batch"):
+            raise BadRequest("Bundle.type must be transaction or batch", ("Bundle.type",),
+                             code=ErrorCode.INVALID_BUNDLE)
+        entries = bundle.get("entry", []) or []
+        if not isinstance(entries, list):
+            raise BadRequest("Bundle.entry must be an array", ("Bundle.entry",), code=ErrorCode.INVALID_BUNDLE)
+        limit = self.service.settings.max_bundle_entries
+        if len(entries) > limit:
+            raise PayloadTooLarge(
+                f"Bundle has {len(entries)} entries; at most {limit} are accepted",
+                ("Bundle.entry",),
+                code=ErrorCode.BUNDLE_TOO_LARGE,
+            )
+        return kind, entries
+
+    async def transaction(self, raw_entries: list[Any]) -> tuple[bytes, list[Stored]]:
+        entries = [_parse_entry(i, raw, self.base) for i, raw in enumerate(raw_entries)]
+        results: dict[int, bytes] = {}
+        written: list[Stored] = []
+        async with self.service.store.transaction() as conn:
+            planned = await self._plan(conn, entries)
+            for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
+                try:
+                    results[entry.index], stored = await self._run(conn, entry, planned)
+                except FhirError as error:
+                    raise _in_entry(error, entry) from None
+                if stored is not None:
+                    written.append(stored)
+        body = bundles.response_bundle("transaction-response", [results[i] for i in range(len(entries))])
+        return body, written
+
+    async def _plan(self, conn: AsyncConnection, entries: list[Entry]) -> dict[int, str | Stored]:
+        """Resolve conditional creates and pre-assign ids, then rewrite urn:uuid references."""
+        planned: dict[int, str | Stored] = {}
+        mapping: dict[str, str] = {}
+        for entry in entries:
+            if entry.method != "POST":
+                continue
+            try:
+                require_supported(entry.rtype)
+                existing = (
+                    await self.service.match_conditional(conn, entry.rtype, entry.if_none_exist)
+                    if entry.if_none_exist
+                    else None
+                )
+            except FhirError as error:
+                raise _in_entry(error, entry) from None
+            planned[entry.index] = existing if existing is not None else new_id()
+            target_id = existing.id if existing is not None else planned[entry.index]
+            if entry.full_url:
+                mapping[entry.full_url] = f"{entry.rtype}/{target_id}"
+        if mapping:
+            for entry in entries:
+                if entry.resource is not None:
+                    entry.resource = _rewrite_references(entry.resource, mapping)
+        return planned
+
+    async def _run(
+        self, conn: AsyncConnection, entry: Entry, planned: dict[int, str | Stored]
+    ) -> tuple[bytes, Stored | None]:
+        service = self.service
+        if entry.method == "POST":
+            plan = planned[entry.index]
+            if isinstance(plan, Stored):
+                return bundles.response_entry(STATUS_TEXT[200], plan, base=self.base), None
+            assert entry.resource is not None
+            written = await service.create(conn, entry.rtype, entry.resource, rid=plan)
+            return bundles.response_entry(STATUS_TEXT[201], written.stored, base=self.base), written.stored
+        if entry.method == "PUT":
+            assert entry.resource is not None and entry.rid is not None
+            written = await service.update(conn, entry.rtype, entry.rid, entry.resource, entry.if_match)
+            return bundles.response_entry(STATUS_TEXT[200], written.stored, base=self.base), written.stored
+        if entry.method == "DELETE":
+            assert entry.rid is not None
+            stored = await service.store.delete(conn, require_supported(entry.rtype), entry.rid)
+            return bundles.response_entry(STATUS_TEXT[204]), stored
+        return await self._get(conn, entry), None
+
+    async def _get(self, conn: AsyncConnection, entry: Entry) -> bytes:
+        rtype = require_supported(entry.rtype)
+        if entry.rid is not None:
+            stored = await self.service.store.read(conn, rtype, entry.rid)
+            return bundles.response_entry(STATUS_TEXT[200], stored, base=self.base)
+        query = self.service.parse_search(rtype, parse_qsl(entry.query, keep_blank_values=True), False)
+        page = await self.service.store.search(conn, query)
+        searchset = bundles.searchset(self.base, rtype, query.echo, page)
+        return b'{"resource":' + searchset + b',"response":{"status":"200 OK"}}'
+
+    async def batch(self, raw_entries: list[Any]) -> tuple[bytes, list[Stored]]:
+        results: list[bytes] = []
+        written: list[Stored] = []
+        for index, raw in enumerate(raw_entries):
+            try:
+                entry = _parse_entry(index, raw, self.base)
+                async with self.service.store.transaction() as conn:
+                    planned = await self._plan(conn, [entry])
+                    result, stored = await self._run(conn, entry, planned)
+                results.append(result)
+                if stored is not None:
+                    written.append(stored)
+            except FhirError as error:
+                status = f"{error.status} {_reason(error.status)}"
+                results.append(bundles.response_entry(status, outcome=error.outcome()))
+        return bundles.response_bundle("batch-response", results), written
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status).phrase
+
+
+__all__ = ["BundleProcessor", "Issue", "MethodNotAllowed"]

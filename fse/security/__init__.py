@@ -1,0 +1,1 @@
+"""Security of the kernel: throttling now; authentication and scopes arrive with issue 3."""

@@ -1,0 +1,1 @@
+"""Versioned FHIR resource store: tables, index extraction, search and the repository."""

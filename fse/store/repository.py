@@ -1,0 +1,391 @@
+"""The resource repository: FHIR interactions over the store tables, one transaction each.
+
+Writes lock the current row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), append a version, and rewrite index rows in the same transaction. Business identifiers
+are claimed in ``unique_identifiers`` so two live resources never share one, even under races.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, false, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
+from fse.store.dates import instant_text
+from fse.store.indexing import IndexRows, extract
+from fse.store.query import SearchQuery, encode_cursor
+from fse.store.search import sort_expression, where_clause
+from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One stored version: ``content`` is the JSON text served to clients."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    content: str | None
+    deleted: bool = False
+    method: str = "POST"
+    pk: int = 0
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    @property
+    def location(self) -> str:
+        return f"{self.type}/{self.id}/_history/{self.version}"
+
+
+@dataclass(frozen=True)
+class Page:
+    matches: list[Stored]
+    included: list[Stored]
+    next_cursor: str | None
+    total: int | None
+
+
+def new_id() -> str:
+    """Time-ordered ids keep B-tree inserts local; 80 random bits make them unguessable."""
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(10)}"
+
+
+def _stamp(resource: dict[str, Any], rid: str, version: int, now: datetime) -> str:
+    resource["id"] = rid
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    resource["meta"] = {**meta, "versionId": str(version), "lastUpdated": instant_text(now)}
+    return orjson.dumps(resource).decode()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ResourceStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self._insert = pg_insert if self.is_postgres else sqlite_insert
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: all or nothing."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(fse_write=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def create(
+        self, conn: AsyncConnection, rtype: str, resource: dict[str, Any], rid: str | None = None
+    ) -> Stored:
+        """Store version 1 under a server id (``rid`` is pre-assigned only by transactions)."""
+        now, rid = _now(), rid or new_id()
+        content = _stamp(resource, rid, 1, now)
+        pk = (
+            await conn.execute(
+                insert(resources)
+                .values(type=rtype, id=rid, version=1, last_updated=now, deleted=False, content=content)
+                .returning(resources.c.pk)
+            )
+        ).scalar_one()
+        stored = Stored(rtype, rid, 1, now, content, False, "POST", pk)
+        await self._append_version(conn, stored)
+        await self._write_index(conn, stored, resource)
+        return stored
+
+    async def update(
+        self,
+        conn: AsyncConnection,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any],
+        if_match: int | None = None,
+    ) -> Stored:
+        current = await self._lock_current(conn, rtype, rid)
+        if current is None:
+            raise MethodNotAllowed(
+                f"{rtype}/{rid} does not exist; ids are assigned by the server, create with POST",
+                code=ErrorCode.UPDATE_CREATE_NOT_SUPPORTED,
+            )
+        pk, version, _deleted = current
+        if if_match is not None and if_match != version:
+            raise PreconditionFailed(
+                f"If-Match names version {if_match} but {rtype}/{rid} is at version {version}",
+                code=ErrorCode.VERSION_CONFLICT,
+            )
+        now, version = _now(), version + 1
+        content = _stamp(resource, rid, version, now)
+        await conn.execute(
+            update(resources)
+            .where(resources.c.pk == pk)
+            .values(version=version, last_updated=now, deleted=False, content=content)
+        )
+        stored = Stored(rtype, rid, version, now, content, False, "PUT", pk)
+        await self._append_version(conn, stored)
+        await self._clear_index(conn, pk)
+        await self._write_index(conn, stored, resource)
+        return stored
+
+    async def delete(self, conn: AsyncConnection, rtype: str, rid: str) -> Stored | None:
+        """Versioned delete; None when it was already deleted (idempotent)."""
+        current = await self._lock_current(conn, rtype, rid)
+        if current is None:
+            raise NotFound(f"{rtype}/{rid} not found")
+        pk, version, deleted = current
+        if deleted:
+            return None
+        now, version = _now(), version + 1
+        await conn.execute(
+            update(resources)
+            .where(resources.c.pk == pk)
+            .values(version=version, last_updated=now, deleted=True, content=None)
+        )
+        stored = Stored(rtype, rid, version, now, None, True, "DELETE", pk)
+        await self._append_version(conn, stored)
+        await self._clear_index(conn, pk)
+        return stored
+
+    async def lock_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> None:
+        """Serialise conditional creates with the same criteria (PostgreSQL advisory lock).
+
+        On SQLite, ``BEGIN IMMEDIATE`` already serialises every writer.
+        """
+        if self.is_postgres:
+            digest = hashlib.blake2b(f"{rtype}?{criteria}".encode(), digest_size=8).digest()
+            key = int.from_bytes(digest, "big", signed=True)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def _lock_current(
+        self, conn: AsyncConnection, rtype: str, rid: str
+    ) -> tuple[int, int, bool] | None:
+        row = (
+            await conn.execute(
+                select(resources.c.pk, resources.c.version, resources.c.deleted)
+                .where(resources.c.type == rtype, resources.c.id == rid)
+                .with_for_update()
+            )
+        ).first()
+        return (row.pk, row.version, row.deleted) if row else None
+
+    async def _append_version(self, conn: AsyncConnection, stored: Stored) -> None:
+        await conn.execute(
+            insert(resource_versions).values(
+                resource_pk=stored.pk,
+                type=stored.type,
+                id=stored.id,
+                version=stored.version,
+                last_updated=stored.last_updated,
+                method=stored.method,
+                content=stored.content,
+            )
+        )
+
+    async def _clear_index(self, conn: AsyncConnection, pk: int) -> None:
+        for table in {*INDEX_TABLES.values(), unique_identifiers}:
+            await conn.execute(delete(table).where(table.c.resource_pk == pk))
+
+    async def _write_index(self, conn: AsyncConnection, stored: Stored, resource: dict[str, Any]) -> None:
+        rows: IndexRows = extract(stored.type, resource)
+        for kind, table_rows in rows.by_table():
+            if table_rows:
+                await conn.execute(
+                    insert(INDEX_TABLES[kind]), [{**r, "resource_pk": stored.pk} for r in table_rows]
+                )
+        if rows.identifiers:
+            await self._claim_identifiers(conn, stored, rows.identifiers)
+
+    async def _claim_identifiers(
+        self, conn: AsyncConnection, stored: Stored, identifiers: list[tuple[str, str]]
+    ) -> None:
+        claimed = await conn.execute(
+            self._insert(unique_identifiers)
+            .on_conflict_do_nothing()
+            .returning(unique_identifiers.c.system, unique_identifiers.c.value),
+            [
+                {"type": stored.type, "system": s, "value": v, "resource_pk": stored.pk}
+                for s, v in identifiers
+            ],
+        )
+        taken = set(identifiers) - {(r.system, r.value) for r in claimed}
+        if taken:
+            resource = orjson.loads(stored.content or "{}")
+            paths = tuple(
+                f"{stored.type}.identifier[{i}]"
+                for i, ident in enumerate(resource.get("identifier", []))
+                if (ident.get("system"), ident.get("value")) in taken
+            )
+            names = ", ".join(f"{s}|{v}" for s, v in sorted(taken))
+            raise Conflict(
+                f"another {stored.type} already holds identifier {names}",
+                paths,
+                code=ErrorCode.DUPLICATE_IDENTIFIER,
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read(self, conn: AsyncConnection, rtype: str, rid: str) -> Stored:
+        row = (
+            await conn.execute(
+                select(
+                    resources.c.pk,
+                    resources.c.version,
+                    resources.c.last_updated,
+                    resources.c.deleted,
+                    resources.c.content,
+                ).where(resources.c.type == rtype, resources.c.id == rid)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} not found")
+        if row.deleted:
+            raise Gone(f"{rtype}/{rid} was deleted (version {row.version})")
+        return Stored(rtype, rid, row.version, row.last_updated, row.content, False, "GET", row.pk)
+
+    async def vread(self, conn: AsyncConnection, rtype: str, rid: str, version: int) -> Stored:
+        row = (
+            await conn.execute(
+                select(resource_versions).where(
+                    resource_versions.c.type == rtype,
+                    resource_versions.c.id == rid,
+                    resource_versions.c.version == version,
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} has no version {version}")
+        if row.method == "DELETE":
+            raise Gone(f"version {version} of {rtype}/{rid} is its deletion")
+        return _stored_version(row)
+
+    async def history(
+        self,
+        conn: AsyncConnection,
+        rtype: str,
+        rid: str | None,
+        count: int,
+        before_pk: int | None,
+        since: datetime | None,
+    ) -> tuple[list[Stored], int | None]:
+        """Newest first; returns the page and the cursor (a version pk) of the next one."""
+        v = resource_versions
+        stmt = select(v).where(v.c.type == rtype).order_by(v.c.pk.desc()).limit(count + 1)
+        if rid is not None:
+            stmt = stmt.where(v.c.id == rid)
+        if before_pk is not None:
+            stmt = stmt.where(v.c.pk < before_pk)
+        if since is not None:
+            stmt = stmt.where(v.c.last_updated >= since)
+        rows = (await conn.execute(stmt)).all()
+        if rid is not None and not rows and before_pk is None:
+            exists = await conn.scalar(
+                select(func.count()).select_from(resources).where(
+                    resources.c.type == rtype, resources.c.id == rid
+                )
+            )
+            if not exists:
+                raise NotFound(f"{rtype}/{rid} not found")
+        page = [_stored_version(r) for r in rows[:count]]
+        return page, (rows[count - 1].pk if len(rows) > count else None)
+
+    async def search(self, conn: AsyncConnection, query: SearchQuery) -> Page:
+        clauses = where_clause(query)
+        sort = sort_expression(query)
+        descending = bool(query.sort and query.sort[1])
+        columns = [resources.c.pk, resources.c.id, resources.c.version, resources.c.last_updated,
+                   resources.c.content]
+        key = sort if sort is not None else resources.c.pk
+        stmt = select(*columns, key.label("sort_key")).where(*clauses)
+        if query.cursor is not None:
+            value, pk = query.cursor
+            left = tuple_(sort, resources.c.pk) if sort is not None else resources.c.pk
+            right = tuple_(value, pk) if sort is not None else pk
+            stmt = stmt.where(left < right if descending else left > right)
+        order = [key, resources.c.pk] if sort is not None else [resources.c.pk]
+        stmt = stmt.order_by(*(c.desc() if descending else c.asc() for c in order))
+        rows = (await conn.execute(stmt.limit(query.count + 1))).all() if query.count else []
+        matches = [
+            Stored(query.resource_type, r.id, r.version, r.last_updated, r.content, pk=r.pk)
+            for r in rows[: query.count]
+        ]
+        next_cursor = None
+        if len(rows) > query.count:
+            last = rows[query.count - 1]
+            next_cursor = encode_cursor(last.sort_key if sort is not None else None, last.pk)
+        total = None
+        if query.total:
+            total = await conn.scalar(select(func.count()).select_from(resources).where(*clauses))
+        included = await self._included(conn, query, matches)
+        return Page(matches, included, next_cursor, total)
+
+    async def _included(self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored]) -> list[Stored]:
+        from fse.store.tables import idx_reference as ref
+
+        if not matches or not (query.includes or query.revincludes):
+            return []
+        pks = [m.pk for m in matches]
+        wanted: set[int] = set()
+        for inc in query.includes:
+            if inc.source_type != query.resource_type:
+                continue
+            target = resources.alias("inc_target")
+            stmt = (
+                select(target.c.pk)
+                .join(ref, (ref.c.target_type == target.c.type) & (ref.c.target_id == target.c.id))
+                .where(ref.c.resource_pk.in_(pks), ref.c.param == inc.param, target.c.deleted == false())
+            )
+            if inc.target_type:
+                stmt = stmt.where(target.c.type == inc.target_type)
+            wanted.update((await conn.execute(stmt)).scalars())
+        ids = [m.id for m in matches]
+        for inc in query.revincludes:
+            stmt = select(ref.c.resource_pk).where(
+                ref.c.type == inc.source_type,
+                ref.c.param == inc.param,
+                ref.c.target_type == query.resource_type,
+                ref.c.target_id.in_(ids),
+            )
+            wanted.update((await conn.execute(stmt)).scalars())
+        wanted -= set(pks)
+        if not wanted:
+            return []
+        rows = await conn.execute(
+            select(resources).where(resources.c.pk.in_(sorted(wanted)), resources.c.deleted == false())
+        )
+        return [
+            Stored(r.type, r.id, r.version, r.last_updated, r.content, pk=r.pk) for r in rows
+        ]
+
+
+def _stored_version(row: Any) -> Stored:
+    return Stored(
+        row.type,
+        row.id,
+        row.version,
+        row.last_updated,
+        row.content,
+        row.method == "DELETE",
+        row.method,
+        row.resource_pk,
+    )

@@ -1,0 +1,1 @@
+"""Pharmacist's lookup and dispensing (issue 6)."""

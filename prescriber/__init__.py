@@ -1,0 +1,1 @@
+"""Doctor's web UI and services (issue 5)."""

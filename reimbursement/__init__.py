@@ -1,0 +1,1 @@
+"""Reimbursement engine: rights, TNR tariffs, adjudication, ledger, payments (issue 4)."""
