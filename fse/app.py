@@ -41,7 +41,7 @@ HTTP_CODES = {
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = create_engine(settings.database_url, settings.db_pool_size)
-    runtime = build_runtime(settings.redis_url)
+    runtime = build_runtime(settings.redis_url, settings.redis_namespace)
     operations = OperationRegistry()
     operations.register(VALIDATE)
 

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; postgresql:// URLs are mapped to asyncpg.",
     )
     redis_url: str | None = Field(default=None, description="Unset: in-process runtime services.")
+    redis_namespace: str = "fse"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

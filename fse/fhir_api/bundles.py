@@ -34,6 +34,9 @@ def _entry(base: str, stored: Stored, tail: dict[str, Any]) -> bytes:
 
 
 def _assemble(head: bytes, entries: list[bytes]) -> bytes:
+    """FHIR JSON has no empty arrays: no entries, no ``entry``."""
+    if not entries:
+        return head + b"}"
     return head + b',"entry":[' + b",".join(entries) + b"]}"
 
 

@@ -232,6 +232,8 @@ def _control(query: SearchQuery, name: str, raw: str, max_count: int) -> None:
         if not raw.isdigit():
             raise _invalid(name, "_count must be a whole number")
         query.count = min(int(raw), max_count)
+        query.echo.append((name, str(query.count)))
+        return
     elif name == "_sort":
         descending = raw.startswith("-")
         key = raw.lstrip("-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
@@ -46,7 +47,7 @@ def _number_match(prefix: str, col: Any, low: Any, high: Any) -> ColumnElement[b
         "le": col < high,
         "sa": col >= high,
         "eb": col < low,
-        "ap": and_(col >= low * 0.9, col < high * 1.1),
+        "ap": and_(col >= low * Decimal("0.9"), col < high * Decimal("1.1")),
     }[prefix]
 
 

@@ -1,0 +1,82 @@
+"""Fixtures: every API test runs on SQLite (in-process runtime) and PostgreSQL (Redis runtime)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fse.app import close, create_app
+from fse.config import Settings
+from fse.store.tables import metadata
+from tests.services import REDIS_URL, create_pg_database, drop_pg_database, migrate_async
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass
+class Platform:
+    backend: str
+    settings: Settings
+    app: FastAPI
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.app.state.engine
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows in every store table: the proof that a failed request left no trace."""
+        async with self.engine.connect() as conn:
+            return {
+                table.name: await conn.scalar(select(func.count()).select_from(table))
+                for table in metadata.sorted_tables
+            }
+
+    async def truncate(self) -> None:
+        names = [t.name for t in reversed(metadata.sorted_tables)]
+        async with self.engine.begin() as conn:
+            if self.backend == "postgresql":
+                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in names:
+                    await conn.execute(text(f"DELETE FROM {name}"))
+
+
+async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[Platform, str]:
+    if backend == "sqlite":
+        url, redis_url = f"sqlite+aiosqlite:///{tmp / 'fse.sqlite3'}", None
+    else:
+        url, redis_url = await create_pg_database(), REDIS_URL
+    await migrate_async(url)
+    settings = Settings(
+        database_url=url,
+        redis_url=redis_url,
+        redis_namespace=f"fse-test-{uuid.uuid4().hex[:8]}",
+        rate_limit_per_minute=0,
+        **overrides,
+    )
+    return Platform(backend, settings, create_app(settings)), url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    built, url = await build_platform(request.param, tmp_path_factory.mktemp(request.param))
+    yield built
+    await close(built.app)
+    if request.param == "postgresql":
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    await platform.truncate()
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
