@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(fhir_router)
     pages.mount(app)
-    app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(
+        ThrottleMiddleware, limiter=runtime.limiter, per_minute=settings.rate_limit_per_minute
+    )
     return app
 
 
@@ -95,6 +97,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         outcome = operation_outcome(
-            [Issue(ErrorCode.INTERNAL_ERROR, "internal error; nothing was stored", issue_type="exception")]
+            [
+                Issue(
+                    ErrorCode.INTERNAL_ERROR,
+                    "internal error; nothing was stored",
+                    issue_type="exception",
+                )
+            ]
         )
         return JSONResponse(outcome, status_code=500, media_type="application/fhir+json")

@@ -22,8 +22,11 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     workers = args.workers or settings.workers
     print(f"FSE platform on http://{host}:{port}  (FHIR base /fhir, docs /docs)", flush=True)
-    print(f"database: {_redacted(settings.database_url)}; runtime: "
-          f"{'redis' if settings.redis_url else 'in-process'}; workers: {workers}", flush=True)
+    print(
+        f"database: {_redacted(settings.database_url)}; runtime: "
+        f"{'redis' if settings.redis_url else 'in-process'}; workers: {workers}",
+        flush=True,
+    )
     uvicorn.run(
         "fse.app:create_app",
         factory=True,
@@ -79,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     seed = sub.add_parser("seed", help="load data")
-    seed.add_argument("--demo", action="store_true", default=True, help="the demo data set (default)")
+    seed.add_argument(
+        "--demo", action="store_true", default=True, help="the demo data set (default)"
+    )
     seed.add_argument("--database-url")
     seed.set_defaults(run=_seed)
     return parser
@@ -91,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI names the failure and what to do next
+    except Exception as exc:
         if os.environ.get("FSE_DEBUG"):
             raise
         print(f"fse {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

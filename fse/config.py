@@ -1,4 +1,4 @@
-"""Settings read from the environment (prefix ``FSE_``), built by the app factory, never at import."""
+"""Settings from the environment (prefix ``FSE_``), built by the app factory, never at import."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    base_url: str = Field(default="", description="Public base of the FHIR API; empty: from request.")
+    base_url: str = Field(
+        default="", description="Public base of the FHIR API; empty: from request."
+    )
     db_pool_size: int = 20
     max_body_bytes: int = 5 * 1024 * 1024
     max_bundle_entries: int = 500

@@ -80,5 +80,8 @@ def validate(resource: dict[str, Any]) -> None:
     issues = validation_issues(resource)
     if issues:
         raise Unprocessable(
-            issues[0].diagnostics, issues[0].expression, code=ErrorCode.INVALID_RESOURCE, issues=issues
+            issues[0].diagnostics,
+            issues[0].expression,
+            code=ErrorCode.INVALID_RESOURCE,
+            issues=issues,
         )

@@ -13,8 +13,14 @@ NGAP = "https://fse.cnss.ma/fhir/CodeSystem/ngap"
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 
-def patient(immat: str = "123456789", cin: str = "BE123456", family: str = "Alaoui",
-            given: str = "Fatima", birth: str = "1978-04-12", **extra: Any) -> dict[str, Any]:
+def patient(
+    immat: str = "123456789",
+    cin: str = "BE123456",
+    family: str = "Alaoui",
+    given: str = "Fatima",
+    birth: str = "1978-04-12",
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "resourceType": "Patient",
         "identifier": [{"system": IMMAT, "value": immat}, {"system": CIN, "value": cin}],
@@ -33,27 +39,48 @@ def practitioner(inpe: str = "100000019", family: str = "Benali") -> dict[str, A
     }
 
 
-def claim(patient_ref: str, number: str = "FSE-1", created: str = "2026-11-20",
-          act: str = "C", amount: int = 150, status: str = "active") -> dict[str, Any]:
+def claim(
+    patient_ref: str,
+    number: str = "FSE-1",
+    created: str = "2026-11-20",
+    act: str = "C",
+    amount: int = 150,
+    status: str = "active",
+) -> dict[str, Any]:
     return {
         "resourceType": "Claim",
         "identifier": [{"system": FSE, "value": number}],
         "status": status,
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                             "code": "professional"}]},
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
+            ]
+        },
         "use": "claim",
         "patient": {"reference": patient_ref},
         "created": created,
         "provider": {"reference": "Practitioner/unknown"},
         "priority": {"coding": [{"code": "normal"}]},
         "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/c1"}}],
-        "item": [{"sequence": 1, "productOrService": {"coding": [{"system": NGAP, "code": act}]},
-                  "net": {"value": amount, "currency": "MAD"}}],
+        "item": [
+            {
+                "sequence": 1,
+                "productOrService": {"coding": [{"system": NGAP, "code": act}]},
+                "net": {"value": amount, "currency": "MAD"},
+            }
+        ],
     }
 
 
-def medication_request(patient_ref: str, ean: str = "6118000170143", line: str = "RX-1-1",
-                       authored: str = "2026-11-20T09:45:00+01:00") -> dict[str, Any]:
+def medication_request(
+    patient_ref: str,
+    ean: str = "6118000170143",
+    line: str = "RX-1-1",
+    authored: str = "2026-11-20T09:45:00+01:00",
+) -> dict[str, Any]:
     return {
         "resourceType": "MedicationRequest",
         "identifier": [{"system": f"{SID}/ligne-prescription", "value": line}],
@@ -66,7 +93,8 @@ def medication_request(patient_ref: str, ean: str = "6118000170143", line: str =
 
 
 async def create(client: Any, resource: dict[str, Any], **headers: str) -> dict[str, Any]:
-    response = await client.post(f"/fhir/{resource['resourceType']}", json=resource,
-                                 headers={**FHIR_JSON, **headers})
+    response = await client.post(
+        f"/fhir/{resource['resourceType']}", json=resource, headers={**FHIR_JSON, **headers}
+    )
     assert response.status_code == 201, response.text
     return response.json()

@@ -55,18 +55,21 @@ async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[
     else:
         url, redis_url = await create_pg_database(), REDIS_URL
     await migrate_async(url)
-    settings = Settings(
-        database_url=url,
-        redis_url=redis_url,
-        redis_namespace=f"fse-test-{uuid.uuid4().hex[:8]}",
-        rate_limit_per_minute=0,
+    options: dict[str, object] = {
+        "database_url": url,
+        "redis_url": redis_url,
+        "redis_namespace": f"fse-test-{uuid.uuid4().hex[:8]}",
+        "rate_limit_per_minute": 0,
         **overrides,
-    )
+    }
+    settings = Settings(**options)  # type: ignore[arg-type]
     return Platform(backend, settings, create_app(settings)), url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-async def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+async def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platform]:
     built, url = await build_platform(request.param, tmp_path_factory.mktemp(request.param))
     yield built
     await close(built.app)

@@ -8,7 +8,9 @@ import uuid
 
 import asyncpg
 
-PG_ADMIN_URL = os.environ.get("FSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "FSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("FSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

@@ -40,9 +40,7 @@ def _assemble(head: bytes, entries: list[bytes]) -> bytes:
     return head + b',"entry":[' + b",".join(entries) + b"]}"
 
 
-def searchset(
-    base: str, resource_type: str, echo: list[tuple[str, str]], page: Page
-) -> bytes:
+def searchset(base: str, resource_type: str, echo: list[tuple[str, str]], page: Page) -> bytes:
     self_url = f"{base}/{resource_type}" + (f"?{urlencode(echo)}" if echo else "")
     links = [{"relation": "self", "url": self_url}]
     if page.next_cursor:
@@ -84,8 +82,11 @@ def history(base: str, self_url: str, next_url: str | None, versions: list[Store
 
 
 def response_entry(
-    status: str, stored: Stored | None = None, outcome: dict[str, Any] | None = None,
-    base: str = "", with_resource: bool = True,
+    status: str,
+    stored: Stored | None = None,
+    outcome: dict[str, Any] | None = None,
+    base: str = "",
+    with_resource: bool = True,
 ) -> bytes:
     response: dict[str, Any] = {"status": status}
     if stored is not None:

@@ -8,8 +8,16 @@ from fse.fhir_api.operations import OperationRegistry
 from fse.store.search_params import SEARCH_PARAMS, UNIQUE_IDENTIFIER_TYPES
 
 SEARCH_PARAM_TYPES = {"quantity": "quantity", "number": "number"}
-INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create",
-                "search-type")
+INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
 COMMON_PARAMS = (
     {"name": "_id", "type": "token"},
     {"name": "_lastUpdated", "type": "date"},

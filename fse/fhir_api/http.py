@@ -59,7 +59,7 @@ def parse_etag(value: str | None, header: str = "If-Match") -> int | None:
     raw = value.strip().removeprefix("W/").strip('"')
     if not raw.isdigit():
         raise BadRequest(
-            f"{header}: expected W/\"<versionId>\", got {value!r}", code=ErrorCode.INVALID_REQUEST
+            f'{header}: expected W/"<versionId>", got {value!r}', code=ErrorCode.INVALID_REQUEST
         )
     return int(raw)
 
@@ -95,8 +95,13 @@ def write_response(request: Request, stored: Stored, status: int, base: str) -> 
     if wanted == "operationoutcome":
         outcome = {
             "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational",
-                       "diagnostics": f"{stored.location} stored"}],
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"{stored.location} stored",
+                }
+            ],
         }
         return fhir_response(outcome, status, headers)
     return fhir_response(stored.content, status, headers)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from fse.config import Settings
 from fse.errors import BadRequest, ErrorCode, PreconditionFailed
 from fse.resources import check_type, require_supported, validate
 from fse.runtime import Runtime
 from fse.store.query import SearchQuery, parse_search
 from fse.store.repository import ResourceStore, Stored
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,15 @@ class FhirService:
         validate(resource)
         return Written(await self.store.update(conn, rtype, rid, resource, if_match), False)
 
-    async def match_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> Stored | None:
+    async def match_conditional(
+        self, conn: AsyncConnection, rtype: str, criteria: str
+    ) -> Stored | None:
         """The one resource matching ``criteria`` (If-None-Exist), under a lock on the criteria."""
         items = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
         if not items:
-            raise BadRequest("If-None-Exist has no search criteria", code=ErrorCode.PRECONDITION_MISSING)
+            raise BadRequest(
+                "If-None-Exist has no search criteria", code=ErrorCode.PRECONDITION_MISSING
+            )
         query = parse_search(rtype, items, default_count=2, max_count=2)
         if query.unknown:
             raise BadRequest(
@@ -95,7 +100,9 @@ class FhirService:
                 tuple(query.unknown),
                 code=ErrorCode.UNKNOWN_SEARCH_PARAMETER,
             )
-        await self.store.lock_conditional(conn, rtype, "&".join(f"{k}={v}" for k, v in sorted(items)))
+        await self.store.lock_conditional(
+            conn, rtype, "&".join(f"{k}={v}" for k, v in sorted(items))
+        )
         page = await self.store.search(conn, query)
         if len(page.matches) > 1:
             raise PreconditionFailed(
@@ -105,7 +112,7 @@ class FhirService:
         return page.matches[0] if page.matches else None
 
     async def announce(self, written: list[Stored]) -> None:
-        """Publish committed changes on the event stream (best effort: the database is the truth)."""
+        """Publish committed changes on the event stream (the database stays the truth)."""
         for stored in written:
             await self.runtime.events.publish(
                 {

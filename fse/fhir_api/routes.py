@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from fse.errors import ErrorCode, MethodNotAllowed, NotFound
+from fse.errors import BadRequest, ErrorCode, MethodNotAllowed, NotFound
 from fse.fhir_api import bundles
 from fse.fhir_api.capability import capability_statement
 from fse.fhir_api.http import (
@@ -25,7 +26,7 @@ from fse.fhir_api.operations import OperationCall, OperationRegistry
 from fse.fhir_api.transaction import BundleProcessor
 from fse.resources import parse_json, require_supported
 from fse.store.dates import date_range
-from fse.store.query import decode_cursor
+from fse.store.query import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -64,14 +65,19 @@ async def metadata(request: Request, operations: Operations, base: Base) -> Resp
 @router.post("", summary="transaction or batch Bundle")
 async def transaction(request: Request, service: Service, base: Base) -> Response:
     processor = BundleProcessor(service, base)
-    kind, entries = processor.entries(parse_json(await read_body(request, service.settings.max_body_bytes)))
-    body, written = await (processor.transaction(entries) if kind == "transaction" else processor.batch(entries))
+    kind, entries = processor.entries(
+        parse_json(await read_body(request, service.settings.max_body_bytes))
+    )
+    body, written = await (
+        processor.transaction(entries) if kind == "transaction" else processor.batch(entries)
+    )
     await service.announce(written)
     return fhir_response(body)
 
 
-async def _search(request: Request, service: Service, base: Base, rtype: str,
-                  items: list[tuple[str, str]]) -> Response:
+async def _search(
+    request: Request, service: Service, base: Base, rtype: str, items: list[tuple[str, str]]
+) -> Response:
     require_supported(rtype)
     query = service.parse_search(rtype, items, prefer(request, "handling") == "strict")
     async with service.store.snapshot() as conn:
@@ -103,15 +109,37 @@ async def create(rtype: str, request: Request, service: Service, base: Base) -> 
     return write_response(request, written.stored, 201, base)
 
 
-async def _history(request: Request, service: Service, base: Base, rtype: str, rid: str | None) -> Response:
-    params = request.query_params
-    count = min(int(params.get("_count", service.settings.default_page_size) or 1),
-                service.settings.max_page_size) if params.get("_count", "1").isdigit() else None
-    if count is None:
-        from fse.errors import BadRequest
+def _page_size(raw: str | None, service: FhirService) -> int:
+    if raw is None:
+        return service.settings.default_page_size
+    if not raw.isdigit() or int(raw) == 0:
+        raise BadRequest(
+            "_count must be a positive whole number",
+            ("_count",),
+            code=ErrorCode.INVALID_SEARCH_PARAMETER,
+        )
+    return min(int(raw), service.settings.max_page_size)
 
-        raise BadRequest("_count must be a whole number", ("_count",), code=ErrorCode.INVALID_SEARCH_PARAMETER)
-    since = date_range(params["_since"])[0] if "_since" in params else None
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return date_range(raw)[0]
+    except ValueError:
+        raise BadRequest(
+            f"_since: '{raw}' is not a FHIR instant",
+            ("_since",),
+            code=ErrorCode.INVALID_SEARCH_PARAMETER,
+        ) from None
+
+
+async def _history(
+    request: Request, service: Service, base: Base, rtype: str, rid: str | None
+) -> Response:
+    params = request.query_params
+    count = _page_size(params.get("_count"), service)
+    since = _since(params.get("_since"))
     before = decode_cursor(params["_cursor"])[1] if "_cursor" in params else None
     async with service.store.snapshot() as conn:
         versions, next_pk = await service.store.history(conn, rtype, rid, count, before, since)
@@ -120,8 +148,6 @@ async def _history(request: Request, service: Service, base: Base, rtype: str, r
     self_url = path + (f"?{urlencode(kept)}" if kept else "")
     next_url = None
     if next_pk is not None:
-        from fse.store.query import encode_cursor
-
         next_url = f"{path}?{urlencode([*kept, ('_cursor', encode_cursor(None, next_pk))])}"
     return fhir_response(bundles.history(base, self_url, next_url, versions))
 
@@ -165,7 +191,9 @@ async def delete(rtype: str, rid: str, service: Service) -> Response:
 
 
 @router.get("/{rtype}/{rid}/_history", summary="history-instance")
-async def history_instance(rtype: str, rid: str, request: Request, service: Service, base: Base) -> Response:
+async def history_instance(
+    rtype: str, rid: str, request: Request, service: Service, base: Base
+) -> Response:
     _checked_id(rtype, rid)
     return await _history(request, service, base, rtype, rid)
 
@@ -182,27 +210,48 @@ async def vread(rtype: str, rid: str, vid: str, service: Service, base: Base) ->
     return fhir_response(stored.content, 200, headers)
 
 
-async def _operation(request: Request, service: FhirService, operations: OperationRegistry,
-                     base: str, rtype: str, rid: str | None, name: str) -> Response:
+async def _operation(
+    request: Request,
+    service: FhirService,
+    operations: OperationRegistry,
+    base: str,
+    rtype: str,
+    rid: str | None,
+    name: str,
+) -> Response:
     require_supported(rtype)
     if not name.startswith("$"):
-        raise MethodNotAllowed(f"POST is not allowed on {request.url.path}", code=ErrorCode.METHOD_NOT_ALLOWED)
+        raise MethodNotAllowed(
+            f"POST is not allowed on {request.url.path}", code=ErrorCode.METHOD_NOT_ALLOWED
+        )
     operation = operations.find(rtype, name[1:])
-    if operation is None or (rid is None and not operation.type_level) or (
-        rid is not None and not operation.instance_level
+    if (
+        operation is None
+        or (rid is None and not operation.type_level)
+        or (rid is not None and not operation.instance_level)
     ):
-        raise NotFound(f"{rtype} has no operation {name} at this level", code=ErrorCode.UNKNOWN_OPERATION)
+        raise NotFound(
+            f"{rtype} has no operation {name} at this level", code=ErrorCode.UNKNOWN_OPERATION
+        )
     return await operation.handler(OperationCall(request, service, rtype, rid, base))
 
 
 @router.post("/{rtype}/{name}", summary="type-level operation ($name)")
-async def type_operation(rtype: str, name: str, request: Request, service: Service,
-                         operations: Operations, base: Base) -> Response:
+async def type_operation(
+    rtype: str, name: str, request: Request, service: Service, operations: Operations, base: Base
+) -> Response:
     return await _operation(request, service, operations, base, rtype, None, name)
 
 
 @router.post("/{rtype}/{rid}/{name}", summary="instance-level operation ($name)")
-async def instance_operation(rtype: str, rid: str, name: str, request: Request, service: Service,
-                             operations: Operations, base: Base) -> Response:
+async def instance_operation(
+    rtype: str,
+    rid: str,
+    name: str,
+    request: Request,
+    service: Service,
+    operations: Operations,
+    base: Base,
+) -> Response:
     _checked_id(rtype, rid)
     return await _operation(request, service, operations, base, rtype, rid, name)

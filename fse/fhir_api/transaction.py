@@ -8,12 +8,13 @@ Bundle back and names the failing entry. A batch runs each entry in its own tran
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fse.errors import BadRequest, ErrorCode, FhirError, Issue, MethodNotAllowed, PayloadTooLarge
+from fse.errors import BadRequest, ErrorCode, FhirError, PayloadTooLarge
 from fse.fhir_api import bundles
 from fse.fhir_api.http import parse_etag
 from fse.fhir_api.interactions import FhirService
@@ -39,7 +40,9 @@ class Entry:
 
 def _bad(index: int, message: str, path: str = "request") -> BadRequest:
     return BadRequest(
-        f"entry[{index}]: {message}", (f"Bundle.entry[{index}].{path}",), code=ErrorCode.INVALID_BUNDLE
+        f"entry[{index}]: {message}",
+        (f"Bundle.entry[{index}].{path}",),
+        code=ErrorCode.INVALID_BUNDLE,
     )
 
 
@@ -59,7 +62,9 @@ def _parse_entry(index: int, raw: Any, base: str) -> Entry:
     resource = raw.get("resource")
     if method in ("POST", "PUT") and not isinstance(resource, dict):
         raise _bad(index, f"{method} needs a resource", "resource")
-    if method == "POST" and len(segments) != 1 or method in ("PUT", "DELETE") and len(segments) != 2:
+    if (method == "POST" and len(segments) != 1) or (
+        method in ("PUT", "DELETE") and len(segments) != 2
+    ):
         raise _bad(index, f"{method} {url}: wrong url shape", "request.url")
     return Entry(
         index,
@@ -99,7 +104,11 @@ def _in_entry(error: FhirError, entry: Entry) -> FhirError:
 def _rewrite_references(node: Any, mapping: dict[str, str]) -> Any:
     if isinstance(node, dict):
         return {
-            k: (mapping.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite_references(v, mapping))
+            k: (
+                mapping.get(v, v)
+                if k == "reference" and isinstance(v, str)
+                else _rewrite_references(v, mapping)
+            )
             for k, v in node.items()
         }
     if isinstance(node, list):
@@ -114,14 +123,21 @@ class BundleProcessor:
 
     def entries(self, bundle: dict[str, Any]) -> tuple[str, list[Any]]:
         if bundle.get("resourceType") != "Bundle":
-            raise BadRequest("POST /fhir takes a Bundle", ("resourceType",), code=ErrorCode.WRONG_RESOURCE_TYPE)
+            raise BadRequest(
+                "POST /fhir takes a Bundle", ("resourceType",), code=ErrorCode.WRONG_RESOURCE_TYPE
+            )
         kind = bundle.get("type")
         if kind not in ("transaction", "batch"):
-            raise BadRequest("Bundle.type must be transaction or batch", ("Bundle.type",),
-                             code=ErrorCode.INVALID_BUNDLE)
+            raise BadRequest(
+                "Bundle.type must be transaction or batch",
+                ("Bundle.type",),
+                code=ErrorCode.INVALID_BUNDLE,
+            )
         entries = bundle.get("entry", []) or []
         if not isinstance(entries, list):
-            raise BadRequest("Bundle.entry must be an array", ("Bundle.entry",), code=ErrorCode.INVALID_BUNDLE)
+            raise BadRequest(
+                "Bundle.entry must be an array", ("Bundle.entry",), code=ErrorCode.INVALID_BUNDLE
+            )
         limit = self.service.settings.max_bundle_entries
         if len(entries) > limit:
             raise PayloadTooLarge(
@@ -144,7 +160,9 @@ class BundleProcessor:
                     raise _in_entry(error, entry) from None
                 if stored is not None:
                     written.append(stored)
-        body = bundles.response_bundle("transaction-response", [results[i] for i in range(len(entries))])
+        body = bundles.response_bundle(
+            "transaction-response", [results[i] for i in range(len(entries))]
+        )
         return body, written
 
     async def _plan(self, conn: AsyncConnection, entries: list[Entry]) -> dict[int, str | Stored]:
@@ -183,11 +201,17 @@ class BundleProcessor:
                 return bundles.response_entry(STATUS_TEXT[200], plan, base=self.base), None
             assert entry.resource is not None
             written = await service.create(conn, entry.rtype, entry.resource, rid=plan)
-            return bundles.response_entry(STATUS_TEXT[201], written.stored, base=self.base), written.stored
+            return bundles.response_entry(
+                STATUS_TEXT[201], written.stored, base=self.base
+            ), written.stored
         if entry.method == "PUT":
             assert entry.resource is not None and entry.rid is not None
-            written = await service.update(conn, entry.rtype, entry.rid, entry.resource, entry.if_match)
-            return bundles.response_entry(STATUS_TEXT[200], written.stored, base=self.base), written.stored
+            written = await service.update(
+                conn, entry.rtype, entry.rid, entry.resource, entry.if_match
+            )
+            return bundles.response_entry(
+                STATUS_TEXT[200], written.stored, base=self.base
+            ), written.stored
         if entry.method == "DELETE":
             assert entry.rid is not None
             stored = await service.store.delete(conn, require_supported(entry.rtype), entry.rid)
@@ -199,7 +223,9 @@ class BundleProcessor:
         if entry.rid is not None:
             stored = await self.service.store.read(conn, rtype, entry.rid)
             return bundles.response_entry(STATUS_TEXT[200], stored, base=self.base)
-        query = self.service.parse_search(rtype, parse_qsl(entry.query, keep_blank_values=True), False)
+        query = self.service.parse_search(
+            rtype, parse_qsl(entry.query, keep_blank_values=True), False
+        )
         page = await self.service.store.search(conn, query)
         searchset = bundles.searchset(self.base, rtype, query.echo, page)
         return b'{"resource":' + searchset + b',"response":{"status":"200 OK"}}'
@@ -223,9 +249,4 @@ class BundleProcessor:
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     return HTTPStatus(status).phrase
-
-
-__all__ = ["BundleProcessor", "Issue", "MethodNotAllowed"]

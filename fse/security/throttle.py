@@ -1,4 +1,4 @@
-"""Per-client request throttling for the FHIR API, as a plain ASGI middleware (no body buffering)."""
+"""Per-client throttling of the FHIR API, as a plain ASGI middleware (no body buffering)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ WINDOW_SECONDS = 60
 
 
 class ThrottleMiddleware:
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, per_minute: int, prefix: str = "/fhir") -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, per_minute: int, prefix: str = "/fhir"
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.per_minute = per_minute
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.per_minute <= 0 or not scope["path"].startswith(self.prefix):
+        if (
+            scope["type"] != "http"
+            or self.per_minute <= 0
+            or not scope["path"].startswith(self.prefix)
+        ):
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("unknown", 0)

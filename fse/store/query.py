@@ -95,7 +95,8 @@ def parse_date(name: str, raw: str) -> tuple[str, datetime, datetime]:
     try:
         low, high = date_range(text)
     except ValueError:
-        raise _invalid(name, f"{name}: '{raw}' is not a FHIR date (YYYY[-MM[-DD[Thh:mm...]]])")
+        message = f"{name}: '{raw}' is not a FHIR date (YYYY[-MM[-DD[Thh:mm...]]])"
+        raise _invalid(name, message) from None
     return prefix, low, high
 
 
@@ -106,13 +107,15 @@ def parse_number(name: str, raw: str) -> tuple[str, Decimal, Decimal, str | None
     try:
         value = Decimal(number_text)
     except InvalidOperation:
-        raise _invalid(name, f"{name}: '{raw}' is not a number")
+        raise _invalid(name, f"{name}: '{raw}' is not a number") from None
     exponent = value.as_tuple().exponent
     half = Decimal(5).scaleb((exponent if isinstance(exponent, int) else 0) - 1)
     return prefix, value - half, value + half, system or None, code or None
 
 
-def parse_reference(param: SearchParam, raw: str, type_modifier: str | None) -> tuple[str | None, str]:
+def parse_reference(
+    param: SearchParam, raw: str, type_modifier: str | None
+) -> tuple[str | None, str]:
     parts = raw.rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
@@ -210,7 +213,9 @@ def _include(name: str, raw: str, reverse: bool) -> Include:
 
 
 def encode_cursor(sort_value: Any, pk: int) -> str:
-    payload = orjson.dumps([sort_value.isoformat() if isinstance(sort_value, datetime) else sort_value, pk])
+    payload = orjson.dumps(
+        [sort_value.isoformat() if isinstance(sort_value, datetime) else sort_value, pk]
+    )
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 

@@ -28,6 +28,7 @@ from fse.store.indexing import IndexRows, extract
 from fse.store.query import SearchQuery, encode_cursor
 from fse.store.search import sort_expression, where_clause
 from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
+from fse.store.tables import idx_reference as ref
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ class ResourceStore:
         pk = (
             await conn.execute(
                 insert(resources)
-                .values(type=rtype, id=rid, version=1, last_updated=now, deleted=False, content=content)
+                .values(
+                    type=rtype, id=rid, version=1, last_updated=now, deleted=False, content=content
+                )
                 .returning(resources.c.pk)
             )
         ).scalar_one()
@@ -206,12 +209,15 @@ class ResourceStore:
         for table in {*INDEX_TABLES.values(), unique_identifiers}:
             await conn.execute(delete(table).where(table.c.resource_pk == pk))
 
-    async def _write_index(self, conn: AsyncConnection, stored: Stored, resource: dict[str, Any]) -> None:
+    async def _write_index(
+        self, conn: AsyncConnection, stored: Stored, resource: dict[str, Any]
+    ) -> None:
         rows: IndexRows = extract(stored.type, resource)
         for kind, table_rows in rows.by_table():
             if table_rows:
                 await conn.execute(
-                    insert(INDEX_TABLES[kind]), [{**r, "resource_pk": stored.pk} for r in table_rows]
+                    insert(INDEX_TABLES[kind]),
+                    [{**r, "resource_pk": stored.pk} for r in table_rows],
                 )
         if rows.identifiers:
             await self._claim_identifiers(conn, stored, rows.identifiers)
@@ -300,9 +306,9 @@ class ResourceStore:
         rows = (await conn.execute(stmt)).all()
         if rid is not None and not rows and before_pk is None:
             exists = await conn.scalar(
-                select(func.count()).select_from(resources).where(
-                    resources.c.type == rtype, resources.c.id == rid
-                )
+                select(func.count())
+                .select_from(resources)
+                .where(resources.c.type == rtype, resources.c.id == rid)
             )
             if not exists:
                 raise NotFound(f"{rtype}/{rid} not found")
@@ -313,8 +319,13 @@ class ResourceStore:
         clauses = where_clause(query)
         sort = sort_expression(query)
         descending = bool(query.sort and query.sort[1])
-        columns = [resources.c.pk, resources.c.id, resources.c.version, resources.c.last_updated,
-                   resources.c.content]
+        columns = [
+            resources.c.pk,
+            resources.c.id,
+            resources.c.version,
+            resources.c.last_updated,
+            resources.c.content,
+        ]
         key = sort if sort is not None else resources.c.pk
         stmt = select(*columns, key.label("sort_key")).where(*clauses)
         if query.cursor is not None:
@@ -339,9 +350,9 @@ class ResourceStore:
         included = await self._included(conn, query, matches)
         return Page(matches, included, next_cursor, total)
 
-    async def _included(self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored]) -> list[Stored]:
-        from fse.store.tables import idx_reference as ref
-
+    async def _included(
+        self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored]
+    ) -> list[Stored]:
         if not matches or not (query.includes or query.revincludes):
             return []
         pks = [m.pk for m in matches]
@@ -353,7 +364,11 @@ class ResourceStore:
             stmt = (
                 select(target.c.pk)
                 .join(ref, (ref.c.target_type == target.c.type) & (ref.c.target_id == target.c.id))
-                .where(ref.c.resource_pk.in_(pks), ref.c.param == inc.param, target.c.deleted == false())
+                .where(
+                    ref.c.resource_pk.in_(pks),
+                    ref.c.param == inc.param,
+                    target.c.deleted == false(),
+                )
             )
             if inc.target_type:
                 stmt = stmt.where(target.c.type == inc.target_type)
@@ -371,11 +386,11 @@ class ResourceStore:
         if not wanted:
             return []
         rows = await conn.execute(
-            select(resources).where(resources.c.pk.in_(sorted(wanted)), resources.c.deleted == false())
+            select(resources).where(
+                resources.c.pk.in_(sorted(wanted)), resources.c.deleted == false()
+            )
         )
-        return [
-            Stored(r.type, r.id, r.version, r.last_updated, r.content, pk=r.pk) for r in rows
-        ]
+        return [Stored(r.type, r.id, r.version, r.last_updated, r.content, pk=r.pk) for r in rows]
 
 
 def _stored_version(row: Any) -> Stored:

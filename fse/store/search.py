@@ -22,7 +22,9 @@ from fse.store.tables import (
 )
 
 
-def _date_match(prefix: str, low_col: Any, high_col: Any, low: Any, high: Any) -> ColumnElement[bool]:
+def _date_match(
+    prefix: str, low_col: Any, high_col: Any, low: Any, high: Any
+) -> ColumnElement[bool]:
     """Range comparison of FHIR R4 §3.1.1.5.5: the target range [low_col, high_col]."""
     return {
         "eq": and_(low_col >= low, high_col <= high),
@@ -72,10 +74,14 @@ def _value_match(criterion: Criterion) -> ColumnElement[bool]:
         if criterion.modifier == "exact":
             return idx_string.c.exact.in_(values)
         if criterion.modifier == "contains":
-            return or_(*(idx_string.c.value.contains(normalize(v), autoescape=True) for v in values))
+            return or_(
+                *(idx_string.c.value.contains(normalize(v), autoescape=True) for v in values)
+            )
         return or_(*(idx_string.c.value.startswith(normalize(v), autoescape=True) for v in values))
     if kind == "date":
-        return or_(*(_date_match(p, idx_date.c.low, idx_date.c.high, lo, hi) for p, lo, hi in values))
+        return or_(
+            *(_date_match(p, idx_date.c.low, idx_date.c.high, lo, hi) for p, lo, hi in values)
+        )
     if kind == "reference":
         return or_(
             *(
@@ -97,17 +103,23 @@ def _value_match(criterion: Criterion) -> ColumnElement[bool]:
     )
 
 
-def _condition(rtype: str, criterion: Criterion | Chain, pk: KeyedColumnElement[Any]) -> ColumnElement[bool]:
+def _condition(
+    rtype: str, criterion: Criterion | Chain, pk: KeyedColumnElement[Any]
+) -> ColumnElement[bool]:
     if isinstance(criterion, Chain):
         return _chain_condition(rtype, criterion, pk)
     if criterion.kind == "id":
-        return resources.c.id.in_(criterion.values) if pk is resources.c.pk else _target_id(
-            rtype, criterion, pk
+        return (
+            resources.c.id.in_(criterion.values)
+            if pk is resources.c.pk
+            else _target_id(rtype, criterion, pk)
         )
     if criterion.kind == "lastUpdated":
         return _last_updated(rtype, criterion, pk)
     table = INDEX_TABLES[criterion.kind]
-    scoped = select(table.c.resource_pk).where(table.c.type == rtype, table.c.param == criterion.param)
+    scoped = select(table.c.resource_pk).where(
+        table.c.type == rtype, table.c.param == criterion.param
+    )
     if criterion.modifier == "missing":
         present = pk.in_(scoped)
         return not_(present) if criterion.values[0] else present
@@ -115,12 +127,18 @@ def _condition(rtype: str, criterion: Criterion | Chain, pk: KeyedColumnElement[
     return not_(matching) if criterion.modifier == "not" else matching
 
 
-def _target_id(rtype: str, criterion: Criterion, pk: KeyedColumnElement[Any]) -> ColumnElement[bool]:
+def _target_id(
+    rtype: str, criterion: Criterion, pk: KeyedColumnElement[Any]
+) -> ColumnElement[bool]:
     target = resources.alias("id_target")
-    return pk.in_(select(target.c.pk).where(target.c.type == rtype, target.c.id.in_(criterion.values)))
+    return pk.in_(
+        select(target.c.pk).where(target.c.type == rtype, target.c.id.in_(criterion.values))
+    )
 
 
-def _last_updated(rtype: str, criterion: Criterion, pk: KeyedColumnElement[Any]) -> ColumnElement[bool]:
+def _last_updated(
+    rtype: str, criterion: Criterion, pk: KeyedColumnElement[Any]
+) -> ColumnElement[bool]:
     target = resources if pk is resources.c.pk else resources.alias("lu_target")
     col = target.c.last_updated
     match = or_(*(_date_match(p, col, col, lo, hi) for p, lo, hi in criterion.values))

@@ -1,4 +1,4 @@
-"""Declared search parameters per resource type: what gets indexed on write and what can be searched.
+"""Declared search parameters per resource type: what is indexed on write and can be searched.
 
 Names and paths follow the FHIR R4 SearchParameter registry; ``targets`` lists the resource types
 a reference parameter may point to (used for chaining and plain-id values).

@@ -153,7 +153,9 @@ idx_reference = _index_table(
     Column("target_type", String(64), nullable=False),
     Column("target_id", String(64), nullable=False),
     indexes=(
-        Index("ix_idx_reference_lookup", "type", "param", "target_id", "target_type", "resource_pk"),
+        Index(
+            "ix_idx_reference_lookup", "type", "param", "target_id", "target_type", "resource_pk"
+        ),
     ),
 )
 

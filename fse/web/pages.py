@@ -32,5 +32,7 @@ async def docs(request: Request) -> HTMLResponse:
 
 
 def mount(app: FastAPI) -> None:
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.mount(
+        "/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger"
+    )
     app.include_router(router)

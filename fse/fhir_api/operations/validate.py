@@ -34,11 +34,18 @@ async def validate_operation(call: OperationCall) -> Response:
     if not issues:
         outcome = {
             "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational",
-                       "diagnostics": f"{call.resource_type} is valid"}],
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"{call.resource_type} is valid",
+                }
+            ],
         }
         return fhir_response(outcome)
-    return fhir_response({"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]})
+    return fhir_response(
+        {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
+    )
 
 
 VALIDATE = Operation(

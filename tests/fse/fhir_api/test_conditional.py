@@ -12,19 +12,27 @@ from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
 
 
-async def test_match_returns_the_existing_resource_with_200(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_match_returns_the_existing_resource_with_200(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     first = await create(client, patient())
     before = await platform.row_counts()
-    response = await client.post("/fhir/Patient", json=patient(), headers={
-        **FHIR_JSON, "If-None-Exist": f"identifier={IMMAT}|123456789"})
+    response = await client.post(
+        "/fhir/Patient",
+        json=patient(),
+        headers={**FHIR_JSON, "If-None-Exist": f"identifier={IMMAT}|123456789"},
+    )
     assert response.status_code == 200
     assert response.json()["id"] == first["id"]
     assert await platform.row_counts() == before
 
 
 async def test_no_match_creates(client: httpx.AsyncClient) -> None:
-    response = await client.post("/fhir/Patient", json=patient(), headers={
-        **FHIR_JSON, "If-None-Exist": f"identifier={CIN}|BE123456"})
+    response = await client.post(
+        "/fhir/Patient",
+        json=patient(),
+        headers={**FHIR_JSON, "If-None-Exist": f"identifier={CIN}|BE123456"},
+    )
     assert response.status_code == 201
 
 
@@ -32,16 +40,24 @@ async def test_several_matches_is_412(client: httpx.AsyncClient, platform: Platf
     await create(client, patient(immat="111111111", cin="A1", family="Idrissi"))
     await create(client, patient(immat="222222222", cin="A2", family="Idrissi"))
     before = await platform.row_counts()
-    response = await client.post("/fhir/Patient", json=patient(immat="333333333", cin="A3"), headers={
-        **FHIR_JSON, "If-None-Exist": "family=idrissi"})
+    response = await client.post(
+        "/fhir/Patient",
+        json=patient(immat="333333333", cin="A3"),
+        headers={**FHIR_JSON, "If-None-Exist": "family=idrissi"},
+    )
     assert_outcome(response, 412, ErrorCode.MULTIPLE_MATCHES)
     assert await platform.row_counts() == before
 
 
-async def test_unknown_criteria_are_refused_not_ignored(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_unknown_criteria_are_refused_not_ignored(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     before = await platform.row_counts()
-    response = await client.post("/fhir/Patient", json=patient(), headers={
-        **FHIR_JSON, "If-None-Exist": "favourite-colour=blue"})
+    response = await client.post(
+        "/fhir/Patient",
+        json=patient(),
+        headers={**FHIR_JSON, "If-None-Exist": "favourite-colour=blue"},
+    )
     assert_outcome(response, 400, ErrorCode.UNKNOWN_SEARCH_PARAMETER, "favourite-colour")
     assert await platform.row_counts() == before
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import httpx
 
 from fse.errors import ErrorCode
-from tests.builders import CIN, FHIR_JSON, FSE, IMMAT, NGAP, claim, create, medication_request, patient
+from tests.builders import (
+    CIN,
+    FHIR_JSON,
+    FSE,
+    IMMAT,
+    NGAP,
+    claim,
+    create,
+    medication_request,
+    patient,
+)
 from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
 
@@ -23,10 +33,18 @@ async def search(client: httpx.AsyncClient, path: str, **params: str) -> dict:
 
 
 async def two_patients(client: httpx.AsyncClient) -> tuple[dict, dict]:
-    first = await create(client, patient(immat="123456789", cin="BE123456", family="Alaoui",
-                                         given="Élodie", birth="1978-04-12"))
-    second = await create(client, patient(immat="987654321", cin="A654321", family="Tazi",
-                                          given="Youssef", birth="1985-09-30"))
+    first = await create(
+        client,
+        patient(
+            immat="123456789", cin="BE123456", family="Alaoui", given="Élodie", birth="1978-04-12"
+        ),
+    )
+    second = await create(
+        client,
+        patient(
+            immat="987654321", cin="A654321", family="Tazi", given="Youssef", birth="1985-09-30"
+        ),
+    )
     return first, second
 
 
@@ -42,11 +60,15 @@ async def test_comma_is_or_and_repetition_is_and(client: httpx.AsyncClient) -> N
     first, second = await two_patients(client)
     both = await search(client, "Patient", identifier="BE123456,A654321")
     assert sorted(ids(both)) == sorted([first["id"], second["id"]])
-    response = await client.get("/fhir/Patient", params=[("identifier", "BE123456"), ("identifier", "A654321")])
+    response = await client.get(
+        "/fhir/Patient", params=[("identifier", "BE123456"), ("identifier", "A654321")]
+    )
     assert ids(response.json()) == []
 
 
-async def test_string_search_ignores_case_and_accents_and_matches_prefixes(client: httpx.AsyncClient) -> None:
+async def test_string_search_ignores_case_and_accents_and_matches_prefixes(
+    client: httpx.AsyncClient,
+) -> None:
     first, second = await two_patients(client)
     assert ids(await search(client, "Patient", name="elod")) == [first["id"]]
     assert ids(await search(client, "Patient", family="TAZ")) == [second["id"]]
@@ -62,16 +84,25 @@ async def test_dates_with_prefixes(client: httpx.AsyncClient) -> None:
     assert ids(await search(client, "Patient", birthdate="ge1980-01-01")) == [second["id"]]
     assert ids(await search(client, "Patient", birthdate="lt1980")) == [first["id"]]
     assert ids(await search(client, "Patient", birthdate="gt1985-09-30")) == []
-    assert ids(await search(client, "Patient", birthdate="le1985-09-30")) == [first["id"], second["id"]]
-    response = await client.get("/fhir/Patient", params=[("birthdate", "ge1978-01-01"), ("birthdate", "lt1979")])
+    assert ids(await search(client, "Patient", birthdate="le1985-09-30")) == [
+        first["id"],
+        second["id"],
+    ]
+    response = await client.get(
+        "/fhir/Patient", params=[("birthdate", "ge1978-01-01"), ("birthdate", "lt1979")]
+    )
     assert ids(response.json()) == [first["id"]]
 
 
 async def test_datetime_with_timezone(client: httpx.AsyncClient) -> None:
     owner = await create(client, patient())
-    mr = await create(client, medication_request(f"Patient/{owner['id']}", authored="2026-11-20T00:30:00+01:00"))
+    mr = await create(
+        client, medication_request(f"Patient/{owner['id']}", authored="2026-11-20T00:30:00+01:00")
+    )
     # 00:30 in Morocco (+01:00) is still the 19th in UTC.
-    assert ids(await search(client, "MedicationRequest", authoredon="ge2026-11-19T23:00:00Z")) == [mr["id"]]
+    assert ids(await search(client, "MedicationRequest", authoredon="ge2026-11-19T23:00:00Z")) == [
+        mr["id"]
+    ]
     assert ids(await search(client, "MedicationRequest", authoredon="gt2026-11-20T00:00:00Z")) == []
 
 
@@ -81,8 +112,12 @@ async def test_reference_by_id_type_and_chain(client: httpx.AsyncClient) -> None
     await create(client, claim(f"Patient/{second['id']}", number="FSE-2"))
     assert ids(await search(client, "Claim", patient=f"Patient/{first['id']}")) == [mine["id"]]
     assert ids(await search(client, "Claim", patient=first["id"])) == [mine["id"]]
-    assert ids(await search(client, "Claim", **{"patient.identifier": f"{IMMAT}|123456789"})) == [mine["id"]]
-    assert ids(await search(client, "Claim", **{"patient:Patient.identifier": "BE123456"})) == [mine["id"]]
+    assert ids(await search(client, "Claim", **{"patient.identifier": f"{IMMAT}|123456789"})) == [
+        mine["id"]
+    ]
+    assert ids(await search(client, "Claim", **{"patient:Patient.identifier": "BE123456"})) == [
+        mine["id"]
+    ]
     assert ids(await search(client, "Claim", **{"patient.name": "alaoui"})) == [mine["id"]]
     assert ids(await search(client, "Claim", **{"patient.identifier": f"{IMMAT}|000000000"})) == []
 
@@ -97,23 +132,31 @@ async def test_chain_ignores_deleted_targets(client: httpx.AsyncClient) -> None:
 async def test_status_code_and_not_modifier(client: httpx.AsyncClient) -> None:
     first, _ = await two_patients(client)
     active = await create(client, claim(f"Patient/{first['id']}", number="1", act="C"))
-    draft = await create(client, claim(f"Patient/{first['id']}", number="2", act="Cs", status="draft"))
+    draft = await create(
+        client, claim(f"Patient/{first['id']}", number="2", act="Cs", status="draft")
+    )
     assert ids(await search(client, "Claim", status="active")) == [active["id"]]
     assert ids(await search(client, "Claim", **{"status:not": "active"})) == [draft["id"]]
     mr = await create(client, medication_request(f"Patient/{first['id']}"))
-    assert ids(await search(client, "MedicationRequest", code="urn:oid:1.3.160|6118000170143")) == [mr["id"]]
+    assert ids(await search(client, "MedicationRequest", code="urn:oid:1.3.160|6118000170143")) == [
+        mr["id"]
+    ]
     assert ids(await search(client, "MedicationRequest", code=f"{NGAP}|6118000170143")) == []
 
 
 async def test_missing_modifier(client: httpx.AsyncClient) -> None:
     with_birth = await create(client, patient())
-    without = await create(client, {"resourceType": "Patient", "identifier": [{"system": CIN, "value": "Z1"}]})
+    without = await create(
+        client, {"resourceType": "Patient", "identifier": [{"system": CIN, "value": "Z1"}]}
+    )
     assert ids(await search(client, "Patient", **{"birthdate:missing": "true"})) == [without["id"]]
-    assert ids(await search(client, "Patient", **{"birthdate:missing": "false"})) == [with_birth["id"]]
+    assert ids(await search(client, "Patient", **{"birthdate:missing": "false"})) == [
+        with_birth["id"]
+    ]
 
 
 async def test_id_and_last_updated(client: httpx.AsyncClient) -> None:
-    first, second = await two_patients(client)
+    _first, second = await two_patients(client)
     assert ids(await search(client, "Patient", _id=second["id"])) == [second["id"]]
     stamp = second["meta"]["lastUpdated"]
     assert second["id"] in ids(await search(client, "Patient", _lastUpdated=f"ge{stamp}"))
@@ -126,7 +169,9 @@ async def test_include_and_revinclude(client: httpx.AsyncClient) -> None:
     bundle = await search(client, "Claim", _include="Claim:patient")
     modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in bundle["entry"]}
     assert modes == {("Claim", "match"), ("Patient", "include")}
-    assert [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include"] == [first["id"]]
+    assert [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include"] == [
+        first["id"]
+    ]
     rev = await search(client, "Patient", _id=first["id"], _revinclude="Claim:patient")
     included = [e["resource"]["id"] for e in rev["entry"] if e["search"]["mode"] == "include"]
     assert included == [mine["id"]]
@@ -151,7 +196,10 @@ async def test_keyset_paging_is_stable_under_inserts(client: httpx.AsyncClient) 
 async def test_count_is_capped(client: httpx.AsyncClient, platform: Platform) -> None:
     cap = platform.settings.max_page_size
     entries = [
-        {"resource": patient(immat=f"{n:09d}", cin=f"C{n}"), "request": {"method": "POST", "url": "Patient"}}
+        {
+            "resource": patient(immat=f"{n:09d}", cin=f"C{n}"),
+            "request": {"method": "POST", "url": "Patient"},
+        }
         for n in range(cap + 1)
     ]
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -192,12 +240,13 @@ async def test_total_only_when_asked(client: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_parameters_are_ignored_unless_strict(client: httpx.AsyncClient) -> None:
-    first, second = await two_patients(client)
+    first, _second = await two_patients(client)
     lenient = await search(client, "Patient", colour="blue", identifier="BE123456")
     assert ids(lenient) == [first["id"]]
     assert "colour" not in lenient["link"][0]["url"]
-    strict = await client.get("/fhir/Patient", params={"colour": "blue"},
-                              headers={"Prefer": "handling=strict"})
+    strict = await client.get(
+        "/fhir/Patient", params={"colour": "blue"}, headers={"Prefer": "handling=strict"}
+    )
     assert_outcome(strict, 400, ErrorCode.UNKNOWN_SEARCH_PARAMETER, "colour")
 
 
@@ -216,16 +265,22 @@ async def test_bad_values_are_400_with_the_parameter(client: httpx.AsyncClient) 
 
 async def test_post_search_with_form_body(client: httpx.AsyncClient) -> None:
     first, _ = await two_patients(client)
-    response = await client.post("/fhir/Patient/_search", content=f"identifier={FSE}|x,BE123456",
-                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    response = await client.post(
+        "/fhir/Patient/_search",
+        content=f"identifier={FSE}|x,BE123456",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert ids(response.json()) == [first["id"]]
 
 
 async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
     owner = await create(client, patient())
-    base = {"resourceType": "ChargeItem", "status": "billable",
-            "code": {"coding": [{"system": NGAP, "code": "K"}]},
-            "subject": {"reference": f"Patient/{owner['id']}"}}
+    base = {
+        "resourceType": "ChargeItem",
+        "status": "billable",
+        "code": {"coding": [{"system": NGAP, "code": "K"}]},
+        "subject": {"reference": f"Patient/{owner['id']}"},
+    }
     one = await create(client, {**base, "quantity": {"value": 1}, "factorOverride": 1.5})
     two = await create(client, {**base, "quantity": {"value": 30}})
     assert ids(await search(client, "ChargeItem", quantity="30")) == [two["id"]]

@@ -27,16 +27,23 @@ def post(resource: dict, full_url: str | None = None, if_none_exist: str | None 
 PATIENT_URN = "urn:uuid:6f1c3e0a-0000-4000-8000-000000000001"
 
 
-async def test_transaction_resolves_urn_references_and_commits_all(client: httpx.AsyncClient) -> None:
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "transaction", post(claim(PATIENT_URN)), post(patient(), PATIENT_URN)))
+async def test_transaction_resolves_urn_references_and_commits_all(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle("transaction", post(claim(PATIENT_URN)), post(patient(), PATIENT_URN)),
+    )
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["type"] == "transaction-response"
     assert [e["response"]["status"] for e in result["entry"]] == ["201 Created", "201 Created"]
     claim_stored, patient_stored = (e["resource"] for e in result["entry"])
     assert claim_stored["patient"]["reference"] == f"Patient/{patient_stored['id']}"
-    found = (await client.get("/fhir/Claim", params={"patient.identifier": f"{IMMAT}|123456789"})).json()
+    found = (
+        await client.get("/fhir/Claim", params={"patient.identifier": f"{IMMAT}|123456789"})
+    ).json()
     assert [e["resource"]["id"] for e in found["entry"]] == [claim_stored["id"]]
 
 
@@ -46,33 +53,55 @@ async def test_failing_entry_rolls_back_everything_and_names_the_entry(
     before = await platform.row_counts()
     broken = claim(PATIENT_URN)
     broken["item"][0]["sequence"] = "first"
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "transaction", post(patient(), PATIENT_URN), post(broken)))
-    assert_outcome(response, 422, ErrorCode.INVALID_RESOURCE, "Bundle.entry[1].resource.item[0].sequence")
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle("transaction", post(patient(), PATIENT_URN), post(broken)),
+    )
+    assert_outcome(
+        response, 422, ErrorCode.INVALID_RESOURCE, "Bundle.entry[1].resource.item[0].sequence"
+    )
     assert await platform.row_counts() == before
 
 
-async def test_transaction_conflict_rolls_back_earlier_writes(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_transaction_conflict_rolls_back_earlier_writes(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     existing = await create(client, patient(immat="111111111", cin="A1"))
     before = await platform.row_counts()
     existing["gender"] = "male"
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "transaction",
-        {"resource": existing, "request": {"method": "PUT", "url": f"Patient/{existing['id']}"}},
-        post(patient(immat="111111111", cin="A2")),
-    ))
-    assert_outcome(response, 409, ErrorCode.DUPLICATE_IDENTIFIER, "Bundle.entry[1].resource.identifier[0]")
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle(
+            "transaction",
+            {
+                "resource": existing,
+                "request": {"method": "PUT", "url": f"Patient/{existing['id']}"},
+            },
+            post(patient(immat="111111111", cin="A2")),
+        ),
+    )
+    assert_outcome(
+        response, 409, ErrorCode.DUPLICATE_IDENTIFIER, "Bundle.entry[1].resource.identifier[0]"
+    )
     assert await platform.row_counts() == before
     assert (await client.get(f"/fhir/Patient/{existing['id']}")).json()["gender"] == "female"
 
 
-async def test_conditional_create_in_transaction_reuses_the_existing_resource(client: httpx.AsyncClient) -> None:
+async def test_conditional_create_in_transaction_reuses_the_existing_resource(
+    client: httpx.AsyncClient,
+) -> None:
     existing = await create(client, patient())
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "transaction",
-        post(patient(), PATIENT_URN, if_none_exist=f"identifier={IMMAT}|123456789"),
-        post(claim(PATIENT_URN)),
-    ))
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle(
+            "transaction",
+            post(patient(), PATIENT_URN, if_none_exist=f"identifier={IMMAT}|123456789"),
+            post(claim(PATIENT_URN)),
+        ),
+    )
     result = response.json()
     assert [e["response"]["status"] for e in result["entry"]] == ["200 OK", "201 Created"]
     assert result["entry"][1]["resource"]["patient"]["reference"] == f"Patient/{existing['id']}"
@@ -82,40 +111,71 @@ async def test_transaction_with_update_delete_and_read(client: httpx.AsyncClient
     keep = await create(client, patient(immat="111111111", cin="A1"))
     drop = await create(client, patient(immat="222222222", cin="A2"))
     keep["gender"] = "male"
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "transaction",
-        {"request": {"method": "GET", "url": f"Patient/{keep['id']}"}},
-        {"resource": keep, "request": {"method": "PUT", "url": f"Patient/{keep['id']}", "ifMatch": 'W/"1"'}},
-        {"request": {"method": "DELETE", "url": f"Patient/{drop['id']}"}},
-        {"request": {"method": "GET", "url": "Patient?identifier=222222222"}},
-    ))
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle(
+            "transaction",
+            {"request": {"method": "GET", "url": f"Patient/{keep['id']}"}},
+            {
+                "resource": keep,
+                "request": {"method": "PUT", "url": f"Patient/{keep['id']}", "ifMatch": 'W/"1"'},
+            },
+            {"request": {"method": "DELETE", "url": f"Patient/{drop['id']}"}},
+            {"request": {"method": "GET", "url": "Patient?identifier=222222222"}},
+        ),
+    )
     assert response.status_code == 200, response.text
     entries = response.json()["entry"]
-    assert [e["response"]["status"] for e in entries] == ["200 OK", "200 OK", "204 No Content", "200 OK"]
+    assert [e["response"]["status"] for e in entries] == [
+        "200 OK",
+        "200 OK",
+        "204 No Content",
+        "200 OK",
+    ]
     assert entries[0]["resource"]["gender"] == "male"  # GET runs after PUT
     assert entries[3]["resource"]["type"] == "searchset" and "entry" not in entries[3]["resource"]
     assert (await client.get(f"/fhir/Patient/{drop['id']}")).status_code == 410
 
 
-async def test_stale_if_match_in_transaction_is_412(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_stale_if_match_in_transaction_is_412(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     existing = await create(client, patient())
     before = await platform.row_counts()
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "transaction",
-        {"resource": existing, "request": {"method": "PUT", "url": f"Patient/{existing['id']}", "ifMatch": 'W/"7"'}},
-    ))
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle(
+            "transaction",
+            {
+                "resource": existing,
+                "request": {
+                    "method": "PUT",
+                    "url": f"Patient/{existing['id']}",
+                    "ifMatch": 'W/"7"',
+                },
+            },
+        ),
+    )
     assert_outcome(response, 412, ErrorCode.VERSION_CONFLICT)
     assert await platform.row_counts() == before
 
 
-async def test_batch_entries_fail_independently(client: httpx.AsyncClient, platform: Platform) -> None:
-    response = await client.post("/fhir", headers=FHIR_JSON, json=bundle(
-        "batch",
-        post(patient(immat="111111111", cin="A1")),
-        post({"resourceType": "Patient", "birthDate": "never"}),
-        {"request": {"method": "GET", "url": "Patient/missing"}},
-        post(patient(immat="222222222", cin="A2")),
-    ))
+async def test_batch_entries_fail_independently(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    response = await client.post(
+        "/fhir",
+        headers=FHIR_JSON,
+        json=bundle(
+            "batch",
+            post(patient(immat="111111111", cin="A1")),
+            post({"resourceType": "Patient", "birthDate": "never"}),
+            {"request": {"method": "GET", "url": "Patient/missing"}},
+            post(patient(immat="222222222", cin="A2")),
+        ),
+    )
     assert response.status_code == 200
     result = response.json()
     assert result["type"] == "batch-response"
@@ -128,16 +188,40 @@ async def test_batch_entries_fail_independently(client: httpx.AsyncClient, platf
 
 async def test_bundle_errors(client: httpx.AsyncClient, platform: Platform) -> None:
     before = await platform.row_counts()
-    too_many = bundle("transaction", *[post(patient(immat=f"{n:09d}", cin=f"A{n}"))
-                                       for n in range(platform.settings.max_bundle_entries + 1)])
-    assert_outcome(await client.post("/fhir", json=too_many, headers=FHIR_JSON), 413, ErrorCode.BUNDLE_TOO_LARGE)
-    assert_outcome(await client.post("/fhir", json=bundle("collection"), headers=FHIR_JSON), 400,
-                   ErrorCode.INVALID_BUNDLE, "Bundle.type")
-    assert_outcome(await client.post("/fhir", json=patient(), headers=FHIR_JSON), 400,
-                   ErrorCode.WRONG_RESOURCE_TYPE)
+    too_many = bundle(
+        "transaction",
+        *[
+            post(patient(immat=f"{n:09d}", cin=f"A{n}"))
+            for n in range(platform.settings.max_bundle_entries + 1)
+        ],
+    )
+    assert_outcome(
+        await client.post("/fhir", json=too_many, headers=FHIR_JSON),
+        413,
+        ErrorCode.BUNDLE_TOO_LARGE,
+    )
+    assert_outcome(
+        await client.post("/fhir", json=bundle("collection"), headers=FHIR_JSON),
+        400,
+        ErrorCode.INVALID_BUNDLE,
+        "Bundle.type",
+    )
+    assert_outcome(
+        await client.post("/fhir", json=patient(), headers=FHIR_JSON),
+        400,
+        ErrorCode.WRONG_RESOURCE_TYPE,
+    )
     no_request = bundle("transaction", {"resource": patient()})
-    assert_outcome(await client.post("/fhir", json=no_request, headers=FHIR_JSON), 400,
-                   ErrorCode.INVALID_BUNDLE, "Bundle.entry[0].request")
+    assert_outcome(
+        await client.post("/fhir", json=no_request, headers=FHIR_JSON),
+        400,
+        ErrorCode.INVALID_BUNDLE,
+        "Bundle.entry[0].request",
+    )
     bad_type = bundle("transaction", post({"resourceType": "Basic"}))
-    assert_outcome(await client.post("/fhir", json=bad_type, headers=FHIR_JSON), 404, ErrorCode.UNKNOWN_RESOURCE_TYPE)
+    assert_outcome(
+        await client.post("/fhir", json=bad_type, headers=FHIR_JSON),
+        404,
+        ErrorCode.UNKNOWN_RESOURCE_TYPE,
+    )
     assert await platform.row_counts() == before

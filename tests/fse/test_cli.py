@@ -1,0 +1,35 @@
+"""`fse migrate` and `fse seed` as a new user runs them (real processes, a fresh SQLite file)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def fse(*args: str, database: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}"}
+    return subprocess.run(
+        [sys.executable, "-m", "fse.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_migrate_then_seed_is_idempotent(tmp_path: Path) -> None:
+    database = tmp_path / "demo.sqlite3"
+    assert fse("migrate", database=database).returncode == 0
+    first = fse("seed", "--demo", database=database)
+    assert first.returncode == 0, first.stderr
+    assert "14 resources created, 0 already present" in first.stdout
+    second = fse("seed", database=database)
+    assert "0 resources created, 14 already present" in second.stdout
+
+
+def test_seed_before_migrate_says_what_to_do(tmp_path: Path) -> None:
+    result = fse("seed", database=tmp_path / "empty.sqlite3")
+    assert result.returncode == 1
+    assert "fse migrate" in result.stderr
