@@ -64,6 +64,12 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from fse.bench import run
+
+    return run(args.workers, args.clients, args.seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fse", description="AMO electronic care sheet platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--database-url")
     seed.set_defaults(run=_seed)
+    bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
+    bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    bench.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    bench.add_argument("--seconds", type=float, default=15, help="per operation (default 15)")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -32,15 +32,15 @@ router = APIRouter(prefix="/fhir", tags=["FHIR"])
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
-def get_service(request: Request) -> FhirService:
+async def get_service(request: Request) -> FhirService:
     return request.app.state.fhir
 
 
-def get_operations(request: Request) -> OperationRegistry:
+async def get_operations(request: Request) -> OperationRegistry:
     return request.app.state.operations
 
 
-def get_base(request: Request) -> str:
+async def get_base(request: Request) -> str:
     return base_url(request, request.app.state.settings.base_url)
 
 
@@ -101,8 +101,10 @@ async def search_post(rtype: str, request: Request, service: Service, base: Base
 async def create(rtype: str, request: Request, service: Service, base: Base) -> Response:
     require_supported(rtype)
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
-    async with service.store.transaction() as conn:
-        written = await service.create(conn, rtype, resource, request.headers.get("if-none-exist"))
+    criteria = request.headers.get("if-none-exist")
+    store = service.store
+    async with store.transaction() if criteria is not None else store.single_write() as conn:
+        written = await service.create(conn, rtype, resource, criteria)
     if not written.created:
         return write_response(request, written.stored, 200, base)
     await service.announce([written.stored])

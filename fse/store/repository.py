@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from fse.store.dates import instant_text
 from fse.store.indexing import IndexRows, extract
+from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
 from fse.store.query import SearchQuery, encode_cursor
 from fse.store.search import sort_expression, where_clause
 from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
@@ -92,9 +93,27 @@ class ResourceStore:
                 yield conn
 
     @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
+    async def single_write(self) -> AsyncIterator[AsyncConnection]:
+        """For a lone create: on PostgreSQL one atomic statement, so autocommit (no BEGIN/COMMIT
+        round trips); on SQLite an ordinary write transaction."""
+        if not self.is_postgres:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """Reads: autocommit on PostgreSQL (no BEGIN/COMMIT round trips), a read tx on SQLite."""
+        async with self.engine.connect() as conn:
+            if self.is_postgres:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            else:
+                async with conn.begin():
+                    yield conn
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -104,6 +123,13 @@ class ResourceStore:
         """Store version 1 under a server id (``rid`` is pre-assigned only by transactions)."""
         now, rid = _now(), rid or new_id()
         content = _stamp(resource, rid, 1, now)
+        rows = extract(rtype, resource)
+        if self.is_postgres:
+            try:
+                pk = await create_in_one_statement(conn, rtype, rid, now, content, rows)
+            except DuplicateIdentifiers as duplicate:
+                raise _duplicate(rtype, resource, duplicate.taken) from None
+            return Stored(rtype, rid, 1, now, content, False, "POST", pk)
         pk = (
             await conn.execute(
                 insert(resources)
@@ -115,7 +141,7 @@ class ResourceStore:
         ).scalar_one()
         stored = Stored(rtype, rid, 1, now, content, False, "POST", pk)
         await self._append_version(conn, stored)
-        await self._write_index(conn, stored, resource)
+        await self._write_index(conn, stored, resource, rows)
         return stored
 
     async def update(
@@ -210,9 +236,13 @@ class ResourceStore:
             await conn.execute(delete(table).where(table.c.resource_pk == pk))
 
     async def _write_index(
-        self, conn: AsyncConnection, stored: Stored, resource: dict[str, Any]
+        self,
+        conn: AsyncConnection,
+        stored: Stored,
+        resource: dict[str, Any],
+        rows: IndexRows | None = None,
     ) -> None:
-        rows: IndexRows = extract(stored.type, resource)
+        rows = rows or extract(stored.type, resource)
         for kind, table_rows in rows.by_table():
             if table_rows:
                 await conn.execute(
@@ -220,10 +250,14 @@ class ResourceStore:
                     [{**r, "resource_pk": stored.pk} for r in table_rows],
                 )
         if rows.identifiers:
-            await self._claim_identifiers(conn, stored, rows.identifiers)
+            await self._claim_identifiers(conn, stored, resource, rows.identifiers)
 
     async def _claim_identifiers(
-        self, conn: AsyncConnection, stored: Stored, identifiers: list[tuple[str, str]]
+        self,
+        conn: AsyncConnection,
+        stored: Stored,
+        resource: dict[str, Any],
+        identifiers: list[tuple[str, str]],
     ) -> None:
         claimed = await conn.execute(
             self._insert(unique_identifiers)
@@ -236,18 +270,7 @@ class ResourceStore:
         )
         taken = set(identifiers) - {(r.system, r.value) for r in claimed}
         if taken:
-            resource = orjson.loads(stored.content or "{}")
-            paths = tuple(
-                f"{stored.type}.identifier[{i}]"
-                for i, ident in enumerate(resource.get("identifier", []))
-                if (ident.get("system"), ident.get("value")) in taken
-            )
-            names = ", ".join(f"{s}|{v}" for s, v in sorted(taken))
-            raise Conflict(
-                f"another {stored.type} already holds identifier {names}",
-                paths,
-                code=ErrorCode.DUPLICATE_IDENTIFIER,
-            )
+            raise _duplicate(stored.type, resource, taken)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -391,6 +414,20 @@ class ResourceStore:
             )
         )
         return [Stored(r.type, r.id, r.version, r.last_updated, r.content, pk=r.pk) for r in rows]
+
+
+def _duplicate(rtype: str, resource: dict[str, Any], taken: set[tuple[str, str]]) -> Conflict:
+    paths = tuple(
+        f"{rtype}.identifier[{i}]"
+        for i, ident in enumerate(resource.get("identifier", []))
+        if (ident.get("system"), ident.get("value")) in taken
+    )
+    names = ", ".join(f"{s}|{v}" for s, v in sorted(taken))
+    return Conflict(
+        f"another {rtype} already holds identifier {names}",
+        paths,
+        code=ErrorCode.DUPLICATE_IDENTIFIER,
+    )
 
 
 def _stored_version(row: Any) -> Stored:

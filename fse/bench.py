@@ -1,0 +1,297 @@
+"""`fse bench`: drive a real server on PostgreSQL over HTTP with concurrent keep-alive clients.
+
+Prints requests/s and p50/p95/p99 per operation, and the machine it ran on. The load generator is
+a few lines of raw HTTP/1.1 so that, on a small machine, the server and not the client is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+ADMIN_URL = os.environ.get(
+    "FSE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("FSE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+SID = "https://fse.cnss.ma/fhir/sid"
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def request(
+        self, method: str, path: str, body: bytes = b""
+    ) -> tuple[int, dict[str, str], bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        if body:
+            head += f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        headers: dict[str, str] = {}
+        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        payload = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return int(status_line.split()[1]), headers, payload
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def row(self) -> str:
+        done = sorted(self.latencies)
+        if not done:
+            return f"{self.name:<28} no successful request ({self.errors} errors)"
+
+        def pct(p: float) -> float:
+            return done[min(len(done) - 1, int(p * len(done)))] * 1000
+
+        rate = len(done) / self.seconds
+        return (
+            f"{self.name:<28} {rate:>9.0f} {pct(0.50):>8.1f} {pct(0.95):>8.1f} {pct(0.99):>8.1f}"
+            f" {statistics.fmean(done) * 1000:>8.1f} {len(done):>8} {self.errors:>6}"
+        )
+
+
+Op = Callable[[Connection, int], Awaitable[bool]]
+
+
+async def run_phase(name: str, op: Op, port: int, clients: int, seconds: float) -> Result:
+    result = Result(name)
+    deadline = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        conn = await Connection.open("127.0.0.1", port)
+        try:
+            while (start := time.perf_counter()) < deadline:
+                ok = await op(conn, index)
+                if ok:
+                    result.latencies.append(time.perf_counter() - start)
+                else:
+                    result.errors += 1
+        finally:
+            conn.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def claim_body(patient_id: str, number: str) -> bytes:
+    return orjson.dumps(
+        {
+            "resourceType": "Claim",
+            "identifier": [{"system": f"{SID}/fse", "value": number}],
+            "status": "active",
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                        "code": "professional",
+                    }
+                ]
+            },
+            "use": "claim",
+            "patient": {"reference": f"Patient/{patient_id}"},
+            "created": "2026-11-20T09:50:00+01:00",
+            "provider": {"reference": "Practitioner/bench"},
+            "priority": {"coding": [{"code": "normal"}]},
+            "insurance": [
+                {"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/bench"}}
+            ],
+            "item": [
+                {
+                    "sequence": n,
+                    "productOrService": {"coding": [{"system": "ngap", "code": code}]},
+                    "net": {"value": value, "currency": "MAD"},
+                }
+                for n, (code, value) in enumerate((("C", 150), ("K", 450), ("B", 120)), start=1)
+            ],
+            "total": {"value": 720, "currency": "MAD"},
+        }
+    )
+
+
+async def prepare_patients(port: int, count: int) -> list[str]:
+    conn = await Connection.open("127.0.0.1", port)
+    run = random.randrange(10**6)
+    entries = [
+        {
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [{"system": f"{SID}/immatriculation", "value": f"9{run:06d}{n:05d}"}],
+                "name": [{"family": f"Bench{n}"}],
+            },
+            "request": {"method": "POST", "url": "Patient"},
+        }
+        for n in range(count)
+    ]
+    status, _, body = await conn.request(
+        "POST",
+        "/fhir",
+        orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+    )
+    conn.close()
+    if status != 200:
+        raise RuntimeError(f"could not create bench patients: {status} {body[:300]!r}")
+    return [e["resource"]["id"] for e in orjson.loads(body)["entry"]]
+
+
+async def drive(port: int, clients: int, seconds: float) -> list[Result]:
+    patients = await prepare_patients(port, 200)
+    claims: list[tuple[str, str]] = []
+    run = random.randrange(10**9)
+    counter = iter(range(10**9))
+
+    async def create(conn: Connection, _i: int) -> bool:
+        number = f"B{run}-{next(counter)}"
+        status, headers, _ = await conn.request(
+            "POST", "/fhir/Claim", claim_body(random.choice(patients), number)
+        )
+        if status == 201:
+            claims.append((headers["location"].split("/")[-3], number))
+        return status == 201
+
+    async def by_patient(conn: Connection, _i: int) -> bool:
+        status, _, _ = await conn.request(
+            "GET", f"/fhir/Claim?patient=Patient/{random.choice(patients)}"
+        )
+        return status == 200
+
+    async def by_identifier(conn: Connection, _i: int) -> bool:
+        _, number = random.choice(claims)
+        status, _, body = await conn.request("GET", f"/fhir/Claim?identifier={SID}/fse|{number}")
+        return status == 200 and b'"entry"' in body
+
+    async def read(conn: Connection, _i: int) -> bool:
+        cid, _ = random.choice(claims)
+        status, _, _ = await conn.request("GET", f"/fhir/Claim/{cid}")
+        return status == 200
+
+    results = []
+    for name, op in (
+        ("POST /Claim", create),
+        ("GET /Claim?patient=", by_patient),
+        ("GET /Claim?identifier=", by_identifier),
+        ("GET /Claim/{id}", read),
+    ):
+        print(f"  running {name} for {seconds:.0f} s with {clients} clients ...", flush=True)
+        results.append(await run_phase(name, op, port, clients, seconds))
+    return results
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        kib = int(meminfo.read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB"
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores ({cpu}){memory}; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}"
+    )
+
+
+async def _fresh_database() -> str:
+    import asyncpg
+
+    name = "fse_bench"
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    print(f"PostgreSQL {version}: fresh database {name}", flush=True)
+    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited; run `fse serve` by hand to see why")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the server did not start within 60 s")
+
+
+def run(workers: int, clients: int, seconds: float) -> int:
+    from fse.migrate import upgrade
+
+    database_url = asyncio.run(_fresh_database())
+    upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FSE_DATABASE_URL": database_url,
+        "FSE_REDIS_URL": REDIS_URL,
+        "FSE_RATE_LIMIT_PER_MINUTE": "0",
+        "FSE_PORT": str(port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fse.cli", "serve", "--quiet", "--workers", str(workers)], env=env
+    )
+    try:
+        _wait_ready(port, server)
+        print(f"server: {workers} worker(s) on port {port}; load: {clients} clients", flush=True)
+        results = asyncio.run(drive(port, clients, seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print()
+    print(f"machine: {machine()}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(
+        f"{'operation':<28} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
+        f" {'count':>8} {'errors':>6}"
+    )
+    for result in results:
+        print(result.row())
+    return 0 if all(r.errors == 0 for r in results) else 1
