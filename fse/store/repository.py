@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, false, func, insert, select, text, tuple_, update
+from sqlalchemy import delete, false, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,7 +27,7 @@ from fse.store.dates import instant_text
 from fse.store.indexing import IndexRows, extract
 from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
 from fse.store.query import SearchQuery, encode_cursor
-from fse.store.search import sort_expression, where_clause
+from fse.store.search import compile_search
 from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
 from fse.store.tables import idx_reference as ref
 
@@ -339,26 +339,8 @@ class ResourceStore:
         return page, (rows[count - 1].pk if len(rows) > count else None)
 
     async def search(self, conn: AsyncConnection, query: SearchQuery) -> Page:
-        clauses = where_clause(query)
-        sort = sort_expression(query)
-        descending = bool(query.sort and query.sort[1])
-        columns = [
-            resources.c.pk,
-            resources.c.id,
-            resources.c.version,
-            resources.c.last_updated,
-            resources.c.content,
-        ]
-        key = sort if sort is not None else resources.c.pk
-        stmt = select(*columns, key.label("sort_key")).where(*clauses)
-        if query.cursor is not None:
-            value, pk = query.cursor
-            left = tuple_(sort, resources.c.pk) if sort is not None else resources.c.pk
-            right = tuple_(value, pk) if sort is not None else pk
-            stmt = stmt.where(left < right if descending else left > right)
-        order = [key, resources.c.pk] if sort is not None else [resources.c.pk]
-        stmt = stmt.order_by(*(c.desc() if descending else c.asc() for c in order))
-        rows = (await conn.execute(stmt.limit(query.count + 1))).all() if query.count else []
+        statements, params = compile_search(query)
+        rows = (await conn.execute(statements.page, params)).all() if query.count else []
         matches = [
             Stored(query.resource_type, r.id, r.version, r.last_updated, r.content, pk=r.pk)
             for r in rows[: query.count]
@@ -366,10 +348,8 @@ class ResourceStore:
         next_cursor = None
         if len(rows) > query.count:
             last = rows[query.count - 1]
-            next_cursor = encode_cursor(last.sort_key if sort is not None else None, last.pk)
-        total = None
-        if query.total:
-            total = await conn.scalar(select(func.count()).select_from(resources).where(*clauses))
+            next_cursor = encode_cursor(last.sort_key if query.sort else None, last.pk)
+        total = await conn.scalar(statements.count, params) if query.total else None
         included = await self._included(conn, query, matches)
         return Page(matches, included, next_cursor, total)
 
