@@ -111,10 +111,10 @@ class FhirService:
             )
         return page.matches[0] if page.matches else None
 
-    async def announce(self, written: list[Stored]) -> None:
-        """Publish committed changes on the event stream (the database stays the truth)."""
+    def announce(self, written: list[Stored]) -> None:
+        """Queue committed changes for the event stream (the database stays the truth)."""
         for stored in written:
-            await self.runtime.events.publish(
+            self.runtime.events.publish_soon(
                 {
                     "resourceType": stored.type,
                     "id": stored.id,

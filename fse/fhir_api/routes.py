@@ -71,7 +71,7 @@ async def transaction(request: Request, service: Service, base: Base) -> Respons
     body, written = await (
         processor.transaction(entries) if kind == "transaction" else processor.batch(entries)
     )
-    await service.announce(written)
+    service.announce(written)
     return fhir_response(body)
 
 
@@ -107,7 +107,7 @@ async def create(rtype: str, request: Request, service: Service, base: Base) -> 
         written = await service.create(conn, rtype, resource, criteria)
     if not written.created:
         return write_response(request, written.stored, 200, base)
-    await service.announce([written.stored])
+    service.announce([written.stored])
     return write_response(request, written.stored, 201, base)
 
 
@@ -177,7 +177,7 @@ async def update(rtype: str, rid: str, request: Request, service: Service, base:
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     async with service.store.transaction() as conn:
         written = await service.update(conn, rtype, rid, resource, if_match)
-    await service.announce([written.stored])
+    service.announce([written.stored])
     return write_response(request, written.stored, 200, base)
 
 
@@ -187,7 +187,7 @@ async def delete(rtype: str, rid: str, service: Service) -> Response:
     async with service.store.transaction() as conn:
         stored = await service.store.delete(conn, rtype, rid)
     if stored is not None:
-        await service.announce([stored])
+        service.announce([stored])
         return fhir_response(None, 204, {"ETag": stored.etag})
     return fhir_response(None, 204)
 

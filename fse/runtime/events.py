@@ -6,6 +6,7 @@ Readers resume after the last id they saw; a blocking read waits for new events.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from typing import Any, Protocol
@@ -14,10 +15,16 @@ import orjson
 from redis.asyncio import Redis
 
 Event = tuple[str, dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
 class EventStream(Protocol):
     async def publish(self, event: dict[str, Any]) -> str: ...
+    def publish_soon(self, event: dict[str, Any]) -> None:
+        """Queue for publication off the request path (batched); ``flush`` awaits it."""
+        ...
+
+    async def flush(self) -> None: ...
     async def read(self, after: str | None, count: int = 100, block_ms: int = 0) -> list[Event]: ...
     async def close(self) -> None: ...
 
@@ -32,6 +39,8 @@ class MemoryEventStream:
         self._events: deque[Event] = deque(maxlen=max_len)
         self._last = (0, 0)
         self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._blocked_readers = 0
 
     async def publish(self, event: dict[str, Any]) -> str:
         ms = int(time.time() * 1000)
@@ -43,6 +52,27 @@ class MemoryEventStream:
             self._changed.notify_all()
         return event_id
 
+    def publish_soon(self, event: dict[str, Any]) -> None:
+        ms = int(time.time() * 1000)
+        last_ms, last_seq = self._last
+        self._last = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
+        self._events.append((f"{self._last[0]}-{self._last[1]}", dict(event)))
+        self._wake()
+
+    def _wake(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        if self._blocked_readers:
+            task = asyncio.get_running_loop().create_task(notify())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+
     def _after(self, after: str | None, count: int) -> list[Event]:
         floor = _id_key(after) if after else (-1, -1)
         return [e for e in self._events if _id_key(e[0]) > floor][:count]
@@ -52,10 +82,13 @@ class MemoryEventStream:
         if found or block_ms <= 0:
             return found
         async with self._changed:
+            self._blocked_readers += 1
             try:
                 await asyncio.wait_for(self._changed.wait(), block_ms / 1000)
             except TimeoutError:
                 return []
+            finally:
+                self._blocked_readers -= 1
         return self._after(after, count)
 
     async def close(self) -> None:
@@ -67,12 +100,35 @@ class RedisEventStream:
         self._redis = client
         self._key = f"{namespace}:events"
         self._max_len = max_len
+        self._pending: list[bytes] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def publish(self, event: dict[str, Any]) -> str:
         event_id = await self._redis.xadd(
             self._key, {"data": orjson.dumps(event)}, maxlen=self._max_len, approximate=True
         )
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    def publish_soon(self, event: dict[str, Any]) -> None:
+        self._pending.append(orjson.dumps(event))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Publish everything queued, in pipelined batches, until the queue is empty."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for data in batch:
+                        pipe.xadd(self._key, {"data": data}, maxlen=self._max_len, approximate=True)
+                    await pipe.execute()
+            except Exception:  # the database is the truth; the outbox will make this durable
+                log.exception("could not publish %d events to Redis", len(batch))
+
+    async def flush(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
 
     async def read(self, after: str | None, count: int = 100, block_ms: int = 0) -> list[Event]:
         start = after or "0-0"
@@ -84,4 +140,5 @@ class RedisEventStream:
         return [(eid.decode(), orjson.loads(fields[b"data"])) for eid, fields in entries]
 
     async def close(self) -> None:
+        await self.flush()
         await self._redis.aclose()

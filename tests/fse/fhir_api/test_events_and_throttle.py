@@ -25,6 +25,7 @@ async def test_writes_are_announced_after_commit(
         "/fhir/Patient", json={"resourceType": "Patient", "birthDate": "x"}, headers=FHIR_JSON
     )
     await client.delete(f"/fhir/Patient/{created['id']}")
+    await events.flush()
     seen = [(e["method"], e["versionId"]) for _, e in await events.read(start)]
     assert seen == [("POST", 1), ("PUT", 2), ("DELETE", 3)]
 

@@ -53,6 +53,22 @@ async def test_event_stream_is_ordered_and_resumable(runtime: Runtime) -> None:
     assert await runtime.events.read(second) == []
 
 
+async def test_queued_events_are_published_in_order(runtime: Runtime) -> None:
+    last = await runtime.events.publish({"n": 0})
+    for n in range(1, 51):
+        runtime.events.publish_soon({"n": n})
+    await runtime.events.flush()
+    assert [e["n"] for _, e in await runtime.events.read(last, count=100)] == list(range(1, 51))
+
+
+async def test_blocking_read_wakes_on_queued_publish(runtime: Runtime) -> None:
+    last = await runtime.events.publish({"n": 0})
+    reader = asyncio.create_task(runtime.events.read(last, block_ms=2000))
+    await asyncio.sleep(0.05)
+    runtime.events.publish_soon({"n": 1})
+    assert [e for _, e in await reader] == [{"n": 1}]
+
+
 async def test_blocking_read_wakes_on_publish(runtime: Runtime) -> None:
     last = await runtime.events.publish({"n": 0})
 
