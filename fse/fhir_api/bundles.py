@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import orjson
 
 from fse.store.dates import instant_text
-from fse.store.repository import Page, Stored
+from fse.store.repository import Match, Page, Stored
 
 
 def _head(kind: str, extra: dict[str, Any]) -> bytes:
@@ -24,7 +24,7 @@ def _head(kind: str, extra: dict[str, Any]) -> bytes:
     return orjson.dumps(head)[:-1]
 
 
-def _entry(base: str, stored: Stored, tail: dict[str, Any]) -> bytes:
+def _entry(base: str, stored: Stored | Match, tail: dict[str, Any]) -> bytes:
     full_url = f'"fullUrl":"{base}/{stored.type}/{stored.id}"'.encode()
     parts = [b"{" + full_url]
     if stored.content is not None:

@@ -109,7 +109,9 @@ class FhirService:
                 f"If-None-Exist '{criteria}' matches more than one {rtype}",
                 code=ErrorCode.MULTIPLE_MATCHES,
             )
-        return page.matches[0] if page.matches else None
+        if not page.matches:
+            return None
+        return await self.store.read(conn, rtype, page.matches[0].id)
 
     def announce(self, written: list[Stored]) -> None:
         """Queue committed changes for the event stream (the database stays the truth)."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import delete, false, func, insert, select, text, update
@@ -54,10 +54,19 @@ class Stored:
         return f"{self.type}/{self.id}/_history/{self.version}"
 
 
+class Match(NamedTuple):
+    """A search hit: only what a searchset entry needs."""
+
+    type: str
+    id: str
+    content: str
+    pk: int
+
+
 @dataclass(frozen=True)
 class Page:
-    matches: list[Stored]
-    included: list[Stored]
+    matches: list[Match]
+    included: list[Match]
     next_cursor: str | None
     total: int | None
 
@@ -341,10 +350,8 @@ class ResourceStore:
     async def search(self, conn: AsyncConnection, query: SearchQuery) -> Page:
         statements, params = compile_search(query)
         rows = (await conn.execute(statements.page, params)).all() if query.count else []
-        matches = [
-            Stored(query.resource_type, r.id, r.version, r.last_updated, r.content, pk=r.pk)
-            for r in rows[: query.count]
-        ]
+        rtype = query.resource_type
+        matches = [Match(rtype, r.id, r.content, r.pk) for r in rows[: query.count]]
         next_cursor = None
         if len(rows) > query.count:
             last = rows[query.count - 1]
@@ -354,8 +361,8 @@ class ResourceStore:
         return Page(matches, included, next_cursor, total)
 
     async def _included(
-        self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored]
-    ) -> list[Stored]:
+        self, conn: AsyncConnection, query: SearchQuery, matches: list[Match]
+    ) -> list[Match]:
         if not matches or not (query.includes or query.revincludes):
             return []
         pks = [m.pk for m in matches]
@@ -389,11 +396,11 @@ class ResourceStore:
         if not wanted:
             return []
         rows = await conn.execute(
-            select(resources).where(
+            select(resources.c.type, resources.c.id, resources.c.content, resources.c.pk).where(
                 resources.c.pk.in_(sorted(wanted)), resources.c.deleted == false()
             )
         )
-        return [Stored(r.type, r.id, r.version, r.last_updated, r.content, pk=r.pk) for r in rows]
+        return [Match(r.type, r.id, r.content, r.pk) for r in rows]
 
 
 def _duplicate(rtype: str, resource: dict[str, Any], taken: set[tuple[str, str]]) -> Conflict:

@@ -341,7 +341,7 @@ def sort_expression(query: SearchQuery) -> Any:
 @dataclass(frozen=True)
 class SearchStatements:
     page: Select[Any]
-    """Columns pk, id, version, last_updated, content, sort_key; count + 1 rows at most."""
+    """Columns pk, id, content, sort_key; count + 1 rows at most."""
     count: Select[Any]
 
 
@@ -353,14 +353,9 @@ def _build(query: SearchQuery, value_count: int) -> SearchStatements:
     sort = sort_expression(query)
     key = sort if sort is not None else resources.c.pk
     descending = bool(query.sort and query.sort[1])
-    page = select(
-        resources.c.pk,
-        resources.c.id,
-        resources.c.version,
-        resources.c.last_updated,
-        resources.c.content,
-        key.label("sort_key"),
-    ).where(*clauses)
+    page = select(resources.c.pk, resources.c.id, resources.c.content, key.label("sort_key")).where(
+        *clauses
+    )
     if query.cursor is not None:
         left = tuple_(sort, resources.c.pk) if sort is not None else resources.c.pk
         right = tuple_(b(type_=UtcDateTime()), b(type_=PrimaryKey)) if sort is not None else b()
