@@ -167,8 +167,20 @@ async def prepare_patients(port: int, count: int) -> list[str]:
     return [e["resource"]["id"] for e in orjson.loads(body)["entry"]]
 
 
-async def drive(port: int, clients: int, seconds: float) -> list[Result]:
+async def settle(database_url: str) -> None:
+    """VACUUM ANALYZE between phases: measure steady state, not autovacuum catching up."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def drive(port: int, clients: int, seconds: float, database_url: str) -> list[Result]:
     patients = await prepare_patients(port, 200)
+    await settle(database_url)
     claims: list[tuple[str, str]] = []
     run = random.randrange(10**9)
     counter = iter(range(10**9))
@@ -207,6 +219,7 @@ async def drive(port: int, clients: int, seconds: float) -> list[Result]:
     ):
         print(f"  running {name} for {seconds:.0f} s with {clients} clients ...", flush=True)
         results.append(await run_phase(name, op, port, clients, seconds))
+        await settle(database_url)
     return results
 
 
@@ -281,7 +294,7 @@ def run(workers: int, clients: int, seconds: float) -> int:
     try:
         _wait_ready(port, server)
         print(f"server: {workers} worker(s) on port {port}; load: {clients} clients", flush=True)
-        results = asyncio.run(drive(port, clients, seconds))
+        results = asyncio.run(drive(port, clients, seconds, database_url))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from fse.errors import BadRequest, ErrorCode, MethodNotAllowed, NotFound
@@ -51,12 +52,24 @@ def _checked_id(rtype: str, rid: str) -> str:
     return rid
 
 
+CAPABILITY_TTL_SECONDS = 300
+
+
 @router.get("/metadata", summary="CapabilityStatement")
 async def metadata(request: Request) -> Response:
-    operations = operations_of(request)
+    """Rendered once per base URL and kept in the runtime cache (it lists every parameter)."""
     base = base_of(request)
-    settings = request.app.state.settings
-    return fhir_response(capability_statement(base, operations, "0.1.0", settings.max_page_size))
+    cache = request.app.state.runtime.cache
+    key = f"capability:{base}"
+    body = await cache.get(key)
+    if body is None:
+        settings = request.app.state.settings
+        statement = capability_statement(
+            base, operations_of(request), "0.1.0", settings.max_page_size
+        )
+        body = orjson.dumps(statement)
+        await cache.set(key, body, CAPABILITY_TTL_SECONDS)
+    return fhir_response(body)
 
 
 @router.post("", summary="transaction or batch Bundle")

@@ -8,6 +8,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fse.errors import ErrorCode
 from fse.store.search_params import SUPPORTED_TYPES
 from tests.builders import FHIR_JSON, patient
+from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
 
 SAMPLE = {
@@ -102,3 +103,15 @@ async def test_validate_reports_problems_without_storing(
         await client.post("/fhir/Patient/$validate", json=wrapped, headers=FHIR_JSON)
     ).status_code == 200
     assert await platform.row_counts() == before
+
+
+async def test_capability_statement_is_served_from_the_runtime_cache(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    cache = platform.app.state.runtime.cache
+    await cache.delete("capability:http://test/fhir")
+    first = await client.get("/fhir/metadata")
+    assert await cache.get("capability:http://test/fhir") == first.content
+    await cache.set("capability:http://test/fhir", b'{"resourceType":"CapabilityStatement"}', 60)
+    assert (await client.get("/fhir/metadata")).json() == {"resourceType": "CapabilityStatement"}
+    await cache.delete("capability:http://test/fhir")
