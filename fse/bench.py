@@ -263,16 +263,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+def listening_sockets(port: int) -> int:
+    """LISTEN sockets on the port (Linux): one per worker when each binds with SO_REUSEPORT."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A":
+                count += 1
+    return count
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], workers: int) -> None:
+    """Wait until every worker listens, so the clients' connections spread over all of them."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("the server exited; run `fse serve` by hand to see why")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if listening_sockets(port) >= workers:
+            return
         time.sleep(0.2)
-    raise RuntimeError("the server did not start within 60 s")
+    raise RuntimeError(f"{workers} workers did not all start within 60 s")
 
 
 def run(workers: int, clients: int, seconds: float) -> int:
@@ -292,7 +306,7 @@ def run(workers: int, clients: int, seconds: float) -> int:
         [sys.executable, "-m", "fse.cli", "serve", "--quiet", "--workers", str(workers)], env=env
     )
     try:
-        _wait_ready(port, server)
+        _wait_ready(port, server, workers)
         print(f"server: {workers} worker(s) on port {port}; load: {clients} clients", flush=True)
         results = asyncio.run(drive(port, clients, seconds, database_url))
     finally:

@@ -12,7 +12,7 @@ from fse.config import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from fse.serve import serve
 
     for flag, env in (("database_url", "FSE_DATABASE_URL"), ("redis_url", "FSE_REDIS_URL")):
         value = getattr(args, flag)
@@ -27,16 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"{'redis' if settings.redis_url else 'in-process'}; workers: {workers}",
         flush=True,
     )
-    uvicorn.run(
-        "fse.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=not args.quiet,
-        log_level="warning" if args.quiet else "info",
-    )
-    return 0
+    return serve(host, port, workers, args.quiet)
 
 
 def _redacted(url: str) -> str:

@@ -286,3 +286,14 @@ async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
     assert ids(await search(client, "ChargeItem", quantity="30")) == [two["id"]]
     assert ids(await search(client, "ChargeItem", quantity="gt5")) == [two["id"]]
     assert ids(await search(client, "ChargeItem", **{"factor-override": "1.5"})) == [one["id"]]
+
+
+async def test_subject_and_patient_search_the_same_reference(client: httpx.AsyncClient) -> None:
+    first, second = await two_patients(client)
+    mine = await create(client, medication_request(f"Patient/{first['id']}", line="RX-A"))
+    await create(client, medication_request(f"Patient/{second['id']}", line="RX-B"))
+    by_subject = await search(client, "MedicationRequest", subject=f"Patient/{first['id']}")
+    by_patient = await search(client, "MedicationRequest", patient=first["id"])
+    assert ids(by_subject) == ids(by_patient) == [mine["id"]]
+    chained = await search(client, "MedicationRequest", **{"subject.identifier": "A654321"})
+    assert len(ids(chained)) == 1 and ids(chained) != [mine["id"]]

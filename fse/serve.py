@@ -1,0 +1,80 @@
+"""Serving: one uvicorn server per process, each on its own SO_REUSEPORT socket.
+
+With uvicorn's shared listening socket, whichever worker wakes first accepts a whole burst of
+keep-alive connections: under the benchmark all 16 clients landed on one of two workers while the
+other idled. With one socket per worker the kernel spreads connections across the workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+
+import uvicorn
+
+APP = "fse.app:create_app"
+
+
+def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(quiet: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        APP,
+        factory=True,
+        access_log=not quiet,
+        log_level="warning" if quiet else "info",
+    )
+
+
+def _worker(host: str, port: int, quiet: bool) -> None:
+    sock = _socket(host, port, reuse_port=True)
+    uvicorn.Server(_config(quiet)).run(sockets=[sock])
+
+
+def serve(host: str, port: int, workers: int, quiet: bool) -> int:
+    """Serve until interrupted; restart a worker that dies."""
+    if workers <= 1:
+        uvicorn.Server(_config(quiet)).run(sockets=[_socket(host, port, reuse_port=False)])
+        return 0
+    context = multiprocessing.get_context("spawn")
+    processes: list[multiprocessing.process.BaseProcess] = []
+    stopping = False
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker, args=(host, port, quiet), daemon=False)
+        process.start()
+        return process
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    processes = [start() for _ in range(workers)]
+    while not stopping:
+        time.sleep(0.5)
+        for index, process in enumerate(processes):
+            if not process.is_alive() and not stopping:
+                print(
+                    f"worker {process.pid} exited ({process.exitcode}); restarting", file=sys.stderr
+                )
+                processes[index] = start()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=15)
+    return 0
