@@ -175,14 +175,8 @@ class ResourceStore:
             )
         now, version = _now(), version + 1
         content = _stamp(resource, rid, version, now)
-        await conn.execute(
-            update(resources)
-            .where(resources.c.pk == pk)
-            .values(version=version, last_updated=now, deleted=False, content=content)
-        )
         stored = Stored(rtype, rid, version, now, content, False, "PUT", pk)
-        await self._append_version(conn, stored)
-        await self._clear_index(conn, pk)
+        await self._replace_current(conn, stored)
         await self._write_index(conn, stored, resource)
         return stored
 
@@ -194,15 +188,8 @@ class ResourceStore:
         pk, version, deleted = current
         if deleted:
             return None
-        now, version = _now(), version + 1
-        await conn.execute(
-            update(resources)
-            .where(resources.c.pk == pk)
-            .values(version=version, last_updated=now, deleted=True, content=None)
-        )
-        stored = Stored(rtype, rid, version, now, None, True, "DELETE", pk)
-        await self._append_version(conn, stored)
-        await self._clear_index(conn, pk)
+        stored = Stored(rtype, rid, version + 1, _now(), None, True, "DELETE", pk)
+        await self._replace_current(conn, stored)
         return stored
 
     async def lock_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> None:
@@ -226,6 +213,21 @@ class ResourceStore:
             )
         ).first()
         return (row.pk, row.version, row.deleted) if row else None
+
+    async def _replace_current(self, conn: AsyncConnection, stored: Stored) -> None:
+        """Make ``stored`` the current version: row, history, and no index rows yet."""
+        await conn.execute(
+            update(resources)
+            .where(resources.c.pk == stored.pk)
+            .values(
+                version=stored.version,
+                last_updated=stored.last_updated,
+                deleted=stored.deleted,
+                content=stored.content,
+            )
+        )
+        await self._append_version(conn, stored)
+        await self._clear_index(conn, stored.pk)
 
     async def _append_version(self, conn: AsyncConnection, stored: Stored) -> None:
         await conn.execute(

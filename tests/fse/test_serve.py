@@ -1,0 +1,62 @@
+"""`fse serve --workers 2`: one listening socket per worker, restart on crash, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from fse.bench import _free_port, listening_sockets
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def worker_pids(parent: int) -> list[int]:
+    """Children running a server worker (multiprocessing also starts a resource tracker)."""
+    pids = []
+    for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
+def test_two_workers_listen_serve_restart_and_stop(tmp_path: Path) -> None:
+    database = tmp_path / "serve.sqlite3"
+    port = _free_port()
+    env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}", "FSE_PORT": str(port)}
+    env.pop("FSE_REDIS_URL", None)
+    subprocess.run([sys.executable, "-m", "fse.cli", "migrate"], env=env, check=True, timeout=120)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fse.cli", "serve", "--workers", "2", "--quiet"], env=env
+    )
+    try:
+        assert wait_for(lambda: listening_sockets(port) == 2)
+        response = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=5)
+        assert response.status_code == 200
+        first, _second = worker_pids(server.pid)
+        os.kill(first, signal.SIGKILL)
+        assert wait_for(
+            lambda: first not in worker_pids(server.pid) and len(worker_pids(server.pid)) == 2
+        )
+        assert wait_for(lambda: listening_sockets(port) == 2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    assert listening_sockets(port) == 0
