@@ -30,3 +30,12 @@ def test_demo_data_is_searchable_by_registration_number(server: str, page: Page)
     assert response.status == 200
     entries = response.json()["entry"]
     assert [e["resource"]["name"][0]["family"] for e in entries] == ["Alaoui"]
+
+
+def test_docs_show_the_fhir_json_body_of_a_create(server: str, page: Page) -> None:
+    page.goto(server + "/docs")
+    create = page.locator(".opblock-post", has_text="create (conditional with If-None-Exist)")
+    create.locator(".opblock-summary").click()
+    expect(create.get_by_text("Request body")).to_be_visible()
+    media_type = create.locator(".opblock-section-request-body select").first
+    expect(media_type).to_have_value("application/fhir+json")

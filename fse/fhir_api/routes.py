@@ -29,6 +29,14 @@ from fse.store.dates import date_range
 from fse.store.query import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+# The body is read raw (parsed once with orjson); declare it for the OpenAPI description.
+FHIR_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+    }
+}
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -72,7 +80,7 @@ async def metadata(request: Request) -> Response:
     return fhir_response(body)
 
 
-@router.post("", summary="transaction or batch Bundle")
+@router.post("", summary="transaction or batch Bundle", openapi_extra=FHIR_BODY)
 async def transaction(request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
@@ -113,7 +121,7 @@ async def search_post(rtype: str, request: Request) -> Response:
     return await _search(request, service, base, rtype, items)
 
 
-@router.post("/{rtype}", summary="create (conditional with If-None-Exist)")
+@router.post("/{rtype}", summary="create (conditional with If-None-Exist)", openapi_extra=FHIR_BODY)
 async def create(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
@@ -192,7 +200,9 @@ async def read(rtype: str, rid: str, request: Request) -> Response:
     return fhir_response(stored.content, 200, headers)
 
 
-@router.put("/{rtype}/{rid}", summary="update (If-Match for optimistic locking)")
+@router.put(
+    "/{rtype}/{rid}", summary="update (If-Match for optimistic locking)", openapi_extra=FHIR_BODY
+)
 async def update(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
@@ -265,7 +275,7 @@ async def _operation(
     return await operation.handler(OperationCall(request, service, rtype, rid, base))
 
 
-@router.post("/{rtype}/{name}", summary="type-level operation ($name)")
+@router.post("/{rtype}/{name}", summary="type-level operation ($name)", openapi_extra=FHIR_BODY)
 async def type_operation(rtype: str, name: str, request: Request) -> Response:
     service = service_of(request)
     operations = operations_of(request)
@@ -273,7 +283,9 @@ async def type_operation(rtype: str, name: str, request: Request) -> Response:
     return await _operation(request, service, operations, base, rtype, None, name)
 
 
-@router.post("/{rtype}/{rid}/{name}", summary="instance-level operation ($name)")
+@router.post(
+    "/{rtype}/{rid}/{name}", summary="instance-level operation ($name)", openapi_extra=FHIR_BODY
+)
 async def instance_operation(
     rtype: str,
     rid: str,
