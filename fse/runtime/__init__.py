@@ -21,9 +21,10 @@ class Runtime:
     backend: str
 
     async def close(self) -> None:
-        await self.cache.close()
-        await self.limiter.close()
+        """Events first: queued ones are flushed while the (shared) Redis client is open."""
         await self.events.close()
+        await self.limiter.close()
+        await self.cache.close()
 
 
 def build_runtime(redis_url: str | None, namespace: str = "fse") -> Runtime:

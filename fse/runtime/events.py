@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 Event = tuple[str, dict[str, Any]]
 log = logging.getLogger(__name__)
+LINGER_SECONDS = 0.002
 
 
 class EventStream(Protocol):
@@ -115,8 +116,12 @@ class RedisEventStream:
             self._flusher = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
-        """Publish everything queued, in pipelined batches, until the queue is empty."""
+        """Publish everything queued, in pipelined batches, until the queue is empty.
+
+        Waits LINGER_SECONDS first so that, under load, one pipeline carries many events.
+        """
         while self._pending:
+            await asyncio.sleep(LINGER_SECONDS)
             batch, self._pending = self._pending, []
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:

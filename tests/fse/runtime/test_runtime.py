@@ -96,3 +96,15 @@ async def test_redis_backend_is_shared_between_workers() -> None:
     finally:
         await one.close()
         await two.close()
+
+
+async def test_closing_flushes_queued_events_first() -> None:
+    namespace = f"fse-test-{uuid.uuid4().hex[:8]}"
+    writer, reader = build_runtime(REDIS_URL, namespace), build_runtime(REDIS_URL, namespace)
+    try:
+        for n in range(5):
+            writer.events.publish_soon({"n": n})
+        await writer.close()
+        assert [e["n"] for _, e in await reader.events.read(None)] == list(range(5))
+    finally:
+        await reader.close()
