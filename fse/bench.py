@@ -66,6 +66,8 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    per_client: list[int] = field(default_factory=list)
+    """Requests completed by each client: uneven counts mean unevenly loaded workers."""
 
     def row(self) -> str:
         done = sorted(self.latencies)
@@ -79,6 +81,7 @@ class Result:
         return (
             f"{self.name:<28} {rate:>9.0f} {pct(0.50):>8.1f} {pct(0.95):>8.1f} {pct(0.99):>8.1f}"
             f" {statistics.fmean(done) * 1000:>8.1f} {len(done):>8} {self.errors:>6}"
+            f" {max(self.per_client) / max(1, min(self.per_client)):>7.2f}"
         )
 
 
@@ -91,15 +94,18 @@ async def run_phase(name: str, op: Op, port: int, clients: int, seconds: float) 
 
     async def worker(index: int) -> None:
         conn = await Connection.open("127.0.0.1", port)
+        completed = 0
         try:
             while (start := time.perf_counter()) < deadline:
                 ok = await op(conn, index)
+                completed += 1
                 if ok:
                     result.latencies.append(time.perf_counter() - start)
                 else:
                     result.errors += 1
         finally:
             conn.close()
+            result.per_client.append(completed)
 
     began = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(clients)))
@@ -317,7 +323,7 @@ def run(workers: int, clients: int, seconds: float) -> int:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(
         f"{'operation':<28} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
-        f" {'count':>8} {'errors':>6}"
+        f" {'count':>8} {'errors':>6} {'spread':>7}"
     )
     for result in results:
         print(result.row())
