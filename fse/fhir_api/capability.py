@@ -24,39 +24,41 @@ COMMON_PARAMS = (
 )
 
 
+def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]:
+    params = SEARCH_PARAMS[rtype]
+    entry: dict[str, Any] = {
+        "type": rtype,
+        "interaction": [{"code": code} for code in INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": True,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchInclude": [f"{rtype}:{p.name}" for p in params if p.type == "reference"],
+        "searchRevInclude": sorted(
+            f"{other}:{p.name}"
+            for other, other_params in SEARCH_PARAMS.items()
+            for p in other_params
+            if p.type == "reference" and rtype in p.targets
+        ),
+        "searchParam": [
+            *COMMON_PARAMS,
+            *({"name": p.name, "type": SEARCH_PARAM_TYPES.get(p.type, p.type)} for p in params),
+        ],
+    }
+    ops = operations.for_type(rtype)
+    if ops:
+        entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]
+    if rtype in UNIQUE_IDENTIFIER_TYPES:
+        entry["documentation"] = "identifier (system|value) is unique among live resources"
+    return entry
+
+
 def capability_statement(
     base: str, operations: OperationRegistry, software_version: str, max_count: int
 ) -> dict[str, Any]:
-    resources = []
-    for rtype, params in SEARCH_PARAMS.items():
-        includes = [f"{rtype}:{p.name}" for p in params if p.type == "reference"]
-        entry: dict[str, Any] = {
-            "type": rtype,
-            "interaction": [{"code": code} for code in INTERACTIONS],
-            "versioning": "versioned-update",
-            "readHistory": True,
-            "updateCreate": False,
-            "conditionalCreate": True,
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
-            "searchInclude": includes,
-            "searchRevInclude": sorted(
-                f"{other}:{p.name}"
-                for other, other_params in SEARCH_PARAMS.items()
-                for p in other_params
-                if p.type == "reference" and rtype in p.targets
-            ),
-            "searchParam": [
-                *COMMON_PARAMS,
-                *({"name": p.name, "type": SEARCH_PARAM_TYPES.get(p.type, p.type)} for p in params),
-            ],
-        }
-        ops = operations.for_type(rtype)
-        if ops:
-            entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]
-        if rtype in UNIQUE_IDENTIFIER_TYPES:
-            entry["documentation"] = "identifier (system|value) is unique among live resources"
-        resources.append(entry)
+    """FHIR R4 CapabilityStatement (§2.38) of exactly the types, interactions and parameters wired."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -71,7 +73,7 @@ def capability_statement(
             {
                 "mode": "server",
                 "documentation": f"Search pages hold at most {max_count} entries (_count).",
-                "resource": resources,
+                "resource": [_resource_entry(rtype, operations) for rtype in SEARCH_PARAMS],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
