@@ -58,7 +58,7 @@ def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]
 def capability_statement(
     base: str, operations: OperationRegistry, software_version: str, max_count: int
 ) -> dict[str, Any]:
-    """FHIR R4 CapabilityStatement (§2.38) of exactly the types, interactions and parameters wired."""
+    """FHIR R4 CapabilityStatement listing exactly the types, interactions and parameters wired."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
