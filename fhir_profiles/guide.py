@@ -1,0 +1,72 @@
+"""The AMO implementation guide: the FHIR JSON definitions in ``definitions/`` and what they say.
+
+Definitions are data; this module reads them. Today: NamingSystems and the identifier rule each
+one names (extension ``identifier-rule``), so a validator can check any identifier by its system.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fhir_profiles.identifiers import RULES
+
+DEFINITIONS = Path(__file__).parent / "definitions"
+CANONICAL_BASE = "https://fse.cnss.ma/fhir"
+RULE_EXTENSION = f"{CANONICAL_BASE}/StructureDefinition/identifier-rule"
+
+
+@dataclass(frozen=True)
+class IdentifierSystem:
+    system: str
+    """The preferred URI (what ``Identifier.system`` holds)."""
+    name: str
+    rule: Callable[[str], str | None]
+    aliases: tuple[str, ...]
+
+
+def definitions(resource_type: str | None = None) -> list[dict[str, Any]]:
+    """Every definition of the guide (optionally of one type), sorted by file name."""
+    found = []
+    for path in sorted(DEFINITIONS.glob("*.json")):
+        resource = json.loads(path.read_text(encoding="utf-8"))
+        if resource_type is None or resource["resourceType"] == resource_type:
+            found.append(resource)
+    return found
+
+
+def _rule_of(naming_system: dict[str, Any]) -> Callable[[str], str | None]:
+    codes = [
+        e["valueCode"] for e in naming_system.get("extension", []) if e["url"] == RULE_EXTENSION
+    ]
+    if len(codes) != 1 or codes[0] not in RULES:
+        raise ValueError(f"NamingSystem/{naming_system['id']} must name one known identifier rule")
+    return RULES[codes[0]]
+
+
+@cache
+def identifier_systems() -> dict[str, IdentifierSystem]:
+    """Identifier systems by every URI or OID they are known under."""
+    by_uri: dict[str, IdentifierSystem] = {}
+    for naming_system in definitions("NamingSystem"):
+        unique = naming_system["uniqueId"]
+        preferred = next(u["value"] for u in unique if u.get("preferred"))
+        aliases = tuple(
+            u["value"] if u["type"] != "oid" else f"urn:oid:{u['value']}" for u in unique
+        )
+        entry = IdentifierSystem(preferred, naming_system["name"], _rule_of(naming_system), aliases)
+        for alias in aliases:
+            if alias in by_uri:
+                raise ValueError(f"{alias} is declared by two NamingSystems")
+            by_uri[alias] = entry
+    return by_uri
+
+
+def identifier_problem(system: str, value: str) -> str | None:
+    """What is wrong with ``value`` under ``system`` (None if valid or the system is not ours)."""
+    known = identifier_systems().get(system)
+    return known.rule(value) if known else None

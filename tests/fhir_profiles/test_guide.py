@@ -1,0 +1,37 @@
+"""The guide's NamingSystems are valid FHIR, each names its rule, and systems resolve to rules."""
+
+from __future__ import annotations
+
+from fhir.resources.R4B.namingsystem import NamingSystem
+
+from fhir_profiles.guide import definitions, identifier_problem, identifier_systems
+from fhir_profiles.identifiers import RULES
+
+SID = "https://fse.cnss.ma/fhir/sid"
+
+
+def test_every_naming_system_is_valid_r4b() -> None:
+    naming_systems = definitions("NamingSystem")
+    assert len(naming_systems) == len(RULES)
+    for resource in naming_systems:
+        NamingSystem.model_validate(resource)
+        assert sum(1 for u in resource["uniqueId"] if u.get("preferred")) == 1
+
+
+def test_every_rule_has_exactly_one_naming_system() -> None:
+    rules = sorted(system.rule.__name__ for system in set(identifier_systems().values()))
+    assert rules == sorted(rule.__name__ for rule in RULES.values())
+
+
+def test_identifiers_are_checked_by_their_system() -> None:
+    assert identifier_problem(f"{SID}/immatriculation", "123456789") is None
+    assert identifier_problem(f"{SID}/immatriculation", "12345") is not None
+    assert identifier_problem(f"{SID}/cin", "BE123456") is None
+    assert identifier_problem(f"{SID}/inpe", "1000000191") is not None
+    assert identifier_problem("urn:iso:std:iso:13616", "MA64011519000001205000534921") is None
+    assert identifier_problem("https://www.gs1.org/gtin", "6118000170144") is not None
+    assert identifier_problem("urn:oid:1.3.160", "6118000170143") is None
+
+
+def test_systems_that_are_not_ours_are_not_judged() -> None:
+    assert identifier_problem("http://example.org/other", "anything") is None
