@@ -47,11 +47,15 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from fse.seed import load_demo
+    from fse.seed import demo_bundle, guide_bundle, load
 
     settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
-    created, existing = asyncio.run(load_demo(settings))
-    print(f"demo data: {created} resources created, {existing} already present", flush=True)
+    sets = [("AMO guide", guide_bundle())]
+    if not args.guide_only:
+        sets.append(("demo data", demo_bundle()))
+    for name, bundle in sets:
+        created, existing = asyncio.run(load(settings, bundle))
+        print(f"{name}: {created} resources created, {existing} already present", flush=True)
     return 0
 
 
@@ -78,10 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database-url")
     migrate.set_defaults(run=_migrate)
 
-    seed = sub.add_parser("seed", help="load data")
-    seed.add_argument(
-        "--demo", action="store_true", default=True, help="the demo data set (default)"
-    )
+    seed = sub.add_parser("seed", help="load the AMO guide and the demo data set")
+    seed.add_argument("--demo", action="store_true", help="the guide and the demo data (default)")
+    seed.add_argument("--guide-only", action="store_true", help="only the AMO guide's definitions")
     seed.add_argument("--database-url")
     seed.set_defaults(run=_seed)
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")

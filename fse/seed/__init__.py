@@ -1,12 +1,15 @@
-"""Demo data: a transaction Bundle of conditional creates, so seeding twice changes nothing."""
+"""Data loading: the AMO guide's definitions and the demo data, as transaction Bundles of
+conditional creates, so loading twice changes nothing."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from fhir_profiles.guide import definitions
 from fse.config import Settings
 from fse.db import create_engine
 from fse.fhir_api.interactions import FhirService
@@ -17,14 +20,43 @@ from fse.store.repository import ResourceStore
 DEMO_BUNDLE = Path(__file__).parent / "demo-bundle.json"
 
 
-async def load_demo(settings: Settings) -> tuple[int, int]:
-    """Load the demo Bundle; returns (created, already present)."""
+def guide_bundle() -> dict[str, Any]:
+    """Every definition of the guide, created unless one with the same canonical exists."""
+    entries = []
+    for resource in definitions():
+        if resource["resourceType"] == "NamingSystem":
+            preferred = next(u["value"] for u in resource["uniqueId"] if u.get("preferred"))
+            criteria = f"value:exact={preferred}"
+        else:
+            criteria = f"url={resource['url']}" + (
+                f"&version={resource['version']}" if "version" in resource else ""
+            )
+        body = {k: v for k, v in resource.items() if k != "id"}
+        entries.append(
+            {
+                "resource": body,
+                "request": {
+                    "method": "POST",
+                    "url": resource["resourceType"],
+                    "ifNoneExist": criteria,
+                },
+            }
+        )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def demo_bundle() -> dict[str, Any]:
+    return json.loads(DEMO_BUNDLE.read_text(encoding="utf-8"))
+
+
+async def load(settings: Settings, bundle: dict[str, Any]) -> tuple[int, int]:
+    """Run one transaction Bundle; returns (created, already present)."""
     engine = create_engine(settings.database_url)
     runtime = build_runtime(None)
     try:
-        service = FhirService(ResourceStore(engine), runtime, settings)
-        bundle = json.loads(DEMO_BUNDLE.read_text(encoding="utf-8"))
-        processor = BundleProcessor(service, "urn:fse:seed")
+        processor = BundleProcessor(
+            FhirService(ResourceStore(engine), runtime, settings), "urn:fse:seed"
+        )
         _, entries = processor.entries(bundle)
         body, written = await processor.transaction(entries)
         statuses = [e["response"]["status"] for e in orjson.loads(body)["entry"]]

@@ -228,6 +228,41 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
     ),
 }
 
+
+def _conformance(*extra: SearchParam) -> tuple[SearchParam, ...]:
+    """Parameters shared by the guide's conformance resources (FHIR R4 §3.1.1.5 'canonical')."""
+    return (
+        _p("url", TOKEN, "url"),
+        _p("name", STRING, "name"),
+        _p("title", STRING, "title"),
+        _p("status", TOKEN),
+        _p("version", TOKEN, "version"),
+        _p("date", DATE, "date"),
+        *extra,
+    )
+
+
+SEARCH_PARAMS.update(
+    {
+        "StructureDefinition": _conformance(
+            _p("type", TOKEN, "type"),
+            _p("base", TOKEN, "baseDefinition"),
+            _p("derivation", TOKEN, "derivation"),
+        ),
+        "CodeSystem": _conformance(_p("code", TOKEN, "concept.code")),
+        "ValueSet": _conformance(_p("reference", TOKEN, "compose.include.system")),
+        "NamingSystem": (
+            _p("name", STRING, "name"),
+            _p("status", TOKEN),
+            _p("kind", TOKEN),
+            _p("date", DATE, "date"),
+            _p("value", STRING, "uniqueId.value"),
+            _p("id-type", TOKEN, "uniqueId.type"),
+            _p("responsible", STRING, "responsible"),
+        ),
+    }
+)
+
 SUPPORTED_TYPES: tuple[str, ...] = tuple(SEARCH_PARAMS)
 
 # Business identifiers that must not be held by two live resources of the same type: enforced by

@@ -24,9 +24,13 @@ def test_migrate_then_seed_is_idempotent(tmp_path: Path) -> None:
     assert fse("migrate", database=database).returncode == 0
     first = fse("seed", "--demo", database=database)
     assert first.returncode == 0, first.stderr
-    assert "14 resources created, 0 already present" in first.stdout
+    assert "AMO guide: 7 resources created, 0 already present" in first.stdout
+    assert "demo data: 14 resources created, 0 already present" in first.stdout
     second = fse("seed", database=database)
-    assert "0 resources created, 14 already present" in second.stdout
+    assert "AMO guide: 0 resources created, 7 already present" in second.stdout
+    assert "demo data: 0 resources created, 14 already present" in second.stdout
+    guide_only = fse("seed", "--guide-only", database=database)
+    assert "demo data" not in guide_only.stdout
 
 
 def test_seed_before_migrate_says_what_to_do(tmp_path: Path) -> None:

@@ -38,6 +38,11 @@ IN_SCOPE = {
     "CoverageEligibilityResponse",
     "Provenance",
     "AuditEvent",
+    # the AMO implementation guide, served (issue 3)
+    "StructureDefinition",
+    "CodeSystem",
+    "ValueSet",
+    "NamingSystem",
 }
 
 
