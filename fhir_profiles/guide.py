@@ -1,7 +1,7 @@
 """The AMO implementation guide: the FHIR JSON definitions in ``definitions/`` and what they say.
 
-Definitions are data; this module reads them. Today: NamingSystems and the identifier rule each
-one names (extension ``identifier-rule``), so a validator can check any identifier by its system.
+Definitions are data; this module reads them: NamingSystems and the identifier rule each one
+names (extension ``identifier-rule``), CodeSystems, and ValueSets expanded to their codes.
 """
 
 from __future__ import annotations
@@ -64,6 +64,28 @@ def identifier_systems() -> dict[str, IdentifierSystem]:
                 raise ValueError(f"{alias} is declared by two NamingSystems")
             by_uri[alias] = entry
     return by_uri
+
+
+@cache
+def code_systems() -> dict[str, dict[str, Any]]:
+    return {cs["url"]: cs for cs in definitions("CodeSystem")}
+
+
+@cache
+def value_set_codes(url: str) -> frozenset[tuple[str, str]]:
+    """(system, code) pairs of a guide ValueSet: listed concepts, or every code of a guide
+    CodeSystem included whole. Raises KeyError for a ValueSet the guide does not define."""
+    value_set = next((vs for vs in definitions("ValueSet") if vs["url"] == url), None)
+    if value_set is None:
+        raise KeyError(url)
+    pairs: set[tuple[str, str]] = set()
+    for include in value_set["compose"]["include"]:
+        system = include["system"]
+        if "concept" in include:
+            pairs.update((system, c["code"]) for c in include["concept"])
+        else:
+            pairs.update((system, c["code"]) for c in code_systems()[system]["concept"])
+    return frozenset(pairs)
 
 
 def identifier_problem(system: str, value: str) -> str | None:

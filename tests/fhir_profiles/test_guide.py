@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from fhir.resources.R4B.namingsystem import NamingSystem
 
-from fhir_profiles.guide import definitions, identifier_problem, identifier_systems
+from fhir_profiles.guide import definitions, identifier_problem, identifier_systems, value_set_codes
 from fhir_profiles.identifiers import RULES
 
 SID = "https://fse.cnss.ma/fhir/sid"
@@ -35,3 +36,28 @@ def test_identifiers_are_checked_by_their_system() -> None:
 
 def test_systems_that_are_not_ours_are_not_judged() -> None:
     assert identifier_problem("http://example.org/other", "anything") is None
+
+
+def test_every_definition_is_valid_r4b_and_canonical_urls_are_unique() -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    urls = []
+    for resource in definitions():
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        if "url" in resource:
+            urls.append(resource["url"])
+        if resource["resourceType"] == "CodeSystem":
+            assert resource["count"] == len(resource["concept"])
+    assert len(urls) == len(set(urls))
+
+
+def test_value_sets_expand_to_their_codes() -> None:
+    regime = value_set_codes("https://fse.cnss.ma/fhir/ValueSet/regime")
+    assert {code for _, code in regime} == {"salaries", "tns", "tadamon", "achamil", "public"}
+    relationship = value_set_codes("https://fse.cnss.ma/fhir/ValueSet/beneficiary-relationship")
+    assert relationship == {
+        ("http://terminology.hl7.org/CodeSystem/subscriber-relationship", code)
+        for code in ("self", "spouse", "child")
+    }
+    with pytest.raises(KeyError):
+        value_set_codes("https://fse.cnss.ma/fhir/ValueSet/unknown")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fhir_profiles.guide import definitions
+
 
 def fse(*args: str, database: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}"}
@@ -24,10 +26,11 @@ def test_migrate_then_seed_is_idempotent(tmp_path: Path) -> None:
     assert fse("migrate", database=database).returncode == 0
     first = fse("seed", "--demo", database=database)
     assert first.returncode == 0, first.stderr
-    assert "AMO guide: 7 resources created, 0 already present" in first.stdout
+    guide = len(definitions())
+    assert f"AMO guide: {guide} resources created, 0 already present" in first.stdout
     assert "demo data: 14 resources created, 0 already present" in first.stdout
     second = fse("seed", database=database)
-    assert "AMO guide: 0 resources created, 7 already present" in second.stdout
+    assert f"AMO guide: 0 resources created, {guide} already present" in second.stdout
     assert "demo data: 0 resources created, 14 already present" in second.stdout
     guide_only = fse("seed", "--guide-only", database=database)
     assert "demo data" not in guide_only.stdout
