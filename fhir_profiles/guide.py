@@ -25,6 +25,8 @@ class IdentifierSystem:
     system: str
     """The preferred URI (what ``Identifier.system`` holds)."""
     name: str
+    kind: str
+    """identifier (checks Identifier.value) or codesystem (checks Coding.code)."""
     rule: Callable[[str], str | None]
     aliases: tuple[str, ...]
 
@@ -58,7 +60,13 @@ def identifier_systems() -> dict[str, IdentifierSystem]:
         aliases = tuple(
             u["value"] if u["type"] != "oid" else f"urn:oid:{u['value']}" for u in unique
         )
-        entry = IdentifierSystem(preferred, naming_system["name"], _rule_of(naming_system), aliases)
+        entry = IdentifierSystem(
+            preferred,
+            naming_system["name"],
+            naming_system["kind"],
+            _rule_of(naming_system),
+            aliases,
+        )
         for alias in aliases:
             if alias in by_uri:
                 raise ValueError(f"{alias} is declared by two NamingSystems")

@@ -1,0 +1,161 @@
+"""The guide's validator: each kind of rule, read from the StructureDefinitions, with its path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_profiles.identifiers import care_sheet_number
+from fhir_profiles.validator import Problem, profile_of, validate
+
+BASE = "https://fse.cnss.ma/fhir"
+SID = f"{BASE}/sid"
+DEMO = Path(__file__).resolve().parents[2] / "fse" / "seed" / "demo-bundle.json"
+
+
+def patient(**changes: Any) -> dict[str, Any]:
+    resource = {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": f"{SID}/immatriculation", "value": "123456789"},
+            {"system": f"{SID}/cin", "value": "BE123456"},
+        ],
+        "name": [{"family": "Alaoui", "given": ["Fatima"]}],
+        "gender": "female",
+        "birthDate": "1978-04-12",
+    }
+    resource.update(changes)
+    return resource
+
+
+def coverage(**changes: Any) -> dict[str, Any]:
+    resource = {
+        "resourceType": "Coverage",
+        "status": "active",
+        "type": {"coding": [{"system": f"{BASE}/CodeSystem/regime", "code": "tns"}]},
+        "beneficiary": {"reference": "Patient/p"},
+        "subscriber": {"reference": "Patient/p"},
+        "relationship": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship",
+                    "code": "self",
+                }
+            ]
+        },
+        "period": {"start": "2024-01-01"},
+        "payor": [{"reference": "Organization/cnss"}],
+    }
+    resource.update(changes)
+    return resource
+
+
+def where(problems: list[Problem]) -> list[tuple[str, str]]:
+    return [(p.path, p.rule) for p in problems]
+
+
+def test_demo_data_conforms() -> None:
+    for entry in json.loads(DEMO.read_text(encoding="utf-8"))["entry"]:
+        assert validate(entry["resource"]) == [], entry["resource"]["resourceType"]
+
+
+def test_required_elements_relative_to_their_parent() -> None:
+    no_birth_date = {k: v for k, v in patient().items() if k != "birthDate"}
+    assert where(validate(no_birth_date)) == [("Patient.birthDate", "cardinality")]
+    nameless = patient(name=[{"given": ["Fatima"]}, {"family": "Alaoui"}])
+    assert where(validate(nameless)) == [("Patient.name[0].family", "cardinality")]
+
+
+def test_identifier_slices_count_by_system() -> None:
+    twice = patient()
+    twice["identifier"].append({"system": f"{SID}/immatriculation", "value": "987654321"})
+    assert where(validate(twice)) == [("Patient.identifier", "slice")]
+    practitioner = {
+        "resourceType": "Practitioner",
+        "name": [{"family": "Benali"}],
+        "identifier": [{"system": f"{SID}/cin", "value": "A1"}],
+    }
+    problems = validate(practitioner)
+    assert where(problems) == [("Practitioner.identifier", "slice")]
+    assert "INPE" in problems[0].message
+
+
+def test_required_binding_and_invariant() -> None:
+    wrong = coverage(
+        type={"coding": [{"system": f"{BASE}/CodeSystem/regime", "code": "ramed"}]},
+        period={"start": "2025-01-01", "end": "2024-12-31"},
+    )
+    assert where(validate(wrong)) == [("Coverage.type", "binding"), ("Coverage", "invariant")]
+    assert "amo-cov-1" in validate(wrong)[1].message
+
+
+def test_identifiers_and_codings_are_checked_by_their_naming_system() -> None:
+    bad_cin = patient()
+    bad_cin["identifier"][1]["value"] = "be123456"
+    assert where(validate(bad_cin)) == [("Patient.identifier[1].value", "identifier")]
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {
+            "coding": [{"system": "urn:oid:1.3.160", "code": "6118000170144"}]
+        },
+    }
+    assert where(validate(request)) == [
+        ("MedicationRequest.medicationCodeableConcept.coding[0].code", "identifier")
+    ]
+
+
+def test_claim_needs_one_valid_care_sheet_number() -> None:
+    claim = {
+        "resourceType": "Claim",
+        "item": [{"sequence": 1}],
+        "identifier": [{"system": f"{SID}/fse", "value": care_sheet_number(2026, 7)}],
+    }
+    assert validate(claim) == []
+    assert where(validate(claim | {"identifier": []})) == [("Claim.identifier", "slice")]
+    assert where(validate(claim | {"item": []})) == [("Claim.item", "cardinality")]
+
+
+@pytest.mark.parametrize(
+    ("claimed", "expected"),
+    [
+        ([], [f"{BASE}/StructureDefinition/amo-patient|1.0.0"]),
+        (
+            [f"{BASE}/StructureDefinition/amo-patient|1.0.0"],
+            [f"{BASE}/StructureDefinition/amo-patient|1.0.0"],
+        ),
+        (["http://example.org/other-profile"], [f"{BASE}/StructureDefinition/amo-patient|1.0.0"]),
+    ],
+)
+def test_profile_chosen_from_meta_or_by_type(claimed: list[str], expected: list[str]) -> None:
+    resource = patient(meta={"profile": claimed}) if claimed else patient()
+    assert validate(resource) == []
+    assert [profile_of(resource)] == expected
+
+
+def test_unknown_version_of_our_profile_is_refused() -> None:
+    resource = patient(meta={"profile": [f"{BASE}/StructureDefinition/amo-patient|9.9.9"]})
+    assert where(validate(resource)) == [("Patient.meta.profile[0]", "profile")]
+
+
+def test_types_without_profile_get_identifier_rules_only() -> None:
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "identifier": [{"system": f"{SID}/inpe", "value": "12"}],
+    }
+    assert where(validate(encounter)) == [("Encounter.identifier[0].value", "identifier")]
+    assert profile_of(encounter) is None
+
+
+def test_validation_does_not_change_the_resource() -> None:
+    resource = patient()
+    before = copy.deepcopy(resource)
+    validate(resource)
+    assert resource == before
