@@ -21,6 +21,8 @@ from pathlib import Path
 
 import orjson
 
+from fhir_profiles.identifiers import care_sheet_number
+
 ADMIN_URL = os.environ.get(
     "FSE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -155,8 +157,12 @@ async def prepare_patients(port: int, count: int) -> list[str]:
         {
             "resource": {
                 "resourceType": "Patient",
-                "identifier": [{"system": f"{SID}/immatriculation", "value": f"9{run:06d}{n:05d}"}],
-                "name": [{"family": f"Bench{n}"}],
+                "identifier": [
+                    {"system": f"{SID}/immatriculation", "value": f"9{run % 1000:03d}{n:05d}"}
+                ],
+                "name": [{"family": f"Bench{n}", "given": ["Test"]}],
+                "gender": "female" if n % 2 else "male",
+                "birthDate": f"{1950 + n % 60}-01-01",
             },
             "request": {"method": "POST", "url": "Patient"},
         }
@@ -188,11 +194,10 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
     patients = await prepare_patients(port, 200)
     await settle(database_url)
     claims: list[tuple[str, str]] = []
-    run = random.randrange(10**9)
-    counter = iter(range(10**9))
+    counter = iter(range(random.randrange(10**8), 10**9))
 
     async def create(conn: Connection, _i: int) -> bool:
-        number = f"B{run}-{next(counter)}"
+        number = care_sheet_number(2026, next(counter))
         status, headers, _ = await conn.request(
             "POST", "/fhir/Claim", claim_body(random.choice(patients), number)
         )

@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     UPDATE_CREATE_NOT_SUPPORTED = "FSE-0020"
     INVALID_REQUEST = "FSE-0021"
     UNKNOWN_OPERATION = "FSE-0022"
+    PROFILE_VIOLATION = "FSE-0023"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -65,6 +66,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.UPDATE_CREATE_NOT_SUPPORTED: "Ids are assigned by the server: create with POST.",
     ErrorCode.INVALID_REQUEST: "The request is not well formed (see diagnostics).",
     ErrorCode.UNKNOWN_OPERATION: "No such operation on this resource type.",
+    ErrorCode.PROFILE_VIOLATION: "The resource breaks a rule of the AMO guide; see the path.",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

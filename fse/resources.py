@@ -13,6 +13,8 @@ import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import BaseModel, ValidationError
 
+from fhir_profiles.validator import profile_of
+from fhir_profiles.validator import validate as profile_problems
 from fse.errors import BadRequest, ErrorCode, Issue, NotFound, Unprocessable
 from fse.store.search_params import SUPPORTED_TYPES
 
@@ -58,8 +60,44 @@ def fhir_path(resource_type: str, loc: tuple[int | str, ...]) -> str:
     return path
 
 
+PROBLEM_ISSUE_TYPES = {
+    "cardinality": "required",
+    "slice": "required",
+    "binding": "code-invalid",
+    "invariant": "invariant",
+    "profile": "not-supported",
+}
+
+
 def validation_issues(resource: dict[str, Any]) -> list[Issue]:
-    """Every structural problem of the resource, each with its element path."""
+    """Every problem of the resource, each with its element path: first the R4B structure, then
+    (on a well-formed resource) the AMO guide's profiles and identifier rules."""
+    structural = _structure_issues(resource)
+    if structural:
+        return structural
+    return [
+        Issue(
+            ErrorCode.PROFILE_VIOLATION,
+            f"{problem.path}: {problem.message}",
+            (problem.path,),
+            issue_type=PROBLEM_ISSUE_TYPES.get(problem.rule, "value"),
+        )
+        for problem in profile_problems(resource)
+    ]
+
+
+def declare_profile(resource: dict[str, Any]) -> None:
+    """Record in meta.profile the AMO profile (url|version) the resource was validated against."""
+    canonical = profile_of(resource)
+    if canonical is None:
+        return
+    meta = resource.setdefault("meta", {})
+    claimed = meta.setdefault("profile", [])
+    if canonical not in claimed and canonical.split("|")[0] not in claimed:
+        claimed.append(canonical)
+
+
+def _structure_issues(resource: dict[str, Any]) -> list[Issue]:
     rtype = str(resource.get("resourceType"))
     try:
         model_class(rtype).model_validate(resource)

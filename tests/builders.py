@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_profiles.identifiers import care_sheet_number
+
 SID = "https://fse.cnss.ma/fhir/sid"
 IMMAT = f"{SID}/immatriculation"
 CIN = f"{SID}/cin"
@@ -41,15 +43,16 @@ def practitioner(inpe: str = "100000019", family: str = "Benali") -> dict[str, A
 
 def claim(
     patient_ref: str,
-    number: str = "FSE-1",
+    sequence: int = 1,
     created: str = "2026-11-20",
     act: str = "C",
     amount: int = 150,
     status: str = "active",
 ) -> dict[str, Any]:
+    """A care sheet numbered FSE-2026-<sequence>-<check characters>."""
     return {
         "resourceType": "Claim",
-        "identifier": [{"system": FSE, "value": number}],
+        "identifier": [{"system": FSE, "value": care_sheet_number(2026, sequence)}],
         "status": status,
         "type": {
             "coding": [

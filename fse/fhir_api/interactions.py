@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.config import Settings
 from fse.errors import BadRequest, ErrorCode, PreconditionFailed
-from fse.resources import check_type, require_supported, validate
+from fse.resources import check_type, declare_profile, require_supported, validate
 from fse.runtime import Runtime
 from fse.store.query import SearchQuery, parse_search
 from fse.store.repository import ResourceStore, Stored
@@ -59,6 +59,7 @@ class FhirService:
         require_supported(rtype)
         check_type(resource, rtype)
         validate(resource)
+        declare_profile(resource)
         if if_none_exist is not None:
             existing = await self.match_conditional(conn, rtype, if_none_exist)
             if existing is not None:
@@ -82,6 +83,7 @@ class FhirService:
                 code=ErrorCode.ID_MISMATCH,
             )
         validate(resource)
+        declare_profile(resource)
         return Written(await self.store.update(conn, rtype, rid, resource, if_match), False)
 
     async def match_conditional(

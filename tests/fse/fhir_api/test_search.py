@@ -108,8 +108,8 @@ async def test_datetime_with_timezone(client: httpx.AsyncClient) -> None:
 
 async def test_reference_by_id_type_and_chain(client: httpx.AsyncClient) -> None:
     first, second = await two_patients(client)
-    mine = await create(client, claim(f"Patient/{first['id']}", number="FSE-1"))
-    await create(client, claim(f"Patient/{second['id']}", number="FSE-2"))
+    mine = await create(client, claim(f"Patient/{first['id']}", sequence=1))
+    await create(client, claim(f"Patient/{second['id']}", sequence=2))
     assert ids(await search(client, "Claim", patient=f"Patient/{first['id']}")) == [mine["id"]]
     assert ids(await search(client, "Claim", patient=first["id"])) == [mine["id"]]
     assert ids(await search(client, "Claim", **{"patient.identifier": f"{IMMAT}|123456789"})) == [
@@ -131,9 +131,9 @@ async def test_chain_ignores_deleted_targets(client: httpx.AsyncClient) -> None:
 
 async def test_status_code_and_not_modifier(client: httpx.AsyncClient) -> None:
     first, _ = await two_patients(client)
-    active = await create(client, claim(f"Patient/{first['id']}", number="1", act="C"))
+    active = await create(client, claim(f"Patient/{first['id']}", sequence=1, act="C"))
     draft = await create(
-        client, claim(f"Patient/{first['id']}", number="2", act="Cs", status="draft")
+        client, claim(f"Patient/{first['id']}", sequence=2, act="Cs", status="draft")
     )
     assert ids(await search(client, "Claim", status="active")) == [active["id"]]
     assert ids(await search(client, "Claim", **{"status:not": "active"})) == [draft["id"]]
@@ -145,13 +145,12 @@ async def test_status_code_and_not_modifier(client: httpx.AsyncClient) -> None:
 
 
 async def test_missing_modifier(client: httpx.AsyncClient) -> None:
-    with_birth = await create(client, patient())
-    without = await create(
-        client, {"resourceType": "Patient", "identifier": [{"system": CIN, "value": "Z1"}]}
-    )
-    assert ids(await search(client, "Patient", **{"birthdate:missing": "true"})) == [without["id"]]
-    assert ids(await search(client, "Patient", **{"birthdate:missing": "false"})) == [
-        with_birth["id"]
+    phone = [{"system": "phone", "value": "+212600000000"}]
+    with_phone = await create(client, patient(immat="111111111", cin="A1", telecom=phone))
+    without = await create(client, patient(immat="222222222", cin="A2"))
+    assert ids(await search(client, "Patient", **{"telecom:missing": "true"})) == [without["id"]]
+    assert ids(await search(client, "Patient", **{"telecom:missing": "false"})) == [
+        with_phone["id"]
     ]
 
 
@@ -216,7 +215,7 @@ async def test_sort_on_dates_both_ways_across_pages(client: httpx.AsyncClient) -
     owner = await create(client, patient())
     dates = ["2026-11-03", "2026-11-01", "2026-11-05", "2026-11-02", "2026-11-04"]
     for n, created in enumerate(dates):
-        await create(client, claim(f"Patient/{owner['id']}", number=f"S{n}", created=created))
+        await create(client, claim(f"Patient/{owner['id']}", sequence=100 + n, created=created))
 
     async def walk(sort: str) -> list[str]:
         out: list[str] = []
