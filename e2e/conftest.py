@@ -24,6 +24,10 @@ CHROMIUM_ARGS = [
 ]
 
 
+CLIENT: dict[str, str] = {}
+"""The system client `fse client create` registered for this session (id and secret)."""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -36,10 +40,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}", "FSE_PORT": str(port)}
     env.pop("FSE_REDIS_URL", None)
+    env["FSE_SIGNING_KEY_FILE"] = str(database.parent / "signing-key.pem")
     for command in (["migrate"], ["seed", "--demo"]):
         subprocess.run(
             [sys.executable, "-m", "fse.cli", *command], env=env, check=True, timeout=120
         )
+    registered = subprocess.run(
+        [sys.executable, "-m", "fse.cli", "client", "create", "e2e", "--scopes", "system/*.rs"],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
+    credentials = dict(
+        line.split(":", 1) for line in registered.splitlines() if line.startswith("client_")
+    )
+    CLIENT.update({k: v.strip() for k, v in credentials.items()})
     process = subprocess.Popen([sys.executable, "-m", "fse.cli", "serve", "--quiet"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -57,6 +74,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api_token(server: str) -> str:
+    """A token obtained as an integrator would: client registered by the CLI, then /auth/token."""
+    response = httpx.post(
+        f"{server}/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(CLIENT["client_id"], CLIENT["client_secret"]),
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
 
 
 @pytest.fixture(scope="session")

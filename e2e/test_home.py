@@ -24,9 +24,12 @@ def test_capability_statement_link_serves_fhir_json(server: str, page: Page) -> 
     assert response.json()["resourceType"] == "CapabilityStatement"
 
 
-def test_demo_data_is_searchable_by_registration_number(server: str, page: Page) -> None:
+def test_demo_data_is_searchable_by_registration_number(
+    server: str, page: Page, api_token: str
+) -> None:
     url = server + "/fhir/Patient?identifier=https://fse.cnss.ma/fhir/sid/immatriculation|123456789"
-    response = page.request.get(url)
+    assert page.request.get(url).status == 401
+    response = page.request.get(url, headers={"Authorization": f"Bearer {api_token}"})
     assert response.status == 200
     entries = response.json()["entry"]
     assert [e["resource"]["name"][0]["family"] for e in entries] == ["Alaoui"]

@@ -26,7 +26,10 @@ from fse.fhir_api.operations.validate import VALIDATE
 from fse.fhir_api.routes import router as fhir_router
 from fse.resources import model_class
 from fse.runtime import build_runtime
+from fse.security.auth import Authenticator, AuthMiddleware
 from fse.security.throttle import ThrottleMiddleware
+from fse.security.token_endpoint import router as token_router
+from fse.security.tokens import load_or_create_key
 from fse.store.repository import ResourceStore
 from fse.store.search_params import SUPPORTED_TYPES
 from fse.web import pages
@@ -67,8 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operations = operations
     app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
     _install_error_handlers(app)
+    app.state.signing_key = load_or_create_key(settings.signing_key_file)
+    authenticator = Authenticator(
+        app.state.signing_key, settings.token_audience, engine, runtime.cache
+    )
+    app.state.authenticator = authenticator
     app.include_router(fhir_router)
+    app.include_router(token_router)
     pages.mount(app)
+    # The last added runs first: throttle, then authenticate, then route.
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(
         ThrottleMiddleware, limiter=runtime.limiter, per_minute=settings.rate_limit_per_minute
     )

@@ -7,6 +7,7 @@ a few lines of raw HTTP/1.1 so that, on a small machine, the server and not the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import platform
 import random
@@ -44,11 +45,19 @@ class Connection:
         return cls(reader, writer, f"{host}:{port}")
 
     async def request(
-        self, method: str, path: str, body: bytes = b""
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str = "application/fhir+json",
+        authorization: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        authorization = authorization or (f"Bearer {self.token}" if self.token else None)
+        if authorization:
+            head += f"Authorization: {authorization}\r\n"
         if body:
-            head += f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n"
+            head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + body)
         status_line = await self.reader.readuntil(b"\r\n")
         headers: dict[str, str] = {}
@@ -190,7 +199,33 @@ async def settle(database_url: str) -> None:
         await conn.close()
 
 
+async def authenticate(port: int, database_url: str) -> None:
+    """Register a bench client and get its token from /auth/token, as an integrator would."""
+    from fse.db import create_engine
+    from fse.security.clients import create_client
+
+    engine = create_engine(database_url)
+    try:
+        client, secret = await create_client(engine, "bench", "system/*.cruds")
+    finally:
+        await engine.dispose()
+    conn = await Connection.open("127.0.0.1", port)
+    credentials = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    status, _, payload = await conn.request(
+        "POST",
+        "/auth/token",
+        b"grant_type=client_credentials",
+        "application/x-www-form-urlencoded",
+        f"Basic {credentials}",
+    )
+    conn.close()
+    if status != 200:
+        raise RuntimeError(f"could not get a token: {status} {payload[:200]!r}")
+    Connection.token = orjson.loads(payload)["access_token"]
+
+
 async def drive(port: int, clients: int, seconds: float, database_url: str) -> list[Result]:
+    await authenticate(port, database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
     patients = await prepare_patients(port, 200)
     await settle(database_url)
     claims: list[tuple[str, str]] = []

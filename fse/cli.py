@@ -59,6 +59,44 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client(args: argparse.Namespace) -> int:
+    from fse.db import create_engine
+    from fse.security import clients
+    from fse.security.auth import CLIENT_STATE_TTL
+
+    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            if args.action == "create":
+                client, secret = await clients.create_client(engine, args.name, args.scopes)
+                print(f"client:        {client.name}")
+                print(f"client_id:     {client.client_id}")
+                print(f"client_secret: {secret}")
+                print(f"scopes:        {client.scopes}")
+                print("Keep the secret now: it is stored hashed and cannot be shown again.")
+                return 0
+            if args.action == "revoke":
+                revoked = await clients.revoke_client(engine, args.name)
+                if revoked is None:
+                    print(f"no active client named {args.name!r}", file=sys.stderr)
+                    return 1
+                print(
+                    f"revoked {revoked.name} ({revoked.client_id}); its tokens stop working "
+                    f"within {CLIENT_STATE_TTL} s"
+                )
+                return 0
+            for client in await clients.list_clients(engine):
+                state = "revoked" if client.revoked else "active"
+                print(f"{client.name}\t{client.client_id}\t{state}\t{client.scopes}")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
 
@@ -87,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--guide-only", action="store_true", help="only the AMO guide's definitions")
     seed.add_argument("--database-url")
     seed.set_defaults(run=_seed)
+    client = sub.add_parser("client", help="CNSS system clients (OAuth2 client credentials)")
+    client_sub = client.add_subparsers(dest="action", required=True)
+    create = client_sub.add_parser("create", help="register a client; prints its secret once")
+    create.add_argument("name")
+    create.add_argument("--scopes", required=True, help='e.g. "system/Claim.rs system/Patient.rs"')
+    revoke = client_sub.add_parser("revoke", help="revoke a client")
+    revoke.add_argument("name")
+    client_sub.add_parser("list", help="list clients")
+    client.add_argument("--database-url")
+    client.set_defaults(run=_client)
+
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
     bench.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     max_bundle_entries: int = 500
     default_page_size: int = 20
     max_page_size: int = 200
+    token_ttl_seconds: int = Field(default=300, description="Lifetime of access tokens.")
+    token_audience: str = Field(default="urn:fse:fhir", description="iss and aud of our tokens.")
+    signing_key_file: Path = Field(
+        default=Path("var") / "token-signing-key.pem",
+        description="P-256 key that signs access tokens; created (mode 600) if absent.",
+    )
     rate_limit_per_minute: int = Field(
         default=6000, description="Requests per minute per client address; 0 disables."
     )

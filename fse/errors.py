@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     INVALID_REQUEST = "FSE-0021"
     UNKNOWN_OPERATION = "FSE-0022"
     PROFILE_VIOLATION = "FSE-0023"
+    UNAUTHENTICATED = "FSE-0024"
+    FORBIDDEN = "FSE-0025"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -67,6 +69,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_REQUEST: "The request is not well formed (see diagnostics).",
     ErrorCode.UNKNOWN_OPERATION: "No such operation on this resource type.",
     ErrorCode.PROFILE_VIOLATION: "The resource breaks a rule of the AMO guide; see the path.",
+    ErrorCode.UNAUTHENTICATED: "No valid access token: get one at /auth/token.",
+    ErrorCode.FORBIDDEN: "The token's scopes do not allow this interaction on this type.",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

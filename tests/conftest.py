@@ -15,10 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fse.app import close, create_app
 from fse.config import Settings
+from fse.security.clients import create_client
+from fse.security.tables import SECURITY_TABLES
+from fse.security.tokens import issue
 from fse.store.tables import metadata
 from tests.services import REDIS_URL, create_pg_database, drop_pg_database, migrate_async
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+STORE_TABLES = [t for t in metadata.sorted_tables if t not in SECURITY_TABLES]
+ALL_SCOPES = "system/*.cruds"
 
 
 @dataclass
@@ -26,6 +33,8 @@ class Platform:
     backend: str
     settings: Settings
     app: FastAPI
+    token: str = ""
+    """Bearer token of the test suite's system client (all scopes)."""
 
     @property
     def engine(self) -> AsyncEngine:
@@ -39,8 +48,14 @@ class Platform:
                 for table in metadata.sorted_tables
             }
 
+    def token_for(self, client_id: str, scope: str, ttl_seconds: int = 3600) -> str:
+        audience = self.settings.token_audience
+        claims = {"iss": audience, "aud": audience, "sub": client_id, "scope": scope}
+        return issue(self.app.state.signing_key, claims, ttl_seconds)
+
     async def truncate(self) -> None:
-        names = [t.name for t in reversed(metadata.sorted_tables)]
+        """Empty the resource store (system clients stay: they belong to the session)."""
+        names = [t.name for t in reversed(STORE_TABLES)]
         async with self.engine.begin() as conn:
             if self.backend == "postgresql":
                 await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
@@ -60,10 +75,14 @@ async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[
         "redis_url": redis_url,
         "redis_namespace": f"fse-test-{uuid.uuid4().hex[:8]}",
         "rate_limit_per_minute": 0,
+        "signing_key_file": tmp / "signing-key.pem",
         **overrides,
     }
     settings = Settings(**options)  # type: ignore[arg-type]
-    return Platform(backend, settings, create_app(settings)), url
+    platform = Platform(backend, settings, create_app(settings))
+    client, _secret = await create_client(platform.engine, "test-suite", ALL_SCOPES)
+    platform.token = platform.token_for(client.client_id, ALL_SCOPES)
+    return platform, url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -81,5 +100,8 @@ async def platform(
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     await platform.truncate()
     transport = httpx.ASGITransport(app=platform.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    headers = {"Authorization": f"Bearer {platform.token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         yield http

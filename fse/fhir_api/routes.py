@@ -25,6 +25,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.operations import OperationCall, OperationRegistry
 from fse.fhir_api.transaction import BundleProcessor
 from fse.resources import parse_json, require_supported
+from fse.security.auth import authorize, principal_of
 from fse.store.dates import date_range
 from fse.store.query import decode_cursor, encode_cursor
 
@@ -53,8 +54,10 @@ def base_of(request: Request) -> str:
     return base_url(request, request.app.state.settings.base_url)
 
 
-def _checked_id(rtype: str, rid: str) -> str:
+def _checked_id(request: Request, rtype: str, rid: str, permission: str) -> str:
+    """Known type, caller allowed ``permission`` on it, well-formed id (else 404/403)."""
     require_supported(rtype)
+    authorize(principal_of(request), rtype, permission)
     if not ID_RE.match(rid):
         raise NotFound(f"{rtype}/{rid} not found: not a valid id")
     return rid
@@ -84,7 +87,7 @@ async def metadata(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    processor = BundleProcessor(service, base)
+    processor = BundleProcessor(service, base, principal_of(request))
     kind, entries = processor.entries(
         parse_json(await read_body(request, service.settings.max_body_bytes))
     )
@@ -99,7 +102,11 @@ async def _search(
     request: Request, service: FhirService, base: str, rtype: str, items: list[tuple[str, str]]
 ) -> Response:
     require_supported(rtype)
+    principal = principal_of(request)
+    authorize(principal, rtype, "s")
     query = service.parse_search(rtype, items, prefer(request, "handling") == "strict")
+    for include in (*query.includes, *query.revincludes):
+        authorize(principal, include.target_type or include.source_type, "r")
     async with service.store.snapshot() as conn:
         page = await service.store.search(conn, query)
     return fhir_response(bundles.searchset(base, rtype, query.echo, page))
@@ -126,6 +133,7 @@ async def create(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     require_supported(rtype)
+    authorize(principal_of(request), rtype, "c")
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     criteria = request.headers.get("if-none-exist")
     store = service.store
@@ -185,6 +193,7 @@ async def history_type(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     require_supported(rtype)
+    authorize(principal_of(request), rtype, "s")
     return await _history(request, service, base, rtype, None)
 
 
@@ -192,7 +201,7 @@ async def history_type(rtype: str, request: Request) -> Response:
 async def read(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(rtype, rid)
+    _checked_id(request, rtype, rid, "r")
     async with service.store.snapshot() as conn:
         stored = await service.store.read(conn, rtype, rid)
     headers = version_headers(stored, base)
@@ -206,7 +215,7 @@ async def read(rtype: str, rid: str, request: Request) -> Response:
 async def update(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(rtype, rid)
+    _checked_id(request, rtype, rid, "u")
     if_match = parse_etag(request.headers.get("if-match"))
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     async with service.store.transaction() as conn:
@@ -218,7 +227,7 @@ async def update(rtype: str, rid: str, request: Request) -> Response:
 @router.delete("/{rtype}/{rid}", summary="delete (versioned)")
 async def delete(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
-    _checked_id(rtype, rid)
+    _checked_id(request, rtype, rid, "d")
     async with service.store.transaction() as conn:
         stored = await service.store.delete(conn, rtype, rid)
     if stored is not None:
@@ -231,7 +240,7 @@ async def delete(rtype: str, rid: str, request: Request) -> Response:
 async def history_instance(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(rtype, rid)
+    _checked_id(request, rtype, rid, "r")
     return await _history(request, service, base, rtype, rid)
 
 
@@ -239,7 +248,7 @@ async def history_instance(rtype: str, rid: str, request: Request) -> Response:
 async def vread(rtype: str, rid: str, vid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(rtype, rid)
+    _checked_id(request, rtype, rid, "r")
     if not vid.isdigit():
         raise NotFound(f"{rtype}/{rid} has no version {vid!r}")
     async with service.store.snapshot() as conn:
@@ -272,6 +281,7 @@ async def _operation(
         raise NotFound(
             f"{rtype} has no operation {name} at this level", code=ErrorCode.UNKNOWN_OPERATION
         )
+    authorize(principal_of(request), rtype, operation.permission)
     return await operation.handler(OperationCall(request, service, rtype, rid, base))
 
 
@@ -295,5 +305,7 @@ async def instance_operation(
     service = service_of(request)
     operations = operations_of(request)
     base = base_of(request)
-    _checked_id(rtype, rid)
+    require_supported(rtype)
+    if not ID_RE.match(rid):
+        raise NotFound(f"{rtype}/{rid} not found: not a valid id")
     return await _operation(request, service, operations, base, rtype, rid, name)

@@ -19,6 +19,7 @@ from fse.fhir_api import bundles
 from fse.fhir_api.http import parse_etag
 from fse.fhir_api.interactions import FhirService
 from fse.resources import require_supported
+from fse.security.auth import Principal, authorize
 from fse.store.repository import Stored, new_id
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
@@ -116,10 +117,22 @@ def _rewrite_references(node: Any, mapping: dict[str, str]) -> Any:
     return node
 
 
+PERMISSION = {"POST": "c", "PUT": "u", "DELETE": "d"}
+
+
 class BundleProcessor:
-    def __init__(self, service: FhirService, base: str) -> None:
+    def __init__(self, service: FhirService, base: str, principal: Principal | None) -> None:
+        """``principal`` None is the platform itself (seeding); HTTP callers always have one."""
         self.service = service
         self.base = base
+        self.principal = principal
+
+    def _authorize(self, entry: Entry) -> None:
+        permission = PERMISSION.get(entry.method) or ("r" if entry.rid else "s")
+        try:
+            authorize(self.principal, require_supported(entry.rtype), permission)
+        except FhirError as error:
+            raise _in_entry(error, entry) from None
 
     def entries(self, bundle: dict[str, Any]) -> tuple[str, list[Any]]:
         if bundle.get("resourceType") != "Bundle":
@@ -149,6 +162,8 @@ class BundleProcessor:
 
     async def transaction(self, raw_entries: list[Any]) -> tuple[bytes, list[Stored]]:
         entries = [_parse_entry(i, raw, self.base) for i, raw in enumerate(raw_entries)]
+        for entry in entries:
+            self._authorize(entry)
         results: dict[int, bytes] = {}
         written: list[Stored] = []
         async with self.service.store.transaction() as conn:
@@ -236,6 +251,7 @@ class BundleProcessor:
         for index, raw in enumerate(raw_entries):
             try:
                 entry = _parse_entry(index, raw, self.base)
+                self._authorize(entry)
                 async with self.service.store.transaction() as conn:
                     planned = await self._plan(conn, [entry])
                     result, stored = await self._run(conn, entry, planned)

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from fse.db import create_engine
+from fse.security.tables import SECURITY_TABLES  # noqa: F401 - registers the tables
 from fse.store.tables import metadata
 
 config = context.config

@@ -54,9 +54,8 @@ async def load(settings: Settings, bundle: dict[str, Any]) -> tuple[int, int]:
     engine = create_engine(settings.database_url)
     runtime = build_runtime(None)
     try:
-        processor = BundleProcessor(
-            FhirService(ResourceStore(engine), runtime, settings), "urn:fse:seed"
-        )
+        service = FhirService(ResourceStore(engine), runtime, settings)
+        processor = BundleProcessor(service, "urn:fse:seed", principal=None)
         _, entries = processor.entries(bundle)
         body, written = await processor.transaction(entries)
         statuses = [e["response"]["status"] for e in orjson.loads(body)["entry"]]

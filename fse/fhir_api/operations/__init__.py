@@ -31,6 +31,8 @@ class Operation:
     type_level: bool = True
     instance_level: bool = False
     definition: str = ""
+    permission: str = "r"
+    """The SMART scope letter the caller needs on the resource type (c, r, u, d or s)."""
 
 
 class OperationRegistry:

@@ -37,7 +37,10 @@ async def test_client_over_the_limit_gets_429_with_retry_after(
     platform, _url = await build_platform(backend, tmp_path, rate_limit_per_minute=3)
     transport = httpx.ASGITransport(app=platform.app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        headers = {"Authorization": f"Bearer {platform.token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
             statuses = [(await client.get("/fhir/Patient")).status_code for _ in range(3)]
             refused = await client.get("/fhir/Patient")
         assert statuses == [200, 200, 200]

@@ -1,0 +1,146 @@
+"""Authentication and authorisation of the FHIR API (SMART backend services, client credentials).
+
+Every ``/fhir`` request but the CapabilityStatement needs a bearer token; each interaction then
+needs the matching scope letter on its resource type (``authorize``). Verified tokens are cached
+per worker; a client's revocation is seen within ``CLIENT_STATE_TTL`` seconds (Redis shares it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fse.errors import ErrorCode, FhirError
+from fse.runtime.cache import Cache
+from fse.security.clients import find_client
+from fse.security.scopes import Grant, allows, parse
+from fse.security.tokens import InvalidToken, SigningKey, verify
+
+PUBLIC_PATHS = frozenset({"/fhir/metadata"})
+CLIENT_STATE_TTL = 10
+TOKEN_CACHE_SIZE = 10_000
+
+
+class Unauthenticated(FhirError):
+    status = 401
+    issue_type = "login"
+
+
+class Forbidden(FhirError):
+    status = 403
+    issue_type = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    grants: tuple[Grant, ...]
+
+
+def unauthenticated(reason: str) -> Unauthenticated:
+    return Unauthenticated(
+        f"authentication required: {reason}; get a token at /auth/token",
+        code=ErrorCode.UNAUTHENTICATED,
+        headers={"WWW-Authenticate": f'Bearer realm="fse", error="invalid_token", {_said(reason)}'},
+    )
+
+
+def _said(reason: str) -> str:
+    return f'error_description="{reason}"'
+
+
+class Authenticator:
+    def __init__(self, key: SigningKey, audience: str, engine: AsyncEngine, cache: Cache) -> None:
+        self.key, self.audience, self.engine, self.cache = key, audience, engine, cache
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    async def principal(self, authorization: str | None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise unauthenticated("no bearer token")
+        principal = self._cached(token) or self._verify(token)
+        if not await self._active(principal.client_id):
+            raise unauthenticated("client revoked")
+        return principal
+
+    def _cached(self, token: str) -> Principal | None:
+        entry = self._verified.get(token)
+        if entry is None or entry[0] <= time.time():
+            return None
+        return entry[1]
+
+    def _verify(self, token: str) -> Principal:
+        try:
+            claims = verify(self.key, token, self.audience, self.audience)
+        except InvalidToken as exc:
+            raise unauthenticated(str(exc)) from None
+        principal = Principal(claims["sub"], parse(claims.get("scope", "")))
+        self._verified[token] = (claims["exp"], principal)
+        if len(self._verified) > TOKEN_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _active(self, client_id: str) -> bool:
+        key = f"client-active:{client_id}"
+        state = await self.cache.get(key)
+        if state is None:
+            found = await find_client(self.engine, client_id)
+            state = b"1" if found and not found[0].revoked else b"0"
+            await self.cache.set(key, state, CLIENT_STATE_TTL)
+        return state == b"1"
+
+    async def forget(self, client_id: str) -> None:
+        """Drop the cached state (after a revocation in this process)."""
+        await self.cache.delete(f"client-active:{client_id}")
+
+
+class AuthMiddleware:
+    """Puts the caller's Principal in ``scope['state']``, or answers 401 before reading a body."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/fhir") or path in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        try:
+            principal = await self.authenticator.principal(
+                headers.get(b"authorization", b"").decode("latin-1")
+            )
+        except FhirError as error:
+            from fse.fhir_api.http import fhir_response
+
+            await fhir_response(error.outcome(), error.status, error.headers)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def principal_of(request: Request) -> Principal:
+    """The authenticated caller; fails closed if the middleware did not run for this route."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise unauthenticated("no bearer token")
+    return principal
+
+
+def authorize(principal: Principal | None, resource_type: str, permission: str) -> None:
+    """403 unless the caller's scopes allow ``permission`` (c, r, u, d, s) on the type.
+
+    ``None`` is the platform itself (seeding the guide and demo data), never an HTTP caller.
+    """
+    if principal is None or allows(principal.grants, resource_type, permission):
+        return
+    needed = f"system/{resource_type}.{permission}"
+    raise Forbidden(
+        f"client {principal.client_id} lacks scope {needed}", (needed,), code=ErrorCode.FORBIDDEN
+    )
