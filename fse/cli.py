@@ -47,7 +47,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from fse.seed import demo_bundle, guide_bundle, load
+    from fse.seed import demo_bundle, guide_bundle, load, load_demo_accounts
 
     settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
     sets = [("AMO guide", guide_bundle())]
@@ -56,6 +56,9 @@ def _seed(args: argparse.Namespace) -> int:
     for name, bundle in sets:
         created, existing = asyncio.run(load(settings, bundle))
         print(f"{name}: {created} resources created, {existing} already present", flush=True)
+    if not args.guide_only:
+        created, existing = asyncio.run(load_demo_accounts(settings))
+        print(f"demo accounts: {created} created, {existing} already present", flush=True)
     return 0
 
 
@@ -93,6 +96,35 @@ def _client(args: argparse.Namespace) -> int:
             return 0
         finally:
             await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from fse.db import create_engine
+    from fse.security.users import Role, create_user
+
+    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            user = await create_user(
+                engine, args.username, password, Role(args.role), args.name, args.practitioner
+            )
+        finally:
+            await engine.dispose()
+        print(f"user {user.username} ({user.role_label}) created")
+        return 0
 
     return asyncio.run(run())
 
@@ -135,6 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     client_sub.add_parser("list", help="list clients")
     client.add_argument("--database-url")
     client.set_defaults(run=_client)
+
+    user = sub.add_parser("user", help="people who log in to the web UI")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    user_create = user_sub.add_parser("create", help="create a user (password prompted)")
+    user_create.add_argument("username")
+    user_create.add_argument(
+        "--role", required=True, choices=["prescriber", "pharmacist", "lab", "cnss_agent"]
+    )
+    user_create.add_argument("--name", required=True, help="display name, e.g. 'Dr Karim Benali'")
+    user_create.add_argument("--practitioner", help="Practitioner/<id> of a professional")
+    user_create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    user.add_argument("--database-url")
+    user.set_defaults(run=_user)
 
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")

@@ -7,18 +7,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fse.security.passwords import hash_password, password_matches
 from fse.security.scopes import Grant, parse
 from fse.security.tables import system_clients
-
-HASHER = PasswordHasher()
-# Verified against when the client id is unknown, so both failures take the same time.
-_DUMMY_HASH = HASHER.hash("not-a-client-secret")
 
 
 class ClientExists(Exception):
@@ -48,7 +43,7 @@ async def create_client(engine: AsyncEngine, name: str, scopes: str) -> tuple[Sy
                 insert(system_clients).values(
                     name=name,
                     client_id=client_id,
-                    secret_hash=HASHER.hash(secret),
+                    secret_hash=hash_password(secret),
                     scopes=" ".join(scopes.split()),
                     created_at=datetime.now(UTC),
                 )
@@ -94,10 +89,6 @@ async def find_client(engine: AsyncEngine, client_id: str) -> tuple[SystemClient
 async def authenticate(engine: AsyncEngine, client_id: str, secret: str) -> SystemClient | None:
     """The active client with this id and secret, else None (timing does not tell which failed)."""
     found = await find_client(engine, client_id)
-    try:
-        HASHER.verify(found[1] if found else _DUMMY_HASH, secret)
-    except VerificationError:
+    if not password_matches(found[1] if found else None, secret) or found is None:
         return None
-    if found is None or found[0].revoked:
-        return None
-    return found[0]
+    return None if found[0].revoked else found[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 
 from fse.store.tables import PrimaryKey, UtcDateTime, metadata
 
@@ -19,4 +19,30 @@ system_clients = Table(
     Index("ix_system_clients_client_id_active", "client_id", "revoked_at"),
 )
 
-SECURITY_TABLES = (system_clients,)
+users = Table(
+    "users",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("practitioner", String(128), nullable=True),
+    # the user's Practitioner reference (Practitioner/<id>), for professionals
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_pk", PrimaryKey, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_user_sessions_user_pk", "user_pk"),
+)
+
+SECURITY_TABLES = (system_clients, users, user_sessions)

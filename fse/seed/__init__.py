@@ -15,9 +15,13 @@ from fse.db import create_engine
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.transaction import BundleProcessor
 from fse.runtime import build_runtime
+from fse.security.users import Role, create_user, find_user
+from fse.store.query import parse_search
 from fse.store.repository import ResourceStore
 
 DEMO_BUNDLE = Path(__file__).parent / "demo-bundle.json"
+DEMO_ACCOUNTS = Path(__file__).parent / "demo-accounts.json"
+INPE = "https://fse.cnss.ma/fhir/sid/inpe"
 
 
 def guide_bundle() -> dict[str, Any]:
@@ -63,3 +67,40 @@ async def load(settings: Settings, bundle: dict[str, Any]) -> tuple[int, int]:
     finally:
         await runtime.close()
         await engine.dispose()
+
+
+async def load_demo_accounts(settings: Settings) -> tuple[int, int]:
+    """The demo users (public demo password), linked to their Practitioner by INPE."""
+    accounts = json.loads(DEMO_ACCOUNTS.read_text(encoding="utf-8"))
+    engine = create_engine(settings.database_url)
+    created = existing = 0
+    try:
+        store = ResourceStore(engine)
+        for account in accounts["users"]:
+            if await find_user(engine, account["username"]) is not None:
+                existing += 1
+                continue
+            practitioner = None
+            if "inpe" in account:
+                practitioner = await _practitioner_by_inpe(store, settings, account["inpe"])
+            await create_user(
+                engine,
+                account["username"],
+                accounts["password"],
+                Role(account["role"]),
+                account["display_name"],
+                practitioner,
+            )
+            created += 1
+    finally:
+        await engine.dispose()
+    return created, existing
+
+
+async def _practitioner_by_inpe(store: ResourceStore, settings: Settings, inpe: str) -> str | None:
+    query = parse_search(
+        "Practitioner", [("identifier", f"{INPE}|{inpe}")], default_count=1, max_count=1
+    )
+    async with store.snapshot() as conn:
+        page = await store.search(conn, query)
+    return f"Practitioner/{page.matches[0].id}" if page.matches else None

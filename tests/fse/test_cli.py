@@ -29,9 +29,11 @@ def test_migrate_then_seed_is_idempotent(tmp_path: Path) -> None:
     guide = len(definitions())
     assert f"AMO guide: {guide} resources created, 0 already present" in first.stdout
     assert "demo data: 14 resources created, 0 already present" in first.stdout
+    assert "demo accounts: 5 created, 0 already present" in first.stdout
     second = fse("seed", database=database)
     assert f"AMO guide: 0 resources created, {guide} already present" in second.stdout
     assert "demo data: 0 resources created, 14 already present" in second.stdout
+    assert "demo accounts: 0 created, 5 already present" in second.stdout
     guide_only = fse("seed", "--guide-only", database=database)
     assert "demo data" not in guide_only.stdout
 
@@ -40,3 +42,40 @@ def test_seed_before_migrate_says_what_to_do(tmp_path: Path) -> None:
     result = fse("seed", database=tmp_path / "empty.sqlite3")
     assert result.returncode == 1
     assert "fse migrate" in result.stderr
+
+
+def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    database = tmp_path / "users.sqlite3"
+    assert fse("migrate", database=database).returncode == 0
+    env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}"}
+    command = [
+        sys.executable,
+        "-m",
+        "fse.cli",
+        "user",
+        "create",
+        "agent.x",
+        "--role",
+        "cnss_agent",
+        "--name",
+        "Agent X",
+        "--password-stdin",
+    ]
+    created = subprocess.run(
+        command,
+        env=env,
+        input="a-long-enough-password\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0 and "user agent.x (Agent CNSS) created" in created.stdout
+    short = subprocess.run(
+        [*command[:5], "agent.y", *command[6:]],
+        env=env,
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert short.returncode == 1 and "at least 12 characters" in short.stderr

@@ -1,0 +1,66 @@
+"""Server-side web sessions: the cookie holds a random token, the database its hash, the user,
+the CSRF token and the expiry. Logging out deletes the row."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fse.security.tables import user_sessions, users
+from fse.security.users import User, user_from_row
+
+SESSION_LIFETIME = timedelta(hours=8)
+COOKIE_NAME = "fse_session"
+
+
+@dataclass(frozen=True)
+class Session:
+    user: User
+    csrf_token: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def open_session(engine: AsyncEngine, user: User) -> tuple[str, Session]:
+    """A new session; returns the cookie value (shown once) and the session."""
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(user_sessions).values(
+                token_hash=_hash(token),
+                user_pk=user.pk,
+                csrf_token=csrf,
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        )
+    return token, Session(user, csrf)
+
+
+async def session_for(engine: AsyncEngine, token: str | None) -> Session | None:
+    if not token:
+        return None
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(users, user_sessions.c.csrf_token, user_sessions.c.expires_at)
+                .join(user_sessions, user_sessions.c.user_pk == users.c.pk)
+                .where(user_sessions.c.token_hash == _hash(token))
+            )
+        ).first()
+    if row is None or row.expires_at <= datetime.now(UTC) or row.disabled_at is not None:
+        return None
+    return Session(user_from_row(row), row.csrf_token)
+
+
+async def close_session(engine: AsyncEngine, token: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(delete(user_sessions).where(user_sessions.c.token_hash == _hash(token)))

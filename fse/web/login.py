@@ -1,0 +1,150 @@
+"""Login, logout and the signed-in landing page (French, works without JavaScript).
+
+CSRF: before login a double-submit cookie guards the form; after login every unsafe form carries
+the session's CSRF token. Login attempts are throttled per username and address.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qsl, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fse.security.sessions import (
+    COOKIE_NAME,
+    SESSION_LIFETIME,
+    Session,
+    close_session,
+    open_session,
+    session_for,
+)
+from fse.security.users import authenticate_user
+from fse.web.templates import TEMPLATES
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "fse_login_csrf"
+LOGIN_ATTEMPTS = 10
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
+
+
+async def session_of(request: Request) -> Session | None:
+    return await session_for(request.app.state.engine, request.cookies.get(COOKIE_NAME))
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _next_page(raw: str | None) -> str:
+    """Only local paths: never redirect a user to another site after login."""
+    if raw and raw.startswith("/") and not raw.startswith("//") and "\\\\" not in raw:
+        return raw
+    return "/espace"
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/connexion?suite={quote(request.url.path)}", status_code=303)
+
+
+def _login_page(
+    request: Request,
+    status: int = 200,
+    error: str = "",
+    username: str = "",
+    next_page: str = "/espace",
+) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "title": "Connexion",
+            "error": error,
+            "username": username,
+            "csrf": token,
+            "suite": next_page,
+        },
+        status_code=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request)
+    )
+    return response
+
+
+@router.get("/connexion", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    if await session_of(request) is not None:
+        return RedirectResponse(_next_page(request.query_params.get("suite")), status_code=303)
+    return _login_page(request, next_page=_next_page(request.query_params.get("suite")))
+
+
+@router.post("/connexion", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    form = await form_of(request)
+    username, next_page = form.get("identifiant", "").strip(), _next_page(form.get("suite"))
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+        return _login_page(
+            request, 403, "Le formulaire a expiré : veuillez réessayer.", username, next_page
+        )
+    client = request.client.host if request.client else "unknown"
+    decision = await request.app.state.runtime.limiter.hit(
+        f"login:{username.lower()}:{client}", LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS
+    )
+    if not decision.allowed:
+        minutes = max(1, decision.retry_after // 60)
+        return _login_page(
+            request,
+            429,
+            f"Trop de tentatives : réessayez dans {minutes} minute(s).",
+            username,
+            next_page,
+        )
+    user = await authenticate_user(request.app.state.engine, username, form.get("mot_de_passe", ""))
+    if user is None:
+        return _login_page(
+            request, 401, "Identifiant ou mot de passe incorrect.", username, next_page
+        )
+    token, _session = await open_session(request.app.state.engine, user)
+    response = RedirectResponse(next_page, status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/deconnexion")
+async def logout(request: Request) -> Response:
+    session = await session_of(request)
+    if session is None:
+        return RedirectResponse("/connexion", status_code=303)
+    form = await form_of(request)
+    if not secrets.compare_digest(session.csrf_token, form.get("csrf", "")):
+        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    await close_session(request.app.state.engine, request.cookies[COOKIE_NAME])
+    response = RedirectResponse("/connexion", status_code=303)
+    response.delete_cookie(COOKIE_NAME)
+    return response
+
+
+@router.get("/espace", response_class=HTMLResponse)
+async def workspace(request: Request) -> Response:
+    session = await session_of(request)
+    if session is None:
+        return login_redirect(request)
+    return TEMPLATES.TemplateResponse(
+        request, "espace.html", {"title": "Mon espace", "session": session}
+    )

@@ -1,0 +1,9 @@
+"""The one Jinja2 environment of the web UI (autoescaped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
