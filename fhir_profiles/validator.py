@@ -14,6 +14,7 @@ and pharmacists read them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +24,7 @@ import fhirpathpy
 
 from fhir_profiles.guide import CANONICAL_BASE, definitions, identifier_systems, value_set_codes
 
+EXTENSION_SLOT = re.compile(r"\.(?:modifierExtension|extension)\[\d+\]$")
 Node = tuple[str, Any]
 """A value in a resource with its concrete FHIRPath (``Patient.identifier[1].value``)."""
 
@@ -86,10 +88,13 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
-def nodes_at(resource: dict[str, Any], path: str) -> list[Node]:
-    """Values at a StructureDefinition path, each with its concrete path; arrays flattened."""
+def nodes_at(resource: dict[str, Any], path: str, root: str | None = None) -> list[Node]:
+    """Values at a StructureDefinition path, each with its concrete path; arrays flattened.
+
+    ``root`` names where ``resource`` sits (an extension inside a resource), default the type.
+    """
     steps = path.split(".")
-    current: list[Node] = [(steps[0], resource)]
+    current: list[Node] = [(root or steps[0], resource)]
     for step in steps[1:]:
         found: list[Node] = []
         for where, node in current:
@@ -128,10 +133,12 @@ def _prefixed(element: dict[str, Any], prefix: str) -> Any:
     return None
 
 
-def _cardinality(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[Problem]:
+def _cardinality(
+    resource: dict[str, Any], element: dict[str, Any], root: str | None
+) -> Iterator[Problem]:
     parent_path, _, last = element["path"].rpartition(".")
     minimum, maximum = element.get("min", 0), element.get("max", "*")
-    for where, parent in nodes_at(resource, parent_path):
+    for where, parent in nodes_at(resource, parent_path, root):
         if not isinstance(parent, dict):
             continue
         count = len(nodes_at(parent, f"x.{last}"))
@@ -145,12 +152,23 @@ def _cardinality(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[
             )
 
 
-def _slice(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[Problem]:
+def _slice_pattern(element: dict[str, Any]) -> Any:
+    """What members of the slice look like: its pattern, or the url of its extension profile."""
     pattern = _prefixed(element, "pattern")
+    if pattern is None:
+        profiles_of_type = [p for t in element.get("type", []) for p in t.get("profile", [])]
+        pattern = {"url": profiles_of_type[0]} if profiles_of_type else {}
+    return pattern
+
+
+def _slice(
+    resource: dict[str, Any], element: dict[str, Any], root: str | None
+) -> Iterator[Problem]:
+    pattern = _slice_pattern(element)
     parent_path, _, last = element["path"].rpartition(".")
     minimum, maximum = element.get("min", 0), element.get("max", "*")
     label = element.get("short", element["sliceName"])
-    for where, parent in nodes_at(resource, parent_path):
+    for where, parent in nodes_at(resource, parent_path, root):
         items = nodes_at(parent, f"x.{last}") if isinstance(parent, dict) else []
         count = sum(1 for _, item in items if _contains(item, pattern))
         if count < minimum:
@@ -169,11 +187,13 @@ def _codings(value: Any) -> list[tuple[str | None, str | None]]:
     return []
 
 
-def _binding(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[Problem]:
+def _binding(
+    resource: dict[str, Any], element: dict[str, Any], root: str | None
+) -> Iterator[Problem]:
     binding = element["binding"]
     allowed = value_set_codes(binding["valueSet"])
     codes = {code for _, code in allowed}
-    for where, value in nodes_at(resource, element["path"]):
+    for where, value in nodes_at(resource, element["path"], root):
         codings = _codings(value)
         if not any((s, c) in allowed or (s is None and c in codes) for s, c in codings):
             shown = ", ".join(f"{s}|{c}" if s else str(c) for s, c in codings) or "aucun code"
@@ -182,28 +202,44 @@ def _binding(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[Prob
             )
 
 
-def _values(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[Problem]:
+def _values(
+    resource: dict[str, Any], element: dict[str, Any], root: str | None
+) -> Iterator[Problem]:
     fixed, pattern = _prefixed(element, "fixed"), _prefixed(element, "pattern")
-    for where, value in nodes_at(resource, element["path"]):
+    for where, value in nodes_at(resource, element["path"], root):
         if fixed is not None and value != fixed:
             yield Problem(where, f"valeur imposée : {fixed!r}", "fixed")
         if pattern is not None and not _contains(value, pattern):
             yield Problem(where, f"doit contenir {pattern!r}", "pattern")
 
 
-def _element_problems(resource: dict[str, Any], element: dict[str, Any]) -> Iterator[Problem]:
+def _element_problems(
+    resource: dict[str, Any], element: dict[str, Any], root: str | None = None
+) -> Iterator[Problem]:
     if "sliceName" in element:
         if ":" not in element["id"].split(".")[-1]:
             return
-        yield from _slice(resource, element)
+        yield from _slice(resource, element, root)
         return
     if ":" in element["id"]:
-        return  # children of a slice: their rules live in the slice's pattern
+        return  # children of a slice: their rules live in the slice's pattern or profile
     if "." in element["path"] and ("min" in element or "max" in element):
-        yield from _cardinality(resource, element)
+        yield from _cardinality(resource, element, root)
     if element.get("binding", {}).get("strength") == "required":
-        yield from _binding(resource, element)
-    yield from _values(resource, element)
+        yield from _binding(resource, element, root)
+    yield from _values(resource, element, root)
+
+
+def _extension_problems(resource: dict[str, Any], root: str) -> Iterator[Problem]:
+    """Each extension defined by the guide, checked against its own definition where it sits."""
+    known = profiles()
+    for where, node in _walk(resource, root):
+        if not EXTENSION_SLOT.search(where) or not isinstance(node.get("url"), str):
+            continue  # only members of an extension array are extensions
+        definition = known.get(node["url"])
+        if definition is not None and definition.type == "Extension":
+            for element in definition.elements:
+                yield from _element_problems(node, element, where)
 
 
 def _walk(node: Any, where: str) -> Iterator[Node]:
@@ -254,6 +290,7 @@ def validate(resource: dict[str, Any]) -> list[Problem]:
         for key, human, expression in profile.invariants:
             if expression(resource) != [True]:
                 problems.append(Problem(rtype, f"{human} ({key})", "invariant"))
+    problems.extend(_extension_problems(resource, rtype))
     problems.extend(_identifier_problems(resource, rtype))
     return problems
 

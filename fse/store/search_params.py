@@ -216,6 +216,15 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("agent", REFERENCE, "agent.who", targets=(*PRACTITIONER_LIKE, "Patient", "Device")),
         _p("entity", REFERENCE, "entity.what", targets=()),
     ),
+    "Condition": (
+        _identifier(),
+        *_patient("subject"),
+        _p("code", TOKEN),
+        _p("category", TOKEN),
+        _p("clinical-status", TOKEN, "clinicalStatus"),
+        _p("verification-status", TOKEN, "verificationStatus"),
+        _p("recorded-date", DATE, "recordedDate"),
+    ),
     "AuditEvent": (
         _p("date", DATE, "recorded"),
         _p("type", TOKEN),

@@ -35,6 +35,12 @@ def patient(**changes: Any) -> dict[str, Any]:
 def coverage(**changes: Any) -> dict[str, Any]:
     resource = {
         "resourceType": "Coverage",
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/rights-status",
+                "valueCoding": {"system": f"{BASE}/CodeSystem/rights-status", "code": "ouverts"},
+            }
+        ],
         "status": "active",
         "type": {"coding": [{"system": f"{BASE}/CodeSystem/regime", "code": "tns"}]},
         "beneficiary": {"reference": "Patient/p"},
@@ -159,3 +165,56 @@ def test_validation_does_not_change_the_resource() -> None:
     before = copy.deepcopy(resource)
     validate(resource)
     assert resource == before
+
+
+def test_guide_extensions_are_checked_where_they_sit() -> None:
+    wrong = coverage()
+    wrong["extension"][0]["valueCoding"]["code"] = "peut-etre"
+    assert where(validate(wrong)) == [("Coverage.extension[0].valueCoding", "binding")]
+    empty = coverage()
+    del empty["extension"][0]["valueCoding"]
+    assert where(validate(empty)) == [("Coverage.extension[0].value[x]", "cardinality")]
+
+
+def test_a_coverage_states_its_rights_status_once() -> None:
+    missing = coverage(extension=[])
+    assert where(validate(missing)) == [("Coverage.extension", "slice")]
+    twice = coverage()
+    twice["extension"].append(copy.deepcopy(twice["extension"][0]))
+    assert where(validate(twice)) == [("Coverage.extension", "slice")]
+
+
+def test_exonerating_condition_needs_its_period_and_category() -> None:
+    condition = {
+        "resourceType": "Condition",
+        "verificationStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "confirmed",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": f"{BASE}/CodeSystem/exoneration", "code": "ALC"}]}],
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "C50"}]},
+        "subject": {"reference": "Patient/p"},
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/exoneration-period",
+                "valuePeriod": {"start": "2026-01-01"},
+            }
+        ],
+    }
+    assert validate(condition) == []
+    assert where(validate(condition | {"extension": []})) == [("Condition.extension", "slice")]
+    provisional = copy.deepcopy(condition)
+    provisional["verificationStatus"]["coding"][0]["code"] = "provisional"
+    assert where(validate(provisional)) == [("Condition.verificationStatus", "pattern")]
+
+
+def test_the_guide_itself_validates() -> None:
+    """Definitions carry extension URLs as their own url: they are not extensions."""
+    from fhir_profiles.guide import definitions
+
+    for resource in definitions():
+        assert validate(resource) == [], resource["id"]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fhir_profiles.guide import definitions
+from fse.seed import demo_bundle
 
 
 def fse(*args: str, database: Path) -> subprocess.CompletedProcess[str]:
@@ -28,11 +29,12 @@ def test_migrate_then_seed_is_idempotent(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     guide = len(definitions())
     assert f"AMO guide: {guide} resources created, 0 already present" in first.stdout
-    assert "demo data: 14 resources created, 0 already present" in first.stdout
+    demo = len(demo_bundle()["entry"])
+    assert f"demo data: {demo} resources created, 0 already present" in first.stdout
     assert "demo accounts: 5 created, 0 already present" in first.stdout
     second = fse("seed", database=database)
     assert f"AMO guide: 0 resources created, {guide} already present" in second.stdout
-    assert "demo data: 0 resources created, 14 already present" in second.stdout
+    assert f"demo data: 0 resources created, {demo} already present" in second.stdout
     assert "demo accounts: 0 created, 5 already present" in second.stdout
     guide_only = fse("seed", "--guide-only", database=database)
     assert "demo data" not in guide_only.stdout

@@ -38,6 +38,7 @@ IN_SCOPE = {
     "CoverageEligibilityResponse",
     "Provenance",
     "AuditEvent",
+    "Condition",  # ALD / ALC recognised by CNSS (issue 3)
     # the AMO implementation guide, served (issue 3)
     "StructureDefinition",
     "CodeSystem",
