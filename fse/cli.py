@@ -103,8 +103,12 @@ def _client(args: argparse.Namespace) -> int:
 def _user(args: argparse.Namespace) -> int:
     import getpass
 
+    from fse.accounts import create_account
     from fse.db import create_engine
-    from fse.security.users import Role, create_user
+    from fse.fhir_api.interactions import FhirService
+    from fse.runtime import build_runtime
+    from fse.security.users import Role
+    from fse.store.repository import ResourceStore
 
     settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
     if args.password_stdin:
@@ -117,13 +121,19 @@ def _user(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
+        runtime = build_runtime(None)
         try:
-            user = await create_user(
-                engine, args.username, password, Role(args.role), args.name, args.practitioner
+            service = FhirService(ResourceStore(engine), runtime, settings)
+            user = await create_account(
+                service, args.username, password, Role(args.role), args.name, args.practitioner
             )
         finally:
+            await runtime.close()
             await engine.dispose()
         print(f"user {user.username} ({user.role_label}) created")
+        if user.signing_jwk:
+            print(f"signing key {user.signing_jwk['kid']} sealed under the password", end="")
+            print(f"; public key on {user.practitioner}" if user.practitioner else "")
         return 0
 
     return asyncio.run(run())

@@ -1,4 +1,9 @@
-"""Fixed-window rate limiting, shared across workers when backed by Redis."""
+"""Rate limiting with a sliding window, shared across workers when backed by Redis.
+
+The count is the current fixed window's plus the previous one's weighted by how much of it the
+sliding window still covers; unlike a plain fixed window, a burst cannot double the limit by
+straddling a window boundary.
+"""
 
 from __future__ import annotations
 
@@ -15,36 +20,43 @@ class RateDecision:
     allowed: bool
     remaining: int
     retry_after: int
-    """Seconds until the window resets (0 when allowed)."""
+    """Seconds to wait before trying again (0 when allowed)."""
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision: ...
+    async def hit(
+        self, key: str, limit: int, window_seconds: int, now: float | None = None
+    ) -> RateDecision: ...
     async def close(self) -> None: ...
 
 
-def _window(window_seconds: int, now: float) -> tuple[int, int]:
-    index = int(now // window_seconds)
-    reset_in = math.ceil((index + 1) * window_seconds - now)
-    return index, max(1, reset_in)
-
-
-def _decide(count: int, limit: int, reset_in: int) -> RateDecision:
-    allowed = count <= limit
-    return RateDecision(allowed, max(0, limit - count), 0 if allowed else reset_in)
+def _decide(previous: int, current: int, limit: int, window: int, now: float) -> RateDecision:
+    index = int(now // window)
+    elapsed = now - index * window
+    weight = 1 - elapsed / window
+    estimated = previous * weight + current
+    if estimated <= limit:
+        return RateDecision(True, max(0, math.floor(limit - estimated)), 0)
+    # wait until the previous window's weighted share has decayed enough (or the window ends)
+    excess = estimated - limit
+    wait = window - elapsed if previous == 0 else min(window - elapsed, excess * window / previous)
+    return RateDecision(False, 0, max(1, math.ceil(wait)))
 
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._counts: dict[tuple[str, int], int] = {}
 
-    async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        index, reset_in = _window(window_seconds, time.time())
-        slot = (key, index)
+    async def hit(
+        self, key: str, limit: int, window_seconds: int, now: float | None = None
+    ) -> RateDecision:
+        now = time.time() if now is None else now
+        index = int(now // window_seconds)
         if len(self._counts) > 100_000:
-            self._counts = {k: v for k, v in self._counts.items() if k[1] >= index}
-        self._counts[slot] = self._counts.get(slot, 0) + 1
-        return _decide(self._counts[slot], limit, reset_in)
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= index - 1}
+        self._counts[(key, index)] = self._counts.get((key, index), 0) + 1
+        previous = self._counts.get((key, index - 1), 0)
+        return _decide(previous, self._counts[(key, index)], limit, window_seconds, now)
 
     async def close(self) -> None:
         self._counts.clear()
@@ -55,14 +67,18 @@ class RedisRateLimiter:
         self._redis = client
         self._prefix = f"{namespace}:rate:"
 
-    async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        index, reset_in = _window(window_seconds, time.time())
-        redis_key = f"{self._prefix}{key}:{index}"
+    async def hit(
+        self, key: str, limit: int, window_seconds: int, now: float | None = None
+    ) -> RateDecision:
+        now = time.time() if now is None else now
+        index = int(now // window_seconds)
+        current_key = f"{self._prefix}{key}:{index}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(redis_key)
-            pipe.expire(redis_key, window_seconds + 1)
-            count, _ = await pipe.execute()
-        return _decide(int(count), limit, reset_in)
+            pipe.incr(current_key)
+            pipe.expire(current_key, 2 * window_seconds + 1)
+            pipe.get(f"{self._prefix}{key}:{index - 1}")
+            current, _, previous = await pipe.execute()
+        return _decide(int(previous or 0), int(current), limit, window_seconds, now)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -29,6 +29,9 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("practitioner", String(128), nullable=True),
     # the user's Practitioner reference (Practitioner/<id>), for professionals
+    Column("signing_key", Text, nullable=True),
+    # professionals' private signing key, sealed under their password (fse.security.signing)
+    Column("signing_public_jwk", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("disabled_at", UtcDateTime, nullable=True),
 )

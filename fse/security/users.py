@@ -8,13 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fse.security.passwords import hash_password, password_matches
+from fse.security.signing import new_signing_key, unseal
 from fse.security.tables import users
+from fse.security.tokens import SigningKey
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -24,6 +28,10 @@ class Role(StrEnum):
     PHARMACIST = "pharmacist"
     LAB = "lab"
     CNSS_AGENT = "cnss_agent"
+
+
+SIGNING_ROLES = frozenset({Role.PRESCRIBER, Role.PHARMACIST, Role.LAB})
+"""Professionals who sign what they enter (prescriptions, dispensings, results)."""
 
 
 ROLE_LABELS = {
@@ -45,6 +53,7 @@ class User:
     display_name: str
     role: Role
     practitioner: str | None
+    signing_jwk: dict[str, str] | None = None
 
     @property
     def role_label(self) -> str:
@@ -61,6 +70,7 @@ async def create_user(
 ) -> User:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    sealed = new_signing_key(password) if role in SIGNING_ROLES else None
     try:
         async with engine.begin() as conn:
             pk = (
@@ -72,6 +82,10 @@ async def create_user(
                         role=role.value,
                         password_hash=hash_password(password),
                         practitioner=practitioner,
+                        signing_key=sealed.sealed if sealed else None,
+                        signing_public_jwk=orjson.dumps(sealed.public_jwk).decode()
+                        if sealed
+                        else None,
                         created_at=datetime.now(UTC),
                     )
                     .returning(users.c.pk)
@@ -79,11 +93,23 @@ async def create_user(
             ).scalar_one()
     except IntegrityError as exc:
         raise UserError(f"a user named {username!r} already exists") from exc
-    return User(pk, username, display_name, role, practitioner)
+    return User(
+        pk, username, display_name, role, practitioner, sealed.public_jwk if sealed else None
+    )
 
 
-def user_from_row(row: object) -> User:
-    return User(row.pk, row.username, row.display_name, Role(row.role), row.practitioner)  # type: ignore[attr-defined]
+def user_from_row(row: Any) -> User:
+    jwk = orjson.loads(row.signing_public_jwk) if row.signing_public_jwk else None
+    return User(row.pk, row.username, row.display_name, Role(row.role), row.practitioner, jwk)
+
+
+async def unlock_signing_key(
+    engine: AsyncEngine, username: str, password: str
+) -> SigningKey | None:
+    """The user's private signing key, opened with their password (None if wrong or none)."""
+    async with engine.connect() as conn:
+        sealed = await conn.scalar(select(users.c.signing_key).where(users.c.username == username))
+    return unseal(sealed, password) if sealed else None
 
 
 async def find_user(engine: AsyncEngine, username: str) -> User | None:

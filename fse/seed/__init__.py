@@ -10,12 +10,13 @@ from typing import Any
 import orjson
 
 from fhir_profiles.guide import definitions
+from fse.accounts import create_account
 from fse.config import Settings
 from fse.db import create_engine
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.transaction import BundleProcessor
 from fse.runtime import build_runtime
-from fse.security.users import Role, create_user, find_user
+from fse.security.users import Role, find_user
 from fse.store.query import parse_search
 from fse.store.repository import ResourceStore
 
@@ -70,21 +71,23 @@ async def load(settings: Settings, bundle: dict[str, Any]) -> tuple[int, int]:
 
 
 async def load_demo_accounts(settings: Settings) -> tuple[int, int]:
-    """The demo users (public demo password), linked to their Practitioner by INPE."""
+    """The demo users (public demo password), linked to their Practitioner by INPE, whose
+    public signing key is then published on it."""
     accounts = json.loads(DEMO_ACCOUNTS.read_text(encoding="utf-8"))
     engine = create_engine(settings.database_url)
+    runtime = build_runtime(None)
     created = existing = 0
     try:
-        store = ResourceStore(engine)
+        service = FhirService(ResourceStore(engine), runtime, settings)
         for account in accounts["users"]:
             if await find_user(engine, account["username"]) is not None:
                 existing += 1
                 continue
             practitioner = None
             if "inpe" in account:
-                practitioner = await _practitioner_by_inpe(store, settings, account["inpe"])
-            await create_user(
-                engine,
+                practitioner = await _practitioner_by_inpe(service.store, account["inpe"])
+            await create_account(
+                service,
                 account["username"],
                 accounts["password"],
                 Role(account["role"]),
@@ -93,11 +96,12 @@ async def load_demo_accounts(settings: Settings) -> tuple[int, int]:
             )
             created += 1
     finally:
+        await runtime.close()
         await engine.dispose()
     return created, existing
 
 
-async def _practitioner_by_inpe(store: ResourceStore, settings: Settings, inpe: str) -> str | None:
+async def _practitioner_by_inpe(store: ResourceStore, inpe: str) -> str | None:
     query = parse_search(
         "Practitioner", [("identifier", f"{INPE}|{inpe}")], default_count=1, max_count=1
     )

@@ -43,6 +43,17 @@ async def test_rate_limiter_allows_the_limit_then_refuses(runtime: Runtime) -> N
     assert (await runtime.limiter.hit("client:b", limit=3, window_seconds=60)).allowed
 
 
+async def test_a_burst_across_a_window_boundary_is_still_limited(runtime: Runtime) -> None:
+    window, start = 60, 1_800_000_000.0  # a window boundary
+    before = [await runtime.limiter.hit("client:edge", 3, window, now=start - 1) for _ in range(3)]
+    assert all(d.allowed for d in before)
+    after = await runtime.limiter.hit("client:edge", 3, window, now=start + 1)
+    assert not after.allowed  # a fixed window would have reset here
+    assert 1 <= after.retry_after <= window
+    later = await runtime.limiter.hit("client:edge", 3, window, now=start + window - 1)
+    assert later.allowed  # the previous window has slid almost out
+
+
 async def test_event_stream_is_ordered_and_resumable(runtime: Runtime) -> None:
     first = await runtime.events.publish({"n": 1})
     second = await runtime.events.publish({"n": 2})

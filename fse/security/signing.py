@@ -1,0 +1,88 @@
+"""Per-professional signing keys: a P-256 pair per doctor, pharmacist or lab user.
+
+The private key is stored encrypted with AES-256-GCM under a key derived from the user's password
+(scrypt), so neither a database dump nor the platform alone can sign in their name; the public
+key is published on their Practitioner (extension ``signing-key``, a JWK) for anyone to verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from fse.security.tokens import SigningKey
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SIGNING_KEY_EXTENSION = "https://fse.cnss.ma/fhir/StructureDefinition/signing-key"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _kek(password: str, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(
+        password.encode()
+    )
+
+
+@dataclass(frozen=True)
+class SealedKey:
+    """What the database keeps: the encrypted private key and the public JWK."""
+
+    sealed: str
+    public_jwk: dict[str, str]
+
+
+def new_signing_key(password: str) -> SealedKey:
+    key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    der = key.private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    salt, nonce = os.urandom(16), os.urandom(12)
+    ciphertext = AESGCM(_kek(password, salt)).encrypt(nonce, der, b"fse-signing-key")
+    sealed = orjson.dumps(
+        {
+            "kdf": "scrypt",
+            "n": SCRYPT_N,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "salt": _b64(salt),
+            "nonce": _b64(nonce),
+            "ciphertext": _b64(ciphertext),
+        }
+    ).decode()
+    return SealedKey(sealed, key.jwk())
+
+
+def unseal(sealed: str, password: str) -> SigningKey | None:
+    """The private key, or None when the password is not the one it was sealed with."""
+    box: dict[str, Any] = orjson.loads(sealed)
+    kek = Scrypt(
+        salt=base64.b64decode(box["salt"]), length=32, n=box["n"], r=box["r"], p=box["p"]
+    ).derive(password.encode())
+    try:
+        der = AESGCM(kek).decrypt(
+            base64.b64decode(box["nonce"]), base64.b64decode(box["ciphertext"]), b"fse-signing-key"
+        )
+    except InvalidTag:
+        return None
+    key = serialization.load_der_private_key(der, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return SigningKey(key)
+
+
+def with_public_key(practitioner: dict[str, Any], jwk: dict[str, str]) -> dict[str, Any]:
+    """The Practitioner with its signing-key extension set to ``jwk`` (replacing an older one)."""
+    others = [e for e in practitioner.get("extension", []) if e.get("url") != SIGNING_KEY_EXTENSION]
+    extension = {"url": SIGNING_KEY_EXTENSION, "valueString": orjson.dumps(jwk).decode()}
+    return {**practitioner, "extension": [*others, extension]}
