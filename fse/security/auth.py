@@ -1,12 +1,15 @@
-"""Authentication and authorisation of the FHIR API (SMART backend services, client credentials).
+"""Authentication and authorisation of the FHIR API.
 
-Every ``/fhir`` request but the CapabilityStatement needs a bearer token; each interaction then
-needs the matching scope letter on its resource type (``authorize``). Verified tokens are cached
+Every ``/fhir`` request but the CapabilityStatement needs a bearer token (CNSS systems, OAuth2
+client credentials) or a signed-in user's session (their role's grants, ``fse.security.roles``;
+writes also carry the session's CSRF token in ``X-CSRF-Token``). Each interaction then needs the
+matching scope letter on its resource type (``authorize``). Verified tokens are cached
 per worker; a client's revocation is seen within ``CLIENT_STATE_TTL`` seconds (Redis shares it).
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,10 +21,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fse.errors import ErrorCode, FhirError
 from fse.runtime.cache import Cache
 from fse.security.clients import find_client
+from fse.security.roles import grants_of
 from fse.security.scopes import Grant, allows, parse
+from fse.security.sessions import COOKIE_NAME, session_for
 from fse.security.tokens import InvalidToken, SigningKey, verify
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLIENT_STATE_TTL = 10
 TOKEN_CACHE_SIZE = 10_000
 
@@ -39,6 +45,7 @@ class Forbidden(FhirError):
 @dataclass(frozen=True)
 class Principal:
     client_id: str
+    """A system client's id, or ``user:<username>`` for a signed-in person."""
     grants: tuple[Grant, ...]
 
 
@@ -58,6 +65,22 @@ class Authenticator:
     def __init__(self, key: SigningKey, audience: str, engine: AsyncEngine, cache: Cache) -> None:
         self.key, self.audience, self.engine, self.cache = key, audience, engine, cache
         self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    async def principal_of_session(
+        self, cookie: str | None, method: str, csrf_header: str | None
+    ) -> Principal:
+        """A signed-in user: their role's grants; unsafe methods need the session's CSRF token."""
+        session = await session_for(self.engine, cookie)
+        if session is None:
+            raise unauthenticated("session expired")
+        if method not in SAFE_METHODS and not (
+            csrf_header and secrets.compare_digest(csrf_header, session.csrf_token)
+        ):
+            raise Forbidden(
+                "X-CSRF-Token header missing or wrong for a write with a session",
+                code=ErrorCode.FORBIDDEN,
+            )
+        return Principal(f"user:{session.user.username}", grants_of(session.user.role))
 
     async def principal(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -112,10 +135,16 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        cookie = _cookie(headers.get(b"cookie", b"").decode("latin-1"), COOKIE_NAME)
         try:
-            principal = await self.authenticator.principal(
-                headers.get(b"authorization", b"").decode("latin-1")
-            )
+            if b"authorization" not in headers and cookie:
+                principal = await self.authenticator.principal_of_session(
+                    cookie, scope["method"], headers.get(b"x-csrf-token", b"").decode("latin-1")
+                )
+            else:
+                principal = await self.authenticator.principal(
+                    headers.get(b"authorization", b"").decode("latin-1")
+                )
         except FhirError as error:
             from fse.fhir_api.http import fhir_response
 
@@ -123,6 +152,14 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def principal_of(request: Request) -> Principal:

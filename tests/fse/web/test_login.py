@@ -121,7 +121,7 @@ async def test_no_redirect_to_another_site(browser: httpx.AsyncClient, username:
     for target in ("//evil.example/", "https://evil.example/", "espace"):
         response = await login(browser, username, suite=target)
         assert response.headers["location"] == "/espace"
-        await browser.post("/deconnexion", data={"csrf": _csrf(await browser.get("/espace"))})
+        await browser.post("/deconnexion", data={"csrf": csrf_of(await browser.get("/espace"))})
 
 
 async def test_logout_needs_csrf_and_ends_the_session(
@@ -131,7 +131,7 @@ async def test_logout_needs_csrf_and_ends_the_session(
     refused = await browser.post("/deconnexion", data={"csrf": "forged"})
     assert refused.status_code == 403
     assert (await browser.get("/espace")).status_code == 200
-    done = await browser.post("/deconnexion", data={"csrf": _csrf(await browser.get("/espace"))})
+    done = await browser.post("/deconnexion", data={"csrf": csrf_of(await browser.get("/espace"))})
     assert done.status_code == 303 and done.headers["location"] == "/connexion"
     assert await sessions_of(platform, username) == 0
     assert (await browser.get("/espace")).status_code == 303
@@ -156,7 +156,7 @@ async def test_passwords_are_stored_as_argon2(platform: Platform, username: str)
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
 
 
-def _csrf(page: httpx.Response) -> str:
+def csrf_of(page: httpx.Response) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert match
     return match[1]

@@ -1,0 +1,36 @@
+"""What each role may do through the FHIR API, as SMART scopes (data, reviewed with CNSS).
+
+A pharmacist reads prescriptions but never writes them; a prescriber never dispenses; CNSS
+agents read everything. Features act for a user with exactly these grants.
+"""
+
+from __future__ import annotations
+
+from fse.security.scopes import Grant, parse
+from fse.security.users import Role
+
+_REGISTRY_READ = (
+    "system/Patient.rs system/Coverage.rs system/Condition.rs system/Practitioner.rs "
+    "system/PractitionerRole.rs system/Organization.rs"
+)
+
+ROLE_SCOPES: dict[Role, str] = {
+    Role.PRESCRIBER: (
+        f"{_REGISTRY_READ} system/Encounter.cruds system/ChargeItem.cruds "
+        "system/MedicationRequest.cruds system/ServiceRequest.cruds system/Claim.cruds "
+        "system/ClaimResponse.rs system/MedicationDispense.rs system/Provenance.crs"
+    ),
+    Role.PHARMACIST: (
+        f"{_REGISTRY_READ} system/MedicationRequest.rs system/MedicationDispense.cruds "
+        "system/Claim.cruds system/ClaimResponse.rs system/Provenance.crs"
+    ),
+    Role.LAB: (
+        f"{_REGISTRY_READ} system/ServiceRequest.rs system/ChargeItem.cruds system/Claim.cruds "
+        "system/ClaimResponse.rs system/Provenance.crs"
+    ),
+    Role.CNSS_AGENT: "system/*.rs",
+}
+
+
+def grants_of(role: Role) -> tuple[Grant, ...]:
+    return parse(ROLE_SCOPES[role])
