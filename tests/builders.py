@@ -92,6 +92,8 @@ def medication_request(
         "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.3.160", "code": ean}]},
         "subject": {"reference": patient_ref},
         "authoredOn": authored,
+        "requester": {"reference": "Practitioner/prescriber"},
+        "dosageInstruction": [{"text": "1 comprimé 3 fois par jour pendant 5 jours"}],
     }
 
 

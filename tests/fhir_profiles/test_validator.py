@@ -111,6 +111,9 @@ def test_identifiers_and_codings_are_checked_by_their_naming_system() -> None:
         "medicationCodeableConcept": {
             "coding": [{"system": "urn:oid:1.3.160", "code": "6118000170144"}]
         },
+        "requester": {"reference": "Practitioner/d"},
+        "authoredOn": "2026-11-20",
+        "dosageInstruction": [{"text": "1 comprimé le soir"}],
     }
     assert where(validate(request)) == [
         ("MedicationRequest.medicationCodeableConcept.coding[0].code", "identifier")
@@ -151,13 +154,47 @@ def test_unknown_version_of_our_profile_is_refused() -> None:
 
 
 def test_types_without_profile_get_identifier_rules_only() -> None:
-    encounter = {
-        "resourceType": "Encounter",
-        "status": "finished",
+    payment = {
+        "resourceType": "PaymentReconciliation",
+        "status": "active",
         "identifier": [{"system": f"{SID}/inpe", "value": "12"}],
     }
-    assert where(validate(encounter)) == [("Encounter.identifier[0].value", "identifier")]
-    assert profile_of(encounter) is None
+    assert where(validate(payment)) == [("PaymentReconciliation.identifier[0].value", "identifier")]
+    assert profile_of(payment) is None
+
+
+def test_a_prescription_names_its_medicine_by_ean() -> None:
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"text": "Paracétamol 500 mg"},
+        "requester": {"reference": "Practitioner/d"},
+        "authoredOn": "2026-11-20",
+        "dosageInstruction": [{"text": "1 comprimé le soir"}],
+    }
+    problems = validate(request)
+    assert where(problems) == [("MedicationRequest", "invariant")]
+    assert "EAN-13" in problems[0].message and "amo-mr-1" in problems[0].message
+
+
+def test_an_act_is_an_ngap_key_letter_with_its_coefficient() -> None:
+    act = {
+        "resourceType": "ChargeItem",
+        "status": "billable",
+        "code": {"coding": [{"system": f"{BASE}/CodeSystem/ngap", "code": "K"}]},
+        "subject": {"reference": "Patient/p"},
+        "occurrenceDateTime": "2026-11-20",
+        "performer": [{"actor": {"reference": "Practitioner/d"}}],
+        "quantity": {"value": 30},
+    }
+    assert validate(act) == []
+    unknown = act | {"code": {"coding": [{"system": f"{BASE}/CodeSystem/ngap", "code": "ZZ"}]}}
+    assert where(validate(unknown)) == [("ChargeItem.code", "binding")]
+    assert where(validate({k: v for k, v in act.items() if k != "quantity"})) == [
+        ("ChargeItem.quantity", "cardinality")
+    ]
 
 
 def test_validation_does_not_change_the_resource() -> None:

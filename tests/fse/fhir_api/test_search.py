@@ -279,6 +279,8 @@ async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
         "status": "billable",
         "code": {"coding": [{"system": NGAP, "code": "K"}]},
         "subject": {"reference": f"Patient/{owner['id']}"},
+        "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
+        "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
     }
     one = await create(client, {**base, "quantity": {"value": 1}, "factorOverride": 1.5})
     two = await create(client, {**base, "quantity": {"value": 30}})

@@ -29,6 +29,10 @@ def dispense(patient_ref: str) -> dict[str, Any]:
             "coding": [{"system": "urn:oid:1.3.160", "code": "6118000170143"}]
         },
         "subject": {"reference": patient_ref},
+        "authorizingPrescription": [{"reference": "MedicationRequest/rx"}],
+        "performer": [{"actor": {"reference": "Practitioner/pharmacist"}}],
+        "quantity": {"value": 1, "unit": "boîte"},
+        "whenHandedOver": "2026-11-21T10:00:00+01:00",
     }
 
 
