@@ -230,18 +230,6 @@ def _element_problems(
     yield from _values(resource, element, root)
 
 
-def _extension_problems(resource: dict[str, Any], root: str) -> Iterator[Problem]:
-    """Each extension defined by the guide, checked against its own definition where it sits."""
-    known = profiles()
-    for where, node in _walk(resource, root):
-        if not EXTENSION_SLOT.search(where) or not isinstance(node.get("url"), str):
-            continue  # only members of an extension array are extensions
-        definition = known.get(node["url"])
-        if definition is not None and definition.type == "Extension":
-            for element in definition.elements:
-                yield from _element_problems(node, element, where)
-
-
 def _walk(node: Any, where: str) -> Iterator[Node]:
     if isinstance(node, dict):
         yield where, node
@@ -252,18 +240,25 @@ def _walk(node: Any, where: str) -> Iterator[Node]:
             yield from _walk(item, f"{where}[{index}]")
 
 
-def _identifier_problems(resource: dict[str, Any], root: str) -> Iterator[Problem]:
-    """Every Identifier (system+value) and Coding (system+code) checked by its NamingSystem."""
-    systems = identifier_systems()
+def _node_problems(resource: dict[str, Any], root: str) -> Iterator[Problem]:
+    """One walk over the resource: each guide extension checked against its definition where it
+    sits, each Identifier (system+value) and Coding (system+code) by its NamingSystem."""
+    known, systems = profiles(), identifier_systems()
     for where, node in _walk(resource, root):
+        url = node.get("url")
+        if isinstance(url, str) and EXTENSION_SLOT.search(where):
+            definition = known.get(url)
+            if definition is not None and definition.type == "Extension":
+                for element in definition.elements:
+                    yield from _element_problems(node, element, where)
         system = node.get("system")
-        known = systems.get(system) if isinstance(system, str) else None
-        if known is None:
+        named = systems.get(system) if isinstance(system, str) else None
+        if named is None:
             continue
-        field = "value" if known.kind == "identifier" else "code"
+        field = "value" if named.kind == "identifier" else "code"
         value = node.get(field)
         if isinstance(value, str):
-            problem = known.rule(value)
+            problem = named.rule(value)
             if problem:
                 yield Problem(f"{where}.{field}", problem, "identifier")
 
@@ -290,9 +285,19 @@ def validate(resource: dict[str, Any]) -> list[Problem]:
         for key, human, expression in profile.invariants:
             if expression(resource) != [True]:
                 problems.append(Problem(rtype, f"{human} ({key})", "invariant"))
-    problems.extend(_extension_problems(resource, rtype))
-    problems.extend(_identifier_problems(resource, rtype))
+    problems.extend(_node_problems(resource, rtype))
     return problems
+
+
+def warm_up() -> None:
+    """Compile the guide now (profiles, FHIRPath invariants, value sets, naming systems) rather
+    than on a worker's first write, while clients wait behind it."""
+    for profile in profiles().values():
+        for element in profile.elements:
+            binding = element.get("binding", {})
+            if binding.get("strength") == "required":
+                value_set_codes(binding["valueSet"])
+    identifier_systems()
 
 
 def profile_of(resource: dict[str, Any]) -> str | None:

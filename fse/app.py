@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fhir_profiles.validator import warm_up as warm_up_guide
 from fse.config import Settings
 from fse.db import create_engine
 from fse.errors import ErrorCode, FhirError, Issue, operation_outcome
@@ -92,6 +93,7 @@ def warm_up() -> None:
     collections walking them showed up as 50-100 ms latency spikes under load."""
     for resource_type in SUPPORTED_TYPES:
         model_class(resource_type)
+    warm_up_guide()
     gc.collect()
     gc.freeze()
 

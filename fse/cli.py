@@ -65,7 +65,7 @@ def _seed(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> int:
     from fse.db import create_engine
     from fse.security import clients
-    from fse.security.auth import CLIENT_STATE_TTL
+    from fse.security.auth import REVOCATION_DELAY
 
     settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
 
@@ -87,7 +87,7 @@ def _client(args: argparse.Namespace) -> int:
                     return 1
                 print(
                     f"revoked {revoked.name} ({revoked.client_id}); its tokens stop working "
-                    f"within {CLIENT_STATE_TTL} s"
+                    f"within {REVOCATION_DELAY} s"
                 )
                 return 0
             for client in await clients.list_clients(engine):

@@ -29,6 +29,10 @@ from fse.security.tokens import InvalidToken, SigningKey, verify
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLIENT_STATE_TTL = 10
+"""Seconds a client's active/revoked state is shared in the runtime cache (Redis)."""
+LOCAL_STATE_TTL = 2
+"""Seconds each worker remembers it without asking the cache (a round trip per request)."""
+REVOCATION_DELAY = CLIENT_STATE_TTL + LOCAL_STATE_TTL
 TOKEN_CACHE_SIZE = 10_000
 
 
@@ -65,6 +69,7 @@ class Authenticator:
     def __init__(self, key: SigningKey, audience: str, engine: AsyncEngine, cache: Cache) -> None:
         self.key, self.audience, self.engine, self.cache = key, audience, engine, cache
         self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._known_active: dict[str, tuple[float, bool]] = {}
 
     async def principal_of_session(
         self, cookie: str | None, method: str, csrf_header: str | None
@@ -109,6 +114,16 @@ class Authenticator:
         return principal
 
     async def _active(self, client_id: str) -> bool:
+        memo = self._known_active.get(client_id)
+        if memo is not None and memo[0] > time.monotonic():
+            return memo[1]
+        active = await self._shared_active(client_id)
+        if len(self._known_active) > TOKEN_CACHE_SIZE:
+            self._known_active.clear()
+        self._known_active[client_id] = (time.monotonic() + LOCAL_STATE_TTL, active)
+        return active
+
+    async def _shared_active(self, client_id: str) -> bool:
         key = f"client-active:{client_id}"
         state = await self.cache.get(key)
         if state is None:
@@ -119,6 +134,7 @@ class Authenticator:
 
     async def forget(self, client_id: str) -> None:
         """Drop the cached state (after a revocation in this process)."""
+        self._known_active.pop(client_id, None)
         await self.cache.delete(f"client-active:{client_id}")
 
 
