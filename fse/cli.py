@@ -36,10 +36,15 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with --database-url taking precedence."""
+    return Settings(**({"database_url": args.database_url} if args.database_url else {}))
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from fse.migrate import upgrade
 
-    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    settings = _settings(args)
     print(f"migrating {_redacted(settings.database_url)} ...", flush=True)
     upgrade(settings.database_url)
     print("schema up to date", flush=True)
@@ -49,7 +54,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     from fse.seed import demo_bundle, guide_bundle, load, load_demo_accounts
 
-    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    settings = _settings(args)
     sets = [("AMO guide", guide_bundle())]
     if not args.guide_only:
         sets.append(("demo data", demo_bundle()))
@@ -67,7 +72,7 @@ def _client(args: argparse.Namespace) -> int:
     from fse.security import clients
     from fse.security.auth import REVOCATION_DELAY
 
-    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    settings = _settings(args)
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
@@ -104,13 +109,10 @@ def _user(args: argparse.Namespace) -> int:
     import getpass
 
     from fse.accounts import create_account
-    from fse.db import create_engine
-    from fse.fhir_api.interactions import FhirService
-    from fse.runtime import build_runtime
+    from fse.fhir_api.interactions import standalone_service
     from fse.security.users import Role
-    from fse.store.repository import ResourceStore
 
-    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    settings = _settings(args)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -120,16 +122,10 @@ def _user(args: argparse.Namespace) -> int:
             return 1
 
     async def run() -> int:
-        engine = create_engine(settings.database_url)
-        runtime = build_runtime(None)
-        try:
-            service = FhirService(ResourceStore(engine), runtime, settings)
+        async with standalone_service(settings) as service:
             user = await create_account(
                 service, args.username, password, Role(args.role), args.name, args.practitioner
             )
-        finally:
-            await runtime.close()
-            await engine.dispose()
         print(f"user {user.username} ({user.role_label}) created")
         if user.signing_jwk:
             print(f"signing key {user.signing_jwk['kid']} sealed under the password", end="")

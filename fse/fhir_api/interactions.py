@@ -6,6 +6,8 @@ the caller has committed, so subscribers never hear of a write that was rolled b
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -13,9 +15,10 @@ from urllib.parse import parse_qsl
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.config import Settings
+from fse.db import create_engine
 from fse.errors import BadRequest, ErrorCode, PreconditionFailed
 from fse.resources import check_type, declare_profile, require_supported, validate
-from fse.runtime import Runtime
+from fse.runtime import Runtime, build_runtime
 from fse.store.query import SearchQuery, parse_search
 from fse.store.repository import ResourceStore, Stored
 
@@ -127,3 +130,15 @@ class FhirService:
                     "lastUpdated": stored.last_updated.isoformat(),
                 }
             )
+
+
+@asynccontextmanager
+async def standalone_service(settings: Settings) -> AsyncIterator[FhirService]:
+    """A FhirService outside the web app (CLI, seeding): own engine, in-process runtime."""
+    engine = create_engine(settings.database_url)
+    runtime = build_runtime(None)
+    try:
+        yield FhirService(ResourceStore(engine), runtime, settings)
+    finally:
+        await runtime.close()
+        await engine.dispose()

@@ -12,10 +12,8 @@ import orjson
 from fhir_profiles.guide import definitions
 from fse.accounts import create_account
 from fse.config import Settings
-from fse.db import create_engine
-from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.interactions import standalone_service
 from fse.fhir_api.transaction import BundleProcessor
-from fse.runtime import build_runtime
 from fse.security.users import Role, find_user
 from fse.store.query import parse_search
 from fse.store.repository import ResourceStore
@@ -56,31 +54,22 @@ def demo_bundle() -> dict[str, Any]:
 
 async def load(settings: Settings, bundle: dict[str, Any]) -> tuple[int, int]:
     """Run one transaction Bundle; returns (created, already present)."""
-    engine = create_engine(settings.database_url)
-    runtime = build_runtime(None)
-    try:
-        service = FhirService(ResourceStore(engine), runtime, settings)
+    async with standalone_service(settings) as service:
         processor = BundleProcessor(service, "urn:fse:seed", principal=None)
         _, entries = processor.entries(bundle)
         body, written = await processor.transaction(entries)
-        statuses = [e["response"]["status"] for e in orjson.loads(body)["entry"]]
-        return len(written), statuses.count("200 OK")
-    finally:
-        await runtime.close()
-        await engine.dispose()
+    statuses = [e["response"]["status"] for e in orjson.loads(body)["entry"]]
+    return len(written), statuses.count("200 OK")
 
 
 async def load_demo_accounts(settings: Settings) -> tuple[int, int]:
     """The demo users (public demo password), linked to their Practitioner by INPE, whose
     public signing key is then published on it."""
     accounts = json.loads(DEMO_ACCOUNTS.read_text(encoding="utf-8"))
-    engine = create_engine(settings.database_url)
-    runtime = build_runtime(None)
     created = existing = 0
-    try:
-        service = FhirService(ResourceStore(engine), runtime, settings)
+    async with standalone_service(settings) as service:
         for account in accounts["users"]:
-            if await find_user(engine, account["username"]) is not None:
+            if await find_user(service.store.engine, account["username"]) is not None:
                 existing += 1
                 continue
             practitioner = None
@@ -95,9 +84,6 @@ async def load_demo_accounts(settings: Settings) -> tuple[int, int]:
                 practitioner,
             )
             created += 1
-    finally:
-        await runtime.close()
-        await engine.dispose()
     return created, existing
 
 
