@@ -61,3 +61,10 @@ def test_value_sets_expand_to_their_codes() -> None:
     }
     with pytest.raises(KeyError):
         value_set_codes("https://fse.cnss.ma/fhir/ValueSet/unknown")
+
+
+def test_rejection_reasons_are_a_stable_numbered_catalogue() -> None:
+    reasons = value_set_codes("https://fse.cnss.ma/fhir/ValueSet/rejection-reason")
+    codes = sorted(code for _, code in reasons)
+    assert codes == [f"R{n:02d}" for n in range(1, len(codes) + 1)]
+    assert {"R01", "R06", "R07"} <= set(codes)  # rights closed, duplicate, filing deadline
