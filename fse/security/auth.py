@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fse.errors import ErrorCode, FhirError
+from fse.fhir_api.http import fhir_response
 from fse.runtime.cache import Cache
 from fse.security.clients import find_client
 from fse.security.roles import grants_of
@@ -162,8 +163,6 @@ class AuthMiddleware:
                     headers.get(b"authorization", b"").decode("latin-1")
                 )
         except FhirError as error:
-            from fse.fhir_api.http import fhir_response
-
             await fhir_response(error.outcome(), error.status, error.headers)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

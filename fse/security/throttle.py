@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fse.errors import ErrorCode, TooManyRequests
+from fse.fhir_api.http import fhir_response
 from fse.runtime.ratelimit import RateLimiter
 
 WINDOW_SECONDS = 60
@@ -37,7 +38,5 @@ class ThrottleMiddleware:
             code=ErrorCode.RATE_LIMITED,
             headers={"Retry-After": str(decision.retry_after)},
         )
-        from fse.fhir_api.http import fhir_response
-
         response = fhir_response(error.outcome(), error.status, error.headers)
         await response(scope, receive, send)
