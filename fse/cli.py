@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from fse.config import Settings
@@ -36,6 +37,45 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _synthetic(settings: Settings, args: argparse.Namespace) -> int:
+    from fse.seed.synthetic import AlreadyLoaded, load_synthetic
+
+    def progress(done: int, stored: int, seconds: float) -> None:
+        rate = stored / seconds if seconds else 0.0
+        eta = (args.synthetic - done) * seconds / done if done else 0.0
+        print(
+            f"\rsynthetic: {done:,}/{args.synthetic:,} insured "
+            f"({100 * done / args.synthetic:.0f}%), "
+            f"{stored:,} resources, {rate:,.0f}/s, ETA {eta:,.0f} s ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    began = time.monotonic()
+    try:
+        stored = asyncio.run(
+            load_synthetic(
+                settings, args.synthetic, args.random_seed, args.start, progress=progress
+            )
+        )
+    except AlreadyLoaded:
+        print(file=sys.stderr)
+        print(
+            f"fse seed: synthetic families from {args.start} are already loaded; "
+            "load more with --start N (past the last loaded family)",
+            file=sys.stderr,
+        )
+        return 1
+    print(file=sys.stderr)
+    print(
+        f"synthetic: {stored:,} resources for {args.synthetic:,} insured in "
+        f"{time.monotonic() - began:,.1f} s",
+        flush=True,
+    )
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --database-url taking precedence."""
     return Settings(**({"database_url": args.database_url} if args.database_url else {}))
@@ -55,6 +95,8 @@ def _seed(args: argparse.Namespace) -> int:
     from fse.seed import demo_bundle, guide_bundle, load, load_demo_accounts
 
     settings = _settings(args)
+    if args.synthetic:
+        return _synthetic(settings, args)
     sets = [("AMO guide", guide_bundle())]
     if not args.guide_only:
         sets.append(("demo data", demo_bundle()))
@@ -161,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="load the AMO guide and the demo data set")
     seed.add_argument("--demo", action="store_true", help="the guide and the demo data (default)")
     seed.add_argument("--guide-only", action="store_true", help="only the AMO guide's definitions")
+    seed.add_argument("--synthetic", type=int, metavar="N", help="N synthetic insured and families")
+    seed.add_argument("--start", type=int, default=0, help="first synthetic family (to add more)")
+    seed.add_argument("--random-seed", type=int, default=2026, help="seed of the generator")
     seed.add_argument("--database-url")
     seed.set_defaults(run=_seed)
     client = sub.add_parser("client", help="CNSS system clients (OAuth2 client credentials)")

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from fse.store.dates import instant_text
 from fse.store.indexing import IndexRows, extract
+from fse.store.pg_bulk import copy_bulk
 from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
 from fse.store.query import SearchQuery, encode_cursor
 from fse.store.search import compile_search
@@ -152,6 +153,70 @@ class ResourceStore:
         await self._append_version(conn, stored)
         await self._write_index(conn, stored, resource, rows)
         return stored
+
+    async def bulk_create(
+        self, conn: AsyncConnection, items: list[tuple[str, dict[str, Any]]]
+    ) -> int:
+        """Store many new resources in the caller's transaction, a statement per table.
+
+        For bulk loads of data already known valid (synthetic registries): no per-resource
+        validation, ids taken from the resources when set (so they may reference each other).
+        """
+        now = _now()
+        prepared = []
+        for rtype, resource in items:
+            rid = resource.get("id") or new_id()
+            prepared.append((rtype, rid, _stamp(resource, rid, 1, now), extract(rtype, resource)))
+        if self.is_postgres:
+            return await copy_bulk(conn, prepared, now)
+        result = await conn.execute(
+            insert(resources).returning(resources.c.pk, sort_by_parameter_order=True),
+            [
+                {
+                    "type": t,
+                    "id": rid,
+                    "version": 1,
+                    "last_updated": now,
+                    "deleted": False,
+                    "content": c,
+                }
+                for t, rid, c, _ in prepared
+            ],
+        )
+        pks = [row.pk for row in result]
+        await conn.execute(
+            insert(resource_versions),
+            [
+                {
+                    "resource_pk": pk,
+                    "type": t,
+                    "id": rid,
+                    "version": 1,
+                    "last_updated": now,
+                    "method": "POST",
+                    "content": c,
+                }
+                for pk, (t, rid, c, _) in zip(pks, prepared, strict=True)
+            ],
+        )
+        for kind, table in INDEX_TABLES.items():
+            if kind == "number":
+                continue  # same table as quantity
+            rows = [
+                {**row, "resource_pk": pk}
+                for pk, (_, _, _, index) in zip(pks, prepared, strict=True)
+                for row in getattr(index, kind)
+            ]
+            if rows:
+                await conn.execute(insert(table), rows)
+        claimed = [
+            {"type": t, "system": system, "value": value, "resource_pk": pk}
+            for pk, (t, _, _, index) in zip(pks, prepared, strict=True)
+            for system, value in index.identifiers
+        ]
+        if claimed:
+            await conn.execute(insert(unique_identifiers), claimed)
+        return len(pks)
 
     async def update(
         self,
