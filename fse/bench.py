@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,9 @@ async def authenticate(port: int, database_url: str) -> None:
 
     engine = create_engine(database_url)
     try:
-        client, secret = await create_client(engine, "bench", "system/*.cruds")
+        client, secret = await create_client(
+            engine, f"bench-{uuid.uuid4().hex[:8]}", "system/*.cruds"
+        )
     finally:
         await engine.dispose()
     conn = await Connection.open("127.0.0.1", port)
@@ -269,6 +272,39 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
     return results
 
 
+async def drive_registry(
+    port: int, clients: int, seconds: float, database_url: str, families: int
+) -> list[Result]:
+    """Find insured among a synthetic registry by CIN and by immatriculation (random families)."""
+    from fse.seed.synthetic import family
+
+    await authenticate(port, database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    rng = random.Random(7)
+    sample = [
+        next(r for t, r in family(rng.randrange(families)) if t == "Patient") for _ in range(2000)
+    ]
+
+    def lookup(kind: int) -> Op:
+        async def op(conn: Connection, _i: int) -> bool:
+            ident = rng.choice(sample)["identifier"][kind]
+            status, _, body = await conn.request(
+                "GET", f"/fhir/Patient?identifier={ident['system']}|{ident['value']}"
+            )
+            return status == 200 and b'"entry"' in body
+
+        return op
+
+    results = []
+    for name, op in (
+        ("GET /Patient?identifier=cin", lookup(1)),
+        ("GET /Patient?identifier=immat", lookup(0)),
+    ):
+        for label, concurrency in ((f"{name} (1 client)", 1), (name, clients)):
+            print(f"  running {label} for {seconds:.0f} s ...", flush=True)
+            results.append(await run_phase(label, op, port, concurrency, seconds))
+    return results
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -286,6 +322,21 @@ def machine() -> str:
         f"{platform.node()}: {os.cpu_count()} cores ({cpu}){memory}; "
         f"{platform.system()} {platform.release()}; Python {platform.python_version()}"
     )
+
+
+async def _registry_size(database_url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM unique_identifiers WHERE type = 'Patient' AND system = $1",
+                f"{SID}/immatriculation",
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def _fresh_database() -> str:
@@ -335,10 +386,12 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], workers: int) -> No
     raise RuntimeError(f"{workers} workers did not all start within 60 s")
 
 
-def run(workers: int, clients: int, seconds: float) -> int:
+def run(workers: int, clients: int, seconds: float, registry_db: str | None = None) -> int:
+    """The FHIR API phases on a fresh database; with ``registry_db``, lookups of insured in an
+    existing synthetic registry (`fse seed --synthetic N` into that database first)."""
     from fse.migrate import upgrade
 
-    database_url = asyncio.run(_fresh_database())
+    database_url = registry_db or asyncio.run(_fresh_database())
     upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
     port = _free_port()
     env = {
@@ -354,7 +407,12 @@ def run(workers: int, clients: int, seconds: float) -> int:
     try:
         _wait_ready(port, server, workers)
         print(f"server: {workers} worker(s) on port {port}; load: {clients} clients", flush=True)
-        results = asyncio.run(drive(port, clients, seconds, database_url))
+        if registry_db:
+            families = asyncio.run(_registry_size(database_url))
+            print(f"registry: {families:,} synthetic insured", flush=True)
+            results = asyncio.run(drive_registry(port, clients, seconds, database_url, families))
+        else:
+            results = asyncio.run(drive(port, clients, seconds, database_url))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -180,7 +180,7 @@ def _user(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
 
-    return run(args.workers, args.clients, args.seconds)
+    return run(args.workers, args.clients, args.seconds, args.registry_db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
     bench.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     bench.add_argument("--seconds", type=float, default=15, help="per operation (default 15)")
+    bench.add_argument(
+        "--registry-db",
+        help="PostgreSQL URL of a registry loaded by fse seed --synthetic N: time insured lookups",
+    )
     bench.set_defaults(run=_bench)
     return parser
 
