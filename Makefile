@@ -38,8 +38,10 @@ format: install
 test: install services chromium lint
 	$(BIN)/pytest
 
+# make bench                               the FHIR API phases on a fresh PostgreSQL database
+# make bench REGISTRY_DB=postgresql://...  insured lookups in a registry loaded by fse seed --synthetic
 bench: install services
-	$(BIN)/fse bench
+	$(BIN)/fse bench $(if $(REGISTRY_DB),--registry-db $(REGISTRY_DB))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
