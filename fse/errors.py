@@ -178,6 +178,16 @@ class Unprocessable(FhirError):
     issue_type = "processing"
 
 
+class Unauthenticated(FhirError):
+    status = 401
+    issue_type = "login"
+
+
+class Forbidden(FhirError):
+    status = 403
+    issue_type = "forbidden"
+
+
 class TooManyRequests(FhirError):
     status = 429
     issue_type = "throttled"

@@ -7,7 +7,6 @@ from typing import Any
 from fse.fhir_api.operations import OperationRegistry
 from fse.store.search_params import SEARCH_PARAMS, UNIQUE_IDENTIFIER_TYPES
 
-SEARCH_PARAM_TYPES = {"quantity": "quantity", "number": "number"}
 INTERACTIONS = (
     "read",
     "vread",
@@ -44,7 +43,7 @@ def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]
         ),
         "searchParam": [
             *COMMON_PARAMS,
-            *({"name": p.name, "type": SEARCH_PARAM_TYPES.get(p.type, p.type)} for p in params),
+            *({"name": p.name, "type": p.type} for p in params),
         ],
     }
     ops = operations.for_type(rtype)

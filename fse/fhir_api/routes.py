@@ -54,10 +54,12 @@ def base_of(request: Request) -> str:
     return base_url(request, request.app.state.settings.base_url)
 
 
-def _checked_id(request: Request, rtype: str, rid: str, permission: str) -> str:
-    """Known type, caller allowed ``permission`` on it, well-formed id (else 404/403)."""
+def _checked_id(request: Request, rtype: str, rid: str, permission: str | None) -> str:
+    """Known type, caller allowed ``permission`` on it (None: the operation decides), well-formed
+    id (else 404/403)."""
     require_supported(rtype)
-    authorize(principal_of(request), rtype, permission)
+    if permission is not None:
+        authorize(principal_of(request), rtype, permission)
     if not ID_RE.match(rid):
         raise NotFound(f"{rtype}/{rid} not found: not a valid id")
     return rid
@@ -305,7 +307,5 @@ async def instance_operation(
     service = service_of(request)
     operations = operations_of(request)
     base = base_of(request)
-    require_supported(rtype)
-    if not ID_RE.match(rid):
-        raise NotFound(f"{rtype}/{rid} not found: not a valid id")
+    _checked_id(request, rtype, rid, None)
     return await _operation(request, service, operations, base, rtype, rid, name)

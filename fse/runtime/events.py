@@ -43,21 +43,23 @@ class MemoryEventStream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._blocked_readers = 0
 
-    async def publish(self, event: dict[str, Any]) -> str:
+    def _append(self, event: dict[str, Any]) -> str:
+        """Store the event under the next id (milliseconds-sequence, as Redis streams do)."""
         ms = int(time.time() * 1000)
         last_ms, last_seq = self._last
         self._last = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
         event_id = f"{self._last[0]}-{self._last[1]}"
         self._events.append((event_id, dict(event)))
+        return event_id
+
+    async def publish(self, event: dict[str, Any]) -> str:
+        event_id = self._append(event)
         async with self._changed:
             self._changed.notify_all()
         return event_id
 
     def publish_soon(self, event: dict[str, Any]) -> None:
-        ms = int(time.time() * 1000)
-        last_ms, last_seq = self._last
-        self._last = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
-        self._events.append((f"{self._last[0]}-{self._last[1]}", dict(event)))
+        self._append(event)
         self._wake()
 
     def _wake(self) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fse.errors import ErrorCode, FhirError
+from fse.errors import ErrorCode, FhirError, Forbidden, Unauthenticated
 from fse.fhir_api.http import fhir_response
 from fse.runtime.cache import Cache
 from fse.security.clients import find_client
@@ -35,16 +35,6 @@ LOCAL_STATE_TTL = 2
 """Seconds each worker remembers it without asking the cache (a round trip per request)."""
 REVOCATION_DELAY = CLIENT_STATE_TTL + LOCAL_STATE_TTL
 TOKEN_CACHE_SIZE = 10_000
-
-
-class Unauthenticated(FhirError):
-    status = 401
-    issue_type = "login"
-
-
-class Forbidden(FhirError):
-    status = 403
-    issue_type = "forbidden"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 MIN_INSTANT = datetime(1, 1, 1, tzinfo=UTC)
 MAX_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -49,9 +49,7 @@ def date_range(text: str) -> tuple[datetime, datetime]:
     return low, low + span - timedelta(microseconds=1)
 
 
-def _zone(text: str | None) -> UTC.__class__:
-    from datetime import timezone
-
+def _zone(text: str | None) -> tzinfo:
     if text is None or text == "Z":
         return UTC
     sign = 1 if text[0] == "+" else -1

@@ -31,13 +31,22 @@ class IndexRows:
     identifiers: list[tuple[str, str]]
 
     def by_table(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        yield from (
-            ("token", self.token),
-            ("string", self.string),
-            ("date", self.date),
-            ("reference", self.reference),
-            ("quantity", self.quantity),
-        )
+        yield from ((kind, getattr(self, kind)) for kind in INDEX_KINDS)
+
+
+INDEX_KINDS = ("token", "string", "date", "reference", "quantity")
+"""One index table each (numbers share the quantity table)."""
+
+
+def rows_by_kind(
+    indexed: list[tuple[int, IndexRows]],
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The index rows of several resources (resource pk, rows), grouped by kind, each carrying
+    its resource_pk: what every write path inserts, one statement per table."""
+    for kind in INDEX_KINDS:
+        rows = [{**row, "resource_pk": pk} for pk, index in indexed for row in getattr(index, kind)]
+        if rows:
+            yield kind, rows
 
 
 def values_at(resource: dict[str, Any], path: str) -> list[Any]:

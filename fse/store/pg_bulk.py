@@ -12,18 +12,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fse.store.indexing import IndexRows
+from fse.store.indexing import IndexRows, rows_by_kind
+from fse.store.tables import INDEX_TABLES
 
 Prepared = tuple[str, str, str, IndexRows]
 """(resource type, id, stored JSON text, index rows)."""
-
-INDEX_COLUMNS = {
-    "idx_token": ("token", ("system", "code")),
-    "idx_string": ("string", ("value", "exact")),
-    "idx_date": ("date", ("low", "high")),
-    "idx_reference": ("reference", ("target_type", "target_id")),
-    "idx_quantity": ("quantity", ("value", "system", "code")),
-}
 
 
 def _naive(value: Any) -> Any:
@@ -55,16 +48,15 @@ async def copy_bulk(conn: AsyncConnection, prepared: list[Prepared], now: dateti
             (pk, t, rid, 1, at, "POST", c) for pk, (t, rid, c, _) in zip(pks, prepared, strict=True)
         ],
     )
-    for table, (kind, columns) in INDEX_COLUMNS.items():
-        records = [
-            (pk, row["type"], row["param"], *(_naive(row[c]) for c in columns))
-            for pk, (_, _, _, index) in zip(pks, prepared, strict=True)
-            for row in getattr(index, kind)
-        ]
-        if records:
-            await raw.copy_records_to_table(
-                table, columns=("resource_pk", "type", "param", *columns), records=records
-            )
+    indexed = [(pk, index) for pk, (_, _, _, index) in zip(pks, prepared, strict=True)]
+    for kind, rows in rows_by_kind(indexed):
+        table = INDEX_TABLES[kind]
+        columns = [c.name for c in table.c if c.name != "pk"]  # pk comes from its sequence
+        await raw.copy_records_to_table(
+            table.name,
+            columns=columns,
+            records=[tuple(_naive(row.get(c)) for c in columns) for row in rows],
+        )
     identifiers = [
         (t, system, value, pk)
         for pk, (t, _, _, index) in zip(pks, prepared, strict=True)

@@ -202,7 +202,7 @@ def _chain(rtype: str, key: str, raw: str) -> Chain:
     return Chain(ref_name, tuple(inner), inner)
 
 
-def _include(name: str, raw: str, reverse: bool) -> Include:
+def _include(name: str, raw: str) -> Include:
     parts = raw.split(":")
     if len(parts) not in (2, 3) or parts[0] not in SUPPORTED_TYPES:
         raise _invalid(name, f"{name}: expected Type:parameter[:TargetType], got '{raw}'")
@@ -251,9 +251,9 @@ def _control(query: SearchQuery, name: str, raw: str, max_count: int) -> None:
             raise _invalid(name, "_total takes none, estimate or accurate")
         query.total = raw == "accurate"
     elif name == "_include":
-        query.includes.append(_include(name, raw, reverse=False))
+        query.includes.append(_include(name, raw))
     elif name == "_revinclude":
-        query.revincludes.append(_include(name, raw, reverse=True))
+        query.revincludes.append(_include(name, raw))
     elif name == "_cursor":
         query.cursor = decode_cursor(raw)
         return

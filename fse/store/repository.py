@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from fse.store.dates import instant_text
-from fse.store.indexing import IndexRows, extract
+from fse.store.indexing import IndexRows, extract, rows_by_kind
 from fse.store.pg_bulk import copy_bulk
 from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
 from fse.store.query import SearchQuery, encode_cursor
@@ -199,16 +199,9 @@ class ResourceStore:
                 for pk, (t, rid, c, _) in zip(pks, prepared, strict=True)
             ],
         )
-        for kind, table in INDEX_TABLES.items():
-            if kind == "number":
-                continue  # same table as quantity
-            rows = [
-                {**row, "resource_pk": pk}
-                for pk, (_, _, _, index) in zip(pks, prepared, strict=True)
-                for row in getattr(index, kind)
-            ]
-            if rows:
-                await conn.execute(insert(table), rows)
+        indexed = [(pk, index) for pk, (_, _, _, index) in zip(pks, prepared, strict=True)]
+        for kind, rows in rows_by_kind(indexed):
+            await conn.execute(insert(INDEX_TABLES[kind]), rows)
         claimed = [
             {"type": t, "system": system, "value": value, "resource_pk": pk}
             for pk, (t, _, _, index) in zip(pks, prepared, strict=True)
@@ -319,12 +312,8 @@ class ResourceStore:
         rows: IndexRows | None = None,
     ) -> None:
         rows = rows or extract(stored.type, resource)
-        for kind, table_rows in rows.by_table():
-            if table_rows:
-                await conn.execute(
-                    insert(INDEX_TABLES[kind]),
-                    [{**r, "resource_pk": stored.pk} for r in table_rows],
-                )
+        for kind, table_rows in rows_by_kind([(stored.pk, rows)]):
+            await conn.execute(insert(INDEX_TABLES[kind]), table_rows)
         if rows.identifiers:
             await self._claim_identifiers(conn, stored, resource, rows.identifiers)
 

@@ -81,3 +81,20 @@ def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
         timeout=120,
     )
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
+
+
+def test_client_secret_is_shown_once_and_revocation_is_listed(tmp_path: Path) -> None:
+    database = tmp_path / "clients.sqlite3"
+    assert fse("migrate", database=database).returncode == 0
+    created = fse("client", "create", "cnss-sih", "--scopes", "system/Claim.rs", database=database)
+    assert created.returncode == 0
+    secret = next(
+        line.split()[1] for line in created.stdout.splitlines() if line.startswith("client_secret:")
+    )
+    listed = fse("client", "list", database=database)
+    assert "cnss-sih" in listed.stdout and "active" in listed.stdout
+    assert secret not in listed.stdout  # stored hashed, never shown again
+    assert fse("client", "revoke", "cnss-sih", database=database).returncode == 0
+    assert "revoked" in fse("client", "list", database=database).stdout
+    again = fse("client", "create", "cnss-sih", "--scopes", "system/Claim.rs", database=database)
+    assert again.returncode == 1 and "already exists" in again.stderr

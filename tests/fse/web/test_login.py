@@ -160,3 +160,15 @@ def csrf_of(page: httpx.Response) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert match
     return match[1]
+
+
+async def test_cookies_are_secure_over_https(platform: Platform, username: str) -> None:
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as https:
+        form_page = await https.get("/connexion")
+        assert "Secure" in form_page.headers["set-cookie"]
+        response = await login(https, username)
+        session_cookie = next(
+            c for c in response.headers.get_list("set-cookie") if c.startswith(COOKIE_NAME)
+        )
+        assert "Secure" in session_cookie and "HttpOnly" in session_cookie
