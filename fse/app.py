@@ -6,6 +6,7 @@ here; the rest of the kernel never imports them.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -34,6 +35,7 @@ from fse.security.tokens import load_or_create_key
 from fse.store.repository import ResourceStore
 from fse.store.search_params import SUPPORTED_TYPES
 from fse.web import pages
+from reimbursement import feature as reimbursement
 
 log = logging.getLogger("fse")
 
@@ -55,7 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()
+        tasks = []
+        if settings.payment_schedule:
+            tasks.append(asyncio.create_task(reimbursement.run_payment_schedule(settings)))
         yield
+        for task in tasks:
+            task.cancel()
         await close(app)
 
     app = FastAPI(
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.signing_key, settings.token_audience, engine, runtime.cache
     )
     app.state.authenticator = authenticator
+    reimbursement.install(app, operations, settings)
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)

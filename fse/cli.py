@@ -177,6 +177,18 @@ def _user(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _pay(args: argparse.Namespace) -> int:
+    from reimbursement.cli import pay
+
+    return pay(_settings(args))
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    from reimbursement.cli import ledger_check
+
+    return ledger_check(_settings(args))
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
 
@@ -233,6 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     user.add_argument("--database-url")
     user.set_defaults(run=_user)
+
+    pay = sub.add_parser("pay", help="pay approved benefits now: batch, pain.001 file, ledger")
+    pay.add_argument("--database-url")
+    pay.set_defaults(run=_pay)
+
+    ledger = sub.add_parser("ledger", help="the reimbursement ledger")
+    ledger_sub = ledger.add_subparsers(dest="action", required=True)
+    ledger_sub.add_parser("check", help="prove it balances and that nothing was paid twice")
+    ledger.add_argument("--database-url")
+    ledger.set_defaults(run=_ledger)
 
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")

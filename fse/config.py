@@ -39,6 +39,21 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=6000, description="Requests per minute per client address; 0 disables."
     )
+    payment_cutoffs: str = Field(
+        default="11:00,16:00", description="Daily payment cut-offs (HH:MM, comma-separated)."
+    )
+    payment_timezone: str = Field(default="Africa/Casablanca", description="Zone of the cut-offs.")
+    payment_schedule: bool = Field(
+        default=True, description="Run a payment batch at each cut-off inside the server."
+    )
+    payments_dir: Path = Field(
+        default=Path("var") / "payments", description="Where pain.001 transfer files are written."
+    )
+    payer_name: str = "Caisse Nationale de Sécurité Sociale"
+    payer_iban: str = Field(
+        default="MA64007780000000000000012382",
+        description="CNSS account debited by transfers; the default is DEMO data, not an account.",
+    )
 
     @field_validator("database_url")
     @classmethod

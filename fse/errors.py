@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     PROFILE_VIOLATION = "FSE-0023"
     UNAUTHENTICATED = "FSE-0024"
     FORBIDDEN = "FSE-0025"
+    CLAIM_NOT_ADJUDICABLE = "FSE-0026"
+    REVIEW_NOT_ALLOWED = "FSE-0027"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -71,6 +73,12 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.PROFILE_VIOLATION: "The resource breaks a rule of the AMO guide; see the path.",
     ErrorCode.UNAUTHENTICATED: "No valid access token: get one at /auth/token.",
     ErrorCode.FORBIDDEN: "The token's scopes do not allow this interaction on this type.",
+    ErrorCode.CLAIM_NOT_ADJUDICABLE: (
+        "The claim lacks what adjudication needs, or names unknown resources; see the path."
+    ),
+    ErrorCode.REVIEW_NOT_ALLOWED: (
+        "Only a claim held for review can be released or rejected, once."
+    ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

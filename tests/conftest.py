@@ -53,6 +53,11 @@ class Platform:
         claims = {"iss": audience, "aud": audience, "sub": client_id, "scope": scope}
         return issue(self.app.state.signing_key, claims, ttl_seconds)
 
+    async def token_with(self, scopes: str) -> str:
+        """A token of a new system client holding exactly ``scopes`` (e.g. a role's grants)."""
+        client, _secret = await create_client(self.engine, f"c-{uuid.uuid4().hex[:8]}", scopes)
+        return self.token_for(client.client_id, scopes)
+
     async def truncate(self) -> None:
         """Empty the resource store (system clients stay: they belong to the session)."""
         names = [t.name for t in reversed(STORE_TABLES)]
@@ -76,6 +81,8 @@ async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[
         "redis_namespace": f"fse-test-{uuid.uuid4().hex[:8]}",
         "rate_limit_per_minute": 0,
         "signing_key_file": tmp / "signing-key.pem",
+        "payments_dir": tmp / "payments",
+        "payment_schedule": False,
         **overrides,
     }
     settings = Settings(**options)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """What each role may do through the FHIR API, as SMART scopes (data, reviewed with CNSS).
 
 A pharmacist reads prescriptions but never writes them; a prescriber never dispenses; CNSS
-agents read everything. Features act for a user with exactly these grants.
+agents read everything and review held claims. Features act for a user with exactly these grants.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from fse.security.users import Role
 
 _REGISTRY_READ = (
     "system/Patient.rs system/Coverage.rs system/Condition.rs system/Practitioner.rs "
-    "system/PractitionerRole.rs system/Organization.rs"
+    "system/PractitionerRole.rs system/Organization.rs "
+    "system/CoverageEligibilityRequest.crs system/CoverageEligibilityResponse.rs"
 )
 
 ROLE_SCOPES: dict[Role, str] = {
@@ -28,7 +29,8 @@ ROLE_SCOPES: dict[Role, str] = {
         f"{_REGISTRY_READ} system/ServiceRequest.rs system/ChargeItem.cruds system/Claim.cruds "
         "system/ClaimResponse.rs system/Provenance.crs"
     ),
-    Role.CNSS_AGENT: "system/*.rs",
+    # Agents read everything and decide on held claims (ClaimResponse/$review).
+    Role.CNSS_AGENT: "system/*.rs system/ClaimResponse.u",
 }
 
 

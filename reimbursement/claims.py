@@ -1,0 +1,215 @@
+"""Read a FHIR Claim into what adjudication needs, or say precisely which element is missing.
+
+Encoding (the AMO guide): ``item.productOrService`` in the NGAP system (key letter, coefficient
+in the ``ngap-coefficient`` extension), the ``tnr-forfait`` system (hospital days) or GTIN
+(medicine EAN-13, with the MedicationRequest in the R5 ``Claim.item.request`` extension);
+``item.net`` is what was charged; ``item.diagnosisSequence`` links a line to the recognised
+ALD/ALC Condition; ``payee.type`` = provider means tiers payant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fse.errors import ErrorCode, Issue, Unprocessable
+from reimbursement.core.model import CodeKind, Payee
+
+CANONICAL = "https://fse.cnss.ma/fhir"
+NGAP = f"{CANONICAL}/CodeSystem/ngap"
+FLAT_RATES = f"{CANONICAL}/CodeSystem/tnr-forfait"
+GTIN = ("urn:oid:1.3.160", "https://www.gs1.org/gtin")
+COEFFICIENT = f"{CANONICAL}/StructureDefinition/ngap-coefficient"
+ELIGIBILITY = f"{CANONICAL}/StructureDefinition/eligibility-response"
+ITEM_REQUEST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Claim.item.request"
+CARE_SHEET_SYSTEM = f"{CANONICAL}/sid/fse"
+
+
+@dataclass(frozen=True)
+class ClaimLine:
+    sequence: int
+    kind: CodeKind
+    code: str
+    billed: Decimal
+    care_date: date
+    coefficient: Decimal
+    quantity: Decimal
+    condition_id: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class ParsedClaim:
+    key: str
+    identifier: str
+    patient_id: str
+    provider_ref: str
+    facility_ref: str | None
+    coverage_id: str | None
+    eligibility_id: str | None
+    payee: Payee
+    lines: tuple[ClaimLine, ...]
+
+    @property
+    def care_date(self) -> date:
+        return min(line.care_date for line in self.lines)
+
+
+def _problem(message: str, path: str) -> Issue:
+    return Issue(ErrorCode.CLAIM_NOT_ADJUDICABLE, message, (path,), issue_type="required")
+
+
+def reference_id(reference: Any, rtype: str) -> str | None:
+    """The id of a literal ``Type/id`` reference of the expected type, else None."""
+    if not isinstance(reference, dict):
+        return None
+    value = reference.get("reference")
+    if not isinstance(value, str):
+        return None
+    parts = value.split("/")
+    if len(parts) >= 2 and parts[-2] == rtype and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def _money(value: Any, path: str, problems: list[Issue]) -> Decimal:
+    try:
+        found = Decimal(str(value["value"]))
+    except (TypeError, KeyError, InvalidOperation):
+        problems.append(_problem("montant facturé manquant", path))
+        return Decimal("0.00")
+    if found < 0 or found.as_tuple().exponent < -2:  # type: ignore[operator]
+        problems.append(_problem("montant négatif ou au-delà du centime", f"{path}.value"))
+    currency = value.get("currency", "MAD")
+    if currency != "MAD":
+        problems.append(
+            _problem(f"devise {currency} : les montants sont en MAD", f"{path}.currency")
+        )
+    return found.quantize(Decimal("0.01"))
+
+
+def _extension(element: dict[str, Any], url: str) -> dict[str, Any] | None:
+    return next((e for e in element.get("extension", []) or [] if e.get("url") == url), None)
+
+
+def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine | None:
+    item = claim["item"][index]
+    path = f"Claim.item[{index}]"
+    codings = (item.get("productOrService") or {}).get("coding") or []
+    coding = next((c for c in codings if c.get("code")), None)
+    if coding is None:
+        problems.append(
+            _problem("code de l'acte ou du produit manquant", f"{path}.productOrService")
+        )
+        return None
+    system = coding.get("system")
+    kind = (
+        CodeKind.NGAP
+        if system == NGAP
+        else CodeKind.FLAT_RATE
+        if system == FLAT_RATES
+        else CodeKind.MEDICINE
+        if system in GTIN
+        else CodeKind.OTHER
+    )
+    served = item.get("servicedDate") or (item.get("servicedPeriod") or {}).get("start")
+    if not served:
+        problems.append(_problem("date des soins manquante", f"{path}.servicedDate"))
+        return None
+    care_date = date.fromisoformat(str(served)[:10])
+    billed = _money(item.get("net"), f"{path}.net", problems)
+    coefficient = Decimal(1)
+    extension = _extension(item, COEFFICIENT)
+    if extension is not None:
+        coefficient = Decimal(str(extension.get("valueDecimal", 1)))
+    quantity = Decimal(str((item.get("quantity") or {}).get("value", 1)))
+    if quantity <= 0 or coefficient <= 0:
+        problems.append(_problem("quantité et coefficient sont positifs", f"{path}.quantity"))
+    condition_id = None
+    for sequence in item.get("diagnosisSequence", []) or []:
+        for diagnosis in claim.get("diagnosis", []) or []:
+            if diagnosis.get("sequence") == sequence:
+                condition_id = reference_id(diagnosis.get("diagnosisReference"), "Condition")
+    request = _extension(item, ITEM_REQUEST)
+    request_id = (
+        reference_id(request.get("valueReference"), "MedicationRequest") if request else None
+    )
+    if kind == CodeKind.MEDICINE and request_id is None:
+        problems.append(
+            _problem(
+                "ligne de médicament sans MedicationRequest (extension Claim.item.request)",
+                f"{path}.extension",
+            )
+        )
+    return ClaimLine(
+        sequence=int(item.get("sequence", index + 1)),
+        kind=kind,
+        code=str(coding["code"]),
+        billed=billed,
+        care_date=care_date,
+        coefficient=coefficient,
+        quantity=quantity,
+        condition_id=condition_id,
+        request_id=request_id,
+    )
+
+
+def parse_claim(claim: dict[str, Any]) -> ParsedClaim:
+    """Raises 422 (FSE-0026) with one issue per missing element."""
+    problems: list[Issue] = []
+    identifier = next(
+        (
+            i.get("value")
+            for i in claim.get("identifier", []) or []
+            if i.get("system") == CARE_SHEET_SYSTEM and i.get("value")
+        ),
+        None,
+    )
+    if identifier is None:
+        problems.append(_problem("numéro de feuille de soins manquant", "Claim.identifier"))
+    patient_id = reference_id(claim.get("patient"), "Patient")
+    if patient_id is None:
+        problems.append(_problem("référence Patient/<id> attendue", "Claim.patient"))
+    provider = (claim.get("provider") or {}).get("reference")
+    if not isinstance(provider, str) or provider.split("/")[0] not in (
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+    ):
+        problems.append(_problem("professionnel (Practitioner/<id>) attendu", "Claim.provider"))
+    insurance = next(iter(claim.get("insurance", []) or []), {})
+    coverage_id = reference_id(insurance.get("coverage"), "Coverage")
+    eligibility = _extension(insurance, ELIGIBILITY)
+    eligibility_id = (
+        reference_id(eligibility.get("valueReference"), "CoverageEligibilityResponse")
+        if eligibility
+        else None
+    )
+    lines = [_line(claim, i, problems) for i in range(len(claim.get("item", []) or []))]
+    if not lines:
+        problems.append(_problem("au moins une ligne", "Claim.item"))
+    if problems:
+        raise Unprocessable(
+            problems[0].diagnostics,
+            problems[0].expression,
+            code=ErrorCode.CLAIM_NOT_ADJUDICABLE,
+            issues=problems,
+        )
+    payee_code = next(
+        (c.get("code") for c in ((claim.get("payee") or {}).get("type") or {}).get("coding", [])),
+        None,
+    )
+    assert identifier is not None and patient_id is not None and isinstance(provider, str)
+    return ParsedClaim(
+        key=f"{CARE_SHEET_SYSTEM}|{identifier}",
+        identifier=identifier,
+        patient_id=patient_id,
+        provider_ref=provider,
+        facility_ref=(claim.get("facility") or {}).get("reference"),
+        coverage_id=coverage_id,
+        eligibility_id=eligibility_id,
+        payee=Payee.PROVIDER if payee_code == "provider" else Payee.INSURED,
+        lines=tuple(line for line in lines if line is not None),
+    )

@@ -1,0 +1,431 @@
+"""Gather, inside the settlement transaction, what the core needs about one claim: the
+insured's rights periods and exonerations, the provider, the prescriptions, the history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fhir_profiles.identifiers import iban_from_rib, rib_problem
+from fse.errors import ErrorCode, Issue, NotFound, Unprocessable
+from fse.fhir_api.interactions import FhirService
+from reimbursement.claims import ParsedClaim, reference_id
+from reimbursement.core.adjudication import Books
+from reimbursement.core.model import (
+    Beneficiary,
+    CareSheet,
+    CodeKind,
+    CoveragePeriod,
+    Exoneration,
+    History,
+    Line,
+    Payee,
+    PrescriptionLine,
+    Provider,
+    Rights,
+)
+from reimbursement.tables import settlement_lines, settlements
+
+CANONICAL = "https://fse.cnss.ma/fhir"
+RIGHTS_STATUS = f"{CANONICAL}/StructureDefinition/rights-status"
+DEPENDANT_CONDITION = f"{CANONICAL}/StructureDefinition/dependant-condition"
+EXONERATION_PERIOD = f"{CANONICAL}/StructureDefinition/exoneration-period"
+EXONERATION_SYSTEM = f"{CANONICAL}/CodeSystem/exoneration"
+REGIME_SYSTEM = f"{CANONICAL}/CodeSystem/regime"
+RIB_SYSTEM = f"{CANONICAL}/sid/rib"
+GTIN = ("urn:oid:1.3.160", "https://www.gs1.org/gtin")
+
+
+@dataclass(frozen=True)
+class PayeeAccount:
+    kind: Payee
+    reference: str
+    name: str
+    iban: str | None
+
+
+def _unprocessable(message: str, path: str) -> Unprocessable:
+    issue = Issue(ErrorCode.CLAIM_NOT_ADJUDICABLE, message, (path,), issue_type="not-found")
+    return Unprocessable(message, (path,), code=ErrorCode.CLAIM_NOT_ADJUDICABLE, issues=[issue])
+
+
+async def read(
+    service: FhirService, conn: AsyncConnection, rtype: str, rid: str, path: str
+) -> dict[str, Any]:
+    try:
+        stored = await service.store.read(conn, rtype, rid)
+    except NotFound:
+        raise _unprocessable(f"{rtype}/{rid} introuvable", path) from None
+    assert stored.content is not None
+    return orjson.loads(stored.content)
+
+
+async def search(
+    service: FhirService, conn: AsyncConnection, rtype: str, items: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    query = service.parse_search(rtype, [*items, ("_count", "200")], strict=True)
+    page = await service.store.search(conn, query)
+    return [orjson.loads(m.content) for m in page.matches]
+
+
+def _day(value: Any) -> date | None:
+    return date.fromisoformat(str(value)[:10]) if value else None
+
+
+def _code(concept: Any, system: str | None = None) -> str | None:
+    for coding in (concept or {}).get("coding", []) or []:
+        if system is None or coding.get("system") == system:
+            return coding.get("code")
+    return None
+
+
+def _extension_code(resource: dict[str, Any], url: str) -> str | None:
+    for extension in resource.get("extension", []) or []:
+        if extension.get("url") == url:
+            return (extension.get("valueCoding") or {}).get("code")
+    return None
+
+
+def beneficiary_of(patient: dict[str, Any]) -> Beneficiary:
+    return Beneficiary(
+        patient["id"], _day(patient.get("birthDate")), _day(patient.get("deceasedDateTime"))
+    )
+
+
+def name_of(resource: dict[str, Any]) -> str:
+    if isinstance(resource.get("name"), str):
+        return resource["name"]
+    for name in resource.get("name", []) or []:
+        if name.get("text"):
+            return str(name["text"])
+        given = " ".join(name.get("given", []) or [])
+        return f"{given} {name.get('family', '')}".strip()
+    return f"{resource['resourceType']}/{resource.get('id')}"
+
+
+def iban_of(resource: dict[str, Any]) -> str | None:
+    for identifier in resource.get("identifier", []) or []:
+        rib = identifier.get("value")
+        if identifier.get("system") == RIB_SYSTEM and rib and rib_problem(rib) is None:
+            return iban_from_rib(rib)
+    return None
+
+
+async def coverage_periods(
+    service: FhirService, conn: AsyncConnection, patient: dict[str, Any]
+) -> tuple[tuple[CoveragePeriod, ...], dict[str, dict[str, Any]]]:
+    """The beneficiary's rights periods, and the main insured (subscriber) of each period."""
+    pid = patient["id"]
+    found = await search(service, conn, "Coverage", [("beneficiary", f"Patient/{pid}")])
+    subscribers: dict[str, dict[str, Any]] = {pid: patient}
+    by_coverage: dict[str, dict[str, Any]] = {}
+    periods = []
+    for coverage in found:
+        if coverage.get("status") not in ("active", None):
+            continue
+        subscriber_id = reference_id(coverage.get("subscriber"), "Patient") or pid
+        if subscriber_id not in subscribers:
+            subscribers[subscriber_id] = await read(
+                service, conn, "Patient", subscriber_id, "Coverage.subscriber"
+            )
+        subscriber = by_coverage[coverage["id"]] = subscribers[subscriber_id]
+        relationship = _code(coverage.get("relationship")) or "self"
+        status = _extension_code(coverage, RIGHTS_STATUS) or "ouverts"
+        period = coverage.get("period") or {}
+        start = _day(period.get("start")) or date.min
+        reason = None
+        if status == "maintien":
+            died = _day(subscriber.get("deceasedDateTime"))
+            if died is not None or subscriber.get("deceasedBoolean"):
+                reason = "death"
+            elif relationship == "spouse":
+                reason = "divorce"
+            else:
+                reason = "job-loss"
+        periods.append(
+            CoveragePeriod(
+                coverage_id=coverage["id"],
+                regime=_code(coverage.get("type"), REGIME_SYSTEM) or "salaries",
+                status=status,
+                start=start,
+                end=_day(period.get("end")),
+                relationship=relationship,
+                dependant_condition=_extension_code(coverage, DEPENDANT_CONDITION),
+                maintained_reason=reason,
+            )
+        )
+    return tuple(periods), by_coverage
+
+
+async def exonerations(
+    service: FhirService, conn: AsyncConnection, patient_id: str
+) -> tuple[Exoneration, ...]:
+    found = []
+    for condition in await search(
+        service, conn, "Condition", [("patient", f"Patient/{patient_id}")]
+    ):
+        kind = next(
+            (
+                c.get("code")
+                for category in condition.get("category", []) or []
+                for c in category.get("coding", []) or []
+                if c.get("system") == EXONERATION_SYSTEM
+            ),
+            None,
+        )
+        if kind is None or _code(condition.get("verificationStatus")) != "confirmed":
+            continue
+        period = next(
+            (
+                e.get("valuePeriod") or {}
+                for e in condition.get("extension", []) or []
+                if e.get("url") == EXONERATION_PERIOD
+            ),
+            {},
+        )
+        start = _day(period.get("start"))
+        if start is None:
+            continue
+        found.append(
+            Exoneration(
+                condition["id"],
+                kind,
+                _code(condition.get("code")) or "",
+                start,
+                _day(period.get("end")),
+            )
+        )
+    return tuple(found)
+
+
+async def provider_of(
+    service: FhirService, conn: AsyncConnection, parsed: ParsedClaim
+) -> tuple[Provider, dict[str, Any]]:
+    rtype, _, rid = parsed.provider_ref.partition("/")
+    resource = await read(service, conn, rtype, rid, "Claim.provider")
+    roles: list[dict[str, Any]] = []
+    organizations: list[dict[str, Any]] = []
+    if rtype == "Practitioner":
+        roles = await search(
+            service, conn, "PractitionerRole", [("practitioner", parsed.provider_ref)]
+        )
+    elif rtype == "PractitionerRole":
+        roles = [resource]
+    else:
+        organizations = [resource]
+    for role in roles:
+        org_id = reference_id(role.get("organization"), "Organization")
+        if org_id:
+            organizations.append(
+                await read(service, conn, "Organization", org_id, "Claim.provider")
+            )
+    facility_id = reference_id({"reference": parsed.facility_ref}, "Organization")
+    if facility_id:
+        organizations.append(
+            await read(service, conn, "Organization", facility_id, "Claim.facility")
+        )
+    specialties = tuple(
+        c["code"]
+        for role in roles
+        for s in role.get("specialty", []) or []
+        for c in s.get("coding", []) or []
+        if c.get("code")
+    )
+    starts = [d for role in roles if (d := _day((role.get("period") or {}).get("start")))]
+    public = any(_code(t) == "govt" for org in organizations for t in org.get("type", []) or [])
+    provider = Provider(parsed.provider_ref, specialties, min(starts) if starts else None, public)
+    return provider, resource
+
+
+async def prescription(
+    service: FhirService,
+    conn: AsyncConnection,
+    request_id: str,
+    patient_id: str,
+    validity_days: int,
+    path: str,
+) -> PrescriptionLine:
+    request = await read(service, conn, "MedicationRequest", request_id, path)
+    if reference_id(request.get("subject"), "Patient") != patient_id:
+        raise _unprocessable(f"MedicationRequest/{request_id} concerne un autre patient", path)
+    code = next(
+        (
+            c.get("code")
+            for c in (request.get("medicationCodeableConcept") or {}).get("coding", []) or []
+            if c.get("system") in GTIN
+        ),
+        "",
+    )
+    dispense = request.get("dispenseRequest") or {}
+    authored = _day(request.get("authoredOn")) or date.min
+    valid_until = _day((dispense.get("validityPeriod") or {}).get("end")) or (
+        authored + timedelta(days=validity_days)
+    )
+    prescribed = Decimal(str((dispense.get("quantity") or {}).get("value", 1)))
+    dispensed = await conn.scalar(
+        select(func.coalesce(func.sum(settlement_lines.c.quantity), 0)).where(
+            settlement_lines.c.request_id == request_id, settlement_lines.c.accepted.is_(True)
+        )
+    )
+    substitution = request.get("substitution") or {}
+    return PrescriptionLine(
+        request_id=request_id,
+        code=code,
+        valid_until=valid_until,
+        status=str(request.get("status")),
+        remaining=prescribed - Decimal(str(dispensed or 0)),
+        substitutable=bool(substitution.get("allowedBoolean", True)),
+    )
+
+
+async def history(
+    conn: AsyncConnection, parsed: ParsedClaim, books: Books, received_on: date
+) -> History:
+    lines = settlement_lines.c
+    days = sorted({line.care_date for line in parsed.lines})
+    acts = await conn.execute(
+        select(lines.provider_ref, lines.care_date, lines.code, lines.coefficient).where(
+            lines.patient_id == parsed.patient_id,
+            lines.care_date.in_(days),
+            lines.accepted.is_(True),
+            lines.kind.in_((CodeKind.NGAP.value, CodeKind.FLAT_RATE.value)),
+        )
+    )
+    settled = frozenset((r.provider_ref, r.care_date, r.code, Decimal(r.coefficient)) for r in acts)
+    day = parsed.care_date
+    ngap_on_day = and_(
+        lines.care_date == day, lines.kind == CodeKind.NGAP.value, lines.accepted.is_(True)
+    )
+    provider_acts = await conn.scalar(
+        select(func.count()).where(ngap_on_day, lines.provider_ref == parsed.provider_ref)
+    )
+    peers = (
+        await conn.execute(
+            select(func.count(), func.count(func.distinct(lines.provider_ref))).where(ngap_on_day)
+        )
+    ).one()
+    peer_mean = Decimal(peers[0]) / Decimal(peers[1]) if peers[1] else None
+    window_days, codes = books.anomalies.consultation_window(received_on)
+    recent = await conn.scalar(
+        select(func.count()).where(
+            lines.patient_id == parsed.patient_id,
+            lines.care_date > day - timedelta(days=window_days),
+            lines.care_date <= day,
+            lines.code.in_(codes),
+            lines.accepted.is_(True),
+        )
+    )
+    billed = sum((line.billed for line in parsed.lines), Decimal("0.00"))
+    same_amount = await conn.scalar(
+        select(func.count()).where(
+            settlements.c.provider_ref == parsed.provider_ref,
+            settlements.c.care_date == day,
+            settlements.c.billed == billed,
+        )
+    )
+    return History(
+        settled_acts=settled,
+        provider_acts_on_day=int(provider_acts or 0),
+        peer_acts_per_provider_day=peer_mean,
+        recent_consultations=int(recent or 0),
+        provider_same_amount_today=int(same_amount or 0),
+    )
+
+
+async def guaranteed_rights(
+    service: FhirService, conn: AsyncConnection, parsed: ParsedClaim
+) -> Rights | None:
+    """Rights confirmed at the point of care for this patient and date are honoured."""
+    if parsed.eligibility_id is None:
+        return None
+    path = "Claim.insurance[0].extension"
+    answer = await read(service, conn, "CoverageEligibilityResponse", parsed.eligibility_id, path)
+    if reference_id(answer.get("patient"), "Patient") != parsed.patient_id:
+        raise _unprocessable("la réponse d'éligibilité concerne un autre patient", path)
+    insurance = next(iter(answer.get("insurance", []) or []), {})
+    served = _day(answer.get("servicedDate"))
+    if not (answer.get("outcome") == "complete" and insurance.get("inforce") is True):
+        return None
+    if served != parsed.care_date:
+        return None
+    coverage_id = reference_id(insurance.get("coverage"), "Coverage")
+    regime = None
+    if coverage_id:
+        coverage = await read(service, conn, "Coverage", coverage_id, path)
+        regime = _code(coverage.get("type"), REGIME_SYSTEM)
+    return Rights(True, None, "droits confirmés au point de soins", regime, coverage_id)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    sheet: CareSheet
+    patient: dict[str, Any]
+    provider: dict[str, Any]
+    subscribers: dict[str, dict[str, Any]]
+    """The main insured of each rights period, by Coverage id."""
+
+    def payee_account(self, payee: Payee, coverage_id: str | None) -> PayeeAccount:
+        """Insured benefits go to the main insured's declared RIB; tiers payant to the
+        provider's."""
+        if payee == Payee.PROVIDER:
+            return _account(Payee.PROVIDER, self.provider)
+        main = self.subscribers.get(coverage_id or "", self.patient)
+        return _account(Payee.INSURED, main)
+
+
+def _account(kind: Payee, resource: dict[str, Any]) -> PayeeAccount:
+    reference = f"{resource['resourceType']}/{resource['id']}"
+    return PayeeAccount(kind, reference, name_of(resource), iban_of(resource))
+
+
+async def load(
+    service: FhirService,
+    conn: AsyncConnection,
+    parsed: ParsedClaim,
+    books: Books,
+    received_on: date,
+) -> Loaded:
+    patient = await read(service, conn, "Patient", parsed.patient_id, "Claim.patient")
+    periods, subscribers = await coverage_periods(service, conn, patient)
+    provider, provider_resource = await provider_of(service, conn, parsed)
+    validity = books.rights.on(received_on).prescription_validity_days
+    lines = []
+    for index, line in enumerate(parsed.lines):
+        found = None
+        if line.request_id is not None:
+            path = f"Claim.item[{index}].extension"
+            found = await prescription(
+                service, conn, line.request_id, parsed.patient_id, validity, path
+            )
+        lines.append(
+            Line(
+                sequence=line.sequence,
+                kind=line.kind,
+                code=line.code,
+                billed=line.billed,
+                care_date=line.care_date,
+                coefficient=line.coefficient,
+                quantity=line.quantity,
+                exoneration_id=line.condition_id,
+                prescription=found,
+            )
+        )
+    sheet = CareSheet(
+        key=parsed.key,
+        provider=provider,
+        beneficiary=beneficiary_of(patient),
+        coverages=periods,
+        lines=tuple(lines),
+        received_on=received_on,
+        exonerations=await exonerations(service, conn, parsed.patient_id),
+        payee=parsed.payee,
+        guaranteed=await guaranteed_rights(service, conn, parsed),
+        history=await history(conn, parsed, books, received_on),
+    )
+    return Loaded(sheet, patient, provider_resource, subscribers)

@@ -1,0 +1,46 @@
+"""What the reimbursement package contributes to the app: its FHIR operations, the settlement
+service, and the payment schedule (a batch at each cut-off, run as ``fse pay`` in its own
+process so a large batch never stalls the server's requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from fse.config import Settings
+from fse.fhir_api.operations import OperationRegistry
+from reimbursement.operations import OPERATIONS
+from reimbursement.reference_data import default_books
+from reimbursement.schedule import PaymentSchedule
+from reimbursement.settle import Settlement
+
+log = logging.getLogger("fse.payments")
+
+
+def schedule_of(settings: Settings) -> PaymentSchedule:
+    return PaymentSchedule.parse(settings.payment_cutoffs, settings.payment_timezone)
+
+
+def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> None:
+    for operation in OPERATIONS:
+        operations.register(operation)
+    app.state.settlement = Settlement(app.state.fhir, default_books(), schedule_of(settings))
+
+
+async def run_payment_schedule(settings: Settings) -> None:
+    """Sleep until each cut-off, then run ``fse pay`` (safe to overlap: batches are locked)."""
+    schedule = schedule_of(settings)
+    while True:
+        cutoff = schedule.next_cutoff(datetime.now(UTC))
+        await asyncio.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fse.cli", "pay", "--database-url", settings.database_url
+        )
+        code = await process.wait()
+        log.log(
+            logging.INFO if code == 0 else logging.ERROR, "fse pay at %s: exit %s", cutoff, code
+        )

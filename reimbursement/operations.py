@@ -1,0 +1,86 @@
+"""The reimbursement FHIR operations, contributed to the app's operation registry."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from fse.fhir_api.http import fhir_response, read_body
+from fse.fhir_api.operations import Operation, OperationCall
+from fse.resources import parse_json
+from reimbursement.eligibility import check_eligibility
+from reimbursement.review import review_claim
+from reimbursement.settle import Settlement
+
+
+def _settlement(call: OperationCall) -> Settlement:
+    return call.request.app.state.settlement
+
+
+def _resource(body: dict[str, object], rtype: str) -> dict[str, object]:
+    """The resource itself, or the one a Parameters/Bundle wraps (FHIR $submit accepts both)."""
+    if body.get("resourceType") == "Parameters":
+        for parameter in body.get("parameter", []) or []:  # type: ignore[union-attr]
+            resource = parameter.get("resource") if isinstance(parameter, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == rtype:
+                return resource
+    if body.get("resourceType") == "Bundle":
+        for entry in body.get("entry", []) or []:  # type: ignore[union-attr]
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == rtype:
+                return resource
+    return body
+
+
+async def submit_claim(call: OperationCall) -> Response:
+    body = parse_json(await read_body(call.request, call.service.settings.max_body_bytes))
+    settled = await _settlement(call).submit(_resource(body, "Claim"))  # type: ignore[arg-type]
+    headers = {"X-FSE-Replayed": "true"} if settled.replayed else None
+    return fhir_response(settled.response, 200, headers)
+
+
+async def submit_eligibility(call: OperationCall) -> Response:
+    body = parse_json(await read_body(call.request, call.service.settings.max_body_bytes))
+    settlement = _settlement(call)
+    request = _resource(body, "CoverageEligibilityRequest")
+    answer = await check_eligibility(
+        call.service,
+        settlement.books,
+        settlement.schedule,
+        request,  # type: ignore[arg-type]
+    )
+    return fhir_response(answer)
+
+
+async def review(call: OperationCall) -> Response:
+    body = parse_json(await read_body(call.request, call.service.settings.max_body_bytes))
+    assert call.resource_id is not None
+    principal = getattr(call.request.state, "principal", None)
+    reviewer = getattr(principal, "client_id", "inconnu")
+    answer = await review_claim(_settlement(call), call.resource_id, body, reviewer)
+    return fhir_response(answer)
+
+
+SUBMIT_CLAIM = Operation(
+    name="submit",
+    resource_types=("Claim",),
+    handler=submit_claim,
+    definition="http://hl7.org/fhir/OperationDefinition/Claim-submit",
+    permission="c",
+)
+SUBMIT_ELIGIBILITY = Operation(
+    name="submit",
+    resource_types=("CoverageEligibilityRequest",),
+    handler=submit_eligibility,
+    definition="http://hl7.org/fhir/OperationDefinition/CoverageEligibilityRequest-submit",
+    permission="c",
+)
+REVIEW = Operation(
+    name="review",
+    resource_types=("ClaimResponse",),
+    handler=review,
+    type_level=False,
+    instance_level=True,
+    definition="https://fse.cnss.ma/fhir/OperationDefinition/ClaimResponse-review",
+    permission="u",
+)
+OPERATIONS = (SUBMIT_CLAIM, SUBMIT_ELIGIBILITY, REVIEW)

@@ -1,0 +1,45 @@
+"""Load the dated reference data files (TNR, medicines, rates, rights, anomaly rules) into the
+core's books. Files live in ``reimbursement/data/``; ``FSE_REFERENCE_DATA`` may point elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from reimbursement.core.adjudication import Books
+from reimbursement.core.anomalies import AnomalyRules
+from reimbursement.core.medicines import MedicineList, medicine_list_version
+from reimbursement.core.rates import RateBook
+from reimbursement.core.rights import RightsRules
+from reimbursement.core.tariffs import TariffBook, tariff_version
+
+DATA = Path(__file__).parent / "data"
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"reference data file {path}: {error}") from error
+
+
+def load_books(directory: Path = DATA) -> Books:
+    return Books(
+        tariffs=TariffBook(
+            [tariff_version(_json(p)) for p in sorted(directory.glob("tnr/*.json"))]
+        ),
+        medicines=MedicineList(
+            [medicine_list_version(_json(p)) for p in sorted(directory.glob("medicines/*.json"))]
+        ),
+        rates=RateBook(_json(directory / "rates.json")),
+        rights=RightsRules(_json(directory / "rights.json")),
+        anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),
+    )
+
+
+@cache
+def default_books() -> Books:
+    return load_books()

@@ -1,0 +1,216 @@
+"""Settle a care sheet the moment it is submitted: adjudicate, answer, book the benefit.
+
+One transaction writes the Claim, its ClaimResponse and ExplanationOfBenefit, the settlement
+row, its lines and the ledger entries. The settlement's unique care-sheet key makes a retry,
+even a concurrent one, return the first answer and pay nothing more; a per-insured lock
+(PostgreSQL advisory lock, SQLite's single writer) keeps duplicate and frequency checks true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fse.errors import Conflict
+from fse.fhir_api.interactions import FhirService
+from fse.resources import check_type, declare_profile, validate
+from fse.store.repository import Stored
+from reimbursement.claims import CARE_SHEET_SYSTEM, ParsedClaim, parse_claim
+from reimbursement.context import Loaded, load
+from reimbursement.core.adjudication import Books, adjudicate
+from reimbursement.core.model import Decision
+from reimbursement.ledger import book_benefit
+from reimbursement.responses import claim_response, explanation_of_benefit
+from reimbursement.schedule import PaymentSchedule
+from reimbursement.tables import settlement_lines, settlements
+
+
+@dataclass(frozen=True)
+class Settled:
+    response: dict[str, Any]
+    replayed: bool
+    """True when this care sheet had been settled before: the first answer, nothing paid."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Settlement:
+    def __init__(
+        self,
+        fhir: FhirService,
+        books: Books,
+        schedule: PaymentSchedule,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.fhir = fhir
+        self.books = books
+        self.schedule = schedule
+        self.clock = clock
+
+    async def submit(self, claim: dict[str, Any]) -> Settled:
+        check_type(claim, "Claim")
+        parsed = parse_claim(claim)
+        async with self.fhir.store.snapshot() as conn:
+            earlier = await self._replay(conn, parsed.key)
+        if earlier is not None:
+            return earlier
+        validate(claim)
+        declare_profile(claim)
+        try:
+            written: list[Stored] = []
+            async with self.fhir.store.transaction() as conn:
+                await self._lock(conn, parsed.patient_id)
+                earlier = await self._replay(conn, parsed.key)
+                if earlier is not None:
+                    return earlier
+                response = await self._settle(conn, claim, parsed, written)
+        except (IntegrityError, Conflict):
+            # A concurrent retry of the same sheet committed first: answer as it did.
+            async with self.fhir.store.snapshot() as conn:
+                earlier = await self._replay(conn, parsed.key)
+            if earlier is None:
+                raise
+            return earlier
+        self.fhir.announce(written)
+        return Settled(response, replayed=False)
+
+    async def _lock(self, conn: AsyncConnection, patient_id: str) -> None:
+        if self.fhir.store.is_postgres:
+            key = f"fse-settle:{patient_id}"
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+
+    async def _replay(self, conn: AsyncConnection, key: str) -> Settled | None:
+        response_id = await conn.scalar(
+            select(settlements.c.response_id).where(settlements.c.claim_key == key)
+        )
+        if response_id is None:
+            return None
+        stored = await self.fhir.store.read(conn, "ClaimResponse", response_id)
+        assert stored.content is not None
+        return Settled(orjson.loads(stored.content), replayed=True)
+
+    async def _claim_id(
+        self,
+        conn: AsyncConnection,
+        claim: dict[str, Any],
+        parsed: ParsedClaim,
+        written: list[Stored],
+    ) -> str:
+        """The stored Claim of this care sheet (the UI may have written it), else store it."""
+        query = self.fhir.parse_search(
+            "Claim", [("identifier", f"{CARE_SHEET_SYSTEM}|{parsed.identifier}")], strict=True
+        )
+        page = await self.fhir.store.search(conn, query)
+        if page.matches:
+            return page.matches[0].id
+        stored = await self.fhir.store.create(conn, "Claim", claim)
+        written.append(stored)
+        return stored.id
+
+    async def _settle(
+        self,
+        conn: AsyncConnection,
+        claim: dict[str, Any],
+        parsed: ParsedClaim,
+        written: list[Stored],
+    ) -> dict[str, Any]:
+        now = self.clock()
+        received_on = now.astimezone(self.schedule.zone).date()
+        loaded = await load(self.fhir, conn, parsed, self.books, received_on)
+        decision = adjudicate(loaded.sheet, self.books)
+        claim_id = await self._claim_id(conn, claim, parsed, written)
+        payment_date = self.schedule.next_cutoff(now).date()
+        response = claim_response(claim, claim_id, decision, now, payment_date)
+        stored_response = (await self.fhir.create(conn, "ClaimResponse", response)).stored
+        written.append(stored_response)
+        coverage_id = decision.rights.coverage_id or parsed.coverage_id
+        eob_id = None
+        if coverage_id is not None:
+            eob = explanation_of_benefit(
+                claim, claim_id, stored_response.id, coverage_id, decision, now, payment_date
+            )
+            stored_eob = (await self.fhir.create(conn, "ExplanationOfBenefit", eob)).stored
+            written.append(stored_eob)
+            eob_id = stored_eob.id
+        await self._record(
+            conn, parsed, loaded, decision, claim_id, stored_response.id, eob_id, now
+        )
+        assert stored_response.content is not None
+        return orjson.loads(stored_response.content)
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        parsed: ParsedClaim,
+        loaded: Loaded,
+        decision: Decision,
+        claim_id: str,
+        response_id: str,
+        eob_id: str | None,
+        now: datetime,
+    ) -> None:
+        account = loaded.payee_account(decision.payee, decision.rights.coverage_id)
+        holds = ",".join(hold.rule for hold in decision.holds) or None
+        settlement_pk = (
+            await conn.execute(
+                insert(settlements)
+                .values(
+                    claim_key=parsed.key,
+                    claim_id=claim_id,
+                    response_id=response_id,
+                    eob_id=eob_id,
+                    patient_id=parsed.patient_id,
+                    provider_ref=parsed.provider_ref,
+                    payee_kind=account.kind.value,
+                    payee_ref=account.reference,
+                    payee_name=account.name[:200],
+                    payee_iban=account.iban,
+                    regime=decision.regime,
+                    care_date=parsed.care_date,
+                    received_at=now,
+                    outcome=decision.outcome,
+                    status=decision.status,
+                    billed=decision.billed,
+                    eligible=decision.eligible,
+                    benefit=decision.benefit,
+                    patient_share=decision.patient_share,
+                    eligibility_id=parsed.eligibility_id,
+                    hold_rules=holds,
+                )
+                .returning(settlements.c.pk)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(settlement_lines),
+            [
+                {
+                    "settlement_pk": settlement_pk,
+                    "sequence": line.sequence,
+                    "kind": line.kind.value,
+                    "code": line.code,
+                    "coefficient": line.coefficient,
+                    "quantity": line.quantity,
+                    "care_date": line.care_date,
+                    "patient_id": parsed.patient_id,
+                    "provider_ref": parsed.provider_ref,
+                    "request_id": line.request_id,
+                    "billed": decided.billed,
+                    "eligible": decided.eligible,
+                    "benefit": decided.benefit,
+                    "accepted": decided.accepted,
+                    "reason": decided.reasons[0].value if decided.reasons else None,
+                }
+                for line, decided in zip(parsed.lines, decision.lines, strict=True)
+            ],
+        )
+        if decision.status == "approved":
+            await book_benefit(conn, settlement_pk, decision.benefit, now)

@@ -1,0 +1,139 @@
+"""Tables of settlement and money (same metadata as the store: one Alembic history).
+
+The invariants live here, in the database: one settlement per care-sheet identifier (idempotent
+submit), one benefit and at most one payment entry per settlement (nothing paid twice), and
+every journal of the double-entry ledger sums to zero (``fse ledger check`` proves it).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from fse.store.tables import PrimaryKey, UtcDateTime, metadata
+
+Money = Numeric(14, 2)
+
+payment_batches = Table(
+    "payment_batches",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("batch_id", String(35), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("execution_date", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("transfer_count", Integer, nullable=False, default=0),
+    Column("settlement_count", Integer, nullable=False, default=0),
+    Column("total", Money, nullable=False, default=0),
+    Column("file_path", Text, nullable=True),
+    Column("file_sha256", String(64), nullable=True),
+    Column("reconciliation_id", String(64), nullable=True),
+    Column("paid_at", UtcDateTime, nullable=True),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("claim_key", String(255), nullable=False, unique=True),
+    Column("claim_id", String(64), nullable=False),
+    Column("response_id", String(64), nullable=False),
+    Column("eob_id", String(64), nullable=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("provider_ref", String(140), nullable=False),
+    Column("payee_kind", String(16), nullable=False),
+    Column("payee_ref", String(140), nullable=False),
+    Column("payee_name", String(200), nullable=False),
+    Column("payee_iban", String(34), nullable=True),
+    Column("regime", String(32), nullable=True),
+    Column("care_date", Date, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("billed", Money, nullable=False),
+    Column("eligible", Money, nullable=False),
+    Column("benefit", Money, nullable=False),
+    Column("patient_share", Money, nullable=False),
+    Column("eligibility_id", String(64), nullable=True),
+    Column("hold_rules", Text, nullable=True),
+    Column("batch_pk", PrimaryKey, ForeignKey("payment_batches.pk"), nullable=True),
+    Index("ix_settlements_status_batch", "status", "batch_pk"),
+    Index("ix_settlements_batch_pk", "batch_pk"),
+    Index("ix_settlements_provider_day", "provider_ref", "care_date", "billed"),
+    Index("ix_settlements_patient", "patient_id", "care_date"),
+)
+
+settlement_lines = Table(
+    "settlement_lines",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("settlement_pk", PrimaryKey, ForeignKey("settlements.pk"), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("coefficient", Numeric(10, 2), nullable=False),
+    Column("quantity", Numeric(10, 2), nullable=False),
+    Column("care_date", Date, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("provider_ref", String(140), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("billed", Money, nullable=False),
+    Column("eligible", Money, nullable=False),
+    Column("benefit", Money, nullable=False),
+    Column("accepted", Boolean, nullable=False),
+    Column("reason", String(8), nullable=True),
+    UniqueConstraint("settlement_pk", "sequence", name="uq_settlement_lines_sequence"),
+    Index("ix_settlement_lines_patient", "patient_id", "care_date"),
+    Index("ix_settlement_lines_provider_day", "provider_ref", "care_date"),
+    Index("ix_settlement_lines_request", "request_id"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("journal", String(40), nullable=False),
+    # benefits (expense), payable (owed to a payee) or bank (CNSS's account)
+    Column("account", String(16), nullable=False),
+    # benefit, payment or reversal
+    Column("kind", String(16), nullable=False),
+    # debit positive, credit negative: each journal sums to zero
+    Column("amount", Money, nullable=False),
+    Column("settlement_pk", PrimaryKey, ForeignKey("settlements.pk"), nullable=True),
+    Column("batch_pk", PrimaryKey, ForeignKey("payment_batches.pk"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("settlement_pk", "account", "kind", name="uq_ledger_entries_once"),
+    Index("ix_ledger_entries_journal", "journal"),
+    Index("ix_ledger_entries_batch_pk", "batch_pk"),
+)
+
+claim_reviews = Table(
+    "claim_reviews",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("settlement_pk", PrimaryKey, ForeignKey("settlements.pk"), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reviewer", String(140), nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
+    UniqueConstraint("settlement_pk", name="uq_claim_reviews_settlement_pk"),
+)
+
+REIMBURSEMENT_TABLES = (
+    payment_batches,
+    settlements,
+    settlement_lines,
+    ledger_entries,
+    claim_reviews,
+)

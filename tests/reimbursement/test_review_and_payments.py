@@ -1,0 +1,225 @@
+"""Held claims wait for an agent; approved benefits leave in a payment batch, exactly once."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from fse.security.roles import ROLE_SCOPES
+from fse.security.users import Role
+from reimbursement.feature import schedule_of
+from reimbursement.ledger import check_ledger
+from reimbursement.payments import Payments
+from reimbursement.tables import ledger_entries, payment_batches, settlements
+from tests.conftest import Platform
+from tests.reimbursement.demo import (
+    FATIMA,
+    PHARMACY,
+    act,
+    adjudication,
+    claim,
+    load_demo,
+    medicine,
+)
+
+SUBMIT = "/fhir/Claim/$submit"
+HERCEPTA = "6118001701643"  # PPV 9,850.00: above the costly-medicine threshold (2,000)
+ZOVIRAX = "6118001701407"
+PAIN = "{urn:iso:std:iso:20022:tech:xsd:pain.001.001.03}"
+
+
+async def prescribe(client: httpx.AsyncClient, refs: dict[str, str], ean: str, boxes: int) -> str:
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.3.160", "code": ean}]},
+        "subject": {"reference": refs[FATIMA]},
+        "authoredOn": "2026-11-20T09:45:00+01:00",
+        "requester": {"reference": refs["0011"]},
+        "dosageInstruction": [{"text": "selon le schéma de l'oncologue"}],
+        "dispenseRequest": {"quantity": {"value": boxes, "unit": "boîte"}},
+    }
+    created = await client.post("/fhir/MedicationRequest", json=request)
+    assert created.status_code == 201, created.text
+    return f"MedicationRequest/{created.json()['id']}"
+
+
+def tiers_payant() -> dict[str, Any]:
+    coding = {"system": "http://terminology.hl7.org/CodeSystem/payeetype", "code": "provider"}
+    return {"type": {"coding": [coding]}}
+
+
+async def held_claim(client: httpx.AsyncClient, refs: dict[str, str]) -> dict[str, Any]:
+    request = await prescribe(client, refs, HERCEPTA, 1)
+    sheet = claim(
+        refs,
+        FATIMA,
+        [medicine(HERCEPTA, "9850.00", request)],
+        provider=PHARMACY,
+        kind="pharmacy",
+        payee=tiers_payant(),
+    )
+    return (await client.post(SUBMIT, json=sheet)).json()
+
+
+def review(decision: str, reason: str = "ordonnance vérifiée auprès du prescripteur") -> dict:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "decision", "valueCode": decision},
+            {"name": "reason", "valueString": reason},
+        ],
+    }
+
+
+def payments(platform: Platform) -> Payments:
+    settings = platform.settings
+    return Payments(platform.app.state.fhir, settings, schedule_of(settings).zone)
+
+
+async def test_a_costly_medicine_outside_ald_is_held_not_paid(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    response = await held_claim(client, refs)
+    assert response["outcome"] == "queued"
+    assert adjudication(response, 0, "benefit") == 6895.0  # 70 % x 9,850.00 (PBR = PPV)
+    assert response["item"][0]["adjudication"][3]["reason"]["coding"][0]["code"] == "R13"
+    assert "costly_medicine" in response["processNote"][-1]["text"]
+    async with platform.engine.connect() as conn:
+        assert (await conn.execute(select(settlements.c.status))).scalar_one() == "held"
+        assert (await conn.execute(select(ledger_entries))).all() == []
+    assert await payments(platform).run() == []
+
+
+async def test_an_agent_releases_a_held_claim_once_and_it_is_paid(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    response = await held_claim(client, refs)
+    url = f"/fhir/ClaimResponse/{response['id']}/$review"
+    agent = {"Authorization": f"Bearer {await platform.token_with(ROLE_SCOPES[Role.CNSS_AGENT])}"}
+    released = await client.post(url, json=review("release"), headers=agent)
+    assert released.status_code == 200, released.text
+    assert released.json()["outcome"] == "complete"
+    assert released.json()["meta"]["versionId"] == "2"
+    again = await client.post(url, json=review("reject"), headers=agent)
+    assert again.status_code == 409
+    assert again.json()["issue"][0]["details"]["coding"][0]["code"] == "FSE-0027"
+    results = await payments(platform).run()
+    assert [(r.settlements, r.total) for r in results] == [(1, Decimal("6895.00"))]
+    report = await check_ledger(platform.engine)
+    assert report.ok, report.problems
+    assert report.settlements_paid == 1 and report.paid == Decimal("6895.00")
+
+
+async def test_a_rejected_held_claim_pays_nothing(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    response = await held_claim(client, refs)
+    url = f"/fhir/ClaimResponse/{response['id']}/$review"
+    rejected = (await client.post(url, json=review("reject", "pas d'indication"))).json()
+    assert adjudication(rejected, 0, "benefit") == 0.0
+    assert adjudication(rejected, 0, "copay") == 9850.0
+    assert await payments(platform).run() == []
+    assert (await check_ledger(platform.engine)).ok
+
+
+async def test_only_agents_review(client: httpx.AsyncClient, platform: Platform) -> None:
+    refs = await load_demo(client)
+    response = await held_claim(client, refs)
+    doctor = await platform.token_with(ROLE_SCOPES[Role.PRESCRIBER])
+    answer = await client.post(
+        f"/fhir/ClaimResponse/{response['id']}/$review",
+        json=review("release"),
+        headers={"Authorization": f"Bearer {doctor}"},
+    )
+    assert answer.status_code == 403
+
+
+async def test_a_batch_pays_each_payee_once_with_a_pain001_file(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    for code, billed, day in (("C", "150.00", "2026-11-20"), ("C", "80.00", "2026-11-21")):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act(code, billed, day)]))
+    request = await prescribe(client, refs, ZOVIRAX, 2)
+    pharmacy = claim(
+        refs,
+        FATIMA,
+        [medicine(ZOVIRAX, "464.00", request, boxes=2)],
+        provider=PHARMACY,
+        kind="pharmacy",
+        payee=tiers_payant(),
+    )
+    answer = (await client.post(SUBMIT, json=pharmacy)).json()
+    assert adjudication(answer, 0, "benefit") == 292.6  # 70 % x 2 x PBR 209.00
+    results = await payments(platform).run()
+    assert len(results) == 1
+    batch = results[0]
+    assert (batch.settlements, batch.transfers, batch.total) == (3, 2, Decimal("404.60"))
+    document = ET.parse(batch.file).getroot()
+    assert document.findtext(f".//{PAIN}GrpHdr/{PAIN}NbOfTxs") == "2"
+    assert document.findtext(f".//{PAIN}GrpHdr/{PAIN}CtrlSum") == "404.60"
+    amounts = sorted(e.text for e in document.iter(f"{PAIN}InstdAmt"))
+    assert amounts == ["112.00", "292.60"]  # Fatima's two sheets in one transfer; the pharmacy
+    reconciliation = await client.get(f"/fhir/PaymentReconciliation/{batch.reconciliation_id}")
+    assert reconciliation.json()["paymentAmount"]["value"] == 404.6
+    assert await payments(platform).run() == []  # nothing twice
+    report = await check_ledger(platform.engine)
+    assert report.ok, report.problems
+    assert (report.settlements_paid, report.settlements_owed) == (3, 0)
+
+
+async def test_a_batch_interrupted_after_assignment_is_completed_by_the_next_run(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00")]))
+    payer = payments(platform)
+    assert await payer._assign(datetime.now(UTC)) is not None  # then the process dies
+    report = await check_ledger(platform.engine)
+    assert report.ok and report.settlements_owed == 1
+    results = await payments(platform).run()
+    assert [r.resumed for r in results] == [True]
+    report = await check_ledger(platform.engine)
+    assert report.ok and (report.settlements_paid, report.paid) == (1, Decimal("56.00"))
+
+
+async def test_the_database_refuses_a_second_payment_and_the_check_sees_tampering(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00")]))
+    await payments(platform).run()
+    async with platform.engine.connect() as conn:
+        pk = (await conn.execute(select(settlements.c.pk))).scalar_one()
+        batch = (await conn.execute(select(payment_batches.c.pk))).scalar_one()
+    entry = {
+        "journal": "fraud",
+        "account": "payable",
+        "kind": "payment",
+        "amount": Decimal("56.00"),
+        "settlement_pk": pk,
+        "batch_pk": batch,
+        "created_at": datetime.now(UTC),
+    }
+    with pytest.raises(IntegrityError):
+        async with platform.engine.begin() as conn:
+            await conn.execute(insert(ledger_entries).values(**entry))
+    async with platform.engine.begin() as conn:
+        await conn.execute(
+            insert(ledger_entries).values(**{**entry, "settlement_pk": None, "account": "bank"})
+        )
+    report = await check_ledger(platform.engine)
+    assert not report.ok
+    assert any("fraud" in problem for problem in report.problems)
