@@ -394,7 +394,7 @@ async def load(
     patient = await read(service, conn, "Patient", parsed.patient_id, "Claim.patient")
     periods, subscribers = await coverage_periods(service, conn, patient)
     provider, provider_resource = await provider_of(service, conn, parsed)
-    validity = books.rights.on(received_on).prescription_validity_days
+    validity = books.rights.prescription_validity_days(received_on)
     lines = []
     for index, line in enumerate(parsed.lines):
         found = None

@@ -53,26 +53,23 @@ class _Price:
 def adjudicate(sheet: CareSheet, books: Books) -> Decision:
     if not sheet.lines:
         raise ValueError("a care sheet has at least one line")
-    rules = books.rights.on(sheet.received_on)
     first_day = min(line.care_date for line in sheet.lines)
-    deadline = add_months(first_day, rules.filing_deadline_months)
-    rights = {day: _rights(sheet, day, books) for day in {ln.care_date for ln in sheet.lines}}
-    main_rights = rights[first_day]
+    months = books.rights.filing_deadline_months(sheet.received_on)
+    deadline = add_months(first_day, months)
     if sheet.received_on > deadline:
         message = (
-            f"feuille reçue le {sheet.received_on}, après le {deadline} (premier acte + 2 mois)"
+            f"feuille reçue le {sheet.received_on}, après le {deadline} "
+            f"(premier acte + {months} mois)"
         )
         lines = tuple(
             _rejected(line, None, Reason.FILING_DEADLINE, message) for line in sheet.lines
         )
-        return Decision(
-            "error",
-            lines,
-            main_rights,
-            sheet.payee,
-            main_rights.regime,
-            errors=((Reason.FILING_DEADLINE, message),),
-        )
+        closed = Rights(False, Reason.FILING_DEADLINE, message)
+        errors = ((Reason.FILING_DEADLINE, message),)
+        return Decision("error", lines, closed, sheet.payee, None, errors=errors)
+    days = sorted({line.care_date for line in sheet.lines})
+    rights = {day: _rights(sheet, day, books) for day in days}
+    main_rights = rights[first_day]
     seen = set(sheet.history.settled_acts)
     payee = sheet.payee
     decided: list[tuple[Line, LineDecision]] = []
@@ -82,8 +79,9 @@ def adjudicate(sheet: CareSheet, books: Books) -> Decision:
         decided.append((line, decision))
     lines = tuple(decision for _, decision in decided)
     if not any(d.accepted for d in lines) and all(set(d.reasons) <= RIGHTS_REASONS for d in lines):
-        closed = next(r for r in rights.values() if not r.open)
-        errors = ((closed.reason or Reason.RIGHTS_CLOSED, closed.message),)
+        closed = next((r for r in rights.values() if not r.open), main_rights)
+        message = closed.message if not closed.open else "régime inconnu pour ces droits"
+        errors = ((closed.reason or Reason.RIGHTS_CLOSED, message),)
         return Decision("error", lines, closed, payee, closed.regime, errors=errors)
     holds = tuple(books.anomalies.holds(sheet, decided, books.medicines))
     outcome = "queued" if holds and any(d.accepted for d in lines) else "complete"

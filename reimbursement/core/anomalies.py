@@ -108,7 +108,7 @@ def _costly_medicine(
 ) -> Hold | None:
     threshold = Decimal(settings["unit_price_at_least"])
     for line in lines:
-        if line.kind != CodeKind.MEDICINE or line.exoneration_id is not None:
+        if line.kind != CodeKind.MEDICINE or _exonerated(sheet, line):
             continue
         medicine = medicines.get(line.code, line.care_date)
         if medicine is not None and medicine.ppv >= threshold:
@@ -118,6 +118,16 @@ def _costly_medicine(
                 {"ean": line.code, "ppv": str(medicine.ppv), "seuil": str(threshold)},
             )
     return None
+
+
+def _exonerated(sheet: CareSheet, line: Line) -> bool:
+    """The line is linked to a recognised ALD/ALC in force on its date."""
+    return any(
+        e.condition_id == line.exoneration_id
+        and e.start <= line.care_date
+        and (e.end is None or line.care_date <= e.end)
+        for e in sheet.exonerations
+    )
 
 
 def _beneficiary_frequency(

@@ -35,11 +35,17 @@ class RightsRules:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.versions = newest_first(_version(v) for v in data["versions"])
 
-    def on(self, day: date) -> RightsRulesVersion:
-        found = version_on(self.versions, day)
-        if found is None:
-            raise ValueError(f"no rights rules in force on {day}")
-        return found
+    def on(self, day: date) -> RightsRulesVersion | None:
+        """The rules in force, or None before AMO existed (no rights then)."""
+        return version_on(self.versions, day)
+
+    def filing_deadline_months(self, received_on: date) -> int:
+        version = self.on(received_on) or self.versions[-1]
+        return version.filing_deadline_months
+
+    def prescription_validity_days(self, on: date) -> int:
+        version = self.on(on) or self.versions[-1]
+        return version.prescription_validity_days
 
 
 def _version(data: Mapping[str, Any]) -> RightsRulesVersion:
@@ -103,6 +109,8 @@ def rights_on(
     rules: RightsRules,
 ) -> Rights:
     version = rules.on(day)
+    if version is None:
+        return Rights(False, Reason.RIGHTS_CLOSED, f"aucune règle AMO en vigueur le {day}")
     if beneficiary.deceased_on is not None and day > beneficiary.deceased_on:
         return Rights(
             False, Reason.RIGHTS_CLOSED, f"bénéficiaire décédé le {beneficiary.deceased_on}"

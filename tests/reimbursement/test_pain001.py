@@ -303,10 +303,10 @@ def test_an_utc_timestamp_is_written_with_its_offset() -> None:
     assert text(ET.fromstring(data), ".//p:GrpHdr/p:CreDtTm") == "2025-01-02T03:04:05+00:00"
 
 
-STREAMED = 200_000
+STREAMED = 100_000
 
 
-def test_two_hundred_thousand_transfers_stream_in_flat_memory(tmp_path: Path) -> None:
+def test_a_hundred_thousand_transfers_stream_in_flat_memory(tmp_path: Path) -> None:
     pool = [(iban(n), f"Assuré numéro {n}", f"Remboursement AMO dossier {n}") for n in range(101)]
     amount = Decimal("123.45")
 
@@ -325,10 +325,10 @@ def test_two_hundred_thousand_transfers_stream_in_flat_memory(tmp_path: Path) ->
     finally:
         tracemalloc.stop()
 
-    assert result == (STREAMED, Decimal("24690000.00"))
+    assert result == (STREAMED, amount * STREAMED)
     assert peak < 5 * 1024 * 1024, f"peak traced memory {peak} bytes"
     size = path.stat().st_size
-    assert size > 50 * 1024 * 1024  # the file is far bigger than the memory used to write it
+    assert size > 25 * 1024 * 1024  # the file is far bigger than the memory used to write it
     rows = 0
     tail = b""
     with path.open("rb") as written:
