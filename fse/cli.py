@@ -191,8 +191,15 @@ def _ledger(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
+    from reimbursement.bench import run as run_reimbursement
 
-    return run(args.workers, args.clients, args.seconds, args.registry_db)
+    code = 0
+    if not args.only_reimbursement:
+        code = run(args.workers, args.clients, args.seconds, args.registry_db)
+    if args.registry_db:
+        return code
+    settled = run_reimbursement(args.workers, args.clients, args.seconds, args.payment_claims)
+    return code or settled
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--registry-db",
         help="PostgreSQL URL of a registry loaded by fse seed --synthetic N: time insured lookups",
     )
+    bench.add_argument(
+        "--payment-claims",
+        type=int,
+        default=1_000_000,
+        help="approved claims in the payment-batch benchmark (default 1,000,000; 0 skips it)",
+    )
+    bench.add_argument("--only-reimbursement", action="store_true", help="skip the FHIR API phases")
     bench.set_defaults(run=_bench)
     return parser
 

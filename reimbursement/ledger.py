@@ -1,9 +1,10 @@
 """The double-entry ledger: benefits owed, payments made, and the proof that it balances.
 
-Accounts: ``benefits`` (expense, debit), ``payable`` (owed to a payee, credit until paid) and
-``bank`` (CNSS's account, credited by each payment batch). Amounts are signed: debit positive,
-credit negative; every journal sums to zero. A unique (settlement, account, kind) constraint
-means a settlement is expensed once and paid once, whatever the code does.
+Accounts: ``benefits`` (expense, debit), ``payable`` (owed to payees, credited per settlement,
+debited per payment batch) and ``bank`` (CNSS's account, credited by each batch). Amounts are
+signed, debit positive: every journal sums to zero. A settlement is expensed once (unique
+settlement/account/kind) and paid once: it gets an approval number when it becomes payable, and
+batches pay disjoint, contiguous ranges of approval numbers.
 """
 
 from __future__ import annotations
@@ -13,10 +14,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reimbursement.tables import ledger_entries, payment_batches, settlements
+from reimbursement.tables import (
+    APPROVAL_SEQUENCE,
+    ledger_entries,
+    payment_batches,
+    settlements,
+)
+
+APPROVAL_GATE = 0x46534541
+"""Advisory lock: approvals hold it shared until commit; a batch takes it exclusively to read
+the last approval number, so no approval below that number can still be in flight."""
+
+
+async def approval_number(conn: AsyncConnection) -> int:
+    """The next approval number, taken inside the approval gate (held until commit)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": APPROVAL_GATE})
+        return int(await conn.scalar(text(f"SELECT nextval('{APPROVAL_SEQUENCE}')")))
+    # SQLite has one writer at a time: the next number after the highest committed one.
+    highest = await conn.scalar(select(func.max(settlements.c.approval_seq)))
+    return int(highest or 0) + 1
+
+
+async def close_approvals(conn: AsyncConnection) -> int:
+    """The highest approval number, once every approval that took a lower one has committed."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPROVAL_GATE})
+    return int(await conn.scalar(select(func.max(settlements.c.approval_seq))) or 0)
 
 
 async def book_benefit(
@@ -24,7 +51,6 @@ async def book_benefit(
 ) -> None:
     """Expense the benefit and owe it to the payee, in one balanced journal."""
     journal = f"benefit-{uuid.uuid4().hex}"
-    rows = [("benefits", benefit), ("payable", -benefit)]
     await conn.execute(
         insert(ledger_entries),
         [
@@ -36,7 +62,27 @@ async def book_benefit(
                 "settlement_pk": settlement_pk,
                 "created_at": now,
             }
-            for account, amount in rows
+            for account, amount in (("benefits", benefit), ("payable", -benefit))
+        ],
+    )
+
+
+async def book_payment(
+    conn: AsyncConnection, batch_pk: int, journal: str, total: Decimal, now: datetime
+) -> None:
+    """The batch settles the payables it covers: debit payable, credit the bank."""
+    await conn.execute(
+        insert(ledger_entries),
+        [
+            {
+                "journal": journal,
+                "account": account,
+                "kind": "payment",
+                "amount": amount,
+                "batch_pk": batch_pk,
+                "created_at": now,
+            }
+            for account, amount in (("payable", total), ("bank", -total))
         ],
     )
 
@@ -58,93 +104,115 @@ class LedgerReport:
 
 
 async def check_ledger(engine: AsyncEngine) -> LedgerReport:
-    """Every journal balances; every approved settlement is owed exactly its benefit and every
-    paid one was paid exactly once, in a batch whose total matches; nothing else is booked."""
+    """Every journal balances; each approved settlement is expensed and owed exactly its
+    benefit; each paid batch debits payable and credits the bank by exactly the benefits of
+    the settlements in its range; batch ranges never overlap (nothing is paid twice)."""
     report = LedgerReport()
-    e, s, b = ledger_entries.c, settlements.c, payment_batches.c
+    e, b = ledger_entries.c, payment_batches.c
     async with engine.connect() as conn:
         report.entries = int(
             await conn.scalar(select(func.count()).select_from(ledger_entries)) or 0
         )
         report.journals = int(await conn.scalar(select(func.count(func.distinct(e.journal)))) or 0)
-        unbalanced = (
+        for journal, total in (
             await conn.execute(
                 select(e.journal, func.sum(e.amount))
                 .group_by(e.journal)
                 .having(func.sum(e.amount) != 0)
                 .limit(10)
             )
-        ).all()
-        for journal, total in unbalanced:
-            report.problems.append(f"journal {journal} does not balance ({total})")
-        # Per settlement: what was booked and paid, against its status and benefit.
-        booked = (
-            select(
-                e.settlement_pk.label("pk"),
-                func.sum(e.amount).filter(e.account == "benefits").label("expensed"),
-                func.sum(e.amount).filter(e.account == "payable").label("payable"),
-                func.count().filter(e.kind == "payment").label("payments"),
-            )
-            .where(e.settlement_pk.is_not(None))
-            .group_by(e.settlement_pk)
-            .subquery()
-        )
-        expensed = func.coalesce(booked.c.expensed, 0)
-        payable = func.coalesce(booked.c.payable, 0)
-        payments = func.coalesce(booked.c.payments, 0)
-        counted = s.status.in_(("approved", "paid"))
-        wrong = (
-            (~counted & booked.c.pk.is_not(None))
-            | (counted & (expensed != s.benefit))
-            | ((s.status == "paid") & ((payments != 1) | (payable != 0)))
-            | ((s.status == "approved") & ((payments != 0) | (payable != -s.benefit)))
-        )
-        joined = settlements.outerjoin(booked, booked.c.pk == s.pk)
-        rows = (
-            await conn.execute(
-                select(s.claim_key, s.status, s.benefit, expensed, payable, payments)
-                .select_from(joined)
-                .where(wrong)
-                .limit(20)
-            )
-        ).all()
-        for key, status, benefit, spent, owed, paid in rows:
-            report.problems.append(
-                f"settlement {key} ({status}, benefit {benefit}): expensed {spent}, "
-                f"payable balance {owed}, {paid} payment(s)"
-            )
-        for status, count, total in (
-            await conn.execute(
-                select(s.status, func.count(), func.coalesce(func.sum(s.benefit), 0))
-                .where(counted)
-                .group_by(s.status)
-            )
         ).all():
-            if status == "paid":
-                report.settlements_paid, report.paid = int(count), Decimal(total)
-            else:
-                report.settlements_owed, report.owed = int(count), Decimal(total)
-        batches = (
-            await conn.execute(
-                select(
-                    b.batch_id,
-                    b.status,
-                    b.total,
-                    select(func.coalesce(func.sum(s.benefit), 0))
-                    .where(s.batch_pk == b.pk, s.status == "paid")
-                    .scalar_subquery()
-                    .label("settled"),
-                    select(func.coalesce(-func.sum(e.amount), 0))
-                    .where(e.batch_pk == b.pk, e.account == "bank")
-                    .scalar_subquery()
-                    .label("bank"),
-                )
+            report.problems.append(f"journal {journal} does not balance ({total})")
+        await _settlements(conn, report)
+        await _batches(conn, report)
+        other = payment_batches.alias("other")
+        overlapping = await conn.scalar(
+            select(func.count())
+            .select_from(payment_batches)
+            .join(
+                other,
+                and_(
+                    other.c.pk > b.pk,
+                    other.c.first_seq <= b.last_seq,
+                    b.first_seq <= other.c.last_seq,
+                ),
             )
-        ).all()
-        for batch in batches:
-            if batch.status == "paid" and not (batch.total == batch.settled == batch.bank):
-                report.problems.append(
-                    f"batch {batch.batch_id}: total {batch.total}, settlements {batch.settled}, "
-                    f"bank {batch.bank}"
-                )
+        )
+        if overlapping:
+            report.problems.append(f"{overlapping} payment batch(es) overlap: paid twice")
     return report
+
+
+async def _settlements(conn: AsyncConnection, report: LedgerReport) -> None:
+    e, s = ledger_entries.c, settlements.c
+    booked = (
+        select(
+            e.settlement_pk.label("pk"),
+            func.sum(e.amount).filter(e.account == "benefits").label("expensed"),
+            func.sum(e.amount).filter(e.account == "payable").label("payable"),
+        )
+        .where(e.settlement_pk.is_not(None))
+        .group_by(e.settlement_pk)
+        .subquery()
+    )
+    expensed = func.coalesce(booked.c.expensed, 0)
+    payable = func.coalesce(booked.c.payable, 0)
+    approved = s.status == "approved"
+    wrong = (~approved & booked.c.pk.is_not(None)) | (
+        approved & ((expensed != s.benefit) | (payable != -s.benefit))
+    )
+    rows = await conn.execute(
+        select(s.claim_key, s.status, s.benefit, expensed, payable)
+        .select_from(settlements.outerjoin(booked, booked.c.pk == s.pk))
+        .where(wrong)
+        .limit(20)
+    )
+    for key, status, benefit, spent, owed in rows.all():
+        report.problems.append(
+            f"settlement {key} ({status}, benefit {benefit}): expensed {spent}, payable {owed}"
+        )
+
+
+async def _batches(conn: AsyncConnection, report: LedgerReport) -> None:
+    e, s, b = ledger_entries.c, settlements.c, payment_batches.c
+    in_range = s.approval_seq.between(b.first_seq, b.last_seq) & (s.status == "approved")
+    for batch in (
+        await conn.execute(
+            select(
+                b.batch_id,
+                b.status,
+                b.total,
+                select(func.coalesce(func.sum(s.benefit), 0))
+                .where(in_range)
+                .scalar_subquery()
+                .label("settled"),
+                select(func.count()).where(in_range).scalar_subquery().label("count"),
+                select(func.coalesce(func.sum(e.amount), 0))
+                .where(e.batch_pk == b.pk, e.account == "payable")
+                .scalar_subquery()
+                .label("debited"),
+            ).order_by(b.first_seq)
+        )
+    ).all():
+        if batch.status != "paid":
+            continue
+        report.settlements_paid += int(batch.count)
+        report.paid += Decimal(batch.settled)
+        if not (batch.total == batch.settled == batch.debited):
+            report.problems.append(
+                f"batch {batch.batch_id}: total {batch.total}, settlements {batch.settled}, "
+                f"payable debited {batch.debited}"
+            )
+    paid = (
+        select(b.pk)
+        .where(b.status == "paid", s.approval_seq.between(b.first_seq, b.last_seq))
+        .exists()
+    )
+    owed_count, owed_total = (
+        await conn.execute(
+            select(func.count(), func.coalesce(func.sum(s.benefit), 0)).where(
+                s.status == "approved", ~paid
+            )
+        )
+    ).one()
+    report.settlements_owed, report.owed = int(owed_count), Decimal(owed_total)

@@ -1,12 +1,12 @@
 """Same-day payment: gather approved unpaid benefits into a batch, write the ISO 20022 credit
 transfer file, record the PaymentReconciliation, and settle the payables in the ledger.
 
-Three steps, each safe to repeat: (1) assign the approved settlements to a new batch (one
-UPDATE, committed); (2) stream the transfer file from the database (one transfer per payee and
-account), written beside and renamed into place; (3) in one transaction, the payment entries
-(INSERT ... SELECT), the settlements marked paid, the PaymentReconciliation and the batch
-closed. A crash anywhere leaves either an assigned batch, which the next run completes, or a
-paid one: nothing is paid twice, nothing is lost.
+Three steps, each safe to repeat: (1) open a batch over the next range of approval numbers
+(one row; ranges never overlap, so no settlement is in two batches); (2) stream the transfer
+file from the database (one transfer per payee and account), written beside and renamed into
+place; (3) in one transaction, the payment journal, the PaymentReconciliation and the batch
+marked paid. A crash anywhere leaves either an assigned batch, which the next run completes, or
+a paid one: nothing is paid twice, nothing is lost.
 """
 
 from __future__ import annotations
@@ -19,20 +19,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, String, func, insert, literal, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, insert, select, update
 
 from fse.config import Settings
 from fse.fhir_api.interactions import FhirService
-from fse.store.tables import UtcDateTime
+from reimbursement.ledger import book_payment, close_approvals
 from reimbursement.pain001 import BatchHeader, Debtor, Transfer, write_pain001
 from reimbursement.responses import mad
-from reimbursement.tables import ledger_entries, payment_batches, settlements
+from reimbursement.tables import payment_batches, settlements
 
 Progress = Callable[[int, int], None]
 """(transfers written, transfers in the batch)."""
-
-BATCH_LOCK = 0x46534550  # "FSEP": one batch being assigned at a time across workers
 
 
 @dataclass(frozen=True)
@@ -75,48 +72,52 @@ class Payments:
             return [row.pk for row in rows]
 
     async def _assign(self, now: datetime) -> int | None:
-        s = settlements.c
+        """A new batch over the approval numbers after the last batch's, up to the last one
+        committed. No settlement row is touched: a million claims cost one row here."""
+        s, b = settlements.c, payment_batches.c
         local = now.astimezone(self.zone)
         async with self.fhir.store.transaction() as conn:
-            if self.fhir.store.is_postgres:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": BATCH_LOCK})
-            payable = (s.status == "approved") & s.batch_pk.is_(None) & s.payee_iban.is_not(None)
-            if not await conn.scalar(select(s.pk).where(payable).limit(1)):
+            last = await close_approvals(conn)
+            previous = await conn.scalar(select(func.max(b.last_seq)))
+            first = int(previous or 0) + 1
+            if last < first:
                 return None
-            batch_pk = (
-                await conn.execute(
-                    insert(payment_batches)
-                    .values(
-                        batch_id=f"tmp-{now.timestamp()}",
-                        created_at=now,
-                        execution_date=local.date(),
-                        status="assigned",
-                    )
-                    .returning(payment_batches.c.pk)
-                )
-            ).scalar_one()
-            batch_id = f"CNSS-{local:%Y%m%d-%H%M}-{batch_pk:06d}"
-            await conn.execute(update(settlements).where(payable).values(batch_pk=batch_pk))
+            in_range = s.approval_seq.between(first, last) & (s.status == "approved")
             count, total, transfers = (
                 await conn.execute(
                     select(
                         func.count(),
                         func.coalesce(func.sum(s.benefit), 0),
                         func.count(func.distinct(s.payee_ref + "|" + s.payee_iban)),
-                    ).where(s.batch_pk == batch_pk)
+                    ).where(in_range)
                 )
             ).one()
+            batch_pk = (
+                await conn.execute(
+                    insert(payment_batches)
+                    .values(
+                        batch_id=f"tmp-{first}",
+                        created_at=now,
+                        execution_date=local.date(),
+                        first_seq=first,
+                        last_seq=last,
+                        follows_seq=previous,
+                        status="assigned" if count else "paid",
+                        settlement_count=count,
+                        transfer_count=transfers,
+                        total=total,
+                    )
+                    .returning(b.pk)
+                )
+            ).scalar_one()
             await conn.execute(
                 update(payment_batches)
-                .where(payment_batches.c.pk == batch_pk)
-                .values(
-                    batch_id=batch_id,
-                    settlement_count=count,
-                    transfer_count=transfers,
-                    total=total,
-                )
+                .where(b.pk == batch_pk)
+                .values(batch_id=f"CNSS-{local:%Y%m%d-%H%M}-{batch_pk:06d}")
             )
-            return batch_pk
+            # Numbers whose settlement was cancelled meanwhile leave an empty range: closed
+            # at once, paying nothing.
+            return batch_pk if count else None
 
     def _transfers(self, rows: Any, batch_id: str) -> Iterator[Transfer]:
         for number, row in enumerate(rows, 1):
@@ -154,7 +155,7 @@ class Payments:
                 func.sum(s.benefit).label("amount"),
                 func.count().label("sheets"),
             )
-            .where(s.batch_pk == batch.pk)
+            .where(s.approval_seq.between(batch.first_seq, batch.last_seq), s.status == "approved")
             .group_by(s.payee_ref, s.payee_iban)
             .order_by(s.payee_ref, s.payee_iban)
         )
@@ -196,7 +197,8 @@ class Payments:
                     )
                 )
                 return _result(batch, path, str(rid), resumed)
-            await self._book_payment(conn, batch, now)
+            journal = f"payment-{batch.batch_id}"
+            await book_payment(conn, batch.pk, journal, Decimal(batch.total), now)
             written = await self.fhir.create(conn, "PaymentReconciliation", reconciliation)
             await conn.execute(
                 update(payment_batches)
@@ -211,48 +213,6 @@ class Payments:
             )
         self.fhir.announce([written.stored])
         return _result(batch, path, written.stored.id, resumed)
-
-    async def _book_payment(self, conn: AsyncConnection, batch: Any, now: datetime) -> None:
-        s = settlements.c
-        journal = f"payment-{batch.batch_id}"
-        columns = [
-            "journal",
-            "account",
-            "kind",
-            "amount",
-            "settlement_pk",
-            "batch_pk",
-            "created_at",
-        ]
-        await conn.execute(
-            insert(ledger_entries).from_select(
-                columns,
-                select(
-                    literal(journal, String),
-                    literal("payable", String),
-                    literal("payment", String),
-                    s.benefit,
-                    s.pk,
-                    literal(batch.pk),
-                    literal(now, UtcDateTime),
-                ).where(s.batch_pk == batch.pk, s.status == "approved"),
-            )
-        )
-        await conn.execute(
-            insert(ledger_entries).values(
-                journal=journal,
-                account="bank",
-                kind="payment",
-                amount=-Decimal(batch.total),
-                batch_pk=batch.pk,
-                created_at=now,
-            )
-        )
-        await conn.execute(
-            update(settlements)
-            .where(s.batch_pk == batch.pk, s.status == "approved")
-            .values(status="paid")
-        )
 
     def _reconciliation(self, batch: Any, now: datetime) -> dict[str, Any]:
         return {

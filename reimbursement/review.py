@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fse.errors import BadRequest, Conflict, ErrorCode, NotFound
 from reimbursement.core.money import ZERO
-from reimbursement.ledger import book_benefit
+from reimbursement.ledger import approval_number, book_benefit
 from reimbursement.responses import mad
 from reimbursement.tables import claim_reviews, settlements
 
@@ -113,6 +113,8 @@ async def review_claim(
                     response["payment"]["date"] = payment_date.isoformat()
                 await book_benefit(conn, row.pk, row.benefit, now)
                 values: dict[str, Any] = {"status": "approved", "outcome": "complete"}
+                if row.payee_iban is not None:
+                    values["approval_seq"] = await approval_number(conn)
             else:
                 values = {"status": "rejected", "outcome": "complete"}
             await conn.execute(

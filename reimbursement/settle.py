@@ -26,7 +26,7 @@ from reimbursement.claims import CARE_SHEET_SYSTEM, ParsedClaim, parse_claim
 from reimbursement.context import Loaded, load
 from reimbursement.core.adjudication import Books, adjudicate
 from reimbursement.core.model import Decision
-from reimbursement.ledger import book_benefit
+from reimbursement.ledger import approval_number, book_benefit
 from reimbursement.responses import claim_response, explanation_of_benefit
 from reimbursement.schedule import PaymentSchedule
 from reimbursement.tables import settlement_lines, settlements
@@ -130,7 +130,7 @@ class Settlement:
         claim_id = await self._claim_id(conn, claim, parsed, written)
         payment_date = self.schedule.next_cutoff(now).date()
         response = claim_response(claim, claim_id, decision, now, payment_date)
-        stored_response = (await self.fhir.create(conn, "ClaimResponse", response)).stored
+        stored_response = await self._store(conn, "ClaimResponse", response)
         written.append(stored_response)
         coverage_id = decision.rights.coverage_id or parsed.coverage_id
         eob_id = None
@@ -138,7 +138,7 @@ class Settlement:
             eob = explanation_of_benefit(
                 claim, claim_id, stored_response.id, coverage_id, decision, now, payment_date
             )
-            stored_eob = (await self.fhir.create(conn, "ExplanationOfBenefit", eob)).stored
+            stored_eob = await self._store(conn, "ExplanationOfBenefit", eob)
             written.append(stored_eob)
             eob_id = stored_eob.id
         await self._record(
@@ -146,6 +146,12 @@ class Settlement:
         )
         assert stored_response.content is not None
         return orjson.loads(stored_response.content)
+
+    async def _store(self, conn: AsyncConnection, rtype: str, resource: dict[str, Any]) -> Stored:
+        """Store an answer this module generated. The R4B model check (~20 ms for a
+        ClaimResponse) is left to the tests, which validate every shape generated here."""
+        declare_profile(resource)
+        return await self.fhir.store.create(conn, rtype, resource)
 
     async def _record(
         self,
@@ -160,6 +166,8 @@ class Settlement:
     ) -> None:
         account = loaded.payee_account(decision.payee, decision.rights.coverage_id)
         holds = ",".join(hold.rule for hold in decision.holds) or None
+        payable = decision.status == "approved" and account.iban is not None
+        approval_seq = await approval_number(conn) if payable else None
         settlement_pk = (
             await conn.execute(
                 insert(settlements)
@@ -185,6 +193,7 @@ class Settlement:
                     patient_share=decision.patient_share,
                     eligibility_id=parsed.eligibility_id,
                     hold_rules=holds,
+                    approval_seq=approval_seq,
                 )
                 .returning(settlements.c.pk)
             )

@@ -1,14 +1,17 @@
 """Tables of settlement and money (same metadata as the store: one Alembic history).
 
 The invariants live here, in the database: one settlement per care-sheet identifier (idempotent
-submit), one benefit and at most one payment entry per settlement (nothing paid twice), and
-every journal of the double-entry ledger sums to zero (``fse ledger check`` proves it).
+submit); one benefit entry per settlement; payment batches covering disjoint ranges of approval
+numbers (nothing paid twice). Every journal of the double-entry ledger sums to zero, which
+``fse ledger check`` proves.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     ForeignKey,
@@ -32,6 +35,20 @@ payment_batches = Table(
     Column("batch_id", String(35), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("execution_date", Date, nullable=False),
+    # The batch pays every approved settlement whose approval_seq is in [first_seq, last_seq]:
+    # ranges follow each other without overlap, so no settlement can be in two batches.
+    Column("first_seq", BigInteger, nullable=False, unique=True),
+    Column("last_seq", BigInteger, nullable=False, unique=True),
+    # The previous batch's last_seq (NULL for the first batch): batches form one chain.
+    Column(
+        "follows_seq",
+        BigInteger,
+        ForeignKey("payment_batches.last_seq"),
+        nullable=True,
+        unique=True,
+    ),
+    CheckConstraint("last_seq >= first_seq", name="ck_payment_batches_range"),
+    CheckConstraint("first_seq = coalesce(follows_seq, 0) + 1", name="ck_payment_batches_chain"),
     Column("status", String(16), nullable=False),
     Column("transfer_count", Integer, nullable=False, default=0),
     Column("settlement_count", Integer, nullable=False, default=0),
@@ -67,9 +84,8 @@ settlements = Table(
     Column("patient_share", Money, nullable=False),
     Column("eligibility_id", String(64), nullable=True),
     Column("hold_rules", Text, nullable=True),
-    Column("batch_pk", PrimaryKey, ForeignKey("payment_batches.pk"), nullable=True),
-    Index("ix_settlements_status_batch", "status", "batch_pk"),
-    Index("ix_settlements_batch_pk", "batch_pk"),
+    # Numbered when the benefit becomes payable (approved with a RIB), in commit order.
+    Column("approval_seq", BigInteger, nullable=True, unique=True),
     Index("ix_settlements_provider_day", "provider_ref", "care_date", "billed"),
     Index("ix_settlements_patient", "patient_id", "care_date"),
 )
@@ -137,3 +153,6 @@ REIMBURSEMENT_TABLES = (
     ledger_entries,
     claim_reviews,
 )
+
+APPROVAL_SEQUENCE = "settlement_approval_seq"
+"""PostgreSQL sequence numbering approvals (created by migration 0005)."""

@@ -65,3 +65,24 @@ def test_checker_sees_a_violation() -> None:
         assert imported_modules(sample) == {"reimbursement", "pharmacy.dispense"}
     finally:
         sample.unlink()
+
+
+def test_the_reimbursement_core_is_pure() -> None:
+    """Data in, decision out: no database, web, network, file or clock in reimbursement/core."""
+    allowed = {
+        "__future__",
+        "calendar",
+        "collections",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "enum",
+        "typing",
+        "reimbursement",
+    }
+    for path in python_files("reimbursement/core"):
+        found = {m.split(".")[0] for m in imported_modules(path)}
+        assert found <= allowed, (path, found - allowed)
+        text = path.read_text(encoding="utf-8")
+        for call in ("open(", ".now(", ".today(", "time.", "random."):
+            assert call not in text, (path, call)

@@ -11,8 +11,8 @@ from fhir_profiles.guide import definitions
 from fse.seed import demo_bundle
 
 
-def fse(*args: str, database: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}"}
+def fse(*args: str, database: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}", **environ}
     return subprocess.run(
         [sys.executable, "-m", "fse.cli", *args],
         env=env,

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from fse.resources import validation_issues
 from fse.security.roles import ROLE_SCOPES
 from fse.security.users import Role
 from reimbursement.feature import schedule_of
@@ -91,11 +92,13 @@ async def test_a_costly_medicine_outside_ald_is_held_not_paid(
     refs = await load_demo(client)
     response = await held_claim(client, refs)
     assert response["outcome"] == "queued"
+    assert validation_issues(response) == []
     assert adjudication(response, 0, "benefit") == 6895.0  # 70 % x 9,850.00 (PBR = PPV)
     assert response["item"][0]["adjudication"][3]["reason"]["coding"][0]["code"] == "R13"
     assert "costly_medicine" in response["processNote"][-1]["text"]
     async with platform.engine.connect() as conn:
         assert (await conn.execute(select(settlements.c.status))).scalar_one() == "held"
+        assert (await conn.execute(select(settlements.c.approval_seq))).scalar_one() is None
         assert (await conn.execute(select(ledger_entries))).all() == []
     assert await payments(platform).run() == []
 
@@ -110,6 +113,7 @@ async def test_an_agent_releases_a_held_claim_once_and_it_is_paid(
     released = await client.post(url, json=review("release"), headers=agent)
     assert released.status_code == 200, released.text
     assert released.json()["outcome"] == "complete"
+    assert validation_issues(released.json()) == []
     assert released.json()["meta"]["versionId"] == "2"
     again = await client.post(url, json=review("reject"), headers=agent)
     assert again.status_code == 409
@@ -195,7 +199,7 @@ async def test_a_batch_interrupted_after_assignment_is_completed_by_the_next_run
     assert report.ok and (report.settlements_paid, report.paid) == (1, Decimal("56.00"))
 
 
-async def test_the_database_refuses_a_second_payment_and_the_check_sees_tampering(
+async def test_the_database_refuses_double_payment_and_the_check_sees_tampering(
     client: httpx.AsyncClient, platform: Platform
 ) -> None:
     refs = await load_demo(client)
@@ -203,22 +207,40 @@ async def test_the_database_refuses_a_second_payment_and_the_check_sees_tamperin
     await payments(platform).run()
     async with platform.engine.connect() as conn:
         pk = (await conn.execute(select(settlements.c.pk))).scalar_one()
-        batch = (await conn.execute(select(payment_batches.c.pk))).scalar_one()
-    entry = {
-        "journal": "fraud",
-        "account": "payable",
-        "kind": "payment",
+        batch = (await conn.execute(select(payment_batches))).one()
+    now = datetime.now(UTC)
+    second_batch = {
+        "batch_id": "again",
+        "created_at": now,
+        "execution_date": now.date(),
+        "first_seq": batch.first_seq,
+        "last_seq": batch.last_seq + 5,
+        "status": "assigned",
+    }
+    with pytest.raises(IntegrityError):  # the same approval numbers cannot be batched twice
+        async with platform.engine.begin() as conn:
+            await conn.execute(insert(payment_batches).values(**second_batch))
+    benefit = {
+        "journal": "again",
+        "account": "benefits",
+        "kind": "benefit",
         "amount": Decimal("56.00"),
         "settlement_pk": pk,
-        "batch_pk": batch,
-        "created_at": datetime.now(UTC),
+        "created_at": now,
     }
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError):  # nor expensed twice
         async with platform.engine.begin() as conn:
-            await conn.execute(insert(ledger_entries).values(**entry))
+            await conn.execute(insert(ledger_entries).values(**benefit))
     async with platform.engine.begin() as conn:
         await conn.execute(
-            insert(ledger_entries).values(**{**entry, "settlement_pk": None, "account": "bank"})
+            insert(ledger_entries).values(
+                journal="fraud",
+                account="bank",
+                kind="payment",
+                amount=Decimal("-56.00"),
+                batch_pk=batch.pk,
+                created_at=now,
+            )
         )
     report = await check_ledger(platform.engine)
     assert not report.ok

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from sqlalchemy import select
 
+from fse.resources import validation_issues
 from reimbursement.tables import ledger_entries, settlements
 from tests.conftest import Platform
 from tests.reimbursement.demo import (
@@ -51,8 +52,12 @@ async def test_a_consultation_is_settled_at_once(
     assert sorted(str(e.amount) for e in entries) == ["-56.00", "56.00"]
     stored = await client.get(f"/fhir/ClaimResponse?request=Claim/{row.claim_id}")
     assert len(stored.json()["entry"]) == 1
-    eob = await client.get(f"/fhir/ExplanationOfBenefit?patient={refs[FATIMA]}")
-    assert eob.json()["entry"][0]["resource"]["total"][2]["amount"]["value"] == 56.0
+    eob = (await client.get(f"/fhir/ExplanationOfBenefit?patient={refs[FATIMA]}")).json()
+    explanation = eob["entry"][0]["resource"]
+    assert explanation["total"][2]["amount"]["value"] == 56.0
+    # Stored without the model check on the hot path: the shapes must still be valid FHIR R4B.
+    assert validation_issues(response) == []
+    assert validation_issues(explanation) == []
 
 
 async def test_resubmitting_returns_the_first_answer_and_pays_nothing_more(
@@ -86,6 +91,7 @@ async def test_closed_rights_are_an_error_with_the_reason(client: httpx.AsyncCli
     refs = await load_demo(client)
     answer = await client.post(SUBMIT, json=claim(refs, TAZI, [act("C", "80.00")]))
     response = answer.json()
+    assert validation_issues(response) == []
     assert response["outcome"] == "error"
     assert response["error"][0]["code"]["coding"][0]["code"] == "R01"
     assert adjudication(response, 0, "benefit") == 0.0

@@ -1,0 +1,63 @@
+"""The reference data files load, agree with the guide, and carry what the engine needs."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from fhir_profiles.guide import code_systems
+from fhir_profiles.identifiers import ean13_problem
+from reimbursement.core.reasons import SYSTEM, Reason
+from reimbursement.reference_data import DATA, load_books
+
+
+def test_reason_codes_are_the_guide_code_system() -> None:
+    concepts = {c["code"] for c in code_systems()[SYSTEM]["concept"]}
+    assert concepts == {reason.value for reason in Reason}
+
+
+def test_every_ngap_key_letter_of_the_guide_has_a_2006_tariff() -> None:
+    books = load_books()
+    guide = {
+        c["code"] for c in code_systems()["https://fse.cnss.ma/fhir/CodeSystem/ngap"]["concept"]
+    }
+    priced = set(books.tariffs.key_letters("cnss", date(2026, 11, 20)))
+    assert guide == priced
+
+
+def test_flat_rates_and_exclusions_are_the_guide_code_system() -> None:
+    tnr = json.loads((DATA / "tnr" / "2006-09-01-tnr.json").read_text(encoding="utf-8"))
+    guide = code_systems()["https://fse.cnss.ma/fhir/CodeSystem/tnr-forfait"]["concept"]
+    assert {c["code"] for c in guide} == set(tnr["flat_rates"]) | set(tnr["excluded"])
+
+
+def test_the_2020_convention_is_a_dated_version_for_cnss_only() -> None:
+    books = load_books()
+    assert books.tariffs.key_letter("C", "cnss", date(2021, 6, 1)).value == Decimal("150.00")
+    assert books.tariffs.key_letter("C", "cnss", date(2026, 11, 20)).value == Decimal("80.00")
+    assert books.tariffs.key_letter("C", "public", date(2021, 6, 1)).value == Decimal("80.00")
+    # Keys the convention did not restate keep the 2006 value.
+    assert books.tariffs.key_letter("K", "cnss", date(2021, 6, 1)).version == "tnr-2006"
+
+
+def test_medicines_have_valid_ean13_and_a_pbr_not_above_the_price() -> None:
+    books = load_books()
+    medicines = books.medicines.in_force(date(2026, 11, 20))
+    assert len(medicines) >= 30
+    for ean, medicine in medicines.items():
+        assert ean13_problem(ean) is None, ean
+        assert medicine.pbr <= medicine.ppv, ean
+
+
+def test_a_broken_data_file_is_named(tmp_path: Path) -> None:
+    for source in DATA.rglob("*.json"):
+        target = tmp_path / source.relative_to(DATA)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    (tmp_path / "rates.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rates\.json"):
+        load_books(tmp_path)
