@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}", "FSE_PORT": str(port)}
     env.pop("FSE_REDIS_URL", None)
     env["FSE_SIGNING_KEY_FILE"] = str(database.parent / "signing-key.pem")
+    env["FSE_PAYMENTS_DIR"] = str(database.parent / "payments")
     for command in (["migrate"], ["seed", "--demo"]):
         subprocess.run(
             [sys.executable, "-m", "fse.cli", *command], env=env, check=True, timeout=120
