@@ -392,6 +392,7 @@ async def _batch(database_url: str, claims: int, directory: Path) -> list[str]:
         checked = time.perf_counter() - began
     batch = results[0]
     size = batch.file.stat().st_size / 1024 / 1024
+    batch.file.unlink()  # a few hundred MiB of demo transfers
     return [
         f"  payment batch: {batch.settlements:,} claims -> {batch.transfers:,} transfers, "
         f"{batch.total} MAD in {paid:.1f} s ({batch.settlements / paid:,.0f} claims/s); "
@@ -411,6 +412,16 @@ async def _fresh(name: str) -> str:
     finally:
         await conn.close()
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
@@ -433,4 +444,5 @@ def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
         directory = Path("var") / "bench-payments"
         for row in asyncio.run(_batch(database_url, payment_claims, directory)):
             print(row, flush=True)
+        asyncio.run(_drop("fse_bench_pay"))
     return 0 if result.errors == 0 else 1

@@ -74,6 +74,43 @@ async def search(
     return [orjson.loads(m.content) for m in page.matches]
 
 
+LOGICAL_REFERENCES = (
+    ("patient", "Patient"),
+    ("provider", "Practitioner"),
+    ("facility", "Organization"),
+    ("insurer", "Organization"),
+)
+
+
+async def _resolved(
+    service: FhirService, conn: AsyncConnection, reference: Any, rtype: str, path: str
+) -> None:
+    """Give a reference made by identifier only (what CNSS systems know: immatriculation,
+    INPE) its literal ``Type/id``; 422 naming the element if no such resource exists."""
+    if not isinstance(reference, dict) or reference.get("reference"):
+        return
+    identifier = reference.get("identifier")
+    if not isinstance(identifier, dict) or not identifier.get("value"):
+        return
+    rtype = reference.get("type") or rtype
+    token = f"{identifier.get('system', '')}|{identifier['value']}"
+    found = await search(service, conn, rtype, [("identifier", token)])
+    if len(found) != 1:
+        raise _unprocessable(f"aucun {rtype} avec l'identifiant {token}", f"{path}.identifier")
+    reference["reference"] = f"{rtype}/{found[0]['id']}"
+
+
+async def resolve_identifiers(
+    service: FhirService, conn: AsyncConnection, claim: dict[str, Any]
+) -> None:
+    for field, rtype in LOGICAL_REFERENCES:
+        await _resolved(service, conn, claim.get(field), rtype, f"Claim.{field}")
+    for index, insurance in enumerate(claim.get("insurance", []) or []):
+        if isinstance(insurance, dict):
+            path = f"Claim.insurance[{index}].coverage"
+            await _resolved(service, conn, insurance.get("coverage"), "Coverage", path)
+
+
 def _day(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10]) if value else None
 
@@ -376,6 +413,8 @@ class Loaded:
         if payee == Payee.PROVIDER:
             return _account(Payee.PROVIDER, self.provider)
         main = self.subscribers.get(coverage_id or "", self.patient)
+        if main.get("deceasedDateTime") or main.get("deceasedBoolean"):
+            main = self.patient  # survivors keep their rights and are paid themselves
         return _account(Payee.INSURED, main)
 
 

@@ -99,8 +99,7 @@ def _notes(decision: Decision) -> tuple[list[dict[str, Any]], dict[int, int]]:
     return notes, by_line
 
 
-def _items(decision: Decision) -> list[dict[str, Any]]:
-    _, by_line = _notes(decision)
+def _items(decision: Decision, by_line: dict[int, int]) -> list[dict[str, Any]]:
     held = decision.outcome == "queued"
     items = []
     for line in decision.lines:
@@ -135,6 +134,7 @@ def claim_response(
     payment_date: date | None,
 ) -> dict[str, Any]:
     identifier = _care_sheet_number(claim)
+    notes, by_line = _notes(decision)
     response: dict[str, Any] = {
         "resourceType": "ClaimResponse",
         "identifier": [{"system": RESPONSE_SYSTEM, "value": identifier}],
@@ -149,10 +149,9 @@ def claim_response(
         "outcome": decision.outcome,
         "disposition": disposition(decision),
         "payeeType": _payee_type(decision.payee),
-        "item": _items(decision),
+        "item": _items(decision, by_line),
         "total": _totals(decision),
     }
-    notes, _ = _notes(decision)
     if notes:
         response["processNote"] = notes
     if decision.errors:

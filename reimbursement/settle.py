@@ -23,7 +23,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.resources import check_type, declare_profile, validate
 from fse.store.repository import Stored
 from reimbursement.claims import CARE_SHEET_SYSTEM, ParsedClaim, parse_claim
-from reimbursement.context import Loaded, load
+from reimbursement.context import Loaded, load, resolve_identifiers
 from reimbursement.core.adjudication import Books, adjudicate
 from reimbursement.core.model import Decision
 from reimbursement.ledger import approval_number, book_benefit
@@ -58,8 +58,9 @@ class Settlement:
 
     async def submit(self, claim: dict[str, Any]) -> Settled:
         check_type(claim, "Claim")
-        parsed = parse_claim(claim)
         async with self.fhir.store.snapshot() as conn:
+            await resolve_identifiers(self.fhir, conn, claim)
+            parsed = parse_claim(claim)
             earlier = await self._replay(conn, parsed.key)
         if earlier is not None:
             return earlier

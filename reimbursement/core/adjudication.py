@@ -48,6 +48,7 @@ class _Price:
     version: str | None = None
     reason: Reason | None = None
     note: str = ""
+    own_rate: Decimal | None = None
 
 
 def adjudicate(sheet: CareSheet, books: Books) -> Decision:
@@ -118,7 +119,12 @@ def _line(
         seen.add(act)
     exoneration = _exoneration(sheet, line)
     rate = books.rates.rate(
-        rights.regime, price.category, line.care_date, sheet.provider.public_facility, exoneration
+        rights.regime,
+        price.category,
+        line.care_date,
+        sheet.provider.public_facility,
+        exoneration,
+        price.own_rate,
     )
     if rate is None:
         note = f"aucun taux pour {price.category} ({rights.regime})"
@@ -205,7 +211,8 @@ def _medicine_price(line: Line, family: str, books: Books) -> _Price:
         note = f"substitution de {prescribed.name if prescribed else prescription.code}"
     version = books.rates.version_for_family(family, day)
     base = medicine.ppv if version is not None and version.medicine_base == "ppv" else medicine.pbr
-    return _Price(centimes(base * line.quantity), "medicines", medicine.version, note=note)
+    total = centimes(base * line.quantity)
+    return _Price(total, "medicines", medicine.version, note=note, own_rate=medicine.rate)
 
 
 def _rejected(

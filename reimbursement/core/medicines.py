@@ -29,6 +29,8 @@ class Medicine:
     generic: bool
     reimbursable: bool
     version: str
+    rate: Decimal | None = None
+    """The list's own rate for this product, when it has one (else the regime's)."""
 
     def same_product_as(self, other: Medicine) -> bool:
         """A generic may replace the prescribed product only with the same DCI, form and
@@ -66,6 +68,7 @@ def medicine_list_version(data: Mapping[str, Any]) -> MedicineListVersion:
             generic=row["type"] == "G",
             reimbursable=bool(row.get("reimbursable", True)),
             version=vid,
+            rate=amount(row["rate"]) if row.get("rate") is not None else None,
         )
     return MedicineListVersion(vid, valid_from, parse_date(data.get("valid_to")), medicines)
 

@@ -13,6 +13,13 @@ from reimbursement.core.model import Exoneration, Payee
 from reimbursement.core.money import amount
 
 FULL = Decimal("1.00")
+CATEGORY_LABELS = {
+    "ambulatory": "ambulatoire",
+    "biology": "biologie",
+    "dental": "dentaire",
+    "medicines": "médicaments",
+    "hospitalisation": "hospitalisation",
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,11 @@ class RateBook:
         on: date,
         public_facility: bool,
         exoneration: Exoneration | None = None,
+        own_rate: Decimal | None = None,
     ) -> Rate | None:
+        """Precedence: free care in public facilities, then public-facility rates, then the
+        higher of the exoneration rate and the base (the product's own rate if the list gives
+        one, else the regime's rate for the category)."""
         version = self.version(regime, on)
         if version is None or category not in version.rates:
             return None
@@ -80,7 +91,15 @@ class RateBook:
         if public_facility and category in version.public_facility_rates:
             rate = version.public_facility_rates[category]
             return Rate(rate, None, version.id, "établissement public")
-        base = Rate(version.rates[category], None, version.id, f"taux {category}")
+        if own_rate is not None:
+            base = Rate(own_rate, None, version.id, "taux de la liste des médicaments")
+        else:
+            base = Rate(
+                version.rates[category],
+                None,
+                version.id,
+                f"taux {CATEGORY_LABELS.get(category, category)}",
+            )
         if exoneration is not None:
             exonerated = self.exoneration_rate(exoneration, on)
             if exonerated is not None and exonerated.rate > base.rate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -245,3 +246,26 @@ async def test_the_database_refuses_double_payment_and_the_check_sees_tampering(
     report = await check_ledger(platform.engine)
     assert not report.ok
     assert any("fraud" in problem for problem in report.problems)
+
+
+async def test_a_batch_that_fails_while_writing_its_file_is_completed_by_the_next_run(
+    client: httpx.AsyncClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = await load_demo(client)
+    await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00")]))
+
+    def broken(out: Any, *_args: Any) -> None:
+        out.write(b"<?xml version=")  # the disk fills, the process is killed...
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("reimbursement.payments.write_pain001", broken)
+    with pytest.raises(OSError):
+        await payments(platform).run()
+    report = await check_ledger(platform.engine)
+    assert report.ok and (report.settlements_owed, report.settlements_paid) == (1, 0)
+    assert not list(Path(platform.settings.payments_dir).glob("*.xml"))  # only a .partial
+    monkeypatch.undo()
+    results = await payments(platform).run()
+    assert [(r.resumed, r.settlements) for r in results] == [(True, 1)]
+    assert ET.parse(results[0].file).getroot().tag == f"{PAIN}Document"
+    assert (await check_ledger(platform.engine)).paid == Decimal("56.00")

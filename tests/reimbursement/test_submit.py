@@ -13,16 +13,20 @@ from tests.conftest import Platform
 from tests.reimbursement.demo import (
     DR_ELIDRISSI,
     FATIMA,
+    LATIFA,
+    OUAZZANI,
     SARA,
     TAZI,
     act,
     adjudication,
     claim,
     load_demo,
+    next_number,
     total,
 )
 
 SUBMIT = "/fhir/Claim/$submit"
+HOSPITAL_RIB = "007780000000000000009957"
 
 
 async def test_a_consultation_is_settled_at_once(
@@ -126,4 +130,96 @@ async def test_a_claim_missing_what_adjudication_needs_stores_nothing(
     issue = answer.json()["issue"][0]
     assert issue["details"]["coding"][0]["code"] == "FSE-0026"
     assert issue["expression"] == ["Claim.item[0].servicedDate"]
+    assert await platform.row_counts() == before
+
+
+async def test_a_widow_with_maintained_rights_is_paid_herself(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    response = (await client.post(SUBMIT, json=claim(refs, LATIFA, [act("C", "80.00")]))).json()
+    assert response["outcome"] == "complete"
+    assert adjudication(response, 0, "benefit") == 56.0
+    async with platform.engine.connect() as conn:
+        row = (await conn.execute(select(settlements))).one()
+    assert row.payee_ref == refs[LATIFA] and row.payee_iban is not None
+
+
+async def test_tadamon_in_a_public_hospital_is_free_and_paid_to_the_hospital(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    hospital = {
+        "resourceType": "Organization",
+        "identifier": [
+            {"system": "https://fse.cnss.ma/fhir/sid/inpe", "value": "400000016"},
+            {"system": "https://fse.cnss.ma/fhir/sid/rib", "value": HOSPITAL_RIB},
+        ],
+        "active": True,
+        "name": "Hôpital régional de Kénitra",
+        "type": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                        "code": "govt",
+                    }
+                ]
+            }
+        ],
+    }
+    created = await client.post("/fhir/Organization", json=hospital)
+    assert created.status_code == 201, created.text
+    sheet = claim(refs, OUAZZANI, [act("C", "80.00")])
+    sheet["facility"] = {"reference": f"Organization/{created.json()['id']}"}
+    response = (await client.post(SUBMIT, json=sheet)).json()
+    assert adjudication(response, 0, "eligpercent") == 100.0
+    assert adjudication(response, 0, "benefit") == 80.0
+    assert response["payeeType"]["coding"][0]["code"] == "provider"
+    private = (
+        await client.post(SUBMIT, json=claim(refs, OUAZZANI, [act("C", "80.00", "2026-11-19")]))
+    ).json()
+    assert adjudication(private, 0, "benefit") == 56.0  # 70 % in the private sector, to the insured
+    assert private["payeeType"]["coding"][0]["code"] == "subscriber"
+
+
+def by_identifiers(number: str, immatriculation: str = "123456789") -> dict[str, object]:
+    """A claim as a CNSS system writes it: references by immatriculation, INPE, coverage id."""
+    sid = "https://fse.cnss.ma/fhir/sid"
+    sheet = claim(
+        {k: "Patient/x" for k in (FATIMA, "0001", "0010", "0200")},
+        FATIMA,
+        [act("C", "150.00")],
+        number=number,
+    )
+    sheet["patient"] = {
+        "identifier": {"system": f"{sid}/immatriculation", "value": immatriculation}
+    }
+    sheet["provider"] = {"identifier": {"system": f"{sid}/inpe", "value": "100000019"}}
+    sheet["insurer"] = {"identifier": {"system": f"{sid}/organisme", "value": "CNSS"}}
+    sheet["insurance"][0]["coverage"] = {
+        "identifier": {"system": f"{sid}/couverture", "value": "123456789-00"}
+    }
+    return sheet
+
+
+async def test_references_by_identifier_are_resolved(client: httpx.AsyncClient) -> None:
+    refs = await load_demo(client)
+    response = (await client.post(SUBMIT, json=by_identifiers(next_number()))).json()
+    assert response["outcome"] == "complete", response
+    assert adjudication(response, 0, "benefit") == 56.0
+    assert response["patient"]["reference"] == refs[FATIMA]
+    assert response["requestor"]["reference"] == refs["0010"]
+
+
+async def test_an_unknown_immatriculation_is_named_and_nothing_stored(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    await load_demo(client)
+    before = await platform.row_counts()
+    answer = await client.post(SUBMIT, json=by_identifiers(next_number(), "999999999"))
+    assert answer.status_code == 422
+    issue = answer.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "FSE-0026"
+    assert issue["expression"] == ["Claim.patient.identifier"]
     assert await platform.row_counts() == before
