@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
 from fse.errors import ErrorCode, Issue, NotFound, Unprocessable
 from fse.fhir_api.interactions import FhirService
+from fse.runtime.cache import Cache
 from reimbursement.claims import ParsedClaim, reference_id
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import (
@@ -321,8 +322,34 @@ async def prescription(
     )
 
 
+PEER_MEAN_TTL = 300.0
+"""Seconds a day's peer mean is reused: it moves slowly, and counting a whole day's acts on
+every claim would cost more as the day fills."""
+
+
+async def peer_mean_on(conn: AsyncConnection, cache: Cache, day: date) -> Decimal | None:
+    """Mean NGAP acts per active provider on ``day`` (the volume indicator's yardstick)."""
+    key = f"settle:peer-mean:{day.isoformat()}"
+    cached = await cache.get(key)
+    if cached is not None:
+        return Decimal(cached.decode()) if cached else None
+    lines = settlement_lines.c
+    acts, providers = (
+        await conn.execute(
+            select(func.count(), func.count(func.distinct(lines.provider_ref))).where(
+                lines.care_date == day,
+                lines.kind == CodeKind.NGAP.value,
+                lines.accepted.is_(True),
+            )
+        )
+    ).one()
+    mean = Decimal(acts) / Decimal(providers) if providers else None
+    await cache.set(key, str(mean).encode() if mean is not None else b"", PEER_MEAN_TTL)
+    return mean
+
+
 async def history(
-    conn: AsyncConnection, parsed: ParsedClaim, books: Books, received_on: date
+    conn: AsyncConnection, parsed: ParsedClaim, books: Books, received_on: date, cache: Cache
 ) -> History:
     lines = settlement_lines.c
     days = sorted({line.care_date for line in parsed.lines})
@@ -342,12 +369,7 @@ async def history(
     provider_acts = await conn.scalar(
         select(func.count()).where(ngap_on_day, lines.provider_ref == parsed.provider_ref)
     )
-    peers = (
-        await conn.execute(
-            select(func.count(), func.count(func.distinct(lines.provider_ref))).where(ngap_on_day)
-        )
-    ).one()
-    peer_mean = Decimal(peers[0]) / Decimal(peers[1]) if peers[1] else None
+    peer_mean = await peer_mean_on(conn, cache, day)
     window_days, codes = books.anomalies.consultation_window(received_on)
     recent = await conn.scalar(
         select(func.count()).where(
@@ -465,6 +487,6 @@ async def load(
         exonerations=await exonerations(service, conn, parsed.patient_id),
         payee=parsed.payee,
         guaranteed=await guaranteed_rights(service, conn, parsed),
-        history=await history(conn, parsed, books, received_on),
+        history=await history(conn, parsed, books, received_on, service.runtime.cache),
     )
     return Loaded(sheet, patient, provider_resource, subscribers)

@@ -112,6 +112,7 @@ settlement_lines = Table(
     UniqueConstraint("settlement_pk", "sequence", name="uq_settlement_lines_sequence"),
     Index("ix_settlement_lines_patient", "patient_id", "care_date"),
     Index("ix_settlement_lines_provider_day", "provider_ref", "care_date"),
+    Index("ix_settlement_lines_day", "care_date", "provider_ref"),
     Index("ix_settlement_lines_request", "request_id"),
 )
 

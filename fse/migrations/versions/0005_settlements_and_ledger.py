@@ -194,6 +194,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_settlement_lines_provider_day", ["provider_ref", "care_date"], unique=False
         )
+        batch_op.create_index(
+            "ix_settlement_lines_day", ["care_date", "provider_ref"], unique=False
+        )
         batch_op.create_index("ix_settlement_lines_request", ["request_id"], unique=False)
 
     # ### end Alembic commands ###
@@ -206,6 +209,7 @@ def downgrade() -> None:
     with op.batch_alter_table("settlement_lines", schema=None) as batch_op:
         batch_op.drop_index("ix_settlement_lines_request")
         batch_op.drop_index("ix_settlement_lines_provider_day")
+        batch_op.drop_index("ix_settlement_lines_day")
         batch_op.drop_index("ix_settlement_lines_patient")
 
     op.drop_table("settlement_lines")
