@@ -20,7 +20,7 @@ from fse.security.sessions import (
     open_session,
     session_for,
 )
-from fse.security.users import authenticate_user
+from fse.security.users import Role, authenticate_user
 from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -138,6 +138,22 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response
+
+
+async def session_with_role(request: Request, *roles: Role) -> Session | Response:
+    """The signed-in user if their role may see this page; else the login page (not signed in)
+    or a French 403 page (signed in with another role)."""
+    session = await session_of(request)
+    if session is None:
+        return login_redirect(request)
+    if session.user.role not in roles:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "forbidden.html",
+            {"title": "Accès refusé", "session": session},
+            status_code=403,
+        )
+    return session
 
 
 @router.get("/espace", response_class=HTMLResponse)

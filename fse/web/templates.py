@@ -7,3 +7,11 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def add_directory(directory: Path) -> None:
+    """Let a feature package serve its own templates (searched after the kernel's)."""
+    loader = TEMPLATES.env.loader
+    paths = loader.searchpath  # type: ignore[union-attr]
+    if str(directory) not in paths:
+        paths.append(str(directory))

@@ -1,0 +1,171 @@
+"""Find the insured a doctor is about to see, and what their rights are today.
+
+By immatriculation: the main insured and every beneficiary on their rights (the doctor picks who
+is in front of them); by CIN: that person. Each lookup is recorded as an AuditEvent naming who
+read whose data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from fse.fhir_api.interactions import FhirService
+from reimbursement.context import beneficiary_of, coverage_periods, exonerations, name_of, search
+from reimbursement.core.adjudication import Books
+from reimbursement.core.model import Exoneration, Rights
+from reimbursement.core.rights import age_on, rights_on
+
+SID = "https://fse.cnss.ma/fhir/sid"
+IMMATRICULATION = re.compile(r"^\d{9}$")
+CIN = re.compile(r"^[A-Za-z]{1,2}\d{1,6}$")
+RELATIONSHIPS = {"self": "Assuré principal", "spouse": "Conjoint", "child": "Enfant"}
+REGIMES = {
+    "salaries": "AMO salariés",
+    "tns": "AMO travailleurs non salariés",
+    "tadamon": "AMO Tadamon",
+    "achamil": "AMO Achamil",
+    "public": "Secteur public",
+}
+
+
+class NotAnIdentifier(ValueError):
+    """The search text is neither an immatriculation nor a CIN."""
+
+
+@dataclass(frozen=True)
+class Insured:
+    patient_id: str
+    name: str
+    arabic_name: str | None
+    birth_date: date | None
+    age: int | None
+    gender: str | None
+    immatriculation: str | None
+    cin: str | None
+    relationship: str
+    main_insured: str | None
+    rights: Rights
+    exonerations: tuple[Exoneration, ...]
+
+    @property
+    def regime(self) -> str:
+        return REGIMES.get(self.rights.regime or "", "régime inconnu")
+
+
+def _identifier(resource: dict[str, Any], name: str) -> str | None:
+    return next(
+        (
+            i.get("value")
+            for i in resource.get("identifier", [])
+            if i.get("system") == f"{SID}/{name}"
+        ),
+        None,
+    )
+
+
+def _arabic(patient: dict[str, Any]) -> str | None:
+    for name in patient.get("name", []) or []:
+        if any(e.get("valueCode") == "ar" for e in name.get("extension", []) or []):
+            return f"{' '.join(name.get('given', []))} {name.get('family', '')}".strip()
+    return None
+
+
+def _latin(patient: dict[str, Any]) -> dict[str, Any]:
+    """The patient with its Latin-script name first (for ``name_of``)."""
+    latin = [
+        n
+        for n in patient.get("name", []) or []
+        if not any(e.get("valueCode") == "ar" for e in n.get("extension", []) or [])
+    ]
+    return {**patient, "name": latin or patient.get("name", [])}
+
+
+async def find_insured(
+    fhir: FhirService, books: Books, text: str, today: date, reader: str
+) -> list[Insured]:
+    """Raises NotAnIdentifier for text that is neither a 9-digit immatriculation nor a CIN."""
+    query = text.strip().upper().replace(" ", "")
+    if IMMATRICULATION.match(query):
+        system = "immatriculation"
+    elif CIN.match(query):
+        system = "cin"
+    else:
+        raise NotAnIdentifier("Saisissez un numéro d'immatriculation (9 chiffres) ou une CIN.")
+    found: list[Insured] = []
+    async with fhir.store.snapshot() as conn:
+        people = await search(fhir, conn, "Patient", [("identifier", f"{SID}/{system}|{query}")])
+        if system == "immatriculation" and people:
+            main = people[0]
+            covers = await search(fhir, conn, "Coverage", [("subscriber", f"Patient/{main['id']}")])
+            others = sorted(
+                {c["beneficiary"]["reference"].split("/")[-1] for c in covers} - {main["id"]}
+            )
+            people = [main, *await _patients(fhir, conn, others)]
+        for patient in people:
+            found.append(await _insured(fhir, conn, books, patient, today))
+    if found:
+        await _audit(fhir, reader, [i.patient_id for i in found], query)
+    return found
+
+
+async def _patients(fhir: FhirService, conn: Any, ids: list[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    return await search(fhir, conn, "Patient", [("_id", ",".join(ids))])
+
+
+async def _insured(
+    fhir: FhirService, conn: Any, books: Books, patient: dict[str, Any], today: date
+) -> Insured:
+    periods, subscribers = await coverage_periods(fhir, conn, patient)
+    rights = rights_on(beneficiary_of(patient), periods, today, books.rights)
+    relationship = next(
+        (p.relationship for p in periods if p.coverage_id == rights.coverage_id),
+        periods[0].relationship if periods else "self",
+    )
+    main = subscribers.get(rights.coverage_id or "")
+    main_name = name_of(_latin(main)) if main and main["id"] != patient["id"] else None
+    birth = beneficiary_of(patient).birth_date
+    return Insured(
+        patient_id=patient["id"],
+        name=name_of(_latin(patient)),
+        arabic_name=_arabic(patient),
+        birth_date=birth,
+        age=age_on(birth, today) if birth else None,
+        gender=patient.get("gender"),
+        immatriculation=_identifier(patient, "immatriculation")
+        or (_identifier(main, "immatriculation") if main else None),
+        cin=_identifier(patient, "cin"),
+        relationship=RELATIONSHIPS.get(relationship, relationship),
+        main_insured=main_name,
+        rights=rights,
+        exonerations=await exonerations(fhir, conn, patient["id"]),
+    )
+
+
+async def _audit(fhir: FhirService, reader: str, patient_ids: list[str], query: str) -> None:
+    """One AuditEvent per lookup: who read whose data, when (issue 7 chains them)."""
+    event = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://dicom.nema.org/resources/ontology/DCM",
+            "code": "110110",
+            "display": "Patient Record",
+        },
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "search-type"}],
+        "action": "R",
+        "recorded": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "outcome": "0",
+        "agent": [{"who": {"reference": reader}, "requestor": True}],
+        "source": {"observer": {"display": "Plateforme FSE - espace médecin"}},
+        "entity": [
+            {"what": {"reference": f"Patient/{pid}"}, "description": f"recherche {query}"}
+            for pid in patient_ids
+        ],
+    }
+    async with fhir.store.transaction() as conn:
+        written = await fhir.create(conn, "AuditEvent", event)
+    fhir.announce([written.stored])
