@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fse.security.signing import seal_for_session, unseal_for_session
 from fse.security.tables import user_sessions, users
+from fse.security.tokens import SigningKey
 from fse.security.users import User, user_from_row
 
 SESSION_LIFETIME = timedelta(hours=8)
@@ -22,15 +24,26 @@ COOKIE_NAME = "fse_session"
 class Session:
     user: User
     csrf_token: str
+    sealed_signing_key: str | None = None
+
+    def signing_key(self, session_token: str) -> SigningKey | None:
+        """The professional's private key, unsealed with this session's cookie."""
+        if self.sealed_signing_key is None:
+            return None
+        return unseal_for_session(self.sealed_signing_key, session_token)
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def open_session(engine: AsyncEngine, user: User) -> tuple[str, Session]:
-    """A new session; returns the cookie value (shown once) and the session."""
+async def open_session(
+    engine: AsyncEngine, user: User, signing_key: SigningKey | None = None
+) -> tuple[str, Session]:
+    """A new session; returns the cookie value (shown once) and the session. A professional's
+    signing key, unlocked with their password at login, is kept sealed under the cookie."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    sealed = seal_for_session(signing_key, token) if signing_key is not None else None
     now = datetime.now(UTC)
     async with engine.begin() as conn:
         await conn.execute(
@@ -40,9 +53,10 @@ async def open_session(engine: AsyncEngine, user: User) -> tuple[str, Session]:
                 csrf_token=csrf,
                 created_at=now,
                 expires_at=now + SESSION_LIFETIME,
+                signing_key=sealed,
             )
         )
-    return token, Session(user, csrf)
+    return token, Session(user, csrf, sealed)
 
 
 async def session_for(engine: AsyncEngine, token: str | None) -> Session | None:
@@ -51,14 +65,19 @@ async def session_for(engine: AsyncEngine, token: str | None) -> Session | None:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                select(users, user_sessions.c.csrf_token, user_sessions.c.expires_at)
+                select(
+                    users,
+                    user_sessions.c.csrf_token,
+                    user_sessions.c.expires_at,
+                    user_sessions.c.signing_key.label("session_signing_key"),
+                )
                 .join(user_sessions, user_sessions.c.user_pk == users.c.pk)
                 .where(user_sessions.c.token_hash == _hash(token))
             )
         ).first()
     if row is None or row.expires_at <= datetime.now(UTC) or row.disabled_at is not None:
         return None
-    return Session(user_from_row(row), row.csrf_token)
+    return Session(user_from_row(row), row.csrf_token, row.session_signing_key)
 
 
 async def close_session(engine: AsyncEngine, token: str) -> None:

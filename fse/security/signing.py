@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from fse.security.tokens import SigningKey
@@ -86,3 +87,35 @@ def with_public_key(practitioner: dict[str, Any], jwk: dict[str, str]) -> dict[s
     others = [e for e in practitioner.get("extension", []) if e.get("url") != SIGNING_KEY_EXTENSION]
     extension = {"url": SIGNING_KEY_EXTENSION, "valueString": orjson.dumps(jwk).decode()}
     return {**practitioner, "extension": [*others, extension]}
+
+
+def _session_kek(session_token: str) -> bytes:
+    """A key only the browser's session cookie can rebuild (the cookie is 256 random bits, so
+    HKDF suffices where a password needs scrypt)."""
+    return HKDF(hashes.SHA256(), 32, salt=None, info=b"fse-session-signing-key").derive(
+        session_token.encode()
+    )
+
+
+def seal_for_session(key: SigningKey, session_token: str) -> str:
+    """The private key, re-sealed for one session: the server can use it only while the
+    browser presents that session's cookie, and it dies with the session row."""
+    der = key.private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(_session_kek(session_token)).encrypt(nonce, der, b"fse-session-key")
+    return orjson.dumps({"nonce": _b64(nonce), "ciphertext": _b64(ciphertext)}).decode()
+
+
+def unseal_for_session(sealed: str, session_token: str) -> SigningKey | None:
+    box: dict[str, Any] = orjson.loads(sealed)
+    try:
+        der = AESGCM(_session_kek(session_token)).decrypt(
+            base64.b64decode(box["nonce"]), base64.b64decode(box["ciphertext"]), b"fse-session-key"
+        )
+    except InvalidTag:
+        return None
+    key = serialization.load_der_private_key(der, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return SigningKey(key)

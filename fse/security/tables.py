@@ -45,6 +45,8 @@ user_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+    # The user's signing key re-sealed under this session's cookie (professionals only).
+    Column("signing_key", Text, nullable=True),
     Index("ix_user_sessions_user_pk", "user_pk"),
 )
 

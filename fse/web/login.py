@@ -20,7 +20,8 @@ from fse.security.sessions import (
     open_session,
     session_for,
 )
-from fse.security.users import Role, authenticate_user
+from fse.security.tokens import SigningKey
+from fse.security.users import SIGNING_ROLES, Role, authenticate_user, unlock_signing_key
 from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -112,7 +113,10 @@ async def login(request: Request) -> Response:
         return _login_page(
             request, 401, "Identifiant ou mot de passe incorrect.", username, next_page
         )
-    token, _session = await open_session(request.app.state.engine, user)
+    key = None
+    if user.role in SIGNING_ROLES:
+        key = await unlock_signing_key(request.app.state.engine, username, form["mot_de_passe"])
+    token, _session = await open_session(request.app.state.engine, user, key)
     response = RedirectResponse(next_page, status_code=303)
     response.set_cookie(
         COOKIE_NAME,
@@ -138,6 +142,11 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response
+
+
+def signing_key_of(request: Request, session: Session) -> SigningKey | None:
+    """The signed-in professional's private key, for this request only."""
+    return session.signing_key(request.cookies.get(COOKIE_NAME, ""))
 
 
 async def session_with_role(request: Request, *roles: Role) -> Session | Response:
