@@ -1,0 +1,157 @@
+"""The visit form: what the doctor typed, checked line by line (pure: no I/O).
+
+The form has a fixed number of rows per section so it works without JavaScript; empty rows are
+ignored. Errors are keyed by field name so the page shows each one next to its field, with the
+input kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from reimbursement.core.medicines import Medicine
+from reimbursement.core.tariffs import Tariff
+
+ACT_ROWS, MEDICINE_ROWS, LAB_ROWS = 4, 5, 3
+
+
+@dataclass(frozen=True)
+class ActLine:
+    code: str
+    coefficient: Decimal
+    fee: Decimal
+    ald: bool
+
+
+@dataclass(frozen=True)
+class MedicineLine:
+    medicine: Medicine
+    dosage: str
+    days: int
+    boxes: int
+    not_substitutable: bool
+    ald: bool
+
+
+@dataclass(frozen=True)
+class LabLine:
+    label: str
+    coefficient: Decimal
+    note: str
+    ald: bool
+
+
+@dataclass
+class Visit:
+    acts: list[ActLine] = field(default_factory=list)
+    medicines: list[MedicineLine] = field(default_factory=list)
+    labs: list[LabLine] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.acts or self.medicines or self.labs)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.replace(",", ".").strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _integer(text: str, low: int, high: int) -> int | None:
+    return int(text) if text.strip().isdigit() and low <= int(text) <= high else None
+
+
+def read_visit(
+    form: dict[str, str],
+    key_letters: dict[str, Tariff],
+    medicines: dict[str, Medicine],
+    has_exoneration: bool,
+) -> Visit:
+    visit = Visit()
+    errors = visit.errors
+
+    def ald(name: str) -> bool:
+        checked = form.get(name) == "on"
+        if checked and not has_exoneration:
+            errors[name] = "Ce patient n'a pas d'ALD/ALC reconnue en cours."
+        return checked
+
+    for i in range(1, ACT_ROWS + 1):
+        p = f"acte-{i}"
+        code, coef, fee = (form.get(f"{p}-{k}", "").strip() for k in ("code", "coef", "honoraires"))
+        if not (code or fee):
+            continue
+        tariff = key_letters.get(code)
+        if tariff is None:
+            errors[f"{p}-code"] = "Choisissez une lettre clé de la nomenclature."
+            continue
+        coefficient = _decimal(coef) if coef else Decimal(1)
+        if (
+            coefficient is None
+            or not tariff.coefficient_min <= coefficient <= tariff.coefficient_max
+        ):
+            low, high = tariff.coefficient_min, tariff.coefficient_max
+            errors[f"{p}-coef"] = f"Coefficient entre {low} et {high} pour {code}."
+            continue
+        amount = _decimal(fee)
+        if amount is None or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+            errors[f"{p}-honoraires"] = "Honoraires en dirhams, par exemple 150 ou 150,00."
+            continue
+        visit.acts.append(
+            ActLine(code, coefficient, amount.quantize(Decimal("0.01")), ald(f"{p}-ald"))
+        )
+
+    for i in range(1, MEDICINE_ROWS + 1):
+        p = f"med-{i}"
+        ean = form.get(f"{p}-produit", "").strip()
+        if not ean:
+            continue
+        medicine = medicines.get(ean)
+        if medicine is None or not medicine.reimbursable:
+            errors[f"{p}-produit"] = "Choisissez un médicament de la liste des remboursables."
+            continue
+        dosage = form.get(f"{p}-posologie", "").strip()
+        if not dosage:
+            errors[f"{p}-posologie"] = "Indiquez la posologie."
+        days = _integer(form.get(f"{p}-duree", ""), 1, 365)
+        if days is None:
+            errors[f"{p}-duree"] = "Durée du traitement en jours (1 à 365)."
+        boxes = _integer(form.get(f"{p}-quantite", ""), 1, 20)
+        if boxes is None:
+            errors[f"{p}-quantite"] = "Nombre de boîtes (1 à 20)."
+        if dosage and days is not None and boxes is not None:
+            visit.medicines.append(
+                MedicineLine(
+                    medicine, dosage, days, boxes, form.get(f"{p}-ns") == "on", ald(f"{p}-ald")
+                )
+            )
+
+    for i in range(1, LAB_ROWS + 1):
+        p = f"bio-{i}"
+        label, coef = form.get(f"{p}-libelle", "").strip(), form.get(f"{p}-coef", "").strip()
+        if not (label or coef):
+            continue
+        tariff = key_letters.get("B")
+        coefficient = _decimal(coef)
+        if not label:
+            errors[f"{p}-libelle"] = "Indiquez l'analyse demandée."
+        elif (
+            tariff is None
+            or coefficient is None
+            or not (tariff.coefficient_min <= coefficient <= tariff.coefficient_max)
+        ):
+            errors[f"{p}-coef"] = "Cotation en B, par exemple 120."
+        else:
+            note = form.get(f"{p}-note", "").strip()
+            visit.labs.append(LabLine(label, coefficient, note, ald(f"{p}-ald")))
+
+    if not errors and not (visit.acts or visit.medicines or visit.labs):
+        errors["feuille"] = (
+            "La feuille est vide : ajoutez au moins un acte, un médicament ou une analyse."
+        )
+    return visit

@@ -1,0 +1,183 @@
+"""Signing a visit: resources in one transaction, a verifiable signature, acts settled at once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+
+from fse.security.provenance import jws_of, verify
+from fse.security.users import Role, create_user, unlock_signing_key
+from prescriber.sheets import sign_sheet
+from prescriber.visit import read_visit
+from reimbursement.reference_data import default_books
+from tests.conftest import Platform
+from tests.fse.web.test_login import PASSWORD
+from tests.reimbursement.demo import DR_BENALI, FASSI, FATIMA, TAZI, load_demo
+
+NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
+ZOVIRAX, CICLOVIRAL = "6118001701407", "6118001701414"
+
+
+def form(**fields: str) -> dict[str, str]:
+    return {k.replace("_", "-"): v for k, v in fields.items()}
+
+
+def visit_of(fields: dict[str, str], exonerated: bool = False):  # type: ignore[no-untyped-def]
+    books = default_books()
+    return read_visit(
+        fields,
+        books.tariffs.key_letters("cnss", NOW.date()),
+        dict(books.medicines.in_force(NOW.date())),
+        exonerated,
+    )
+
+
+FULL_VISIT = form(
+    acte_1_code="C",
+    acte_1_honoraires="150",
+    med_1_produit=ZOVIRAX,
+    med_1_posologie="1 comprimé 5 fois par jour",
+    med_1_duree="5",
+    med_1_quantite="1",
+    med_2_produit=CICLOVIRAL,
+    med_2_posologie="1 comprimé matin et soir",
+    med_2_duree="10",
+    med_2_quantite="2",
+    med_2_ns="on",
+    bio_1_libelle="Glycémie à jeun",
+    bio_1_coef="30",
+    bio_1_note="Contrôle annuel",
+)
+
+
+def test_the_form_keeps_each_error_next_to_its_field() -> None:
+    visit = visit_of(
+        form(
+            acte_1_code="Q",
+            acte_2_code="K",
+            acte_2_coef="900",
+            acte_3_code="C",
+            acte_3_honoraires="cent",
+            med_1_produit="6118000000000",
+            med_2_produit=ZOVIRAX,
+            med_2_duree="0",
+            bio_1_coef="30",
+            acte_4_code="C",
+            acte_4_honoraires="80",
+            acte_4_ald="on",
+        )
+    )
+    assert set(visit.errors) == {
+        "acte-1-code",
+        "acte-2-coef",
+        "acte-3-honoraires",
+        "med-1-produit",
+        "med-2-posologie",
+        "med-2-duree",
+        "med-2-quantite",
+        "bio-1-libelle",
+        "acte-4-ald",
+    }
+    assert "Coefficient entre 1 et 400 pour K" in visit.errors["acte-2-coef"]
+    assert not visit.ok
+    assert "feuille" in visit_of({}).errors
+
+
+@pytest.fixture
+async def refs(client: httpx.AsyncClient) -> dict[str, str]:
+    return await load_demo(client)
+
+
+async def doctor_key(platform: Platform, refs: dict[str, str]):  # type: ignore[no-untyped-def]
+    name = f"dr.{uuid.uuid4().hex[:8]}"
+    user = await create_user(
+        platform.engine, name, PASSWORD, Role.PRESCRIBER, "Dr Benali", refs[DR_BENALI]
+    )
+    key = await unlock_signing_key(platform.engine, name, PASSWORD)
+    assert key is not None and user.signing_jwk is not None
+    return key, user.signing_jwk
+
+
+async def test_a_signed_visit_is_stored_signed_and_settled(
+    platform: Platform, client: httpx.AsyncClient, refs: dict[str, str]
+) -> None:
+    key, jwk = await doctor_key(platform, refs)
+    visit = visit_of(FULL_VISIT)
+    assert visit.ok, visit.errors
+    app = platform.app.state
+    sheet = await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[FATIMA].split("/")[1],
+        visit,
+        NOW,
+    )
+    assert sheet.number.startswith("FSE-2026-")
+    kinds = [r.split("/")[0] for r in sheet.resources]
+    assert kinds == [
+        "Encounter",
+        "ChargeItem",
+        "MedicationRequest",
+        "MedicationRequest",
+        "ServiceRequest",
+        "Claim",
+    ]
+    assert sheet.response is not None and sheet.response["outcome"] == "complete"
+    assert sheet.response["total"][2]["amount"]["value"] == 56.0  # 70 % x TNR C 80
+    second = (await client.get(f"/fhir/{sheet.resources[3]}")).json()
+    assert second["substitution"]["allowedBoolean"] is False
+    assert second["dispenseRequest"]["validityPeriod"]["end"] == "2027-02-20"
+    assert second["groupIdentifier"]["value"] == sheet.number
+    provenance = (await client.get(f"/fhir/Provenance/{sheet.provenance_id}")).json()
+    stored = [(await client.get(f"/fhir/{ref}")).json() for ref in sheet.resources]
+    assert verify(jwk, jws_of(provenance), stored)
+    stored[-1]["total"]["value"] = 1500.0  # a Claim changed after signing no longer verifies
+    assert not verify(jwk, jws_of(provenance), stored)
+    assert orjson.loads(orjson.dumps(provenance["target"]))[0]["reference"] == sheet.resources[0]
+
+
+async def test_closed_rights_still_give_a_sheet_that_the_patient_pays(
+    platform: Platform, refs: dict[str, str]
+) -> None:
+    key, _ = await doctor_key(platform, refs)
+    app = platform.app.state
+    visit = visit_of(form(acte_1_code="C", acte_1_honoraires="150"))
+    sheet = await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[TAZI].split("/")[1],
+        visit,
+        NOW,
+    )
+    assert sheet.response is not None and sheet.response["outcome"] == "error"
+    assert sheet.response["error"][0]["code"]["coding"][0]["code"] == "R01"
+
+
+async def test_an_ald_line_is_paid_at_the_exoneration_rate(
+    platform: Platform, refs: dict[str, str]
+) -> None:
+    key, _ = await doctor_key(platform, refs)
+    app = platform.app.state
+    visit = visit_of(form(acte_1_code="C", acte_1_honoraires="80", acte_1_ald="on"), True)
+    sheet = await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[FASSI].split("/")[1],
+        visit,
+        NOW,
+    )
+    assert sheet.response is not None
+    assert sheet.response["total"][2]["amount"]["value"] == 76.0  # 95 % (ALD E11) x 80
