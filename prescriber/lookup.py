@@ -111,6 +111,19 @@ async def find_insured(
     return found
 
 
+async def insured_by_id(
+    fhir: FhirService, books: Books, patient_id: str, today: date, reader: str
+) -> Insured | None:
+    """One insured (the one the doctor picked), audited like a search."""
+    async with fhir.store.snapshot() as conn:
+        found = await _patients(fhir, conn, [patient_id])
+        if not found:
+            return None
+        insured = await _insured(fhir, conn, books, found[0], today)
+    await _audit(fhir, reader, [patient_id], "feuille de soins")
+    return insured
+
+
 async def _patients(fhir: FhirService, conn: Any, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []

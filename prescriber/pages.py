@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import secrets
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fse.security.sessions import Session
 from fse.security.users import Role
-from fse.web.login import session_with_role
+from fse.web.login import form_of, session_with_role, signing_key_of
 from fse.web.templates import TEMPLATES
-from prescriber.lookup import NotAnIdentifier, find_insured
+from prescriber.lookup import Insured, NotAnIdentifier, find_insured, insured_by_id
+from prescriber.sheets import SheetRefused, sign_sheet
+from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, read_visit
+from reimbursement.context import search
+
+FSE = "https://fse.cnss.ma/fhir/sid/fse"
+CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,3 +64,166 @@ async def insured(request: Request) -> Response:
         },
         status_code=200 if found else (400 if error.startswith("Saisissez") else 404),
     )
+
+
+def _today(request: Request) -> date:
+    zone = request.app.state.settlement.schedule.zone
+    return datetime.now(UTC).astimezone(zone).date()
+
+
+def _form_context(
+    request: Request, person: Insured, values: dict[str, str], errors: dict[str, str]
+) -> dict[str, Any]:
+    books = request.app.state.settlement.books
+    today = _today(request)
+    medicines = sorted(
+        (m for m in books.medicines.in_force(today).values() if m.reimbursable),
+        key=lambda m: (m.dci, m.name),
+    )
+    return {
+        "title": "Feuille de soins",
+        "person": person,
+        "values": values,
+        "errors": errors,
+        "key_letters": books.tariffs.key_letters("cnss", today),
+        "medicines": medicines,
+        "act_rows": ACT_ROWS,
+        "medicine_rows": MEDICINE_ROWS,
+        "lab_rows": LAB_ROWS,
+    }
+
+
+async def _person(request: Request, session: Session, patient_id: str) -> Insured | None:
+    reader = session.user.practitioner or f"user:{session.user.username}"
+    books = request.app.state.settlement.books
+    return await insured_by_id(request.app.state.fhir, books, patient_id, _today(request), reader)
+
+
+@router.get("/medecin/feuille", response_class=HTMLResponse)
+async def new_sheet(request: Request) -> Response:
+    session = await session_with_role(request, Role.PRESCRIBER)
+    if isinstance(session, Response):
+        return session
+    person = await _person(request, session, request.query_params.get("patient", ""))
+    if person is None:
+        return HTMLResponse("Patient introuvable.", status_code=404)
+    context = {"session": session, **_form_context(request, person, {}, {})}
+    return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context)
+
+
+@router.post("/medecin/feuille", response_class=HTMLResponse)
+async def sheet_action(request: Request) -> Response:
+    session = await session_with_role(request, Role.PRESCRIBER)
+    if isinstance(session, Response):
+        return session
+    values = await form_of(request)
+    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
+        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    person = await _person(request, session, values.get("patient", ""))
+    if person is None:
+        return HTMLResponse("Patient introuvable.", status_code=404)
+    books = request.app.state.settlement.books
+    today = _today(request)
+    visit = read_visit(
+        values,
+        books.tariffs.key_letters("cnss", today),
+        dict(books.medicines.in_force(today)),
+        bool(person.exonerations),
+    )
+    context = {"session": session, **_form_context(request, person, values, visit.errors)}
+    action = values.get("action")
+    if not visit.ok or action == "modifier":
+        status = 422 if visit.errors and action != "modifier" else 200
+        return TEMPLATES.TemplateResponse(
+            request, "medecin_feuille.html", context, status_code=status
+        )
+    if action != "signer":
+        return TEMPLATES.TemplateResponse(
+            request, "medecin_relire.html", {**context, "visit": visit}
+        )
+    key = signing_key_of(request, session)
+    if key is None or session.user.practitioner is None:
+        context["errors"] = {
+            "feuille": "Votre clé de signature n'est pas ouverte : reconnectez-vous."
+        }
+        return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context, status_code=409)
+    try:
+        sheet = await sign_sheet(
+            request.app.state.fhir,
+            request.app.state.settlement,
+            books,
+            session.user.practitioner,
+            key,
+            person.patient_id,
+            visit,
+            datetime.now(UTC),
+        )
+    except SheetRefused as refused:
+        context["errors"] = {"feuille": str(refused)}
+        return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context, status_code=422)
+    return RedirectResponse(f"/medecin/feuille/{sheet.number}", status_code=303)
+
+
+@router.get("/medecin/feuille/{number}", response_class=HTMLResponse)
+async def signed_sheet(request: Request, number: str) -> Response:
+    session = await session_with_role(request, Role.PRESCRIBER)
+    if isinstance(session, Response):
+        return session
+    fhir = request.app.state.fhir
+    async with fhir.store.snapshot() as conn:
+        claims = await search(fhir, conn, "Claim", [("identifier", f"{FSE}|{number}")])
+        encounters = await search(
+            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION}|{number}")]
+        )
+        responses = (
+            await search(fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")])
+            if claims
+            else []
+        )
+    mine = session.user.practitioner
+    written = claims[0]["provider"]["reference"] if claims else None
+    if (
+        not encounters
+        or (written or encounters[0]["participant"][0]["individual"]["reference"]) != mine
+    ):
+        return HTMLResponse("Feuille introuvable.", status_code=404)
+    response = responses[0] if responses else None
+    lines, benefit, payment_date = [], "0.00", None
+    if response is not None:
+        codes = {
+            i["sequence"]: i["productOrService"]["coding"][0]["code"] for i in claims[0]["item"]
+        }
+        for item in response["item"]:
+            amounts = {a["category"]["coding"][0]["code"]: a for a in item["adjudication"]}
+            reason = (amounts["benefit"].get("reason") or {}).get("coding", [{}])[0]
+            lines.append(
+                {
+                    "code": codes.get(item["itemSequence"], "?"),
+                    "submitted": _mad(amounts["submitted"]),
+                    "eligible": _mad(amounts["eligible"]),
+                    "rate": f"{amounts['eligpercent']['value']:.0f}",
+                    "benefit": _mad(amounts["benefit"]),
+                    "copay": _mad(amounts["copay"]),
+                    "reason": reason.get("display", ""),
+                }
+            )
+        benefit = next(
+            _mad(t) for t in response["total"] if t["category"]["coding"][0]["code"] == "benefit"
+        )
+        if "payment" in response:
+            payment_date = date.fromisoformat(response["payment"]["date"]).strftime("%d/%m/%Y")
+    context = {
+        "title": f"Feuille {number}",
+        "session": session,
+        "number": number,
+        "signed_at": encounters[0]["period"]["start"][:16].replace("T", " à "),
+        "response": response,
+        "lines": lines,
+        "benefit": benefit,
+        "payment_date": payment_date,
+    }
+    return TEMPLATES.TemplateResponse(request, "medecin_resultat.html", context)
+
+
+def _mad(adjudication: dict[str, Any]) -> str:
+    return f"{Decimal(str(adjudication['amount']['value'])):.2f}"

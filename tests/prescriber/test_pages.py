@@ -1,0 +1,106 @@
+"""The doctor's visit in the browser's terms (forms, redirects), without JavaScript."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from fse.security.users import Role, create_user
+from tests.conftest import Platform
+from tests.fse.web.test_login import PASSWORD, login
+from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
+
+ZOVIRAX = "6118001701407"
+
+
+@pytest.fixture
+async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+async def doctor(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> tuple[dict[str, str], str]:
+    refs = await load_demo(client)
+    name = f"dr.{uuid.uuid4().hex[:8]}"
+    await create_user(
+        platform.engine, name, PASSWORD, Role.PRESCRIBER, "Dr Benali", refs[DR_BENALI]
+    )
+    assert (await login(browser, name)).status_code == 303
+    page = await browser.get("/medecin/feuille", params={"patient": refs[FATIMA].split("/")[1]})
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    return refs, csrf[1]
+
+
+async def test_review_then_sign_then_see_the_amounts(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    refs, csrf = await doctor(platform, client, browser)
+    fields = {
+        "csrf": csrf,
+        "patient": refs[FATIMA].split("/")[1],
+        "acte-1-code": "C",
+        "acte-1-honoraires": "150",
+        "med-1-produit": ZOVIRAX,
+        "med-1-posologie": "1 comprimé 5 fois par jour",
+        "med-1-duree": "5",
+        "med-1-quantite": "1",
+    }
+    review = await browser.post("/medecin/feuille", data={**fields, "action": "relire"})
+    assert review.status_code == 200 and "Relecture avant signature" in review.text
+    assert "ZOVIRAX" in review.text
+    signed = await browser.post("/medecin/feuille", data={**fields, "action": "signer"})
+    assert signed.status_code == 303
+    result = await browser.get(signed.headers["location"])
+    assert result.status_code == 200
+    assert "56.00" in result.text and "94.00" in result.text and "80.00" in result.text
+    assert "L'assuré recevra <strong>56.00 MAD</strong>" in result.text
+
+
+async def test_errors_are_shown_next_to_the_fields_with_the_input_kept(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    refs, csrf = await doctor(platform, client, browser)
+    kinds = ("Encounter", "ChargeItem", "Claim", "Provenance", "MedicationRequest")
+
+    async def counts() -> list[int]:
+        return [
+            (await client.get(f"/fhir/{k}", params={"_total": "accurate"})).json()["total"]
+            for k in kinds
+        ]
+
+    before = await counts()
+    page = await browser.post(
+        "/medecin/feuille",
+        data={
+            "csrf": csrf,
+            "patient": refs[FATIMA].split("/")[1],
+            "action": "relire",
+            "acte-1-code": "K",
+            "acte-1-coef": "900",
+            "acte-1-honoraires": "450",
+        },
+    )
+    assert page.status_code == 422
+    assert 'id="acte-1-coef-erreur"' in page.text and "Coefficient entre 1 et 400" in page.text
+    assert 'value="900"' in page.text and 'value="450"' in page.text
+    assert await counts() == before  # nothing of the sheet stored
+
+
+async def test_a_form_without_the_session_token_is_refused(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    refs, _ = await doctor(platform, client, browser)
+    page = await browser.post(
+        "/medecin/feuille",
+        data={"csrf": "forged", "patient": refs[FATIMA].split("/")[1], "action": "signer"},
+    )
+    assert page.status_code == 403
