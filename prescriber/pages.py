@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
+import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -14,10 +14,10 @@ from fse.security.sessions import Session
 from fse.security.users import Role
 from fse.web.login import form_of, session_with_role, signing_key_of
 from fse.web.templates import TEMPLATES
+from prescriber.history import SheetView, load_sheet, sheets_of
 from prescriber.lookup import Insured, NotAnIdentifier, find_insured, insured_by_id
 from prescriber.sheets import SheetRefused, sign_sheet
 from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, read_visit
-from reimbursement.context import search
 
 FSE = "https://fse.cnss.ma/fhir/sid/fse"
 CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
@@ -30,9 +30,15 @@ async def home(request: Request) -> Response:
     session = await session_with_role(request, Role.PRESCRIBER)
     if isinstance(session, Response):
         return session
-    return TEMPLATES.TemplateResponse(
-        request, "medecin_accueil.html", {"title": "Espace médecin", "session": session}
-    )
+    sheets = await sheets_of(request.app.state.fhir, session.user.practitioner or "")
+    today = _today(request).isoformat()
+    context = {
+        "title": "Espace médecin",
+        "session": session,
+        "sheets": sheets,
+        "today_count": sum(1 for e in sheets if e["period"]["start"].startswith(today)),
+    }
+    return TEMPLATES.TemplateResponse(request, "medecin_accueil.html", context)
 
 
 @router.get("/medecin/assure", response_class=HTMLResponse)
@@ -164,66 +170,33 @@ async def sheet_action(request: Request) -> Response:
     return RedirectResponse(f"/medecin/feuille/{sheet.number}", status_code=303)
 
 
+async def _own_sheet(request: Request, session: Session, number: str) -> SheetView | None:
+    view = await load_sheet(request.app.state.fhir, number)
+    if view is None or view.author != session.user.practitioner:
+        return None  # another doctor's sheet does not exist for this one
+    return view
+
+
 @router.get("/medecin/feuille/{number}", response_class=HTMLResponse)
 async def signed_sheet(request: Request, number: str) -> Response:
     session = await session_with_role(request, Role.PRESCRIBER)
     if isinstance(session, Response):
         return session
-    fhir = request.app.state.fhir
-    async with fhir.store.snapshot() as conn:
-        claims = await search(fhir, conn, "Claim", [("identifier", f"{FSE}|{number}")])
-        encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION}|{number}")]
-        )
-        responses = (
-            await search(fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")])
-            if claims
-            else []
-        )
-    mine = session.user.practitioner
-    written = claims[0]["provider"]["reference"] if claims else None
-    if (
-        not encounters
-        or (written or encounters[0]["participant"][0]["individual"]["reference"]) != mine
-    ):
+    view = await _own_sheet(request, session, number)
+    if view is None:
         return HTMLResponse("Feuille introuvable.", status_code=404)
-    response = responses[0] if responses else None
-    lines, benefit, payment_date = [], "0.00", None
-    if response is not None:
-        codes = {
-            i["sequence"]: i["productOrService"]["coding"][0]["code"] for i in claims[0]["item"]
-        }
-        for item in response["item"]:
-            amounts = {a["category"]["coding"][0]["code"]: a for a in item["adjudication"]}
-            reason = (amounts["benefit"].get("reason") or {}).get("coding", [{}])[0]
-            lines.append(
-                {
-                    "code": codes.get(item["itemSequence"], "?"),
-                    "submitted": _mad(amounts["submitted"]),
-                    "eligible": _mad(amounts["eligible"]),
-                    "rate": f"{amounts['eligpercent']['value']:.0f}",
-                    "benefit": _mad(amounts["benefit"]),
-                    "copay": _mad(amounts["copay"]),
-                    "reason": reason.get("display", ""),
-                }
-            )
-        benefit = next(
-            _mad(t) for t in response["total"] if t["category"]["coding"][0]["code"] == "benefit"
-        )
-        if "payment" in response:
-            payment_date = date.fromisoformat(response["payment"]["date"]).strftime("%d/%m/%Y")
-    context = {
-        "title": f"Feuille {number}",
-        "session": session,
-        "number": number,
-        "signed_at": encounters[0]["period"]["start"][:16].replace("T", " à "),
-        "response": response,
-        "lines": lines,
-        "benefit": benefit,
-        "payment_date": payment_date,
-    }
+    context = {"title": f"Feuille {number}", "session": session, "sheet": view}
     return TEMPLATES.TemplateResponse(request, "medecin_resultat.html", context)
 
 
-def _mad(adjudication: dict[str, Any]) -> str:
-    return f"{Decimal(str(adjudication['amount']['value'])):.2f}"
+@router.get("/medecin/feuille/{number}/copie", response_class=HTMLResponse)
+async def patient_copy(request: Request, number: str) -> Response:
+    session = await session_with_role(request, Role.PRESCRIBER)
+    if isinstance(session, Response):
+        return session
+    view = await _own_sheet(request, session, number)
+    if view is None:
+        return HTMLResponse("Feuille introuvable.", status_code=404)
+    qr = segno.make(number, error="m").svg_inline(scale=4, title=f"Feuille {number}")
+    context = {"title": f"Copie patient {number}", "session": session, "sheet": view, "qr": qr}
+    return TEMPLATES.TemplateResponse(request, "medecin_copie.html", context)

@@ -58,7 +58,8 @@ async def sign_sheet(
     visit: Visit,
     now: datetime,
 ) -> SignedSheet:
-    today = now.astimezone(settlement.schedule.zone).date()
+    now = now.astimezone(settlement.schedule.zone)  # times on the sheet in Moroccan time
+    today = now.date()
     async with fhir.store.snapshot() as conn:
         patient = await read(fhir, conn, "Patient", patient_id, "Patient")
         periods, _ = await coverage_periods(fhir, conn, patient)

@@ -62,7 +62,22 @@ async def test_review_then_sign_then_see_the_amounts(
     result = await browser.get(signed.headers["location"])
     assert result.status_code == 200
     assert "56.00" in result.text and "94.00" in result.text and "80.00" in result.text
-    assert "L'assuré recevra <strong>56.00 MAD</strong>" in result.text
+    assert "Remboursement : <strong>56.00 MAD</strong>" in result.text and "viré le" in result.text
+    assert "ZOVIRAX" in result.text and "valable jusqu" in result.text
+    number = signed.headers["location"].rsplit("/", 1)[1]
+    home = await browser.get("/medecin")
+    assert number in home.text and "1 feuille(s) aujourd'hui" in home.text
+    copy = await browser.get(f"/medecin/feuille/{number}/copie")
+    assert copy.status_code == 200 and "<svg" in copy.text and number in copy.text
+    assert "@page { size: A5" in copy.text and "BE123456" in copy.text
+    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=platform.app), base_url="http://t")
+    async with other:
+        name = f"dr.other.{uuid.uuid4().hex[:6]}"
+        await create_user(
+            platform.engine, name, PASSWORD, Role.PRESCRIBER, "Dr Autre", refs["0011"]
+        )
+        assert (await login(other, name)).status_code == 303
+        assert (await other.get(f"/medecin/feuille/{number}")).status_code == 404
 
 
 async def test_errors_are_shown_next_to_the_fields_with_the_input_kept(
