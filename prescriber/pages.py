@@ -14,6 +14,7 @@ from fse.security.sessions import Session
 from fse.security.users import Role
 from fse.web.login import form_of, session_with_role, signing_key_of
 from fse.web.templates import TEMPLATES
+from prescriber.cancel import cancel_sheet
 from prescriber.history import SheetView, load_sheet, sheets_of
 from prescriber.lookup import Insured, NotAnIdentifier, find_insured, insured_by_id
 from prescriber.sheets import SheetRefused, sign_sheet
@@ -200,3 +201,29 @@ async def patient_copy(request: Request, number: str) -> Response:
     qr = segno.make(number, error="m").svg_inline(scale=4, title=f"Feuille {number}")
     context = {"title": f"Copie patient {number}", "session": session, "sheet": view, "qr": qr}
     return TEMPLATES.TemplateResponse(request, "medecin_copie.html", context)
+
+
+@router.post("/medecin/feuille/{number}/annuler", response_class=HTMLResponse)
+async def cancel(request: Request, number: str) -> Response:
+    session = await session_with_role(request, Role.PRESCRIBER)
+    if isinstance(session, Response):
+        return session
+    values = await form_of(request)
+    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
+        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    view = await _own_sheet(request, session, number)
+    if view is None:
+        return HTMLResponse("Feuille introuvable.", status_code=404)
+    try:
+        await cancel_sheet(request.app.state.fhir, view, view.author, datetime.now(UTC))
+    except SheetRefused as refused:
+        context = {
+            "title": f"Feuille {number}",
+            "session": session,
+            "sheet": view,
+            "error": str(refused),
+        }
+        return TEMPLATES.TemplateResponse(
+            request, "medecin_resultat.html", context, status_code=409
+        )
+    return RedirectResponse(f"/medecin/feuille/{number}", status_code=303)

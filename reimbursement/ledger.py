@@ -105,8 +105,9 @@ class LedgerReport:
 
 async def check_ledger(engine: AsyncEngine) -> LedgerReport:
     """Every journal balances; each approved settlement is expensed and owed exactly its
-    benefit; each paid batch debits payable and credits the bank by exactly the benefits of
-    the settlements in its range; batch ranges never overlap (nothing is paid twice)."""
+    benefit, and each cancelled one is reversed to zero; each paid batch debits payable and
+    credits the bank by exactly the benefits of the settlements in its range; batch ranges
+    never overlap (nothing is paid twice)."""
     report = LedgerReport()
     e, b = ledger_entries.c, payment_batches.c
     async with engine.connect() as conn:
@@ -158,8 +159,11 @@ async def _settlements(conn: AsyncConnection, report: LedgerReport) -> None:
     expensed = func.coalesce(booked.c.expensed, 0)
     payable = func.coalesce(booked.c.payable, 0)
     approved = s.status == "approved"
-    wrong = (~approved & booked.c.pk.is_not(None)) | (
-        approved & ((expensed != s.benefit) | (payable != -s.benefit))
+    cancelled = s.status == "cancelled"
+    wrong = (
+        (~approved & ~cancelled & booked.c.pk.is_not(None))
+        | (approved & ((expensed != s.benefit) | (payable != -s.benefit)))
+        | (cancelled & ((expensed != 0) | (payable != 0)))
     )
     rows = await conn.execute(
         select(s.claim_key, s.status, s.benefit, expensed, payable)
@@ -216,3 +220,46 @@ async def _batches(conn: AsyncConnection, report: LedgerReport) -> None:
         )
     ).one()
     report.settlements_owed, report.owed = int(owed_count), Decimal(owed_total)
+
+
+class AlreadyPaid(ValueError):
+    """The benefit is in a payment batch: it can no longer be withdrawn here."""
+
+
+async def cancel_settlement(conn: AsyncConnection, claim_key: str, now: datetime) -> None:
+    """Cancel the settlement of a care sheet inside the caller's transaction: an approved
+    benefit not yet batched is reversed (benefits credited, payable debited); held or rejected
+    ones just close. Raises AlreadyPaid once a batch covers it."""
+    s = settlements.c
+    query = select(settlements).where(s.claim_key == claim_key)
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": APPROVAL_GATE})
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None or row.status == "cancelled":
+        return
+    if row.approval_seq is not None:
+        batched = await conn.scalar(
+            select(func.max(payment_batches.c.last_seq)).where(
+                payment_batches.c.first_seq <= row.approval_seq
+            )
+        )
+        if batched is not None and batched >= row.approval_seq:
+            raise AlreadyPaid(f"{claim_key} is in a payment batch")
+    if row.status == "approved":
+        journal = f"reversal-{uuid.uuid4().hex}"
+        await conn.execute(
+            insert(ledger_entries),
+            [
+                {
+                    "journal": journal,
+                    "account": account,
+                    "kind": "reversal",
+                    "amount": amount,
+                    "settlement_pk": row.pk,
+                    "created_at": now,
+                }
+                for account, amount in (("benefits", -row.benefit), ("payable", row.benefit))
+            ],
+        )
+    await conn.execute(settlements.update().where(s.pk == row.pk).values(status="cancelled"))

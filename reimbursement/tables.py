@@ -120,7 +120,7 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
-    Column("journal", String(40), nullable=False),
+    Column("journal", String(64), nullable=False),
     # benefits (expense), payable (owed to a payee) or bank (CNSS's account)
     Column("account", String(16), nullable=False),
     # benefit, payment or reversal

@@ -128,7 +128,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column("journal", sa.String(length=40), nullable=False),
+        sa.Column("journal", sa.String(length=64), nullable=False),
         sa.Column("account", sa.String(length=16), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),

@@ -1,0 +1,76 @@
+"""Cancel a sheet whose lines are not dispensed: every resource marked cancelled, the benefit
+reversed in the ledger, an AuditEvent recorded, all in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from fse.fhir_api.interactions import FhirService
+from prescriber.history import SID, SheetView
+from prescriber.sheets import SheetRefused
+from reimbursement.context import search
+from reimbursement.ledger import AlreadyPaid, cancel_settlement
+
+CANCELLED = {
+    "Encounter": "cancelled",
+    "ChargeItem": "aborted",
+    "MedicationRequest": "cancelled",
+    "ServiceRequest": "revoked",
+    "Claim": "cancelled",
+}
+
+
+async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datetime) -> None:
+    """Raises SheetRefused (in French) when a line was dispensed or the benefit already paid."""
+    written = []
+    async with fhir.store.transaction() as conn:
+        for request in sheet.medicines:
+            ref = f"MedicationRequest/{request['id']}"
+            if await search(fhir, conn, "MedicationDispense", [("prescription", ref)]):
+                raise SheetRefused(
+                    "Une ligne a déjà été délivrée en pharmacie : annulation refusée."
+                )
+        try:
+            await cancel_settlement(conn, f"{SID}/fse|{sheet.number}", now)
+        except AlreadyPaid:
+            raise SheetRefused(
+                "Le remboursement est déjà parti dans un lot de paiement : contactez la CNSS."
+            ) from None
+        acts = await search(
+            fhir, conn, "ChargeItem", [("context", f"Encounter/{sheet.encounter['id']}")]
+        )
+        targets: list[dict[str, Any]] = [
+            sheet.encounter,
+            *acts,
+            *sheet.medicines,
+            *sheet.labs,
+            *([sheet.claim] if sheet.claim else []),
+        ]
+        for resource in targets:
+            current = await fhir.store.read(conn, resource["resourceType"], resource["id"])
+            assert current.content is not None
+            body = orjson.loads(current.content)
+            body["status"] = CANCELLED[body["resourceType"]]
+            written.append(
+                (await fhir.update(conn, body["resourceType"], body["id"], body, None)).stored
+            )
+        audit = {
+            "resourceType": "AuditEvent",
+            "type": {
+                "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                "code": "rest",
+            },
+            "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "update"}],
+            "action": "U",
+            "recorded": now.isoformat(timespec="seconds"),
+            "outcome": "0",
+            "outcomeDesc": f"feuille {sheet.number} annulée par son auteur",
+            "agent": [{"who": {"reference": who}, "requestor": True}],
+            "source": {"observer": {"display": "Plateforme FSE - espace médecin"}},
+            "entity": [{"what": {"reference": f"{r['resourceType']}/{r['id']}"}} for r in targets],
+        }
+        written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
+    fhir.announce(written)
