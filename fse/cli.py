@@ -189,6 +189,19 @@ def _ledger(args: argparse.Namespace) -> int:
     return ledger_check(_settings(args))
 
 
+def _sheet(args: argparse.Namespace) -> int:
+    from fse.fhir_api.interactions import standalone_service
+    from prescriber.verify import verify_sheet
+
+    async def run() -> int:
+        async with standalone_service(_settings(args)) as fhir:
+            verdict = await verify_sheet(fhir, args.number)
+        print(verdict.message)
+        return 0 if verdict.valid else 1
+
+    return asyncio.run(run())
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
     from reimbursement.bench import run as run_reimbursement
@@ -259,9 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger = sub.add_parser("ledger", help="the reimbursement ledger")
     ledger_sub = ledger.add_subparsers(dest="action", required=True)
-    ledger_sub.add_parser("check", help="prove it balances and that nothing was paid twice")
+    check = ledger_sub.add_parser("check", help="prove it balances and that nothing was paid twice")
+    check.add_argument("--database-url", default=argparse.SUPPRESS)
     ledger.add_argument("--database-url")
     ledger.set_defaults(run=_ledger)
+
+    sheet = sub.add_parser("sheet", help="care sheets")
+    sheet_sub = sheet.add_subparsers(dest="action", required=True)
+    verify = sheet_sub.add_parser("verify", help="check a sheet's signature with the public key")
+    verify.add_argument("number", help="care-sheet number, e.g. FSE-2026-000000001-44")
+    verify.add_argument("--database-url", default=argparse.SUPPRESS)
+    sheet.add_argument("--database-url")
+    sheet.set_defaults(run=_sheet)
 
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")

@@ -85,12 +85,16 @@ def provenance(
     resources: list[dict[str, Any]],
     when: datetime,
     activity: str = "CREATE",
+    version: int = 1,
 ) -> dict[str, Any]:
-    """A Provenance naming each resource (``Type/id``), signed by ``signer``."""
+    """A Provenance naming each resource at the signed version (``Type/id/_history/1``: the
+    resources are new), signed by ``signer``."""
     moment = when.isoformat(timespec="seconds")
     return {
         "resourceType": "Provenance",
-        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in resources],
+        "target": [
+            {"reference": f"{r['resourceType']}/{r['id']}/_history/{version}"} for r in resources
+        ],
         "recorded": moment,
         "activity": {
             "coding": [

@@ -6,11 +6,11 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
-import orjson
 import pytest
 
+from fse.accounts import create_account
 from fse.security.provenance import jws_of, verify
-from fse.security.users import Role, create_user, unlock_signing_key
+from fse.security.users import Role, unlock_signing_key
 from prescriber.sheets import sign_sheet
 from prescriber.visit import read_visit
 from reimbursement.reference_data import default_books
@@ -94,8 +94,8 @@ async def refs(client: httpx.AsyncClient) -> dict[str, str]:
 
 async def doctor_key(platform: Platform, refs: dict[str, str]):  # type: ignore[no-untyped-def]
     name = f"dr.{uuid.uuid4().hex[:8]}"
-    user = await create_user(
-        platform.engine, name, PASSWORD, Role.PRESCRIBER, "Dr Benali", refs[DR_BENALI]
+    user = await create_account(
+        platform.app.state.fhir, name, PASSWORD, Role.PRESCRIBER, "Dr Benali", refs[DR_BENALI]
     )
     key = await unlock_signing_key(platform.engine, name, PASSWORD)
     assert key is not None and user.signing_jwk is not None
@@ -140,7 +140,7 @@ async def test_a_signed_visit_is_stored_signed_and_settled(
     assert verify(jwk, jws_of(provenance), stored)
     stored[-1]["total"]["value"] = 1500.0  # a Claim changed after signing no longer verifies
     assert not verify(jwk, jws_of(provenance), stored)
-    assert orjson.loads(orjson.dumps(provenance["target"]))[0]["reference"] == sheet.resources[0]
+    assert provenance["target"][0]["reference"] == f"{sheet.resources[0]}/_history/1"
 
 
 async def test_closed_rights_still_give_a_sheet_that_the_patient_pays(

@@ -21,7 +21,10 @@ def resources() -> list[dict]:
 def test_a_signature_verifies_with_the_public_key_and_ignores_meta() -> None:
     key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
     signed = provenance(key, "Practitioner/p1", resources(), datetime(2026, 11, 22, tzinfo=UTC))
-    assert [t["reference"] for t in signed["target"]] == ["Claim/c1", "MedicationRequest/m1"]
+    assert [t["reference"] for t in signed["target"]] == [
+        "Claim/c1/_history/1",
+        "MedicationRequest/m1/_history/1",
+    ]
     stored = resources()
     stored[0]["meta"] = {"versionId": "1", "lastUpdated": "2026-11-22T10:00:00Z"}
     assert verify(key.jwk(), jws_of(signed), stored)
