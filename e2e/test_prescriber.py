@@ -1,0 +1,93 @@
+"""The doctor's whole visit in real Chromium: find, record, review, sign, see the amounts, print.
+
+Screenshots of each page go to test-results/screenshots/ (kept by CI as artefacts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from e2e.test_login import DEMO_PASSWORD
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "screenshots"
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, server: str) -> None:
+    page.goto(server + "/medecin")
+    page.get_by_label("Identifiant").fill("dr.benali")
+    page.get_by_label("Mot de passe").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url(server + "/medecin")
+
+
+def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Page) -> None:
+    sign_in(page, server)
+    shot(page, "01-espace-medecin")
+    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
+    page.get_by_role("button", name="Rechercher").click()
+    expect(page.get_by_role("heading", name="Fatima Alaoui")).to_be_visible()
+    expect(page.get_by_text("Droits ouverts")).to_be_visible()
+    shot(page, "02-assure-trouve")
+    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    page.get_by_label("Acte 1 : lettre clé").select_option("C")
+    page.locator("#acte-1-honoraires").fill("150")
+    page.get_by_label("Médicament 1").select_option("6118001701407")  # ZOVIRAX (princeps)
+    page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
+    page.locator("#med-1-duree").fill("5")
+    page.locator("#med-1-quantite").fill("1")
+    page.get_by_label("Médicament 2").select_option("6118000170143")  # paracétamol (générique)
+    page.locator("#med-2-posologie").fill("1 comprimé 3 fois par jour")
+    page.locator("#med-2-duree").fill("5")
+    page.locator("#med-2-quantite").fill("1")
+    page.locator("#med-2-ns").check()
+    page.get_by_label("Analyse 1").fill("Glycémie à jeun")
+    page.locator("#bio-1-coef").fill("30")
+    page.locator("#bio-1-note").fill("Contrôle annuel")
+    shot(page, "03-feuille-saisie")
+    page.get_by_role("button", name="Relire la feuille").click()
+    expect(page.get_by_role("heading", name="Relecture avant signature")).to_be_visible()
+    shot(page, "04-relecture")
+    page.get_by_role("button", name="Signer la feuille").click()
+    expect(page.get_by_role("heading", name="Feuille de soins FSE-")).to_be_visible()
+    # C billed 150 on a TNR of 80 at 70 %: 56.00 back, 94.00 for the insured.
+    expect(page.get_by_text("Remboursement : 56.00 MAD")).to_be_visible()
+    row = page.get_by_role("row").filter(has_text="150.00")
+    expect(row).to_contain_text("80.00")
+    expect(row).to_contain_text("70 %")
+    expect(row).to_contain_text("94.00")
+    expect(page.get_by_text("ZOVIRAX")).to_be_visible()
+    expect(page.get_by_text("non substituable")).to_be_visible()
+    shot(page, "05-montants")
+    page.get_by_role("link", name="Copie patient (à imprimer)").click()
+    expect(page.get_by_text("Feuille de soins électronique")).to_be_visible()
+    expect(page.locator(".qr svg")).to_be_visible()
+    page.emulate_media(media="print")
+    shot(page, "06-copie-patient-impression")
+    pdf = page.pdf(format="A5")
+    assert pdf[:4] == b"%PDF"
+    (SHOTS / "06-copie-patient.pdf").write_bytes(pdf)
+
+
+def test_closed_rights_are_shown_and_the_sheet_is_still_written(server: str, page: Page) -> None:
+    sign_in(page, server)
+    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("A654321")
+    page.get_by_role("button", name="Rechercher").click()
+    expect(
+        page.get_by_text("Droits non ouverts : droits fermés : cotisations impayées")
+    ).to_be_visible()
+    shot(page, "11-droits-fermes")
+    page.get_by_role("link", name="Établir une feuille de soins pour Youssef Tazi").click()
+    page.get_by_label("Acte 1 : lettre clé").select_option("C")
+    page.locator("#acte-1-honoraires").fill("150")
+    page.get_by_role("button", name="Relire la feuille").click()
+    page.get_by_role("button", name="Signer la feuille").click()
+    expect(page.get_by_text("Feuille rejetée")).to_be_visible()
+    expect(page.get_by_text("Remboursement : 0.00 MAD")).to_be_visible()
+    shot(page, "12-feuille-droits-fermes")
