@@ -36,6 +36,13 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     expect(page.get_by_text("Droits ouverts")).to_be_visible()
     shot(page, "02-assure-trouve")
     page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, button')]
+              .filter(e => e.tagName === 'BUTTON' ? !e.textContent.trim() : e.labels.length === 0)
+              .map(e => e.name || e.id)"""
+    )
+    assert unlabeled == []  # every control has a label a screen reader can announce
+    page.set_viewport_size({"width": 1024, "height": 768})  # a tablet in landscape
     page.get_by_label("Acte 1 : lettre clé").select_option("C")
     page.locator("#acte-1-honoraires").fill("150")
     page.get_by_label("Médicament 1").select_option("6118001701407")  # ZOVIRAX (princeps)

@@ -107,7 +107,7 @@ async def find_insured(
         for patient in people:
             found.append(await _insured(fhir, conn, books, patient, today))
     if found:
-        await _audit(fhir, reader, [i.patient_id for i in found], query)
+        await audit_read(fhir, reader, [i.patient_id for i in found], f"recherche {query}")
     return found
 
 
@@ -120,7 +120,7 @@ async def insured_by_id(
         if not found:
             return None
         insured = await _insured(fhir, conn, books, found[0], today)
-    await _audit(fhir, reader, [patient_id], "feuille de soins")
+    await audit_read(fhir, reader, [patient_id], "feuille de soins")
     return insured
 
 
@@ -159,8 +159,9 @@ async def _insured(
     )
 
 
-async def _audit(fhir: FhirService, reader: str, patient_ids: list[str], query: str) -> None:
-    """One AuditEvent per lookup: who read whose data, when (issue 7 chains them)."""
+async def audit_read(fhir: FhirService, reader: str, patient_ids: list[str], query: str) -> None:
+    """One AuditEvent per read of insured data: who read whose data, when, through what
+    (issue 7 chains them)."""
     event = {
         "resourceType": "AuditEvent",
         "type": {
@@ -175,8 +176,7 @@ async def _audit(fhir: FhirService, reader: str, patient_ids: list[str], query: 
         "agent": [{"who": {"reference": reader}, "requestor": True}],
         "source": {"observer": {"display": "Plateforme FSE - espace médecin"}},
         "entity": [
-            {"what": {"reference": f"Patient/{pid}"}, "description": f"recherche {query}"}
-            for pid in patient_ids
+            {"what": {"reference": f"Patient/{pid}"}, "description": query} for pid in patient_ids
         ],
     }
     async with fhir.store.transaction() as conn:

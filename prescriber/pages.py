@@ -16,7 +16,13 @@ from fse.web.login import form_of, session_with_role, signing_key_of
 from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
 from prescriber.history import SheetView, load_sheet, sheets_of
-from prescriber.lookup import Insured, NotAnIdentifier, find_insured, insured_by_id
+from prescriber.lookup import (
+    Insured,
+    NotAnIdentifier,
+    audit_read,
+    find_insured,
+    insured_by_id,
+)
 from prescriber.sheets import SheetRefused, sign_sheet
 from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, read_visit
 
@@ -175,6 +181,7 @@ async def _own_sheet(request: Request, session: Session, number: str) -> SheetVi
     view = await load_sheet(request.app.state.fhir, number)
     if view is None or view.author != session.user.practitioner:
         return None  # another doctor's sheet does not exist for this one
+    await audit_read(request.app.state.fhir, view.author, [view.patient["id"]], f"feuille {number}")
     return view
 
 

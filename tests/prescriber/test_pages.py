@@ -67,6 +67,9 @@ async def test_review_then_sign_then_see_the_amounts(
     number = signed.headers["location"].rsplit("/", 1)[1]
     home = await browser.get("/medecin")
     assert number in home.text and "1 feuille(s) aujourd'hui" in home.text
+    audits = (await client.get("/fhir/AuditEvent", params={"_count": "50"})).json()["entry"]
+    reads = [e["resource"]["entity"][0].get("description") for e in audits]
+    assert f"feuille {number}" in reads  # reading a signed sheet is audited too
     copy = await browser.get(f"/medecin/feuille/{number}/copie")
     assert copy.status_code == 200 and "<svg" in copy.text and number in copy.text
     assert "@page { size: A5" in copy.text and "BE123456" in copy.text
@@ -119,3 +122,25 @@ async def test_a_form_without_the_session_token_is_refused(
         data={"csrf": "forged", "patient": refs[FATIMA].split("/")[1], "action": "signer"},
     )
     assert page.status_code == 403
+
+
+async def test_signing_needs_a_professional_account_with_its_key(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    name = f"dr.nokey.{uuid.uuid4().hex[:6]}"
+    await create_user(platform.engine, name, PASSWORD, Role.PRESCRIBER, "Dr Sans Fiche")
+    assert (await login(browser, name)).status_code == 303
+    page = await browser.get("/medecin/feuille", params={"patient": refs[FATIMA].split("/")[1]})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    fields = {
+        "csrf": csrf[1],
+        "patient": refs[FATIMA].split("/")[1],
+        "acte-1-code": "C",
+        "acte-1-honoraires": "150",
+        "action": "signer",
+    }
+    refused = await browser.post("/medecin/feuille", data=fields)
+    assert refused.status_code == 409 and "reconnectez-vous" in refused.text
+    assert 'value="150"' in refused.text  # the input is kept
