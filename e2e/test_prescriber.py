@@ -43,7 +43,7 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     )
     assert unlabeled == []  # every control has a label a screen reader can announce
     page.set_viewport_size({"width": 1024, "height": 768})  # a tablet in landscape
-    page.get_by_label("Acte 1 : lettre clé").select_option("C")
+    page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
     page.get_by_label("Médicament 1").select_option("6118001701407")  # ZOVIRAX (princeps)
     page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
@@ -91,7 +91,7 @@ def test_closed_rights_are_shown_and_the_sheet_is_still_written(server: str, pag
     ).to_be_visible()
     shot(page, "11-droits-fermes")
     page.get_by_role("link", name="Établir une feuille de soins pour Youssef Tazi").click()
-    page.get_by_label("Acte 1 : lettre clé").select_option("C")
+    page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
     page.get_by_role("button", name="Relire la feuille").click()
     page.get_by_role("button", name="Signer la feuille").click()

@@ -7,6 +7,7 @@ input kept.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -14,6 +15,18 @@ from reimbursement.core.medicines import Medicine
 from reimbursement.core.tariffs import Tariff
 
 ACT_ROWS, MEDICINE_ROWS, LAB_ROWS = 4, 5, 3
+COTATION = re.compile(r"^([A-Za-z]+)\s*(\d+(?:[.,]\d+)?)?$")
+
+
+def cotation(text: str, key_letters: dict[str, Tariff]) -> tuple[str, str] | None:
+    """ "K30" -> ("K", "30"), "Cs" -> ("Cs", ""), "cs" -> ("Cs", ""): the key letter as the
+    nomenclature spells it, and the coefficient written after it (if any)."""
+    found = COTATION.match(text.strip())
+    if found is None:
+        return None
+    by_upper = {code.upper(): code for code in key_letters}
+    letter = by_upper.get(found[1].upper())
+    return (letter, found[2] or "") if letter else None
 
 
 @dataclass(frozen=True)
@@ -86,10 +99,15 @@ def read_visit(
         code, coef, fee = (form.get(f"{p}-{k}", "").strip() for k in ("code", "coef", "honoraires"))
         if not (code or fee):
             continue
-        tariff = key_letters.get(code)
-        if tariff is None:
-            errors[f"{p}-code"] = "Choisissez une lettre clé de la nomenclature."
+        parsed = cotation(code, key_letters)
+        if parsed is None:
+            errors[f"{p}-code"] = (
+                "Cotation NGAP : lettre clé et coefficient, par exemple C, Cs, K30, Z15."
+            )
             continue
+        code, written = parsed
+        tariff = key_letters[code]
+        coef = coef or written
         coefficient = _decimal(coef) if coef else Decimal(1)
         if (
             coefficient is None

@@ -181,3 +181,27 @@ async def test_an_ald_line_is_paid_at_the_exoneration_rate(
     )
     assert sheet.response is not None
     assert sheet.response["total"][2]["amount"]["value"] == 76.0  # 95 % (ALD E11) x 80
+
+
+def test_an_act_is_typed_as_the_doctor_writes_it() -> None:
+    visit = visit_of(
+        form(
+            acte_1_code="K30",
+            acte_1_honoraires="700",
+            acte_2_code="cs",
+            acte_2_honoraires="250",
+            acte_3_code="Z 15",
+            acte_3_honoraires="200",
+            acte_4_code="B120",
+            acte_4_coef="40",
+            acte_4_honoraires="50",
+        )
+    )
+    assert visit.ok, visit.errors
+    assert [(a.code, a.coefficient) for a in visit.acts] == [
+        ("K", 30),
+        ("Cs", 1),
+        ("Z", 15),
+        ("B", 40),  # a coefficient typed in its own field wins
+    ]
+    assert "K30" in visit_of(form(acte_1_code="XYZ", acte_1_honoraires="1")).errors["acte-1-code"]
