@@ -45,11 +45,11 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.set_viewport_size({"width": 1024, "height": 768})  # a tablet in landscape
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
-    page.get_by_label("Médicament 1").select_option("6118001701407")  # ZOVIRAX (princeps)
+    page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax")  # the princeps, by name
     page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
     page.locator("#med-1-duree").fill("5")
     page.locator("#med-1-quantite").fill("1")
-    page.get_by_label("Médicament 2").select_option("6118000170143")  # paracétamol (générique)
+    page.get_by_label("Médicament 2 (nom, DCI ou EAN)").fill("6118000170143")  # paracétamol
     page.locator("#med-2-posologie").fill("1 comprimé 3 fois par jour")
     page.locator("#med-2-duree").fill("5")
     page.locator("#med-2-quantite").fill("1")

@@ -8,6 +8,7 @@ input kept.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -65,6 +66,32 @@ class Visit:
     @property
     def ok(self) -> bool:
         return not self.errors and bool(self.acts or self.medicines or self.labs)
+
+
+def _folded(text: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c)
+    )
+
+
+def find_medicine(text: str, medicines: dict[str, Medicine]) -> tuple[Medicine | None, str]:
+    """By EAN-13, or by words of the name or DCI (accents and case ignored): the one product,
+    or why not (none, or which ones to choose between)."""
+    text = text.strip()
+    if text in medicines:
+        return medicines[text], ""
+    words = _folded(text).split()
+    found = [
+        m
+        for m in medicines.values()
+        if m.reimbursable and all(w in _folded(f"{m.name} {m.dci}") for w in words)
+    ]
+    if len(found) == 1:
+        return found[0], ""
+    if not found:
+        return None, "Aucun médicament remboursable ne correspond."
+    names = ", ".join(sorted(m.name for m in found)[:6])
+    return None, f"Plusieurs médicaments correspondent ({names}) : précisez."
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -129,9 +156,9 @@ def read_visit(
         ean = form.get(f"{p}-produit", "").strip()
         if not ean:
             continue
-        medicine = medicines.get(ean)
+        medicine, why = find_medicine(ean, medicines)
         if medicine is None or not medicine.reimbursable:
-            errors[f"{p}-produit"] = "Choisissez un médicament de la liste des remboursables."
+            errors[f"{p}-produit"] = why or "Ce médicament n'est pas remboursable."
             continue
         dosage = form.get(f"{p}-posologie", "").strip()
         if not dosage:

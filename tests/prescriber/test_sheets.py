@@ -12,7 +12,7 @@ from fse.accounts import create_account
 from fse.security.provenance import jws_of, verify
 from fse.security.users import Role, unlock_signing_key
 from prescriber.sheets import sign_sheet
-from prescriber.visit import read_visit
+from prescriber.visit import find_medicine, read_visit
 from reimbursement.reference_data import default_books
 from tests.conftest import Platform
 from tests.fse.web.test_login import PASSWORD
@@ -205,3 +205,16 @@ def test_an_act_is_typed_as_the_doctor_writes_it() -> None:
         ("B", 40),  # a coefficient typed in its own field wins
     ]
     assert "K30" in visit_of(form(acte_1_code="XYZ", acte_1_honoraires="1")).errors["acte-1-code"]
+
+
+def test_a_medicine_is_found_by_name_dci_or_ean() -> None:
+    medicines = dict(default_books().medicines.in_force(NOW.date()))
+    assert find_medicine("zovirax", medicines)[0].ean == ZOVIRAX  # type: ignore[union-attr]
+    assert find_medicine("paracétamol keni", medicines)[0].ean == "6118000170143"  # type: ignore[union-attr]
+    assert find_medicine(CICLOVIRAL, medicines)[0].name.startswith("CICLOVIRAL")  # type: ignore[union-attr]
+    none, why = find_medicine("aciclovir", medicines)
+    assert none is None and "ZOVIRAX" in why and "CICLOVIRAL" in why  # two products: choose
+    assert find_medicine("vitamine c", medicines) == (
+        None,
+        "Aucun médicament remboursable ne correspond.",
+    )
