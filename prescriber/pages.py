@@ -79,6 +79,14 @@ async def insured(request: Request) -> Response:
     )
 
 
+async def _posted(request: Request, session: Session) -> dict[str, str] | Response:
+    """The submitted form, if it carries this session's CSRF token."""
+    values = await form_of(request)
+    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
+        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    return values
+
+
 def _today(request: Request) -> date:
     zone = request.app.state.settlement.schedule.zone
     return datetime.now(UTC).astimezone(zone).date()
@@ -129,9 +137,9 @@ async def sheet_action(request: Request) -> Response:
     session = await session_with_role(request, Role.PRESCRIBER)
     if isinstance(session, Response):
         return session
-    values = await form_of(request)
-    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
-        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    values = await _posted(request, session)
+    if isinstance(values, Response):
+        return values
     person = await _person(request, session, values.get("patient", ""))
     if person is None:
         return HTMLResponse("Patient introuvable.", status_code=404)
@@ -215,9 +223,9 @@ async def cancel(request: Request, number: str) -> Response:
     session = await session_with_role(request, Role.PRESCRIBER)
     if isinstance(session, Response):
         return session
-    values = await form_of(request)
-    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
-        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    posted = await _posted(request, session)
+    if isinstance(posted, Response):
+        return posted
     view = await _own_sheet(request, session, number)
     if view is None:
         return HTMLResponse("Feuille introuvable.", status_code=404)

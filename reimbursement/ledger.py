@@ -46,45 +46,49 @@ async def close_approvals(conn: AsyncConnection) -> int:
     return int(await conn.scalar(select(func.max(settlements.c.approval_seq))) or 0)
 
 
-async def book_benefit(
-    conn: AsyncConnection, settlement_pk: int, benefit: Decimal, now: datetime
+async def _post(
+    conn: AsyncConnection,
+    journal: str,
+    kind: str,
+    amounts: tuple[tuple[str, Decimal], ...],
+    now: datetime,
+    settlement_pk: int | None = None,
+    batch_pk: int | None = None,
 ) -> None:
-    """Expense the benefit and owe it to the payee, in one balanced journal."""
-    journal = f"benefit-{uuid.uuid4().hex}"
+    """One balanced journal: ``amounts`` are (account, signed amount) pairs summing to zero."""
+    if sum(amount for _, amount in amounts) != 0:
+        raise ValueError(f"unbalanced journal {journal}: {amounts}")
     await conn.execute(
         insert(ledger_entries),
         [
             {
                 "journal": journal,
                 "account": account,
-                "kind": "benefit",
+                "kind": kind,
                 "amount": amount,
                 "settlement_pk": settlement_pk,
+                "batch_pk": batch_pk,
                 "created_at": now,
             }
-            for account, amount in (("benefits", benefit), ("payable", -benefit))
+            for account, amount in amounts
         ],
     )
+
+
+async def book_benefit(
+    conn: AsyncConnection, settlement_pk: int, benefit: Decimal, now: datetime
+) -> None:
+    """Expense the benefit and owe it to the payee, in one balanced journal."""
+    amounts = (("benefits", benefit), ("payable", -benefit))
+    await _post(conn, f"benefit-{uuid.uuid4().hex}", "benefit", amounts, now, settlement_pk)
 
 
 async def book_payment(
     conn: AsyncConnection, batch_pk: int, journal: str, total: Decimal, now: datetime
 ) -> None:
     """The batch settles the payables it covers: debit payable, credit the bank."""
-    await conn.execute(
-        insert(ledger_entries),
-        [
-            {
-                "journal": journal,
-                "account": account,
-                "kind": "payment",
-                "amount": amount,
-                "batch_pk": batch_pk,
-                "created_at": now,
-            }
-            for account, amount in (("payable", total), ("bank", -total))
-        ],
-    )
+    amounts = (("payable", total), ("bank", -total))
+    await _post(conn, journal, "payment", amounts, now, batch_pk=batch_pk)
 
 
 @dataclass
@@ -247,19 +251,6 @@ async def cancel_settlement(conn: AsyncConnection, claim_key: str, now: datetime
         if batched is not None and batched >= row.approval_seq:
             raise AlreadyPaid(f"{claim_key} is in a payment batch")
     if row.status == "approved":
-        journal = f"reversal-{uuid.uuid4().hex}"
-        await conn.execute(
-            insert(ledger_entries),
-            [
-                {
-                    "journal": journal,
-                    "account": account,
-                    "kind": "reversal",
-                    "amount": amount,
-                    "settlement_pk": row.pk,
-                    "created_at": now,
-                }
-                for account, amount in (("benefits", -row.benefit), ("payable", row.benefit))
-            ],
-        )
+        amounts = (("benefits", -row.benefit), ("payable", row.benefit))
+        await _post(conn, f"reversal-{uuid.uuid4().hex}", "reversal", amounts, now, row.pk)
     await conn.execute(settlements.update().where(s.pk == row.pk).values(status="cancelled"))

@@ -112,3 +112,11 @@ async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://test", headers=headers
     ) as http:
         yield http
+
+
+@pytest.fixture
+async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """A web browser's view of the app: cookies kept, no token (sign in through the forms)."""
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http

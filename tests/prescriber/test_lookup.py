@@ -4,7 +4,6 @@ only."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 
 import httpx
@@ -66,13 +65,6 @@ async def test_an_ald_is_shown(platform: Platform, refs: dict[str, str]) -> None
 async def test_text_that_is_no_identifier_is_refused(platform: Platform) -> None:
     with pytest.raises(NotAnIdentifier):
         await lookup(platform, "Alaoui")
-
-
-@pytest.fixture
-async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
 
 
 async def signed_in(

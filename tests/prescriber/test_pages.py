@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from fse.security.users import Role, create_user
 from tests.conftest import Platform
@@ -15,13 +13,6 @@ from tests.fse.web.test_login import PASSWORD, login
 from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
 
 ZOVIRAX = "6118001701407"
-
-
-@pytest.fixture
-async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
 
 
 async def doctor(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from fse.security.sessions import COOKIE_NAME, session_for
@@ -14,13 +12,6 @@ from fse.security.tables import user_sessions
 from fse.security.users import Role, create_user
 from tests.conftest import Platform
 from tests.fse.web.test_login import PASSWORD, login
-
-
-@pytest.fixture
-async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
 
 
 async def test_login_keeps_the_key_sealed_under_the_session_cookie(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,13 +16,6 @@ from fse.security.users import Role, create_user
 from tests.conftest import Platform
 
 PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
 
 
 @pytest.fixture
