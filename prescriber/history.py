@@ -34,10 +34,26 @@ class SheetView:
     medicines: list[dict[str, Any]] = field(default_factory=list)
     labs: list[dict[str, Any]] = field(default_factory=list)
     lines: list[AmountLine] = field(default_factory=list)
+    doctor: dict[str, Any] = field(default_factory=dict)
 
     @property
     def author(self) -> str:
         return str(self.encounter["participant"][0]["individual"]["reference"])
+
+    @property
+    def doctor_name(self) -> str:
+        return name_of(self.doctor) if self.doctor else self.author
+
+    @property
+    def doctor_inpe(self) -> str | None:
+        return next(
+            (
+                i["value"]
+                for i in self.doctor.get("identifier", [])
+                if i.get("system") == f"{SID}/inpe"
+            ),
+            None,
+        )
 
     @property
     def signed_on(self) -> str:
@@ -86,6 +102,10 @@ async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
         patient_id = encounter["subject"]["reference"].split("/")[-1]
         patient = (await search(fhir, conn, "Patient", [("_id", patient_id)]))[0]
         view = SheetView(number, encounter, patient)
+        author = view.author.split("/")
+        if author[0] == "Practitioner":
+            doctors = await search(fhir, conn, "Practitioner", [("_id", author[-1])])
+            view.doctor = doctors[0] if doctors else {}
         claims = await search(fhir, conn, "Claim", [("identifier", f"{SID}/fse|{number}")])
         view.medicines = await search(
             fhir, conn, "MedicationRequest", [("group-identifier", f"{SID}/prescription|{number}")]
