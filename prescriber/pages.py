@@ -108,6 +108,7 @@ def _form_context(
         "errors": errors,
         "key_letters": books.tariffs.key_letters("cnss", today),
         "medicines": medicines,
+        "analyses": sorted(books.biology.in_force(today).values(), key=lambda a: a.label),
         "act_rows": ACT_ROWS,
         "medicine_rows": MEDICINE_ROWS,
         "lab_rows": LAB_ROWS,
@@ -150,6 +151,7 @@ async def sheet_action(request: Request) -> Response:
         books.tariffs.key_letters("cnss", today),
         dict(books.medicines.in_force(today)),
         bool(person.exonerations),
+        lambda text: books.biology.find(text, today),
     )
     context = {"session": session, **_form_context(request, person, values, visit.errors)}
     action = values.get("action")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from reimbursement.core.biology import Analysis
 from reimbursement.core.medicines import Medicine
 from reimbursement.core.tariffs import Tariff
 
@@ -111,6 +113,7 @@ def read_visit(
     key_letters: dict[str, Tariff],
     medicines: dict[str, Medicine],
     has_exoneration: bool,
+    find_analysis: Callable[[str], list[Analysis]] = lambda _text: [],
 ) -> Visit:
     visit = Visit()
     errors = visit.errors
@@ -182,15 +185,21 @@ def read_visit(
         if not (label or coef):
             continue
         tariff = key_letters.get("B")
+        found = find_analysis(label) if label else []
+        if not coef and len(found) == 1:
+            label, coef = found[0].label, str(found[0].coefficient)
         coefficient = _decimal(coef)
         if not label:
             errors[f"{p}-libelle"] = "Indiquez l'analyse demandée."
+        elif not coef and len(found) > 1:
+            names = ", ".join(a.label for a in found[:5])
+            errors[f"{p}-libelle"] = f"Plusieurs analyses correspondent ({names}) : précisez."
         elif (
             tariff is None
             or coefficient is None
             or not (tariff.coefficient_min <= coefficient <= tariff.coefficient_max)
         ):
-            errors[f"{p}-coef"] = "Cotation en B, par exemple 120."
+            errors[f"{p}-coef"] = "Analyse hors nomenclature : indiquez sa cotation en B (ex. 120)."
         else:
             note = form.get(f"{p}-note", "").strip()
             visit.labs.append(LabLine(label, coefficient, note, ald(f"{p}-ald")))

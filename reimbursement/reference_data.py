@@ -11,6 +11,7 @@ from typing import Any
 
 from reimbursement.core.adjudication import Books
 from reimbursement.core.anomalies import AnomalyRules
+from reimbursement.core.biology import BiologyNomenclature, biology_version
 from reimbursement.core.medicines import MedicineList, medicine_list_version
 from reimbursement.core.rates import RateBook
 from reimbursement.core.rights import RightsRules
@@ -33,6 +34,9 @@ def load_books(directory: Path = DATA) -> Books:
         ),
         medicines=MedicineList(
             [medicine_list_version(_json(p)) for p in sorted(directory.glob("medicines/*.json"))]
+        ),
+        biology=BiologyNomenclature(
+            [biology_version(_json(p)) for p in sorted(directory.glob("nabm/*.json"))]
         ),
         rates=RateBook(_json(directory / "rates.json")),
         rights=RightsRules(_json(directory / "rights.json")),

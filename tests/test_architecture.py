@@ -78,6 +78,7 @@ def test_the_reimbursement_core_is_pure() -> None:
         "decimal",
         "enum",
         "typing",
+        "unicodedata",
         "reimbursement",
     }
     for path in python_files("reimbursement/core"):

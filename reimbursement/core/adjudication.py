@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from reimbursement.core.anomalies import AnomalyRules
+from reimbursement.core.biology import BiologyNomenclature
 from reimbursement.core.medicines import MedicineList
 from reimbursement.core.model import (
     CareSheet,
@@ -36,6 +37,7 @@ class Books:
 
     tariffs: TariffBook
     medicines: MedicineList
+    biology: BiologyNomenclature
     rates: RateBook
     rights: RightsRules
     anomalies: AnomalyRules

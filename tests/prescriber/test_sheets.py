@@ -33,6 +33,7 @@ def visit_of(fields: dict[str, str], exonerated: bool = False):  # type: ignore[
         books.tariffs.key_letters("cnss", NOW.date()),
         dict(books.medicines.in_force(NOW.date())),
         exonerated,
+        lambda text: books.biology.find(text, NOW.date()),
     )
 
 
@@ -218,3 +219,16 @@ def test_a_medicine_is_found_by_name_dci_or_ean() -> None:
         None,
         "Aucun médicament remboursable ne correspond.",
     )
+
+
+def test_a_lab_order_is_found_in_the_biology_nomenclature() -> None:
+    visit = visit_of(form(bio_1_libelle="hba1c", bio_2_libelle="Dosage rare", bio_2_coef="250"))
+    assert visit.ok, visit.errors
+    assert [(b.label, b.coefficient) for b in visit.labs] == [
+        ("Hémoglobine glyquée (HbA1c)", 120),
+        ("Dosage rare", 250),  # outside the list: the doctor gives the B coefficient
+    ]
+    unknown = visit_of(form(bio_1_libelle="Dosage rare"))
+    assert "cotation en B" in unknown.errors["bio-1-coef"]
+    several = visit_of(form(bio_1_libelle="sanguin"))
+    assert "Plusieurs analyses" in several.errors["bio-1-libelle"]
