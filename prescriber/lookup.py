@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
+from fse.audit import audit_read as record_read
 from fse.fhir_api.interactions import FhirService
 from reimbursement.context import beneficiary_of, coverage_periods, exonerations, name_of, search
 from reimbursement.core.adjudication import Books
@@ -159,26 +160,5 @@ async def _insured(
     )
 
 
-async def audit_read(fhir: FhirService, reader: str, patient_ids: list[str], query: str) -> None:
-    """One AuditEvent per read of insured data: who read whose data, when, through what
-    (issue 7 chains them)."""
-    event = {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://dicom.nema.org/resources/ontology/DCM",
-            "code": "110110",
-            "display": "Patient Record",
-        },
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "search-type"}],
-        "action": "R",
-        "recorded": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "outcome": "0",
-        "agent": [{"who": {"reference": reader}, "requestor": True}],
-        "source": {"observer": {"display": "Plateforme FSE - espace médecin"}},
-        "entity": [
-            {"what": {"reference": f"Patient/{pid}"}, "description": query} for pid in patient_ids
-        ],
-    }
-    async with fhir.store.transaction() as conn:
-        written = await fhir.create(conn, "AuditEvent", event)
-    fhir.announce([written.stored])
+async def audit_read(fhir: FhirService, reader: str, patient_ids: list[str], what: str) -> None:
+    await record_read(fhir, reader, patient_ids, what, "Plateforme FSE - espace médecin")

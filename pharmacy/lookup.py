@@ -1,0 +1,162 @@
+"""What an insured may collect at the pharmacy: their open prescription lines only.
+
+Found by CIN, immatriculation (the main insured and their beneficiaries) or care-sheet number
+(the QR code). Shows what the pharmacist needs and nothing more: no diagnosis, no ALD. Expired,
+cancelled and fully dispensed lines are not offered. Each lookup is audited with the pharmacy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fse.audit import audit_read
+from fse.fhir_api.interactions import FhirService
+from reimbursement.claims import reference_id
+from reimbursement.context import name_of, search
+
+SID = "https://fse.cnss.ma/fhir/sid"
+GTIN = "urn:oid:1.3.160"
+IMMATRICULATION = re.compile(r"^\d{9}$")
+CIN = re.compile(r"^[A-Z]{1,2}\d{1,6}$")
+SHEET = re.compile(r"^FSE-\d{4}-\d{9}-\d{2}$")
+
+
+class NotAnIdentifier(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class OpenLine:
+    request_id: str
+    patient_id: str
+    patient_name: str
+    ean: str
+    medicine: str
+    dosage: str
+    prescribed: Decimal
+    remaining: Decimal
+    prescriber: str
+    prescribed_on: str
+    valid_until: date | None
+    substitutable: bool
+    sheet: str | None
+
+
+async def _dispensed(fhir: FhirService, conn: Any, request_id: str) -> Decimal:
+    dispenses = await search(
+        fhir, conn, "MedicationDispense", [("prescription", f"MedicationRequest/{request_id}")]
+    )
+    return sum(
+        (
+            Decimal(str((d.get("quantity") or {}).get("value", 0)))
+            for d in dispenses
+            if d.get("status") in ("completed", "in-progress")
+        ),
+        Decimal(0),
+    )
+
+
+async def open_lines(
+    fhir: FhirService, text: str, today: date, reader: str, pharmacy: str | None
+) -> list[OpenLine]:
+    query = text.strip().upper().replace(" ", "")
+    async with fhir.store.snapshot() as conn:
+        if SHEET.match(query):
+            requests = await search(
+                fhir,
+                conn,
+                "MedicationRequest",
+                [("group-identifier", f"{SID}/prescription|{query}")],
+            )
+        elif IMMATRICULATION.match(query) or CIN.match(query):
+            system = "immatriculation" if IMMATRICULATION.match(query) else "cin"
+            people = await search(
+                fhir, conn, "Patient", [("identifier", f"{SID}/{system}|{query}")]
+            )
+            ids = [p["id"] for p in people]
+            if people and system == "immatriculation":
+                covers = await search(
+                    fhir, conn, "Coverage", [("subscriber", f"Patient/{people[0]['id']}")]
+                )
+                ids += [
+                    pid
+                    for c in covers
+                    if (pid := reference_id(c.get("beneficiary"), "Patient")) and pid not in ids
+                ]
+            requests = []
+            for pid in ids:
+                requests += await search(
+                    fhir,
+                    conn,
+                    "MedicationRequest",
+                    [("subject", f"Patient/{pid}"), ("status", "active")],
+                )
+        else:
+            raise NotAnIdentifier(
+                "Saisissez une CIN, une immatriculation (9 chiffres) ou un numéro de feuille FSE-…"
+            )
+        lines = []
+        names: dict[str, str] = {}
+        for request in requests:
+            line = await _line(fhir, conn, request, today, names)
+            if line is not None:
+                lines.append(line)
+    patients = sorted({line.patient_id for line in lines})
+    if patients:
+        await audit_read(
+            fhir,
+            reader,
+            patients,
+            f"délivrance : recherche {query}",
+            "Plateforme FSE - pharmacie",
+            pharmacy,
+        )
+    return lines
+
+
+async def _line(
+    fhir: FhirService, conn: Any, request: dict[str, Any], today: date, names: dict[str, str]
+) -> OpenLine | None:
+    if request.get("status") != "active":
+        return None
+    dispense = request.get("dispenseRequest") or {}
+    end = (dispense.get("validityPeriod") or {}).get("end")
+    valid_until = date.fromisoformat(end[:10]) if end else None
+    if valid_until is not None and valid_until < today:
+        return None
+    prescribed = Decimal(str((dispense.get("quantity") or {}).get("value", 1)))
+    remaining = prescribed - await _dispensed(fhir, conn, request["id"])
+    if remaining <= 0:
+        return None
+    coding = next(
+        (
+            c
+            for c in request["medicationCodeableConcept"].get("coding", [])
+            if c.get("system") == GTIN
+        ),
+        {},
+    )
+    for ref in (request["subject"]["reference"], request["requester"]["reference"]):
+        if ref not in names:
+            rtype, _, rid = ref.partition("/")
+            found = await search(fhir, conn, rtype, [("_id", rid)])
+            names[ref] = name_of(found[0]) if found else ref
+    return OpenLine(
+        request_id=request["id"],
+        patient_id=request["subject"]["reference"].split("/")[-1],
+        patient_name=names[request["subject"]["reference"]],
+        ean=coding.get("code", ""),
+        medicine=coding.get("display", coding.get("code", "")),
+        dosage="; ".join(d.get("text", "") for d in request.get("dosageInstruction", [])),
+        prescribed=prescribed,
+        remaining=remaining,
+        prescriber=names[request["requester"]["reference"]],
+        prescribed_on=str(request.get("authoredOn", ""))[:10],
+        valid_until=valid_until,
+        substitutable=bool((request.get("substitution") or {}).get("allowedBoolean", True)),
+        sheet=(request.get("groupIdentifier") or {}).get("value"),
+    )

@@ -1,0 +1,129 @@
+"""The pharmacist's lookup: open lines only, remaining quantities, nothing clinical; audited."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+
+from pharmacy.lookup import OpenLine, open_lines
+from prescriber.cancel import cancel_sheet
+from prescriber.history import load_sheet
+from prescriber.sheets import SheetRefused, sign_sheet
+from reimbursement.reference_data import default_books
+from tests.conftest import Platform
+from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
+from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACY, load_demo
+
+TODAY = date(2026, 11, 22)
+
+
+async def signed_for_fatima(platform: Platform, client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+    refs = await load_demo(client)
+    key, _ = await doctor_key(platform, refs)
+    app = platform.app.state
+    sheet = await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[FATIMA].split("/")[1],
+        visit_of(FULL_VISIT),
+        NOW,
+    )
+    return refs, sheet
+
+
+async def lookup(platform: Platform, refs: dict[str, str], text: str) -> list[OpenLine]:
+    return await open_lines(
+        platform.app.state.fhir, text, TODAY, "Practitioner/pharmacist", refs[PHARMACY]
+    )
+
+
+async def dispense(
+    client: httpx.AsyncClient, refs: dict[str, str], request: str, boxes: int
+) -> None:
+    created = await client.post(
+        "/fhir/MedicationDispense",
+        json={
+            "resourceType": "MedicationDispense",
+            "status": "completed",
+            "medicationCodeableConcept": {
+                "coding": [{"system": "urn:oid:1.3.160", "code": "6118001701414"}]
+            },
+            "subject": {"reference": refs[FATIMA]},
+            "authorizingPrescription": [{"reference": f"MedicationRequest/{request}"}],
+            "quantity": {"value": boxes},
+            "whenHandedOver": "2026-11-22T11:00:00+01:00",
+            "performer": [{"actor": {"reference": refs["0012"]}}],
+        },
+    )
+    assert created.status_code == 201, created.text
+
+
+async def test_open_lines_by_cin_by_sheet_number_and_by_immatriculation(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await signed_for_fatima(platform, client)
+    by_cin = await lookup(platform, refs, "be123456")
+    assert sorted(line.medicine for line in by_cin) == sorted(
+        [
+            "ZOVIRAX 200 mg, boîte de 25",
+            "CICLOVIRAL 200 mg, boîte de 25",
+            "Paracétamol 500 mg, 20 comprimés",
+        ]
+    )
+    by_sheet = await lookup(platform, refs, sheet.number)
+    assert {line.sheet for line in by_sheet} == {sheet.number} and len(by_sheet) == 2
+    assert len(await lookup(platform, refs, "123456789")) == 3
+    ciclo = next(line for line in by_sheet if line.medicine.startswith("CICLOVIRAL"))
+    assert (ciclo.prescribed, ciclo.remaining, ciclo.substitutable) == (2, 2, False)
+    assert ciclo.prescriber == "Karim Benali" and ciclo.valid_until == date(2027, 2, 20)
+    fields = {f.name for f in dataclasses.fields(OpenLine)}
+    assert not fields & {"reason", "condition", "diagnosis", "note"}  # nothing clinical
+    audits = (await client.get("/fhir/AuditEvent")).json()["entry"]
+    agents = [a["who"]["reference"] for e in audits for a in e["resource"]["agent"]]
+    assert refs[PHARMACY] in agents
+
+
+async def test_dispensed_cancelled_and_expired_lines_are_not_offered(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await signed_for_fatima(platform, client)
+    ciclo = next(
+        line
+        for line in await lookup(platform, refs, sheet.number)
+        if line.medicine.startswith("CICLO")
+    )
+    await dispense(client, refs, ciclo.request_id, 1)
+    after = {line.request_id: line.remaining for line in await lookup(platform, refs, sheet.number)}
+    assert after[ciclo.request_id] == 1  # partial: one box left
+    await dispense(client, refs, ciclo.request_id, 1)
+    assert ciclo.request_id not in {
+        line.request_id for line in await lookup(platform, refs, sheet.number)
+    }
+    view = await load_sheet(platform.app.state.fhir, sheet.number)
+    assert view is not None
+    expired = await open_lines(platform.app.state.fhir, "BE123456", date(2027, 3, 1), "x", None)
+    assert all(line.sheet != sheet.number for line in expired)  # valid until 2027-02-20
+    with pytest.raises(SheetRefused):  # a line was dispensed: the sheet stays
+        await cancel_sheet(platform.app.state.fhir, view, refs[DR_BENALI], datetime.now(UTC))
+    key, _ = await doctor_key(platform, refs)
+    app = platform.app.state
+    other = await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[FATIMA].split("/")[1],
+        visit_of(FULL_VISIT),
+        NOW,
+    )
+    other_view = await load_sheet(app.fhir, other.number)
+    assert other_view is not None
+    await cancel_sheet(app.fhir, other_view, refs[DR_BENALI], datetime.now(UTC))
+    assert await lookup(platform, refs, other.number) == []
