@@ -151,7 +151,7 @@ async def sheet_action(request: Request) -> Response:
         books.tariffs.key_letters("cnss", today),
         dict(books.medicines.in_force(today)),
         bool(person.exonerations),
-        lambda text: books.biology.find(text, today),
+        books.biology.in_force(today),
     )
     context = {"session": session, **_form_context(request, person, values, visit.errors)}
     action = values.get("action")

@@ -8,11 +8,11 @@ input kept.
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from fse.store.indexing import normalize
 from reimbursement.core.biology import Analysis
 from reimbursement.core.medicines import Medicine
 from reimbursement.core.tariffs import Tariff
@@ -70,10 +70,16 @@ class Visit:
         return not self.errors and bool(self.acts or self.medicines or self.labs)
 
 
-def _folded(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c)
-    )
+def find_analysis(text: str, analyses: Mapping[str, Analysis]) -> list[Analysis]:
+    """By code, exact label, or words of the label (accents and case ignored)."""
+    text = text.strip()
+    if text in analyses:
+        return [analyses[text]]
+    exact = [a for a in analyses.values() if normalize(a.label) == normalize(text)]
+    if exact:
+        return exact
+    words = normalize(text).split()
+    return [a for a in analyses.values() if words and all(w in normalize(a.label) for w in words)]
 
 
 def find_medicine(text: str, medicines: dict[str, Medicine]) -> tuple[Medicine | None, str]:
@@ -82,11 +88,11 @@ def find_medicine(text: str, medicines: dict[str, Medicine]) -> tuple[Medicine |
     text = text.strip()
     if text in medicines:
         return medicines[text], ""
-    words = _folded(text).split()
+    words = normalize(text).split()
     found = [
         m
         for m in medicines.values()
-        if m.reimbursable and all(w in _folded(f"{m.name} {m.dci}") for w in words)
+        if m.reimbursable and all(w in normalize(f"{m.name} {m.dci}") for w in words)
     ]
     if len(found) == 1:
         return found[0], ""
@@ -113,7 +119,7 @@ def read_visit(
     key_letters: dict[str, Tariff],
     medicines: dict[str, Medicine],
     has_exoneration: bool,
-    find_analysis: Callable[[str], list[Analysis]] = lambda _text: [],
+    analyses: Mapping[str, Analysis] | None = None,
 ) -> Visit:
     visit = Visit()
     errors = visit.errors
@@ -185,7 +191,7 @@ def read_visit(
         if not (label or coef):
             continue
         tariff = key_letters.get("B")
-        found = find_analysis(label) if label else []
+        found = find_analysis(label, analyses or {}) if label else []
         if not coef and len(found) == 1:
             label, coef = found[0].label, str(found[0].coefficient)
         coefficient = _decimal(coef)

@@ -57,8 +57,14 @@ class ParsedClaim:
         return min(line.care_date for line in self.lines)
 
 
-def _problem(message: str, path: str) -> Issue:
-    return Issue(ErrorCode.CLAIM_NOT_ADJUDICABLE, message, (path,), issue_type="required")
+def _problem(message: str, path: str, issue_type: str = "required") -> Issue:
+    return Issue(ErrorCode.CLAIM_NOT_ADJUDICABLE, message, (path,), issue_type=issue_type)
+
+
+def not_adjudicable(message: str, path: str, issue_type: str = "required") -> Unprocessable:
+    """422 FSE-0026 naming the element adjudication cannot do without."""
+    issue = _problem(message, path, issue_type)
+    return Unprocessable(message, (path,), code=ErrorCode.CLAIM_NOT_ADJUDICABLE, issues=[issue])
 
 
 def reference_id(reference: Any, rtype: str) -> str | None:

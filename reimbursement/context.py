@@ -13,10 +13,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
-from fse.errors import ErrorCode, Issue, NotFound, Unprocessable
+from fse.errors import NotFound, Unprocessable
 from fse.fhir_api.interactions import FhirService
 from fse.runtime.cache import Cache
-from reimbursement.claims import ParsedClaim, reference_id
+from reimbursement.claims import ParsedClaim, not_adjudicable, reference_id
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import (
     Beneficiary,
@@ -52,8 +52,7 @@ class PayeeAccount:
 
 
 def _unprocessable(message: str, path: str) -> Unprocessable:
-    issue = Issue(ErrorCode.CLAIM_NOT_ADJUDICABLE, message, (path,), issue_type="not-found")
-    return Unprocessable(message, (path,), code=ErrorCode.CLAIM_NOT_ADJUDICABLE, issues=[issue])
+    return not_adjudicable(message, path, "not-found")
 
 
 async def read(

@@ -12,10 +12,9 @@ from typing import Any
 
 import orjson
 
-from fse.errors import ErrorCode, Issue, Unprocessable
 from fse.fhir_api.interactions import FhirService
 from fse.resources import check_type
-from reimbursement.claims import reference_id
+from reimbursement.claims import not_adjudicable, reference_id
 from reimbursement.context import beneficiary_of, coverage_periods, exonerations, read
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Rights
@@ -34,11 +33,6 @@ CATEGORY_SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/categorie-soins"
 BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
 
 
-def _problem(message: str, path: str) -> Unprocessable:
-    issue = Issue(ErrorCode.CLAIM_NOT_ADJUDICABLE, message, (path,), issue_type="required")
-    return Unprocessable(message, (path,), code=ErrorCode.CLAIM_NOT_ADJUDICABLE, issues=[issue])
-
-
 async def check_eligibility(
     fhir: FhirService,
     books: Books,
@@ -50,7 +44,9 @@ async def check_eligibility(
     now = now or datetime.now(UTC)
     patient_id = reference_id(request.get("patient"), "Patient")
     if patient_id is None:
-        raise _problem("référence Patient/<id> attendue", "CoverageEligibilityRequest.patient")
+        raise not_adjudicable(
+            "référence Patient/<id> attendue", "CoverageEligibilityRequest.patient"
+        )
     served = request.get("servicedDate")
     day = date.fromisoformat(str(served)[:10]) if served else now.astimezone(schedule.zone).date()
     request.setdefault("status", "active")

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.core.model import Decision, LineDecision, Payee
 from reimbursement.core.reasons import SYSTEM as REASON_SYSTEM
 from reimbursement.core.reasons import Reason
@@ -205,7 +206,5 @@ def explanation_of_benefit(
 
 def _care_sheet_number(claim: dict[str, Any]) -> str:
     return next(
-        i["value"]
-        for i in claim.get("identifier", [])
-        if i.get("system") == "https://fse.cnss.ma/fhir/sid/fse"
+        i["value"] for i in claim.get("identifier", []) if i.get("system") == CARE_SHEET_SYSTEM
     )

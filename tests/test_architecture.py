@@ -78,7 +78,6 @@ def test_the_reimbursement_core_is_pure() -> None:
         "decimal",
         "enum",
         "typing",
-        "unicodedata",
         "reimbursement",
     }
     for path in python_files("reimbursement/core"):

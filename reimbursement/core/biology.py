@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -39,12 +38,6 @@ def biology_version(data: Mapping[str, Any]) -> BiologyVersion:
     return BiologyVersion(data["id"], valid_from, parse_date(data.get("valid_to")), acts)
 
 
-def _folded(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c)
-    )
-
-
 class BiologyNomenclature:
     def __init__(self, versions: Sequence[BiologyVersion]) -> None:
         self.versions = newest_first(versions)
@@ -52,15 +45,3 @@ class BiologyNomenclature:
     def in_force(self, on: date) -> Mapping[str, Analysis]:
         version = version_on(self.versions, on)
         return version.acts if version else {}
-
-    def find(self, text: str, on: date) -> list[Analysis]:
-        """By code, exact label, or words of the label (accents and case ignored)."""
-        acts = self.in_force(on)
-        text = text.strip()
-        if text in acts:
-            return [acts[text]]
-        exact = [a for a in acts.values() if _folded(a.label) == _folded(text)]
-        if exact:
-            return exact
-        words = _folded(text).split()
-        return [a for a in acts.values() if words and all(w in _folded(a.label) for w in words)]

@@ -11,10 +11,9 @@ import pytest
 from pharmacy.lookup import OpenLine, open_lines
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
-from prescriber.sheets import SheetRefused, sign_sheet
-from reimbursement.reference_data import default_books
+from prescriber.sheets import SheetRefused
 from tests.conftest import Platform
-from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
+from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACY, load_demo
 
 TODAY = date(2026, 11, 22)
@@ -22,18 +21,7 @@ TODAY = date(2026, 11, 22)
 
 async def signed_for_fatima(platform: Platform, client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
     refs = await load_demo(client)
-    key, _ = await doctor_key(platform, refs)
-    app = platform.app.state
-    sheet = await sign_sheet(
-        app.fhir,
-        app.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[FATIMA].split("/")[1],
-        visit_of(FULL_VISIT),
-        NOW,
-    )
+    sheet = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
     return refs, sheet
 
 
@@ -108,22 +96,13 @@ async def test_dispensed_cancelled_and_expired_lines_are_not_offered(
     view = await load_sheet(platform.app.state.fhir, sheet.number)
     assert view is not None
     expired = await open_lines(platform.app.state.fhir, "BE123456", date(2027, 3, 1), "x", None)
-    assert all(line.sheet != sheet.number for line in expired)  # valid until 2027-02-20
+    # The sheet's lines were valid until 2027-02-20; the demo line has no end date and stays.
+    assert [line.sheet for line in expired] == ["RX-2026-000001"]
     with pytest.raises(SheetRefused):  # a line was dispensed: the sheet stays
         await cancel_sheet(platform.app.state.fhir, view, refs[DR_BENALI], datetime.now(UTC))
-    key, _ = await doctor_key(platform, refs)
-    app = platform.app.state
-    other = await sign_sheet(
-        app.fhir,
-        app.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[FATIMA].split("/")[1],
-        visit_of(FULL_VISIT),
-        NOW,
-    )
-    other_view = await load_sheet(app.fhir, other.number)
+    other = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
+    fhir = platform.app.state.fhir
+    other_view = await load_sheet(fhir, other.number)
     assert other_view is not None
-    await cancel_sheet(app.fhir, other_view, refs[DR_BENALI], datetime.now(UTC))
+    await cancel_sheet(fhir, other_view, refs[DR_BENALI], datetime.now(UTC))
     assert await lookup(platform, refs, other.number) == []

@@ -9,31 +9,19 @@ import pytest
 
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
-from prescriber.sheets import SheetRefused, sign_sheet
+from prescriber.sheets import SheetRefused
 from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
 from reimbursement.payments import Payments
-from reimbursement.reference_data import default_books
 from tests.conftest import Platform
-from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
+from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
 
 
 @pytest.fixture
 async def signed(platform: Platform, client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
     refs = await load_demo(client)
-    key, _ = await doctor_key(platform, refs)
-    app = platform.app.state
-    sheet = await sign_sheet(
-        app.fhir,
-        app.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[FATIMA].split("/")[1],
-        visit_of(FULL_VISIT),
-        NOW,
-    )
+    sheet = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
     return refs, sheet
 
 

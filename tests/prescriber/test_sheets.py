@@ -11,8 +11,8 @@ import pytest
 from fse.accounts import create_account
 from fse.security.provenance import jws_of, verify
 from fse.security.users import Role, unlock_signing_key
-from prescriber.sheets import sign_sheet
-from prescriber.visit import find_medicine, read_visit
+from prescriber.sheets import SignedSheet, sign_sheet
+from prescriber.visit import Visit, find_medicine, read_visit
 from reimbursement.reference_data import default_books
 from tests.conftest import Platform
 from tests.fse.web.test_login import PASSWORD
@@ -33,7 +33,7 @@ def visit_of(fields: dict[str, str], exonerated: bool = False):  # type: ignore[
         books.tariffs.key_letters("cnss", NOW.date()),
         dict(books.medicines.in_force(NOW.date())),
         exonerated,
-        lambda text: books.biology.find(text, NOW.date()),
+        books.biology.in_force(NOW.date()),
     )
 
 
@@ -103,6 +103,24 @@ async def doctor_key(platform: Platform, refs: dict[str, str]):  # type: ignore[
     return key, user.signing_jwk
 
 
+async def sign_as_benali(
+    platform: Platform, refs: dict[str, str], patient: str, visit: Visit
+) -> SignedSheet:
+    """Dr Benali (a fresh account with a published key) signs ``visit`` for ``patient``."""
+    key, _ = await doctor_key(platform, refs)
+    app = platform.app.state
+    return await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[patient].split("/")[1],
+        visit,
+        NOW,
+    )
+
+
 async def test_a_signed_visit_is_stored_signed_and_settled(
     platform: Platform, client: httpx.AsyncClient, refs: dict[str, str]
 ) -> None:
@@ -147,18 +165,8 @@ async def test_a_signed_visit_is_stored_signed_and_settled(
 async def test_closed_rights_still_give_a_sheet_that_the_patient_pays(
     platform: Platform, refs: dict[str, str]
 ) -> None:
-    key, _ = await doctor_key(platform, refs)
-    app = platform.app.state
-    visit = visit_of(form(acte_1_code="C", acte_1_honoraires="150"))
-    sheet = await sign_sheet(
-        app.fhir,
-        app.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[TAZI].split("/")[1],
-        visit,
-        NOW,
+    sheet = await sign_as_benali(
+        platform, refs, TAZI, visit_of(form(acte_1_code="C", acte_1_honoraires="150"))
     )
     assert sheet.response is not None and sheet.response["outcome"] == "error"
     assert sheet.response["error"][0]["code"]["coding"][0]["code"] == "R01"
@@ -167,18 +175,11 @@ async def test_closed_rights_still_give_a_sheet_that_the_patient_pays(
 async def test_an_ald_line_is_paid_at_the_exoneration_rate(
     platform: Platform, refs: dict[str, str]
 ) -> None:
-    key, _ = await doctor_key(platform, refs)
-    app = platform.app.state
-    visit = visit_of(form(acte_1_code="C", acte_1_honoraires="80", acte_1_ald="on"), True)
-    sheet = await sign_sheet(
-        app.fhir,
-        app.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[FASSI].split("/")[1],
-        visit,
-        NOW,
+    sheet = await sign_as_benali(
+        platform,
+        refs,
+        FASSI,
+        visit_of(form(acte_1_code="C", acte_1_honoraires="80", acte_1_ald="on"), True),
     )
     assert sheet.response is not None
     assert sheet.response["total"][2]["amount"]["value"] == 76.0  # 95 % (ALD E11) x 80

@@ -11,11 +11,9 @@ from sqlalchemy import text
 
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
-from prescriber.sheets import sign_sheet
 from prescriber.verify import verify_sheet
-from reimbursement.reference_data import default_books
 from tests.conftest import Platform
-from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
+from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
 
 
@@ -41,18 +39,8 @@ async def test_a_signed_sheet_verifies_even_after_cancellation_and_tampering_sho
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
     refs = await load_demo(client)
-    key, _ = await doctor_key(platform, refs)
+    sheet = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
     fhir = platform.app.state.fhir
-    sheet = await sign_sheet(
-        fhir,
-        platform.app.state.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[FATIMA].split("/")[1],
-        visit_of(FULL_VISIT),
-        NOW,
-    )
     verdict = await verify_sheet(fhir, sheet.number)
     assert verdict.valid and "Karim Benali" in verdict.message, verdict.message
     view = await load_sheet(fhir, sheet.number)

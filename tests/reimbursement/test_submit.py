@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import httpx
 from sqlalchemy import select
 
 from fse.resources import validation_issues
+from reimbursement.context import peer_mean_on
 from reimbursement.tables import ledger_entries, settlements
 from tests.conftest import Platform
 from tests.reimbursement.demo import (
@@ -223,3 +225,25 @@ async def test_an_unknown_immatriculation_is_named_and_nothing_stored(
     assert issue["details"]["coding"][0]["code"] == "FSE-0026"
     assert issue["expression"] == ["Claim.patient.identifier"]
     assert await platform.row_counts() == before
+
+
+async def test_the_peers_daily_mean_is_counted_once_then_reused(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    for code, day in (("C", "2026-11-20"), ("Cs", "2026-11-20")):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act(code, "80.00", day)]))
+    await client.post(
+        SUBMIT, json=claim(refs, FATIMA, [act("CsC", "300.00")], provider=DR_ELIDRISSI)
+    )
+    cache = platform.app.state.runtime.cache
+    day = date(2026, 11, 20)
+    await cache.delete(f"settle:peer-mean:{day.isoformat()}")
+    async with platform.engine.connect() as conn:
+        # Dr Benali's C (his Cs is refused: a GP) and Dr El Idrissi's CsC: 2 acts, 2 providers.
+        assert await peer_mean_on(conn, cache, day) == 1
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("V", "120.00")]))
+        assert await peer_mean_on(conn, cache, day) == 1  # cached for 5 minutes
+    await cache.delete(f"settle:peer-mean:{day.isoformat()}")
+    async with platform.engine.connect() as conn:
+        assert await peer_mean_on(conn, cache, day) == 1.5  # 3 acts, 2 providers
