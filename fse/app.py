@@ -35,6 +35,7 @@ from fse.security.tokens import load_or_create_key
 from fse.store.repository import ResourceStore
 from fse.store.search_params import SUPPORTED_TYPES
 from fse.web import pages
+from pharmacy import feature as pharmacy
 from prescriber import feature as prescriber
 from reimbursement import feature as reimbursement
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = authenticator
     reimbursement.install(app, operations, settings)
     prescriber.install(app)
+    pharmacy.install(app)
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)

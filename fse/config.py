@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     payments_dir: Path = Field(
         default=Path("var") / "payments", description="Where pain.001 transfer files are written."
     )
+    pharmacy_access_code: bool = Field(
+        default=False,
+        description="Pharmacies must type the care sheet's access code (patient copy) too.",
+    )
+    pharmacy_lookups_per_hour: int = Field(
+        default=120, description="Insured lookups per pharmacist per hour; 0 disables."
+    )
     payer_name: str = "Caisse Nationale de Sécurité Sociale"
     payer_iban: str = Field(
         default="MA64007780000000000000012382",

@@ -8,11 +8,15 @@ from typing import Any
 
 import orjson
 
+from fse.errors import PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from prescriber.history import SID, SheetView
 from prescriber.sheets import SheetRefused
 from reimbursement.context import search
 from reimbursement.ledger import AlreadyPaid, cancel_settlement
+
+HANDED_OVER = ("completed", "in-progress")
+"""Dispenses that count; a dispense reversed at the counter is entered-in-error."""
 
 CANCELLED = {
     "Encounter": "cancelled",
@@ -29,7 +33,8 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
     async with fhir.store.transaction() as conn:
         for request in sheet.medicines:
             ref = f"MedicationRequest/{request['id']}"
-            if await search(fhir, conn, "MedicationDispense", [("prescription", ref)]):
+            dispenses = await search(fhir, conn, "MedicationDispense", [("prescription", ref)])
+            if any(d.get("status") in HANDED_OVER for d in dispenses):
                 raise SheetRefused(
                     "Une ligne a déjà été délivrée en pharmacie : annulation refusée."
                 )
@@ -54,9 +59,16 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
             assert current.content is not None
             body = orjson.loads(current.content)
             body["status"] = CANCELLED[body["resourceType"]]
-            written.append(
-                (await fhir.update(conn, body["resourceType"], body["id"], body, None)).stored
-            )
+            # A prescription must still be as the doctor saw it: a pharmacy dispensing it at
+            # this moment changes its version, and then the cancellation is refused.
+            seen = int(resource["meta"]["versionId"])
+            try:
+                updated = await fhir.update(conn, body["resourceType"], body["id"], body, seen)
+            except PreconditionFailed:
+                raise SheetRefused(
+                    "La feuille vient de changer (délivrance en pharmacie) : rechargez la page."
+                ) from None
+            written.append(updated.stored)
         audit = {
             "resourceType": "AuditEvent",
             "type": {

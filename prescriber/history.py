@@ -8,20 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from fse.fhir_api.interactions import FhirService
+from reimbursement.amounts import AmountLine, amount_lines
 from reimbursement.context import name_of, search
 
 SID = "https://fse.cnss.ma/fhir/sid"
-
-
-@dataclass(frozen=True)
-class AmountLine:
-    code: str
-    submitted: Decimal
-    eligible: Decimal
-    rate: Decimal
-    benefit: Decimal
-    copay: Decimal
-    reason: str
 
 
 @dataclass
@@ -85,12 +75,6 @@ class SheetView:
         return str((self.response or {}).get("disposition", ""))
 
 
-def _amount(entry: dict[str, Any]) -> Decimal:
-    return Decimal(str(entry.get("amount", {}).get("value", entry.get("value", 0)))).quantize(
-        Decimal("0.01")
-    )
-
-
 async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
     async with fhir.store.snapshot() as conn:
         encounters = await search(
@@ -120,23 +104,7 @@ async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
             )
             view.response = responses[0] if responses else None
     if view.claim and view.response:
-        codes = {
-            i["sequence"]: i["productOrService"]["coding"][0]["code"] for i in view.claim["item"]
-        }
-        for item in view.response["item"]:
-            amounts = {a["category"]["coding"][0]["code"]: a for a in item["adjudication"]}
-            reason = (amounts["benefit"].get("reason") or {}).get("coding", [{}])[0]
-            view.lines.append(
-                AmountLine(
-                    code=codes.get(item["itemSequence"], "?"),
-                    submitted=_amount(amounts["submitted"]),
-                    eligible=_amount(amounts["eligible"]),
-                    rate=Decimal(str(amounts["eligpercent"]["value"])).quantize(Decimal("1")),
-                    benefit=_amount(amounts["benefit"]),
-                    copay=_amount(amounts["copay"]),
-                    reason=str(reason.get("display", "")),
-                )
-            )
+        view.lines = amount_lines(view.claim, view.response)
     return view
 
 

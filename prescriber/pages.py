@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,9 +9,10 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fse.security.access_codes import access_code
 from fse.security.sessions import Session
 from fse.security.users import Role
-from fse.web.login import form_of, session_with_role, signing_key_of
+from fse.web.login import posted_form, session_with_role, signing_key_of
 from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
 from prescriber.history import SheetView, load_sheet, sheets_of
@@ -79,14 +79,6 @@ async def insured(request: Request) -> Response:
     )
 
 
-async def _posted(request: Request, session: Session) -> dict[str, str] | Response:
-    """The submitted form, if it carries this session's CSRF token."""
-    values = await form_of(request)
-    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
-        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
-    return values
-
-
 def _today(request: Request) -> date:
     zone = request.app.state.settlement.schedule.zone
     return datetime.now(UTC).astimezone(zone).date()
@@ -138,7 +130,7 @@ async def sheet_action(request: Request) -> Response:
     session = await session_with_role(request, Role.PRESCRIBER)
     if isinstance(session, Response):
         return session
-    values = await _posted(request, session)
+    values = await posted_form(request, session)
     if isinstance(values, Response):
         return values
     person = await _person(request, session, values.get("patient", ""))
@@ -216,7 +208,13 @@ async def patient_copy(request: Request, number: str) -> Response:
     if view is None:
         return HTMLResponse("Feuille introuvable.", status_code=404)
     qr = segno.make(number, error="m").svg_inline(scale=4, title=f"Feuille {number}")
-    context = {"title": f"Copie patient {number}", "session": session, "sheet": view, "qr": qr}
+    context = {
+        "title": f"Copie patient {number}",
+        "session": session,
+        "sheet": view,
+        "qr": qr,
+        "access_code": access_code(request.app.state.signing_key, number),
+    }
     return TEMPLATES.TemplateResponse(request, "medecin_copie.html", context)
 
 
@@ -225,7 +223,7 @@ async def cancel(request: Request, number: str) -> Response:
     session = await session_with_role(request, Role.PRESCRIBER)
     if isinstance(session, Response):
         return session
-    posted = await _posted(request, session)
+    posted = await posted_form(request, session)
     if isinstance(posted, Response):
         return posted
     view = await _own_sheet(request, session, number)

@@ -15,9 +15,8 @@ from fse.security.provenance import provenance
 from fse.security.tokens import SigningKey
 from fse.store.repository import new_id
 from prescriber.visit import Visit
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations, read
+from reimbursement.context import coverage_for_care, exonerations
 from reimbursement.core.adjudication import Books
-from reimbursement.core.rights import rights_on
 from reimbursement.settle import Settlement
 
 SID = "https://fse.cnss.ma/fhir/sid"
@@ -61,15 +60,12 @@ async def sign_sheet(
     now = now.astimezone(settlement.schedule.zone)  # times on the sheet in Moroccan time
     today = now.date()
     async with fhir.store.snapshot() as conn:
-        patient = await read(fhir, conn, "Patient", patient_id, "Patient")
-        periods, _ = await coverage_periods(fhir, conn, patient)
+        coverage_id = await coverage_for_care(fhir, conn, books, patient_id, today)
         conditions = [
             e
             for e in await exonerations(fhir, conn, patient_id)
             if e.start <= today and (e.end is None or today <= e.end)
         ]
-    rights = rights_on(beneficiary_of(patient), periods, today, books.rights)
-    coverage_id = rights.coverage_id or (periods[0].coverage_id if periods else None)
     if visit.acts and coverage_id is None:
         raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
     validity = books.rights.prescription_validity_days(today)

@@ -31,6 +31,7 @@ from reimbursement.core.model import (
     Provider,
     Rights,
 )
+from reimbursement.core.rights import rights_on
 from reimbursement.tables import settlement_lines, settlements
 
 CANONICAL = "https://fse.cnss.ma/fhir"
@@ -305,9 +306,14 @@ async def prescription(
         authored + timedelta(days=validity_days)
     )
     prescribed = Decimal(str((dispense.get("quantity") or {}).get("value", 1)))
+    lines = settlement_lines.c
     dispensed = await conn.scalar(
-        select(func.coalesce(func.sum(settlement_lines.c.quantity), 0)).where(
-            settlement_lines.c.request_id == request_id, settlement_lines.c.accepted.is_(True)
+        select(func.coalesce(func.sum(lines.quantity), 0))
+        .select_from(settlement_lines.join(settlements))
+        .where(
+            lines.request_id == request_id,
+            lines.accepted.is_(True),
+            settlements.c.status != "cancelled",  # a reversed dispense gives the boxes back
         )
     )
     substitution = request.get("substitution") or {}
@@ -418,6 +424,17 @@ async def guaranteed_rights(
         coverage = await read(service, conn, "Coverage", coverage_id, path)
         regime = _code(coverage.get("type"), REGIME_SYSTEM)
     return Rights(True, None, "droits confirmés au point de soins", regime, coverage_id)
+
+
+async def coverage_for_care(
+    service: FhirService, conn: AsyncConnection, books: Books, patient_id: str, day: date
+) -> str | None:
+    """The Coverage a claim for care on ``day`` names: the rights period in force, else the
+    latest known one (the engine then says why rights are closed)."""
+    patient = await read(service, conn, "Patient", patient_id, "Claim.patient")
+    periods, _ = await coverage_periods(service, conn, patient)
+    rights = rights_on(beneficiary_of(patient), periods, day, books.rights)
+    return rights.coverage_id or (periods[0].coverage_id if periods else None)
 
 
 @dataclass(frozen=True)

@@ -254,3 +254,18 @@ async def cancel_settlement(conn: AsyncConnection, claim_key: str, now: datetime
         amounts = (("benefits", -row.benefit), ("payable", row.benefit))
         await _post(conn, f"reversal-{uuid.uuid4().hex}", "reversal", amounts, now, row.pk)
     await conn.execute(settlements.update().where(s.pk == row.pk).values(status="cancelled"))
+
+
+async def batch_holding(conn: AsyncConnection, claim_key: str) -> tuple[str, str] | None:
+    """The payment batch paying this care sheet (its id and status), once one holds it."""
+    s, b = settlements.c, payment_batches.c
+    row = (
+        await conn.execute(
+            select(b.batch_id, b.status)
+            .select_from(
+                settlements.join(payment_batches, s.approval_seq.between(b.first_seq, b.last_seq))
+            )
+            .where(s.claim_key == claim_key, s.status == "approved")
+        )
+    ).first()
+    return (str(row.batch_id), str(row.status)) if row is not None else None

@@ -84,6 +84,20 @@ class Settlement:
         self.fhir.announce(written)
         return Settled(response, replayed=False)
 
+    async def submit_within(
+        self, conn: AsyncConnection, claim: dict[str, Any], written: list[Stored]
+    ) -> dict[str, Any]:
+        """Settle inside the caller's write transaction, for a feature that writes the claim's
+        resources and its settlement as one (a pharmacy dispense). A care sheet settled before
+        is a Conflict: the caller's number is new, so this means a bug or a replayed write."""
+        check_type(claim, "Claim")
+        await resolve_identifiers(self.fhir, conn, claim)
+        parsed = parse_claim(claim)
+        await self._lock(conn, parsed.patient_id)
+        if await self._replay(conn, parsed.key) is not None:
+            raise Conflict(f"care sheet {parsed.identifier} is already settled")
+        return await self._settle(conn, claim, parsed, written)
+
     async def _lock(self, conn: AsyncConnection, patient_id: str) -> None:
         if self.fhir.store.is_postgres:
             key = f"fse-settle:{patient_id}"

@@ -22,7 +22,9 @@ ROLE_SCOPES: dict[Role, str] = {
         "system/ClaimResponse.rs system/MedicationDispense.rs system/Provenance.crs"
     ),
     Role.PHARMACIST: (
-        f"{_REGISTRY_READ} system/MedicationRequest.rs system/MedicationDispense.cruds "
+        # Dispensing goes through the pharmacy's screen (signed, exactly once, settled), so
+        # MedicationDispense and the remaining quantities are never written around it.
+        f"{_REGISTRY_READ} system/MedicationRequest.rs system/MedicationDispense.rs "
         "system/Claim.cruds system/ClaimResponse.rs system/Provenance.crs"
     ),
     Role.LAB: (

@@ -144,6 +144,14 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def posted_form(request: Request, session: Session) -> dict[str, str] | Response:
+    """The submitted form, if it carries this session's CSRF token; else a 403 to return."""
+    values = await form_of(request)
+    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
+        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+    return values
+
+
 def signing_key_of(request: Request, session: Session) -> SigningKey | None:
     """The signed-in professional's private key, for this request only."""
     return session.signing_key(request.cookies.get(COOKIE_NAME, ""))

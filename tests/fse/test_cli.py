@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from fhir_profiles.guide import definitions
-from fse.seed import demo_bundle
+from fse.seed import DEMO_ACCOUNTS, demo_bundle
 
 
 def fse(*args: str, database: Path, **environ: str) -> subprocess.CompletedProcess[str]:
@@ -31,11 +32,12 @@ def test_migrate_then_seed_is_idempotent(tmp_path: Path) -> None:
     assert f"AMO guide: {guide} resources created, 0 already present" in first.stdout
     demo = len(demo_bundle()["entry"])
     assert f"demo data: {demo} resources created, 0 already present" in first.stdout
-    assert "demo accounts: 5 created, 0 already present" in first.stdout
+    accounts = len(json.loads(DEMO_ACCOUNTS.read_text(encoding="utf-8"))["users"])
+    assert f"demo accounts: {accounts} created, 0 already present" in first.stdout
     second = fse("seed", database=database)
     assert f"AMO guide: 0 resources created, {guide} already present" in second.stdout
     assert f"demo data: 0 resources created, {demo} already present" in second.stdout
-    assert "demo accounts: 0 created, 5 already present" in second.stdout
+    assert f"demo accounts: 0 created, {accounts} already present" in second.stdout
     guide_only = fse("seed", "--guide-only", database=database)
     assert "demo data" not in guide_only.stdout
 

@@ -13,10 +13,12 @@ from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
 from prescriber.sheets import SheetRefused
 from tests.conftest import Platform
+from tests.pharmacy.helpers import counter, order
 from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACY, load_demo
 
 TODAY = date(2026, 11, 22)
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 
 
 async def signed_for_fatima(platform: Platform, client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
@@ -29,27 +31,6 @@ async def lookup(platform: Platform, refs: dict[str, str], text: str) -> list[Op
     return await open_lines(
         platform.app.state.fhir, text, TODAY, "Practitioner/pharmacist", refs[PHARMACY]
     )
-
-
-async def dispense(
-    client: httpx.AsyncClient, refs: dict[str, str], request: str, boxes: int
-) -> None:
-    created = await client.post(
-        "/fhir/MedicationDispense",
-        json={
-            "resourceType": "MedicationDispense",
-            "status": "completed",
-            "medicationCodeableConcept": {
-                "coding": [{"system": "urn:oid:1.3.160", "code": "6118001701414"}]
-            },
-            "subject": {"reference": refs[FATIMA]},
-            "authorizingPrescription": [{"reference": f"MedicationRequest/{request}"}],
-            "quantity": {"value": boxes},
-            "whenHandedOver": "2026-11-22T11:00:00+01:00",
-            "performer": [{"actor": {"reference": refs["0012"]}}],
-        },
-    )
-    assert created.status_code == 201, created.text
 
 
 async def test_open_lines_by_cin_by_sheet_number_and_by_immatriculation(
@@ -86,10 +67,13 @@ async def test_dispensed_cancelled_and_expired_lines_are_not_offered(
         for line in await lookup(platform, refs, sheet.number)
         if line.medicine.startswith("CICLO")
     )
-    await dispense(client, refs, ciclo.request_id, 1)
+    desk = await counter(platform, refs)
+    await desk.dispense(ciclo.patient_id, order(ciclo, 1, price="209.00"), when=NOW)
     after = {line.request_id: line.remaining for line in await lookup(platform, refs, sheet.number)}
     assert after[ciclo.request_id] == 1  # partial: one box left
-    await dispense(client, refs, ciclo.request_id, 1)
+    fresh = dataclasses.replace(ciclo, remaining=after[ciclo.request_id])
+    second = await desk.dispense(fresh.patient_id, order(fresh, 1, price="209.00"), when=NOW)
+    assert not second.replayed
     assert ciclo.request_id not in {
         line.request_id for line in await lookup(platform, refs, sheet.number)
     }

@@ -19,6 +19,8 @@ ELIGIBILITY = "https://fse.cnss.ma/fhir/StructureDefinition/eligibility-response
 
 # Demo resources by the last digits of their fullUrl (fse/seed/demo-bundle.json).
 CNSS, PHARMACY, LAB = "0001", "0002", "0003"
+PHARMACY_2 = "0004"
+PHARMACIST, PHARMACIST_2 = "0012", "0014"
 DR_BENALI, DR_ELIDRISSI = "0010", "0011"
 FATIMA, AMINE, SARA, OMAR = "0100", "0102", "0103", "0104"
 TAZI, BENNANI, OUAZZANI, CHRAIBI, FASSI = "0110", "0120", "0130", "0140", "0150"

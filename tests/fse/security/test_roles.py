@@ -57,21 +57,24 @@ async def session_for_role(platform: Platform) -> AsyncIterator[SignIn]:
         await http.aclose()
 
 
-async def test_pharmacist_reads_prescriptions_dispenses_but_cannot_prescribe(
+async def test_pharmacist_reads_prescriptions_and_dispenses_but_cannot_prescribe(
     session_for_role,
     platform: Platform,
 ) -> None:
     http, headers = await session_for_role(Role.PHARMACIST)
     assert (await http.get("/fhir/MedicationRequest")).status_code == 200
+    assert (await http.get("/fhir/MedicationDispense")).status_code == 200
     before = await platform.row_counts()
     refused = await http.post(
         "/fhir/MedicationRequest", json=medication_request("Patient/p"), headers=headers
     )
     assert_outcome(refused, 403, ErrorCode.FORBIDDEN, "system/MedicationRequest.c")
+    # Dispensing is the pharmacy screen's signed, exactly-once step, never a raw create.
+    around = await http.post(
+        "/fhir/MedicationDispense", json=dispense("Patient/p"), headers=headers
+    )
+    assert_outcome(around, 403, ErrorCode.FORBIDDEN, "system/MedicationDispense.c")
     assert await platform.row_counts() == before
-    assert (
-        await http.post("/fhir/MedicationDispense", json=dispense("Patient/p"), headers=headers)
-    ).status_code == 201
 
 
 async def test_prescriber_prescribes_but_cannot_dispense(

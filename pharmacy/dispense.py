@@ -1,0 +1,466 @@
+"""Dispense prescription lines exactly once, and settle the pharmacy's claim at once.
+
+One database transaction writes everything: the MedicationDispenses, the new remaining quantity
+and status of each MedicationRequest, the pharmacy Claim, the pharmacist's signed Provenance,
+the settlement (ClaimResponse, ExplanationOfBenefit, ledger) and the dispensation row. Each
+line's balance row is locked (``SELECT ... FOR UPDATE`` on PostgreSQL, the single writer on
+SQLite) and a CHECK keeps the dispensed quantity within the prescribed one, so of two pharmacies
+dispensing the same boxes at the same moment exactly one succeeds; the other gets a
+DispenseConflict and nothing of its attempt is stored. A retried request (same Idempotency-Key)
+answers the first dispense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fhir_profiles.identifiers import care_sheet_number
+from fse.errors import NotFound, PreconditionFailed
+from fse.fhir_api.interactions import FhirService
+from fse.security.provenance import provenance
+from fse.security.tokens import SigningKey
+from fse.store.repository import Stored, new_id
+from pharmacy.pharmacist import Pharmacist
+from pharmacy.tables import dispensations, prescription_balances
+from reimbursement.claims import CARE_SHEET_SYSTEM, reference_id
+from reimbursement.context import coverage_for_care
+from reimbursement.core.medicines import Medicine
+from reimbursement.settle import Settlement
+
+SID = "https://fse.cnss.ma/fhir/sid"
+GTIN = "urn:oid:1.3.160"
+CANONICAL = "https://fse.cnss.ma/fhir"
+REMAINING = f"{CANONICAL}/StructureDefinition/remaining-quantity"
+ITEM_REQUEST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Claim.item.request"
+SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
+CENTIME = Decimal("0.01")
+
+
+class DispenseRefused(ValueError):
+    """The dispense cannot be written as asked (French message; ``field`` names the input)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DispenseConflict(DispenseRefused):
+    """Someone dispensed or changed the line since it was shown: nothing was stored (409)."""
+
+
+@dataclass(frozen=True)
+class LineOrder:
+    request_id: str
+    quantity: Decimal
+    """Boxes handed over now (partial allowed)."""
+    ean: str
+    """The product handed over: the prescribed one or a generic of it."""
+    price: Decimal
+    """What the pharmacy charges for the whole line."""
+    seen_remaining: Decimal | None = None
+    """The remaining quantity the pharmacist was shown: less now means someone else dispensed."""
+
+
+@dataclass(frozen=True)
+class DispenseOrder:
+    patient_id: str
+    lines: tuple[LineOrder, ...]
+    tiers_payant: bool = False
+    """The pharmacy is paid by CNSS and the insured pays only their share at the counter."""
+
+    def fingerprint(self) -> str:
+        """Identifies the request's content, so one Idempotency-Key cannot mean two dispenses."""
+        body = orjson.dumps(asdict(self), default=str, option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Dispensed:
+    number: str
+    """The pharmacy care sheet's number (its Claim identifier)."""
+    replayed: bool
+    """True when this Idempotency-Key had been used: the first dispense, nothing new stored."""
+
+
+def boxes(quantity: Decimal) -> str:
+    return f"{quantity.normalize():f}"
+
+
+def money(raw: str, field: str) -> Decimal:
+    """A price typed at the counter (comma or point), positive, to the centime."""
+    try:
+        value = Decimal(raw.strip().replace(",", ".").replace(" ", ""))
+    except (InvalidOperation, AttributeError):
+        raise DispenseRefused("Prix invalide : un montant en dirhams, ex. 209,00.", field) from None
+    if not value.is_finite() or value < 0 or value != value.quantize(CENTIME):
+        raise DispenseRefused("Prix invalide : un montant positif, au centime.", field)
+    return value.quantize(CENTIME)
+
+
+async def dispense(
+    fhir: FhirService,
+    settlement: Settlement,
+    pharmacist: Pharmacist,
+    key: SigningKey,
+    order: DispenseOrder,
+    idempotency_key: str,
+    now: datetime,
+) -> Dispensed:
+    if not order.lines:
+        raise DispenseRefused("Indiquez au moins une quantité à délivrer.")
+    requested = [line.request_id for line in order.lines]
+    if len(set(requested)) != len(requested):
+        raise DispenseRefused("Une même ligne de prescription figure en double.")
+    if not 8 <= len(idempotency_key) <= 128:
+        raise DispenseRefused("Clé d'idempotence absente ou invalide : rechargez la page.")
+    fingerprint = order.fingerprint()
+    earlier = await _earlier(fhir, pharmacist.practitioner, idempotency_key, fingerprint)
+    if earlier is not None:
+        return earlier
+    now = now.astimezone(settlement.schedule.zone)
+    number = care_sheet_number(now.year, secrets.randbelow(10**9))
+    written: list[Stored] = []
+    try:
+        async with fhir.store.transaction() as conn:
+            await _write(fhir, conn, settlement, pharmacist, key, order, number, now, written)
+            await conn.execute(
+                insert(dispensations).values(
+                    number=number,
+                    pharmacist=pharmacist.practitioner,
+                    pharmacy=pharmacist.pharmacy,
+                    idempotency_key=idempotency_key,
+                    request_hash=fingerprint,
+                    patient_id=order.patient_id,
+                    claim_id=next(s.id for s in written if s.type == "Claim"),
+                    provenance_id=next(s.id for s in written if s.type == "Provenance"),
+                    lines=",".join(
+                        f"{s.id}:{line.request_id}:{line.quantity}"
+                        for s, line in zip(
+                            (s for s in written if s.type == "MedicationDispense"),
+                            sorted(order.lines, key=lambda line: line.request_id),
+                            strict=True,
+                        )
+                    ),
+                    created_at=now,
+                )
+            )
+    except (IntegrityError, PreconditionFailed, DispenseConflict) as lost:
+        # Lost a race: to the same request (a double click: answer as it did), or to another
+        # dispense of these lines (a balance CHECK, a MedicationRequest version, a lock).
+        earlier = await _earlier(fhir, pharmacist.practitioner, idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
+        if isinstance(lost, DispenseConflict):
+            raise
+        raise DispenseConflict(
+            "Une autre délivrance de ces lignes vient d'être enregistrée : rien n'a été "
+            "enregistré, recherchez à nouveau l'assuré."
+        ) from None
+    fhir.announce(written)
+    return Dispensed(number, replayed=False)
+
+
+async def _earlier(
+    fhir: FhirService, pharmacist: str, idempotency_key: str, fingerprint: str
+) -> Dispensed | None:
+    async with fhir.store.snapshot() as conn:
+        row = (
+            await conn.execute(
+                select(dispensations.c.number, dispensations.c.request_hash).where(
+                    dispensations.c.pharmacist == pharmacist,
+                    dispensations.c.idempotency_key == idempotency_key,
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise DispenseRefused(
+            "Cette demande a déjà servi à une autre délivrance (clé d'idempotence réutilisée)."
+        )
+    return Dispensed(row.number, replayed=True)
+
+
+async def _remaining(
+    conn: AsyncConnection, request_id: str, prescribed: Decimal, now: datetime
+) -> Decimal:
+    """Lock the line's balance row (created on its first dispense) and return what is left."""
+    balances = prescription_balances.c
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(prescription_balances)
+        .values(request_id=request_id, prescribed=prescribed, dispensed=0, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["request_id"])
+    )
+    query = select(balances.prescribed, balances.dispensed).where(balances.request_id == request_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).one()
+    return Decimal(row.prescribed) - Decimal(row.dispensed)
+
+
+def _check_product(
+    request: dict[str, Any], line: LineOrder, field: str, books_get: Any, today: date
+) -> tuple[Medicine, Medicine | None]:
+    """The product handed over, and the prescribed one when it is a generic substitution."""
+    prescribed_ean = next(
+        (
+            c.get("code", "")
+            for c in (request.get("medicationCodeableConcept") or {}).get("coding", [])
+            if c.get("system") == GTIN
+        ),
+        "",
+    )
+    given = books_get(line.ean, today)
+    if given is None:
+        raise DispenseRefused(f"EAN {line.ean} absent de la liste des médicaments.", field)
+    if line.ean == prescribed_ean:
+        return given, None
+    if not (request.get("substitution") or {}).get("allowedBoolean", True):
+        raise DispenseRefused(
+            "Ligne « non substituable » : délivrez le médicament prescrit.", field
+        )
+    prescribed = books_get(prescribed_ean, today)
+    if prescribed is None or not given.same_product_as(prescribed):
+        raise DispenseRefused(
+            f"{given.name} n'est pas un générique du médicament prescrit "
+            "(même DCI, forme et dosage).",
+            field,
+        )
+    return given, prescribed
+
+
+async def _write(
+    fhir: FhirService,
+    conn: AsyncConnection,
+    settlement: Settlement,
+    pharmacist: Pharmacist,
+    key: SigningKey,
+    order: DispenseOrder,
+    number: str,
+    now: datetime,
+    written: list[Stored],
+) -> None:
+    today = now.date()
+    moment = now.isoformat(timespec="seconds")
+    patient = {"reference": f"Patient/{order.patient_id}"}
+    books = settlement.books
+    dispenses: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    conditions: list[str] = []
+    updated: list[tuple[dict[str, Any], int]] = []
+    first_request = None
+    for index, line in enumerate(sorted(order.lines, key=lambda line: line.request_id), 1):
+        field = f"ligne-{line.request_id}"
+        try:
+            stored = await fhir.store.read(conn, "MedicationRequest", line.request_id)
+        except NotFound:
+            raise DispenseRefused("Ligne de prescription introuvable.", field) from None
+        assert stored.content is not None
+        request = orjson.loads(stored.content)
+        first_request = first_request or request
+        if reference_id(request.get("subject"), "Patient") != order.patient_id:
+            raise DispenseRefused("Cette ligne concerne un autre assuré.", field)
+        status = request.get("status")
+        if status == "cancelled":
+            raise DispenseRefused("Ligne annulée par le médecin : ne pas délivrer.", field)
+        if status != "active":
+            raise DispenseConflict("Ligne déjà entièrement délivrée.", field)
+        end = ((request.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("end")
+        if end and date.fromisoformat(end[:10]) < today:
+            raise DispenseRefused(f"Prescription expirée le {end[:10]}.", field)
+        if line.quantity <= 0 or line.quantity != line.quantity.to_integral_value():
+            raise DispenseRefused("Quantité : un nombre entier de boîtes, au moins 1.", field)
+        given, substituted = _check_product(request, line, field, books.medicines.get, today)
+        quantity = (request.get("dispenseRequest") or {}).get("quantity") or {}
+        prescribed = Decimal(str(quantity.get("value", 1)))
+        remaining = await _remaining(conn, line.request_id, prescribed, now)
+        if line.seen_remaining is not None and remaining < line.seen_remaining:
+            raise DispenseConflict(
+                f"Ligne délivrée entre-temps ailleurs : il reste {boxes(remaining)} boîte(s) "
+                f"(vous en voyiez {boxes(line.seen_remaining)}). Rien n'a été enregistré.",
+                field,
+            )
+        if line.quantity > remaining:
+            raise DispenseRefused(
+                f"Quantité {boxes(line.quantity)} supérieure au reste à délivrer "
+                f"({boxes(remaining)}).",
+                field,
+            )
+        left = remaining - line.quantity
+        await conn.execute(
+            update(prescription_balances)
+            .where(prescription_balances.c.request_id == line.request_id)
+            .values(dispensed=prescription_balances.c.dispensed + line.quantity, updated_at=now)
+        )
+        request["status"] = "completed" if left == 0 else "active"
+        request["extension"] = [
+            e for e in request.get("extension", []) if e.get("url") != REMAINING
+        ] + [{"url": REMAINING, "valueQuantity": {"value": float(left), "unit": "boîte"}}]
+        updated.append((request, stored.version))
+        dispenses.append(
+            _medication_dispense(
+                number, index, line, given, substituted is not None, patient, pharmacist, moment
+            )
+        )
+        item: dict[str, Any] = {
+            "sequence": index,
+            "extension": [
+                {
+                    "url": ITEM_REQUEST,
+                    "valueReference": {"reference": f"MedicationRequest/{line.request_id}"},
+                }
+            ],
+            "productOrService": {
+                "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
+            },
+            "servicedDate": today.isoformat(),
+            "quantity": {"value": float(line.quantity)},
+            "net": {"value": float(line.price), "currency": "MAD"},
+        }
+        condition = reference_id((request.get("reasonReference") or [{}])[0], "Condition")
+        if condition:
+            if condition not in conditions:
+                conditions.append(condition)
+            item["diagnosisSequence"] = [conditions.index(condition) + 1]
+        items.append(item)
+    claim = await _claim(
+        fhir, conn, settlement, order, number, pharmacist, items, conditions, first_request, now
+    )
+    for resource in dispenses:
+        rid = resource["id"]
+        body = {k: v for k, v in resource.items() if k != "id"}
+        written.append((await fhir.create(conn, "MedicationDispense", body, rid=rid)).stored)
+    body = {k: v for k, v in claim.items() if k != "id"}
+    written.append((await fhir.create(conn, "Claim", body, rid=claim["id"])).stored)
+    signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
+    written.append((await fhir.create(conn, "Provenance", signed)).stored)
+    # The engine reads the prescriptions as the pharmacist found them; then they move on.
+    await settlement.submit_within(conn, dict(claim), written)
+    for request, version in updated:
+        written.append(
+            (await fhir.update(conn, "MedicationRequest", request["id"], request, version)).stored
+        )
+
+
+def _medication_dispense(
+    number: str,
+    index: int,
+    line: LineOrder,
+    given: Medicine,
+    substituted: bool,
+    patient: dict[str, str],
+    pharmacist: Pharmacist,
+    moment: str,
+) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationDispense",
+        "id": new_id(),
+        "identifier": [{"system": f"{SID}/delivrance", "value": f"{number}-D{index}"}],
+        "status": "completed",
+        "medicationCodeableConcept": {
+            "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
+        },
+        "subject": patient,
+        "performer": [
+            {"actor": {"reference": pharmacist.practitioner}},
+            {"actor": {"reference": pharmacist.pharmacy}},
+        ],
+        "authorizingPrescription": [{"reference": f"MedicationRequest/{line.request_id}"}],
+        "quantity": {"value": float(line.quantity), "unit": "boîte"},
+        "whenHandedOver": moment,
+        "substitution": {
+            "wasSubstituted": substituted,
+            "type": {
+                "coding": [
+                    {
+                        "system": SUBSTITUTION,
+                        "code": "G" if substituted else "N",
+                        "display": "generic composition" if substituted else "none",
+                    }
+                ]
+            },
+        },
+    }
+
+
+async def _claim(
+    fhir: FhirService,
+    conn: AsyncConnection,
+    settlement: Settlement,
+    order: DispenseOrder,
+    number: str,
+    pharmacist: Pharmacist,
+    items: list[dict[str, Any]],
+    conditions: list[str],
+    first_request: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    coverage_id = await coverage_for_care(
+        fhir, conn, settlement.books, order.patient_id, now.date()
+    )
+    if coverage_id is None:
+        raise DispenseRefused("Aucune couverture AMO connue pour cet assuré : délivrance hors AMO.")
+    claim: dict[str, Any] = {
+        "resourceType": "Claim",
+        "id": new_id(),
+        "identifier": [{"system": CARE_SHEET_SYSTEM, "value": number}],
+        "status": "active",
+        "type": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "pharmacy"}
+            ]
+        },
+        "use": "claim",
+        "patient": {"reference": f"Patient/{order.patient_id}"},
+        "created": now.isoformat(timespec="seconds"),
+        "provider": {"reference": pharmacist.pharmacy},
+        "careTeam": [{"sequence": 1, "provider": {"reference": pharmacist.practitioner}}],
+        "priority": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                    "code": "normal",
+                }
+            ]
+        },
+        "insurance": [
+            {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage_id}"}}
+        ],
+        "item": items,
+        "total": {
+            "value": float(sum((Decimal(str(i["net"]["value"])) for i in items), Decimal(0))),
+            "currency": "MAD",
+        },
+    }
+    if first_request is not None:
+        claim["prescription"] = {"reference": f"MedicationRequest/{first_request['id']}"}
+    if order.tiers_payant:
+        claim["payee"] = {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/payeetype",
+                        "code": "provider",
+                    }
+                ]
+            }
+        }
+    if conditions:
+        claim["diagnosis"] = [
+            {"sequence": i, "diagnosisReference": {"reference": f"Condition/{c}"}}
+            for i, c in enumerate(conditions, 1)
+        ]
+    return claim

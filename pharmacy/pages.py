@@ -1,0 +1,279 @@
+"""The pharmacist's pages (French, server-rendered, usable without JavaScript): find the insured,
+see their open lines, dispense, see what the insured pays, print the receipt, reverse."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fse.security.access_codes import code_matches
+from fse.security.sessions import Session
+from fse.security.users import Role
+from fse.web.login import posted_form, session_with_role, signing_key_of
+from fse.web.templates import TEMPLATES
+from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
+from pharmacy.form import read_order, substitutes
+from pharmacy.lookup import NotAnIdentifier, OpenLine, open_lines
+from pharmacy.pharmacist import Pharmacist, pharmacist_of
+from pharmacy.receipt import load_dispense, signed_receipt, todays_dispenses
+from pharmacy.reversal import reverse_dispense
+
+router = APIRouter(include_in_schema=False)
+LOOKUP_WINDOW_SECONDS = 3600
+
+
+def _today(request: Request) -> date:
+    return datetime.now(UTC).astimezone(request.app.state.settlement.schedule.zone).date()
+
+
+async def _pharmacist(request: Request) -> tuple[Session, Pharmacist] | Response:
+    session = await session_with_role(request, Role.PHARMACIST)
+    if isinstance(session, Response):
+        return session
+    pharmacist = await pharmacist_of(request.app.state.fhir, session.user.practitioner)
+    if pharmacist is None:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "forbidden.html",
+            {"title": "Compte sans pharmacie", "session": session},
+            status_code=403,
+        )
+    return session, pharmacist
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+
+
+@router.get("/pharmacie", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    found = await _pharmacist(request)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist = found
+    zone = request.app.state.settlement.schedule.zone
+    context = {
+        "title": "Espace pharmacie",
+        "session": session,
+        "pharmacist": pharmacist,
+        "code_required": request.app.state.settings.pharmacy_access_code,
+        "dispenses": await todays_dispenses(request.app.state.fhir, pharmacist.pharmacy, zone),
+    }
+    return _page(request, "pharmacie_accueil.html", context)
+
+
+async def _lines_page(
+    request: Request,
+    session: Session,
+    pharmacist: Pharmacist,
+    text: str,
+    code: str,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    settings = request.app.state.settings
+    key = request.app.state.signing_key
+    shown = None
+    if settings.pharmacy_access_code:
+
+        def shown(line: OpenLine) -> bool:
+            return code_matches(key, line.sheet, code)
+
+    error, lines = "", []
+    try:
+        lines = await open_lines(
+            request.app.state.fhir,
+            text,
+            _today(request),
+            pharmacist.practitioner,
+            pharmacist.pharmacy,
+            shown,
+        )
+    except NotAnIdentifier as problem:
+        error = str(problem)
+    if not error and not lines:
+        error = (
+            "Aucune ligne à délivrer pour cet identifiant et ce code d'accès."
+            if settings.pharmacy_access_code
+            else f"Aucune ligne à délivrer pour {text.strip()}."
+        )
+        status_code = 404 if status_code == 200 else status_code
+    elif error:
+        status_code = 400
+    books = request.app.state.settlement.books
+    patients: dict[str, list[OpenLine]] = {}
+    for line in lines:
+        patients.setdefault(line.patient_id, []).append(line)
+    context = {
+        "title": "Lignes à délivrer",
+        "session": session,
+        "pharmacist": pharmacist,
+        "q": text,
+        "code": code,
+        "code_required": settings.pharmacy_access_code,
+        "error": error,
+        "patients": patients,
+        "products": {line.request_id: substitutes(books, line, _today(request)) for line in lines},
+        "values": values or {},
+        "errors": errors or {},
+        "idempotency_key": (values or {}).get("cle") or uuid.uuid4().hex,
+    }
+    return _page(request, "pharmacie_lignes.html", context, status_code)
+
+
+@router.get("/pharmacie/recherche", response_class=HTMLResponse)
+async def search(request: Request) -> Response:
+    found = await _pharmacist(request)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist = found
+    limit = request.app.state.settings.pharmacy_lookups_per_hour
+    if limit:
+        decision = await request.app.state.runtime.limiter.hit(
+            f"pharmacy-lookup:{session.user.username}", limit, LOOKUP_WINDOW_SECONDS
+        )
+        if not decision.allowed:
+            minutes = max(1, decision.retry_after // 60)
+            context = {
+                "title": "Trop de recherches",
+                "session": session,
+                "pharmacist": pharmacist,
+                "q": "",
+                "code": "",
+                "code_required": request.app.state.settings.pharmacy_access_code,
+                "error": f"Trop de recherches d'assurés : réessayez dans {minutes} minute(s).",
+                "patients": {},
+            }
+            return _page(request, "pharmacie_lignes.html", context, 429)
+    query = request.query_params
+    return await _lines_page(
+        request, session, pharmacist, query.get("q", ""), query.get("code", "")
+    )
+
+
+@router.post("/pharmacie/delivrer", response_class=HTMLResponse)
+async def dispense_lines(request: Request) -> Response:
+    found = await _pharmacist(request)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist = found
+    values = await posted_form(request, session)
+    if isinstance(values, Response):
+        return values
+    settlement = request.app.state.settlement
+    key = signing_key_of(request, session)
+    order, errors = read_order(values, settlement.books, _today(request))
+    if key is None:
+        errors["delivrance"] = "Votre clé de signature n'est pas ouverte : reconnectez-vous."
+    if order is None or errors:
+        return await _lines_page(
+            request,
+            session,
+            pharmacist,
+            values.get("q", ""),
+            values.get("code", ""),
+            values,
+            errors,
+            409 if key is None else 422,
+        )
+    assert key is not None
+    idempotency_key = request.headers.get("Idempotency-Key") or values.get("cle", "")
+    try:
+        done = await dispense(
+            request.app.state.fhir,
+            settlement,
+            pharmacist,
+            key,
+            order,
+            idempotency_key,
+            datetime.now(UTC),
+        )
+    except DispenseRefused as refused:
+        field = refused.field or "delivrance"
+        status = 409 if isinstance(refused, DispenseConflict) else 422
+        fresh = {k: v for k, v in values.items() if k != "cle"}  # a new attempt needs a new key
+        return await _lines_page(
+            request,
+            session,
+            pharmacist,
+            values.get("q", ""),
+            values.get("code", ""),
+            fresh,
+            {field: str(refused)},
+            status,
+        )
+    return RedirectResponse(f"/pharmacie/delivrance/{done.number}", status_code=303)
+
+
+async def _own_dispense(request: Request, number: str) -> Any:
+    found = await _pharmacist(request)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist = found
+    view = await load_dispense(request.app.state.fhir, number)
+    if view is None or view.pharmacy != pharmacist.pharmacy:
+        return HTMLResponse("Délivrance introuvable.", status_code=404)
+    return session, pharmacist, view
+
+
+@router.get("/pharmacie/delivrance/{number}", response_class=HTMLResponse)
+async def dispensed(request: Request, number: str) -> Response:
+    found = await _own_dispense(request, number)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist, view = found
+    context = {
+        "title": f"Délivrance {number}",
+        "session": session,
+        "pharmacist": pharmacist,
+        "view": view,
+        "today": _today(request),
+        "error": "",
+    }
+    return _page(request, "pharmacie_delivrance.html", context)
+
+
+@router.get("/pharmacie/delivrance/{number}/recu", response_class=HTMLResponse)
+async def receipt(request: Request, number: str) -> Response:
+    found = await _own_dispense(request, number)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist, view = found
+    context = {
+        "title": f"Reçu {number}",
+        "session": session,
+        "pharmacist": pharmacist,
+        "view": view,
+        "signature": signed_receipt(view, request.app.state.signing_key),
+    }
+    return _page(request, "pharmacie_recu.html", context)
+
+
+@router.post("/pharmacie/delivrance/{number}/annuler", response_class=HTMLResponse)
+async def reverse(request: Request, number: str) -> Response:
+    found = await _own_dispense(request, number)
+    if isinstance(found, Response):
+        return found
+    session, pharmacist, view = found
+    posted = await posted_form(request, session)
+    if isinstance(posted, Response):
+        return posted
+    zone = request.app.state.settlement.schedule.zone
+    try:
+        await reverse_dispense(request.app.state.fhir, pharmacist, number, datetime.now(UTC), zone)
+    except DispenseRefused as refused:
+        context = {
+            "title": f"Délivrance {number}",
+            "session": session,
+            "pharmacist": pharmacist,
+            "view": view,
+            "today": _today(request),
+            "error": str(refused),
+        }
+        return _page(request, "pharmacie_delivrance.html", context, 409)
+    return RedirectResponse(f"/pharmacie/delivrance/{number}", status_code=303)

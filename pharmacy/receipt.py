@@ -1,0 +1,192 @@
+"""A dispense as the pharmacist and the insured see it, and its receipt signed by the platform.
+
+Per line: the product handed over, the boxes, the price charged, the reimbursement base (PBR),
+the rate, what CNSS pays and what the insured keeps. Under tiers payant the insured pays only
+their share at the counter; otherwise they pay the whole price and CNSS reimburses them. The
+receipt carries those amounts and the payment batch (or the cut-off it will leave at), signed
+with the platform's key (ES256, detached JWS over the canonical JSON; the public key is at
+``/.well-known/jwks.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from fse.fhir_api.interactions import FhirService
+from fse.security.provenance import sign
+from fse.security.tokens import SigningKey
+from pharmacy.tables import dispensations
+from reimbursement.amounts import AmountLine, amount_lines
+from reimbursement.claims import CARE_SHEET_SYSTEM
+from reimbursement.context import name_of, search
+from reimbursement.ledger import batch_holding
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    medicine: str
+    quantity: Decimal
+    substituted: bool
+    amounts: AmountLine
+
+
+@dataclass
+class DispenseView:
+    number: str
+    pharmacy: str
+    pharmacy_name: str
+    pharmacist_name: str
+    patient_id: str
+    patient_name: str
+    created_at: datetime
+    reversed: bool
+    tiers_payant: bool
+    disposition: str
+    payment_date: date | None
+    batch: tuple[str, str] | None
+    lines: list[ReceiptLine] = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amounts.submitted for line in self.lines), ZERO)
+
+    @property
+    def benefit(self) -> Decimal:
+        return sum((line.amounts.benefit for line in self.lines), ZERO)
+
+    @property
+    def copay(self) -> Decimal:
+        return sum((line.amounts.copay for line in self.lines), ZERO)
+
+    @property
+    def at_counter(self) -> Decimal:
+        """What the insured pays the pharmacy now."""
+        return self.copay if self.tiers_payant else self.total
+
+    def receipt(self) -> dict[str, Any]:
+        """The signed content: who, whom, when, each line's money, and the payment."""
+        return {
+            "recu": self.number,
+            "pharmacie": self.pharmacy_name,
+            "pharmacien": self.pharmacist_name,
+            "assure": self.patient_name,
+            "date": self.created_at.isoformat(timespec="seconds"),
+            "tiers_payant": self.tiers_payant,
+            "lignes": [
+                {
+                    "medicament": line.medicine,
+                    "boites": str(line.quantity),
+                    "prix": str(line.amounts.submitted),
+                    "base": str(line.amounts.eligible),
+                    "taux": str(line.amounts.rate),
+                    "cnss": str(line.amounts.benefit),
+                    "assure": str(line.amounts.copay),
+                }
+                for line in self.lines
+            ],
+            "paye_au_comptoir": str(self.at_counter),
+            "rembourse_par_cnss": str(self.benefit),
+            "paiement": self.batch[0] if self.batch else str(self.payment_date or ""),
+            "annulee": self.reversed,
+        }
+
+
+def signed_receipt(view: DispenseView, key: SigningKey) -> str:
+    return sign(key, [view.receipt()])
+
+
+async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
+    async with fhir.store.snapshot() as conn:
+        row = (
+            await conn.execute(select(dispensations).where(dispensations.c.number == number))
+        ).first()
+        if row is None:
+            return None
+        claim = (await search(fhir, conn, "Claim", [("_id", row.claim_id)]))[0]
+        responses = await search(fhir, conn, "ClaimResponse", [("request", f"Claim/{claim['id']}")])
+        response = responses[0] if responses else {}
+        people = {
+            r["resourceType"] + "/" + r["id"]: r
+            for rtype, ref in (
+                ("Patient", f"Patient/{row.patient_id}"),
+                ("Organization", row.pharmacy),
+                ("Practitioner", row.pharmacist),
+            )
+            for r in await search(fhir, conn, rtype, [("_id", ref.split("/")[-1])])
+        }
+        batch = await batch_holding(conn, f"{CARE_SHEET_SYSTEM}|{number}")
+        dispenses = [
+            (await search(fhir, conn, "MedicationDispense", [("_id", entry.split(":")[0])]))[0]
+            for entry in row.lines.split(",")
+        ]
+    payment = response.get("payment")
+    payee = (response.get("payeeType") or {}).get("coding", [{}])[0].get("code")
+    view = DispenseView(
+        number=number,
+        pharmacy=row.pharmacy,
+        pharmacy_name=name_of(people[row.pharmacy]),
+        pharmacist_name=name_of(people[row.pharmacist]),
+        patient_id=row.patient_id,
+        patient_name=name_of(people[f"Patient/{row.patient_id}"]),
+        created_at=row.created_at,
+        reversed=row.reversed_at is not None,
+        tiers_payant=payee == "provider",
+        disposition=str(response.get("disposition", "")),
+        payment_date=date.fromisoformat(payment["date"]) if payment else None,
+        batch=batch,
+    )
+    amounts = {line.sequence: line for line in amount_lines(claim, response)} if response else {}
+    for item, dispensed in zip(claim["item"], dispenses, strict=True):
+        coding = item["productOrService"]["coding"][0]
+        view.lines.append(
+            ReceiptLine(
+                medicine=coding.get("display", coding["code"]),
+                quantity=Decimal(str(item["quantity"]["value"])).normalize(),
+                substituted=bool(dispensed["substitution"]["wasSubstituted"]),
+                amounts=amounts[item["sequence"]],
+            )
+        )
+    return view
+
+
+@dataclass(frozen=True)
+class DayLine:
+    number: str
+    at: datetime
+    patient_name: str
+    reversed: bool
+
+
+async def todays_dispenses(
+    fhir: FhirService, pharmacy: str, zone: Any, limit: int = 50
+) -> list[DayLine]:
+    """This pharmacy's dispenses of the day, newest first (to find one to reprint or reverse)."""
+    start = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    d = dispensations.c
+    async with fhir.store.snapshot() as conn:
+        rows = (
+            await conn.execute(
+                select(d.number, d.created_at, d.patient_id, d.reversed_at)
+                .where(d.pharmacy == pharmacy, d.created_at >= start)
+                .order_by(d.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+        names: dict[str, str] = {}
+        for row in rows:
+            if row.patient_id not in names:
+                found = await search(fhir, conn, "Patient", [("_id", row.patient_id)])
+                names[row.patient_id] = name_of(found[0]) if found else row.patient_id
+    return [
+        DayLine(
+            r.number, r.created_at.astimezone(zone), names[r.patient_id], r.reversed_at is not None
+        )
+        for r in rows
+    ]

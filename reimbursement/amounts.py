@@ -1,0 +1,51 @@
+"""What a settled care sheet pays, line by line, read back from its Claim and ClaimResponse
+(the doctor's and the pharmacist's screens show the same figures as the engine decided)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+CENTIME = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class AmountLine:
+    sequence: int
+    code: str
+    submitted: Decimal
+    eligible: Decimal
+    rate: Decimal
+    benefit: Decimal
+    copay: Decimal
+    reason: str
+    note: str = ""
+
+
+def _amount(entry: dict[str, Any]) -> Decimal:
+    value = entry.get("amount", {}).get("value", entry.get("value", 0))
+    return Decimal(str(value)).quantize(CENTIME)
+
+
+def amount_lines(claim: dict[str, Any], response: dict[str, Any]) -> list[AmountLine]:
+    codes = {i["sequence"]: i["productOrService"]["coding"][0]["code"] for i in claim["item"]}
+    notes = {n["number"]: n.get("text", "") for n in response.get("processNote", [])}
+    lines = []
+    for item in response.get("item", []):
+        amounts = {a["category"]["coding"][0]["code"]: a for a in item["adjudication"]}
+        reason = (amounts["benefit"].get("reason") or {}).get("coding", [{}])[0]
+        lines.append(
+            AmountLine(
+                sequence=int(item["itemSequence"]),
+                code=codes.get(item["itemSequence"], "?"),
+                submitted=_amount(amounts["submitted"]),
+                eligible=_amount(amounts["eligible"]),
+                rate=Decimal(str(amounts["eligpercent"]["value"])).quantize(Decimal("1")),
+                benefit=_amount(amounts["benefit"]),
+                copay=_amount(amounts["copay"]),
+                reason=str(reason.get("display", "")),
+                note=" ; ".join(notes.get(n, "") for n in item.get("noteNumber", [])),
+            )
+        )
+    return lines
