@@ -339,10 +339,10 @@ async def _registry_size(database_url: str) -> int:
         await conn.close()
 
 
-async def _fresh_database() -> str:
+async def fresh_database(name: str = "fse_bench") -> str:
+    """An empty PostgreSQL database for one benchmark (dropped first if a run left it)."""
     import asyncpg
 
-    name = "fse_bench"
     conn = await asyncpg.connect(ADMIN_URL)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -352,6 +352,16 @@ async def _fresh_database() -> str:
         await conn.close()
     print(f"PostgreSQL {version}: fresh database {name}", flush=True)
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def _free_port() -> int:
@@ -391,7 +401,7 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
     existing synthetic registry (`fse seed --synthetic N` into that database first)."""
     from fse.migrate import upgrade
 
-    database_url = registry_db or asyncio.run(_fresh_database())
+    database_url = registry_db or asyncio.run(fresh_database())
     upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
     port = _free_port()
     env = {

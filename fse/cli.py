@@ -204,15 +204,19 @@ def _sheet(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
+    from pharmacy.bench import run as run_pharmacy
     from reimbursement.bench import run as run_reimbursement
 
+    if args.only_pharmacy:
+        return run_pharmacy(args.clients, args.seconds)
     code = 0
     if not args.only_reimbursement:
         code = run(args.workers, args.clients, args.seconds, args.registry_db)
     if args.registry_db:
         return code
     settled = run_reimbursement(args.workers, args.clients, args.seconds, args.payment_claims)
-    return code or settled
+    dispensed = run_pharmacy(args.clients, args.seconds)
+    return code or settled or dispensed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="approved claims in the payment-batch benchmark (default 1,000,000; 0 skips it)",
     )
     bench.add_argument("--only-reimbursement", action="store_true", help="skip the FHIR API phases")
+    bench.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
     bench.set_defaults(run=_bench)
     return parser
 

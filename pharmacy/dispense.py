@@ -34,7 +34,7 @@ from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
-from reimbursement.claims import CARE_SHEET_SYSTEM, reference_id
+from reimbursement.claims import new_claim, reference_id
 from reimbursement.context import coverage_for_care
 from reimbursement.core.medicines import Medicine
 from reimbursement.settle import Settlement
@@ -413,38 +413,18 @@ async def _claim(
     )
     if coverage_id is None:
         raise DispenseRefused("Aucune couverture AMO connue pour cet assuré : délivrance hors AMO.")
-    claim: dict[str, Any] = {
-        "resourceType": "Claim",
-        "id": new_id(),
-        "identifier": [{"system": CARE_SHEET_SYSTEM, "value": number}],
-        "status": "active",
-        "type": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "pharmacy"}
-            ]
-        },
-        "use": "claim",
-        "patient": {"reference": f"Patient/{order.patient_id}"},
-        "created": now.isoformat(timespec="seconds"),
-        "provider": {"reference": pharmacist.pharmacy},
-        "careTeam": [{"sequence": 1, "provider": {"reference": pharmacist.practitioner}}],
-        "priority": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/processpriority",
-                    "code": "normal",
-                }
-            ]
-        },
-        "insurance": [
-            {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage_id}"}}
-        ],
-        "item": items,
-        "total": {
-            "value": float(sum((Decimal(str(i["net"]["value"])) for i in items), Decimal(0))),
-            "currency": "MAD",
-        },
-    }
+    created = now.isoformat(timespec="seconds")
+    claim = new_claim(
+        new_id(),
+        number,
+        "pharmacy",
+        order.patient_id,
+        pharmacist.pharmacy,
+        coverage_id,
+        created,
+        items,
+    )
+    claim["careTeam"] = [{"sequence": 1, "provider": {"reference": pharmacist.practitioner}}]
     if first_request is not None:
         claim["prescription"] = {"reference": f"MedicationRequest/{first_request['id']}"}
     if order.tiers_payant:

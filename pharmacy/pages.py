@@ -19,7 +19,7 @@ from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
 from pharmacy.lookup import NotAnIdentifier, OpenLine, open_lines
 from pharmacy.pharmacist import Pharmacist, pharmacist_of
-from pharmacy.receipt import load_dispense, signed_receipt, todays_dispenses
+from pharmacy.receipt import DispenseView, load_dispense, signed_receipt, todays_dispenses
 from pharmacy.reversal import reverse_dispense
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +39,12 @@ async def _pharmacist(request: Request) -> tuple[Session, Pharmacist] | Response
         return TEMPLATES.TemplateResponse(
             request,
             "forbidden.html",
-            {"title": "Compte sans pharmacie", "session": session},
+            {
+                "title": "Compte sans pharmacie",
+                "session": session,
+                "reason": "Votre compte n'est rattaché à aucune pharmacie (rôle de pharmacien "
+                "dans une officine) : contactez la CNSS.",
+            },
             status_code=403,
         )
     return session, pharmacist
@@ -105,6 +110,11 @@ async def _lines_page(
         status_code = 404 if status_code == 200 else status_code
     elif error:
         status_code = 400
+    errors = dict(errors or {})
+    shown_ids = {line.request_id for line in lines}
+    for name in [n for n in errors if n.startswith("ligne-")]:
+        if name.removeprefix("ligne-") not in shown_ids:  # the line is gone (dispensed)
+            errors["delivrance"] = errors.pop(name)
     books = request.app.state.settlement.books
     patients: dict[str, list[OpenLine]] = {}
     for line in lines:
@@ -120,7 +130,7 @@ async def _lines_page(
         "patients": patients,
         "products": {line.request_id: substitutes(books, line, _today(request)) for line in lines},
         "values": values or {},
-        "errors": errors or {},
+        "errors": errors,
         "idempotency_key": (values or {}).get("cle") or uuid.uuid4().hex,
     }
     return _page(request, "pharmacie_lignes.html", context, status_code)
@@ -148,6 +158,7 @@ async def search(request: Request) -> Response:
                 "code_required": request.app.state.settings.pharmacy_access_code,
                 "error": f"Trop de recherches d'assurés : réessayez dans {minutes} minute(s).",
                 "patients": {},
+                "errors": {},
             }
             return _page(request, "pharmacie_lignes.html", context, 429)
     query = request.query_params
@@ -210,7 +221,9 @@ async def dispense_lines(request: Request) -> Response:
     return RedirectResponse(f"/pharmacie/delivrance/{done.number}", status_code=303)
 
 
-async def _own_dispense(request: Request, number: str) -> Any:
+async def _own_dispense(
+    request: Request, number: str
+) -> tuple[Session, Pharmacist, DispenseView] | Response:
     found = await _pharmacist(request)
     if isinstance(found, Response):
         return found
@@ -218,6 +231,7 @@ async def _own_dispense(request: Request, number: str) -> Any:
     view = await load_dispense(request.app.state.fhir, number)
     if view is None or view.pharmacy != pharmacist.pharmacy:
         return HTMLResponse("Délivrance introuvable.", status_code=404)
+    view.created_at = view.created_at.astimezone(request.app.state.settlement.schedule.zone)
     return session, pharmacist, view
 
 
@@ -227,15 +241,25 @@ async def dispensed(request: Request, number: str) -> Response:
     if isinstance(found, Response):
         return found
     session, pharmacist, view = found
+    return _dispense_page(request, session, pharmacist, view)
+
+
+def _dispense_page(
+    request: Request,
+    session: Session,
+    pharmacist: Pharmacist,
+    view: DispenseView,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
     context = {
-        "title": f"Délivrance {number}",
+        "title": f"Délivrance {view.number}",
         "session": session,
         "pharmacist": pharmacist,
         "view": view,
-        "today": _today(request),
-        "error": "",
+        "error": error,
     }
-    return _page(request, "pharmacie_delivrance.html", context)
+    return _page(request, "pharmacie_delivrance.html", context, status_code)
 
 
 @router.get("/pharmacie/delivrance/{number}/recu", response_class=HTMLResponse)
@@ -267,13 +291,5 @@ async def reverse(request: Request, number: str) -> Response:
     try:
         await reverse_dispense(request.app.state.fhir, pharmacist, number, datetime.now(UTC), zone)
     except DispenseRefused as refused:
-        context = {
-            "title": f"Délivrance {number}",
-            "session": session,
-            "pharmacist": pharmacist,
-            "view": view,
-            "today": _today(request),
-            "error": str(refused),
-        }
-        return _page(request, "pharmacie_delivrance.html", context, 409)
+        return _dispense_page(request, session, pharmacist, view, str(refused), 409)
     return RedirectResponse(f"/pharmacie/delivrance/{number}", status_code=303)

@@ -11,7 +11,7 @@ with the platform's key (ES256, detached JWS over the canonical JSON; the public
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,7 +77,7 @@ class DispenseView:
             "pharmacie": self.pharmacy_name,
             "pharmacien": self.pharmacist_name,
             "assure": self.patient_name,
-            "date": self.created_at.isoformat(timespec="seconds"),
+            "date": self.created_at.astimezone(UTC).isoformat(timespec="seconds"),
             "tiers_payant": self.tiers_payant,
             "lignes": [
                 {

@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse.audit import change_event
 from fse.fhir_api.interactions import FhirService
 from fse.store.repository import Stored
 from pharmacy.dispense import REMAINING, DispenseRefused
@@ -60,27 +61,14 @@ async def reverse_dispense(
         await conn.execute(
             update(dispensations).where(dispensations.c.pk == row.pk).values(reversed_at=now)
         )
-        audit = {
-            "resourceType": "AuditEvent",
-            "type": {
-                "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                "code": "rest",
-            },
-            "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "update"}],
-            "action": "U",
-            "recorded": now.isoformat(timespec="seconds"),
-            "outcome": "0",
-            "outcomeDesc": f"délivrance {number} annulée par la pharmacie",
-            "agent": [
-                {"who": {"reference": pharmacist.practitioner}, "requestor": True},
-                {"who": {"reference": pharmacist.pharmacy}, "requestor": False},
-            ],
-            "source": {"observer": {"display": "Plateforme FSE - pharmacie"}},
-            "entity": [
-                {"what": {"reference": f"Patient/{row.patient_id}"}},
-                *({"what": {"reference": target}} for target in targets),
-            ],
-        }
+        audit = change_event(
+            pharmacist.practitioner,
+            f"délivrance {number} annulée par la pharmacie",
+            [f"Patient/{row.patient_id}", *targets],
+            "Plateforme FSE - pharmacie",
+            now,
+            pharmacist.pharmacy,
+        )
         written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
     fhir.announce(written)
 

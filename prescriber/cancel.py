@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from fse.audit import change_event
 from fse.errors import PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from prescriber.history import SID, SheetView
@@ -69,20 +70,12 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
                     "La feuille vient de changer (délivrance en pharmacie) : rechargez la page."
                 ) from None
             written.append(updated.stored)
-        audit = {
-            "resourceType": "AuditEvent",
-            "type": {
-                "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                "code": "rest",
-            },
-            "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "update"}],
-            "action": "U",
-            "recorded": now.isoformat(timespec="seconds"),
-            "outcome": "0",
-            "outcomeDesc": f"feuille {sheet.number} annulée par son auteur",
-            "agent": [{"who": {"reference": who}, "requestor": True}],
-            "source": {"observer": {"display": "Plateforme FSE - espace médecin"}},
-            "entity": [{"what": {"reference": f"{r['resourceType']}/{r['id']}"}} for r in targets],
-        }
+        audit = change_event(
+            who,
+            f"feuille {sheet.number} annulée par son auteur",
+            [f"{r['resourceType']}/{r['id']}" for r in targets],
+            "Plateforme FSE - espace médecin",
+            now,
+        )
         written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
     fhir.announce(written)

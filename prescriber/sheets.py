@@ -15,6 +15,7 @@ from fse.security.provenance import provenance
 from fse.security.tokens import SigningKey
 from fse.store.repository import new_id
 from prescriber.visit import Visit
+from reimbursement.claims import new_claim
 from reimbursement.context import coverage_for_care, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.settle import Settlement
@@ -237,37 +238,10 @@ def _resources(
             order["reasonReference"] = [{"reference": f"Condition/{condition}"}]
         resources.append({k: v for k, v in order.items() if v != []})
     if items:
-        claim: dict[str, Any] = {
-            "resourceType": "Claim",
-            "id": new_id(),
-            "identifier": [{"system": f"{SID}/fse", "value": number}],
-            "status": "active",
-            "type": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                        "code": "professional",
-                    }
-                ]
-            },
-            "use": "claim",
-            "patient": patient,
-            "created": moment,
-            "provider": doctor,
-            "priority": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/processpriority",
-                        "code": "normal",
-                    }
-                ]
-            },
-            "insurance": [
-                {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage_id}"}}
-            ],
-            "item": items,
-            "total": _money(sum(a.fee for a in visit.acts)),
-        }
+        assert coverage_id is not None  # refused before when the visit has acts
+        claim = new_claim(
+            new_id(), number, "professional", patient_id, practitioner, coverage_id, moment, items
+        )
         if condition and any(a.ald for a in visit.acts):
             claim["diagnosis"] = [
                 {"sequence": 1, "diagnosisReference": {"reference": f"Condition/{condition}"}}

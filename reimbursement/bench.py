@@ -23,7 +23,6 @@ import orjson
 
 from fhir_profiles.identifiers import care_sheet_number, iban_from_rib, rib_key
 from fse.bench import (
-    ADMIN_URL,
     REDIS_URL,
     SID,
     Connection,
@@ -31,6 +30,8 @@ from fse.bench import (
     _free_port,
     _wait_ready,
     authenticate,
+    drop_database,
+    fresh_database,
     run_phase,
     settle,
 )
@@ -402,35 +403,13 @@ async def _batch(database_url: str, claims: int, directory: Path) -> list[str]:
     ]
 
 
-async def _fresh(name: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def _drop(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
     from fse.migrate import upgrade
 
     print("reimbursement:", flush=True)
     for row in core_cost():
         print(row, flush=True)
-    database_url = asyncio.run(_fresh("fse_bench_settle"))
+    database_url = asyncio.run(fresh_database("fse_bench_settle"))
     upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
     result = submit_throughput(workers, clients, seconds, database_url)
     print(
@@ -439,10 +418,10 @@ def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
     )
     print(result.row(), flush=True)
     if payment_claims:
-        database_url = asyncio.run(_fresh("fse_bench_pay"))
+        database_url = asyncio.run(fresh_database("fse_bench_pay"))
         upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
         directory = Path("var") / "bench-payments"
         for row in asyncio.run(_batch(database_url, payment_claims, directory)):
             print(row, flush=True)
-        asyncio.run(_drop("fse_bench_pay"))
+        asyncio.run(drop_database("fse_bench_pay"))
     return 0 if result.errors == 0 else 1

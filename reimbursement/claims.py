@@ -67,6 +67,47 @@ def not_adjudicable(message: str, path: str, issue_type: str = "required") -> Un
     return Unprocessable(message, (path,), code=ErrorCode.CLAIM_NOT_ADJUDICABLE, issues=[issue])
 
 
+def new_claim(
+    rid: str,
+    number: str,
+    kind: str,
+    patient_id: str,
+    provider: str,
+    coverage_id: str,
+    created: str,
+    items: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A care sheet's Claim as our screens write it (``kind``: professional or pharmacy); the
+    total is the sum of the lines' ``net``."""
+    total = sum((Decimal(str(item["net"]["value"])) for item in items), Decimal("0.00"))
+    return {
+        "resourceType": "Claim",
+        "id": rid,
+        "identifier": [{"system": CARE_SHEET_SYSTEM, "value": number}],
+        "status": "active",
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": kind}]
+        },
+        "use": "claim",
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "created": created,
+        "provider": {"reference": provider},
+        "priority": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                    "code": "normal",
+                }
+            ]
+        },
+        "insurance": [
+            {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage_id}"}}
+        ],
+        "item": items,
+        "total": {"value": float(total), "currency": "MAD"},
+    }
+
+
 def reference_id(reference: Any, rtype: str) -> str | None:
     """The id of a literal ``Type/id`` reference of the expected type, else None."""
     if not isinstance(reference, dict):

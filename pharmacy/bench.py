@@ -1,0 +1,240 @@
+"""Dispensing benchmarks (run by ``fse bench`` after the reimbursement phases), on PostgreSQL:
+
+1. dispenses per second: concurrent pharmacists each dispensing one box of a different line
+   (the whole transaction: lock, dispense, claim, signed Provenance, settlement, ledger);
+2. contention: 50 pharmacies at once on the same line, how long until all have their answer
+   and how many won (exactly one must).
+
+In-process (one event loop, the service, no HTTP): the web page adds a form parse and a
+template around the same call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fse.accounts import create_account
+from fse.bench import drop_database, fresh_database
+from fse.config import Settings
+from fse.fhir_api.interactions import FhirService, standalone_service
+from fse.security.users import Role, unlock_signing_key
+from fse.seed.synthetic import load_synthetic
+from pharmacy.dispense import DispenseConflict, DispenseOrder, LineOrder, dispense
+from pharmacy.pharmacist import Pharmacist, pharmacist_of
+from reimbursement.context import search
+from reimbursement.feature import schedule_of
+from reimbursement.reference_data import default_books
+from reimbursement.settle import Settlement
+
+SID = "https://fse.cnss.ma/fhir/sid"
+GTIN = "urn:oid:1.3.160"
+CICLOVIRAL = "6118001701414"
+PASSWORD = "bench-pharmacien-2026"  # a throwaway account in the throwaway bench database
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    done = sorted(samples)
+    return tuple(done[min(len(done) - 1, int(p * len(done)))] for p in (0.5, 0.95, 0.99))  # type: ignore[return-value]
+
+
+async def _pharmacy(fhir: FhirService) -> tuple[Pharmacist, Any]:
+    run = f"{random.randrange(10**4):04d}"
+    async with fhir.store.transaction() as conn:
+        org = await fhir.create(
+            conn,
+            "Organization",
+            {
+                "resourceType": "Organization",
+                "identifier": [{"system": f"{SID}/inpe", "value": f"39{run}001"}],
+                "name": f"Pharmacie Bench {run}",
+                "type": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                                "code": "prov",
+                            }
+                        ]
+                    }
+                ],
+            },
+        )
+        person = await fhir.create(
+            conn,
+            "Practitioner",
+            {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": f"{SID}/inpe", "value": f"29{run}001"}],
+                "name": [{"family": "Bench", "given": ["Pharmacien"]}],
+            },
+        )
+        practitioner = f"Practitioner/{person.stored.id}"
+        await fhir.create(
+            conn,
+            "PractitionerRole",
+            {
+                "resourceType": "PractitionerRole",
+                "practitioner": {"reference": practitioner},
+                "organization": {"reference": f"Organization/{org.stored.id}"},
+                "code": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/practitioner-role",
+                                "code": "pharmacist",
+                            }
+                        ]
+                    }
+                ],
+            },
+        )
+    name = f"bench.{run}"
+    await create_account(fhir, name, PASSWORD, Role.PHARMACIST, "Bench", practitioner)
+    key = await unlock_signing_key(fhir.store.engine, name, PASSWORD)
+    pharmacist = await pharmacist_of(fhir, practitioner)
+    assert pharmacist is not None and key is not None
+    return pharmacist, key
+
+
+async def _prescriptions(fhir: FhirService, lines: int, boxes: int) -> list[tuple[str, str]]:
+    """(patient id, MedicationRequest id): one line of ``boxes`` boxes per insured."""
+    async with fhir.store.snapshot() as conn:
+        doctors = await search(fhir, conn, "Practitioner", [("identifier:missing", "false")])
+        patients = [
+            c["beneficiary"]["reference"].split("/")[1]
+            for c in await search(fhir, conn, "Coverage", [("status", "active")])
+        ]
+    today = datetime.now(UTC).date()
+    made = []
+    async with fhir.store.transaction() as conn:
+        for n in range(lines):
+            patient = patients[n % len(patients)]
+            request = await fhir.create(
+                conn,
+                "MedicationRequest",
+                {
+                    "resourceType": "MedicationRequest",
+                    "status": "active",
+                    "intent": "order",
+                    "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": CICLOVIRAL}]},
+                    "subject": {"reference": f"Patient/{patient}"},
+                    "authoredOn": today.isoformat(),
+                    "requester": {"reference": f"Practitioner/{doctors[n % len(doctors)]['id']}"},
+                    "dosageInstruction": [{"text": "1 comprimé 5 fois par jour"}],
+                    "dispenseRequest": {
+                        "validityPeriod": {
+                            "start": today.isoformat(),
+                            "end": (today + timedelta(days=90)).isoformat(),
+                        },
+                        "quantity": {"value": boxes},
+                    },
+                },
+            )
+            made.append((patient, request.stored.id))
+    return made
+
+
+async def _throughput(
+    fhir: FhirService,
+    settlement: Settlement,
+    desk: tuple[Pharmacist, Any],
+    lines: list[tuple[str, str]],
+    clients: int,
+    seconds: float,
+) -> tuple[str, bool]:
+    pharmacist, key = desk
+    queue = list(lines)
+    random.shuffle(queue)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while queue and time.perf_counter() < deadline:
+            patient, request = queue.pop()
+            order = DispenseOrder(
+                patient, (LineOrder(request, Decimal(1), CICLOVIRAL, Decimal("209.00")),)
+            )
+            began = time.perf_counter()
+            try:
+                await dispense(
+                    fhir, settlement, pharmacist, key, order, uuid.uuid4().hex, datetime.now(UTC)
+                )
+                latencies.append((time.perf_counter() - began) * 1000)
+            except Exception as exc:  # counted and shown: a benchmark must not hide failures
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - began
+    p50, p95, p99 = _percentiles(latencies)
+    row = (
+        f"  dispense (1 line, settled, signed), {clients} concurrent: "
+        f"{len(latencies) / elapsed:,.1f}/s  p50 {p50:.0f} ms  p95 {p95:.0f} ms  p99 {p99:.0f} ms"
+        f"  ({len(latencies)} in {elapsed:.1f} s, errors {errors or 0})"
+    )
+    return row, not errors
+
+
+async def _contention(
+    fhir: FhirService,
+    settlement: Settlement,
+    desk: tuple[Pharmacist, Any],
+    line: tuple[str, str],
+    attempts: int = 50,
+) -> tuple[str, bool]:
+    pharmacist, key = desk
+    patient, request = line
+    order = DispenseOrder(
+        patient, (LineOrder(request, Decimal(2), CICLOVIRAL, Decimal("418.00"), Decimal(2)),)
+    )
+    began = time.perf_counter()
+    results = await asyncio.gather(
+        *(
+            dispense(fhir, settlement, pharmacist, key, order, uuid.uuid4().hex, datetime.now(UTC))
+            for _ in range(attempts)
+        ),
+        return_exceptions=True,
+    )
+    elapsed = (time.perf_counter() - began) * 1000
+    won = sum(1 for r in results if not isinstance(r, BaseException))
+    conflicts = sum(1 for r in results if isinstance(r, DispenseConflict))
+    row = (
+        f"  {attempts} pharmacies at once on one line: {won} dispensed, {conflicts} conflicts, "
+        f"{attempts - won - conflicts} other errors; all answered in {elapsed:.0f} ms"
+    )
+    return row, won == 1 and conflicts == attempts - 1
+
+
+async def _run(database_url: str, clients: int, seconds: float) -> list[tuple[str, bool]]:
+    settings = Settings(database_url=database_url, payment_schedule=False)
+    print("  loading 2,000 synthetic insured ...", flush=True)
+    await load_synthetic(settings, 2000)
+    async with standalone_service(settings) as fhir:
+        desk = await _pharmacy(fhir)
+        lines = await _prescriptions(fhir, 3000, 2)
+        settlement = Settlement(fhir, default_books(), schedule_of(settings))
+        print(f"  dispensing for {seconds:.0f} s with {clients} concurrent ...", flush=True)
+        return [
+            await _throughput(fhir, settlement, desk, lines[:-1], clients, seconds),
+            await _contention(fhir, settlement, desk, lines[-1]),
+        ]
+
+
+def run(clients: int, seconds: float) -> int:
+    from fse.migrate import upgrade
+
+    print("pharmacy:", flush=True)
+    database_url = asyncio.run(fresh_database("fse_bench_pharmacy"))
+    upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    rows = asyncio.run(_run(database_url, clients, seconds))
+    for row, _ in rows:
+        print(row, flush=True)
+    asyncio.run(drop_database("fse_bench_pharmacy"))
+    return 0 if all(ok for _, ok in rows) else 1

@@ -1,0 +1,221 @@
+"""The pharmacist's screens in the browser's terms (forms, redirects), without JavaScript."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from fse.accounts import create_account
+from fse.security.access_codes import access_code
+from fse.security.provenance import verify
+from fse.security.users import Role
+from pharmacy.receipt import load_dispense
+from tests.conftest import Platform
+from tests.fse.web.test_login import PASSWORD, login
+from tests.pharmacy.helpers import CICLOVIRAL, fatima_sheet
+from tests.reimbursement.demo import DR_BENALI, PHARMACIST, PHARMACIST_2
+
+
+@asynccontextmanager
+async def signed_in(
+    platform: Platform, practitioner: str, role: Role = Role.PHARMACIST
+) -> AsyncIterator[httpx.AsyncClient]:
+    name = f"u.{uuid.uuid4().hex[:8]}"
+    await create_account(platform.app.state.fhir, name, PASSWORD, role, "Utilisateur", practitioner)
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        assert (await login(http, name)).status_code == 303
+        yield http
+
+
+def form_of(page: str, patient_heading: int = 0) -> dict[str, str]:
+    """The hidden fields and the default inputs of the n-th insured's dispensing form."""
+    form = page.split('<form method="post" action="/pharmacie/delivrer">')[patient_heading + 1]
+    form = form.split("</form>")[0]
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form))
+    for name, chosen in re.findall(
+        r'<select id="[^"]+" name="([^"]+)">\s*<option value="(\d+)"', form
+    ):
+        fields[name] = chosen
+    return fields
+
+
+def request_id_of(fields: dict[str, str], ean_prefix: str, page: str) -> str:
+    for name, value in fields.items():
+        if name.startswith("produit-") and value.startswith(ean_prefix):
+            return name.removeprefix("produit-")
+    raise AssertionError(f"no line for {ean_prefix} in {page[:300]}")
+
+
+async def only_the_lookup_was_written(
+    platform: Platform, client: httpx.AsyncClient, before: dict[str, int], lookups: int = 1
+) -> None:
+    """Nothing of a refused dispense is stored: the only new rows are the AuditEvents of the
+    lines shown again (every display of an insured's lines is audited)."""
+    after = await platform.row_counts()
+    for table in ("dispensations", "prescription_balances", "settlements", "ledger_entries"):
+        assert after[table] == before[table], table
+    assert after["resources"] - before["resources"] == lookups
+    audits = await client.get("/fhir/AuditEvent", params={"_sort": "-_lastUpdated", "_count": "9"})
+    newest = [e["resource"] for e in audits.json()["entry"]][:lookups]
+    assert all(
+        a["action"] == "R" and a["entity"][0]["description"].startswith("délivrance")
+        for a in newest
+    )
+
+
+@asynccontextmanager
+async def setting(platform: Platform, name: str, value: object) -> AsyncIterator[None]:
+    settings = platform.app.state.settings
+    kept = getattr(settings, name)
+    setattr(settings, name, value)
+    try:
+        yield
+    finally:
+        setattr(settings, name, kept)
+
+
+async def test_find_dispense_with_a_generic_see_amounts_print_and_reverse(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, _ = await fatima_sheet(platform, client)
+    async with signed_in(platform, refs[PHARMACIST]) as http:
+        home = await http.get("/pharmacie")
+        assert home.status_code == 200 and "Pharmacie Al Amal" in home.text
+        found = await http.get("/pharmacie/recherche", params={"q": "be 123456"})
+        assert found.status_code == 200, found.text
+        assert "Fatima Alaoui" in found.text and "non substituable" in found.text
+        assert "E11" not in found.text and "Glycémie" not in found.text  # nothing clinical
+        fields = form_of(found.text)
+        zovirax = request_id_of(fields, "6118001701407", found.text)
+        fields.update({f"qte-{zovirax}": "1", f"produit-{zovirax}": CICLOVIRAL})
+        fields["tiers_payant"] = "on"
+        done = await http.post("/pharmacie/delivrer", data=fields)
+        assert done.status_code == 303, done.text
+        number = done.headers["location"].rsplit("/", 1)[1]
+        again = await http.post("/pharmacie/delivrer", data=fields)  # a double submit
+        assert again.headers["location"] == done.headers["location"]
+        result = await http.get(done.headers["location"])
+        # The generic at PPV 209.00 = PBR: CNSS pays 146.30 to the pharmacy, the insured 62.70.
+        assert "À payer au comptoir : 62.70 MAD" in result.text
+        assert "la CNSS paie <strong>146.30 MAD</strong> à la pharmacie" in result.text
+        assert "générique substitué" in result.text
+        receipt = await http.get(f"{done.headers['location']}/recu")
+        assert receipt.status_code == 200 and "Reçu de délivrance" in receipt.text
+        signature = re.search(r'<p class="signature">([^<]+)</p>', receipt.text)
+        view = await load_dispense(platform.app.state.fhir, number)
+        assert signature and view is not None
+        jwk = platform.app.state.signing_key.jwk()
+        assert verify(jwk, signature[1], [view.receipt()])
+        tampered = {**view.receipt(), "rembourse_par_cnss": "999.00"}
+        assert not verify(jwk, signature[1], [tampered])
+        csrf = fields["csrf"]
+        reversed_ = await http.post(f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf})
+        assert reversed_.status_code == 303
+        assert "ANNULÉE" in (await http.get(done.headers["location"])).text
+        assert number in (await http.get("/pharmacie")).text  # today's dispenses
+
+
+async def test_two_pharmacies_on_one_line_the_second_gets_a_conflict(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await fatima_sheet(platform, client)
+    async with (
+        signed_in(platform, refs[PHARMACIST]) as first,
+        signed_in(platform, refs[PHARMACIST_2]) as second,
+    ):
+        pages = [
+            await p.get("/pharmacie/recherche", params={"q": sheet.number}) for p in (first, second)
+        ]
+        forms = [form_of(page.text) for page in pages]
+        ciclo = request_id_of(forms[0], CICLOVIRAL, pages[0].text)
+        for fields in forms:
+            fields[f"qte-{ciclo}"] = "2"
+        assert (await first.post("/pharmacie/delivrer", data=forms[0])).status_code == 303
+        before = await platform.row_counts()
+        lost = await second.post("/pharmacie/delivrer", data=forms[1])
+        assert lost.status_code == 409
+        assert "délivrée entre-temps ailleurs" in lost.text or "entièrement délivrée" in lost.text
+        await only_the_lookup_was_written(platform, client, before)
+        # Another pharmacy's dispense cannot be seen, printed or reversed from here.
+        number = (await first.get("/pharmacie")).text.split("/pharmacie/delivrance/")[1][:23]
+        assert (await second.get(f"/pharmacie/delivrance/{number}")).status_code == 404
+        csrf = forms[1]["csrf"]
+        refused = await second.post(f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf})
+        assert refused.status_code == 404
+        await only_the_lookup_was_written(platform, client, before)
+
+
+async def test_form_errors_stay_beside_their_line_and_store_nothing(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await fatima_sheet(platform, client)
+    async with signed_in(platform, refs[PHARMACIST]) as http:
+        page = await http.get("/pharmacie/recherche", params={"q": sheet.number})
+        fields = form_of(page.text)
+        ciclo = request_id_of(fields, CICLOVIRAL, page.text)
+        before = await platform.row_counts()
+        for change, status, message in (
+            ({f"qte-{ciclo}": "3"}, 422, "supérieure au reste à délivrer (2)"),
+            ({f"qte-{ciclo}": "1", f"prix-{ciclo}": "douze"}, 422, "Prix invalide"),
+            ({f"qte-{ciclo}": "1", f"produit-{ciclo}": "6118001701407"}, 422, "non substituable"),
+            ({}, 422, "Indiquez au moins une quantité"),
+            ({f"qte-{ciclo}": "1", "csrf": "forged"}, 403, "CSRF"),
+        ):
+            answer = await http.post("/pharmacie/delivrer", data={**fields, **change})
+            assert answer.status_code == status and message in answer.text, change
+        await only_the_lookup_was_written(platform, client, before, lookups=4)
+
+
+async def test_lookups_need_the_access_code_when_required_and_are_rate_limited(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await fatima_sheet(platform, client)
+    code = access_code(platform.app.state.signing_key, sheet.number)
+    async with (
+        signed_in(platform, refs[PHARMACIST]) as http,
+        setting(platform, "pharmacy_access_code", True),
+    ):
+        assert "Code d'accès" in (await http.get("/pharmacie")).text
+        missing = await http.get("/pharmacie/recherche", params={"q": "BE123456"})
+        assert missing.status_code == 404 and "CICLOVIRAL" not in missing.text
+        wrong = "000000" if code != "000000" else "111111"
+        bad = await http.get("/pharmacie/recherche", params={"q": "BE123456", "code": wrong})
+        assert bad.status_code == 404
+        good = await http.get("/pharmacie/recherche", params={"q": "BE123456", "code": code})
+        assert good.status_code == 200 and "CICLOVIRAL" in good.text
+        assert "RX-2026-000001" not in good.text  # only the sheet whose code was typed
+    async with (
+        signed_in(platform, refs[PHARMACIST]) as http,  # a new pharmacist: a new count
+        setting(platform, "pharmacy_lookups_per_hour", 2),
+    ):
+        for _ in range(2):
+            assert (
+                await http.get("/pharmacie/recherche", params={"q": "BE123456"})
+            ).status_code == 200
+        limited = await http.get("/pharmacie/recherche", params={"q": "BE123456"})
+        assert limited.status_code == 429 and "Trop de recherches" in limited.text
+
+
+@pytest.mark.parametrize("role", [Role.PRESCRIBER, Role.CNSS_AGENT])
+async def test_other_roles_cannot_open_the_pharmacy(
+    platform: Platform, client: httpx.AsyncClient, role: Role
+) -> None:
+    refs, _ = await fatima_sheet(platform, client)
+    async with signed_in(platform, refs[DR_BENALI], role) as http:
+        assert (await http.get("/pharmacie")).status_code == 403
+        assert (await http.get("/pharmacie/recherche", params={"q": "BE123456"})).status_code == 403
+
+
+async def test_a_pharmacist_without_a_pharmacy_is_told_so(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, _ = await fatima_sheet(platform, client)
+    async with signed_in(platform, refs[DR_BENALI], Role.PHARMACIST) as http:  # no pharmacy role
+        page = await http.get("/pharmacie")
+        assert page.status_code == 403 and "aucune pharmacie" in page.text
