@@ -284,6 +284,13 @@ async def _write(
         if line.quantity <= 0 or line.quantity != line.quantity.to_integral_value():
             raise DispenseRefused("Quantité : un nombre entier de boîtes, au moins 1.", field)
         given, substituted = _check_product(request, line, field, books.medicines.get, today)
+        ceiling = given.ppv * line.quantity
+        if line.price > ceiling:
+            raise DispenseRefused(
+                f"Prix {line.price} MAD au-dessus du prix public (PPV {given.ppv} × "
+                f"{boxes(line.quantity)} = {ceiling} MAD).",
+                field,
+            )
         quantity = (request.get("dispenseRequest") or {}).get("quantity") or {}
         prescribed = Decimal(str(quantity.get("value", 1)))
         remaining = await _remaining(conn, line.request_id, prescribed, now)

@@ -13,3 +13,8 @@ from pharmacy.pages import router
 def install(app: FastAPI) -> None:
     add_directory(Path(__file__).parent / "templates")
     app.include_router(router)
+    app.state.fhir.reserve(
+        "MedicationDispense",
+        "a pharmacist dispenses on the pharmacy screen (/pharmacie), where each line is "
+        "dispensed once, signed and settled in one transaction",
+    )

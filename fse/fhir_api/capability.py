@@ -23,11 +23,17 @@ COMMON_PARAMS = (
 )
 
 
-def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]:
+WRITES = ("create", "update", "delete")
+
+
+def _resource_entry(
+    rtype: str, operations: OperationRegistry, reserved: dict[str, str]
+) -> dict[str, Any]:
     params = SEARCH_PARAMS[rtype]
+    interactions = [c for c in INTERACTIONS if rtype not in reserved or c not in WRITES]
     entry: dict[str, Any] = {
         "type": rtype,
-        "interaction": [{"code": code} for code in INTERACTIONS],
+        "interaction": [{"code": code} for code in interactions],
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": False,
@@ -49,13 +55,22 @@ def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]
     ops = operations.for_type(rtype)
     if ops:
         entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]
+    notes = []
     if rtype in UNIQUE_IDENTIFIER_TYPES:
-        entry["documentation"] = "identifier (system|value) is unique among live resources"
+        notes.append("identifier (system|value) is unique among live resources")
+    if rtype in reserved:
+        notes.append(f"read-only here: {reserved[rtype]}")
+    if notes:
+        entry["documentation"] = "; ".join(notes)
     return entry
 
 
 def capability_statement(
-    base: str, operations: OperationRegistry, software_version: str, max_count: int
+    base: str,
+    operations: OperationRegistry,
+    software_version: str,
+    max_count: int,
+    reserved: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """FHIR R4 CapabilityStatement listing exactly the types, interactions and parameters wired."""
     return {
@@ -72,7 +87,9 @@ def capability_statement(
             {
                 "mode": "server",
                 "documentation": f"Search pages hold at most {max_count} entries (_count).",
-                "resource": [_resource_entry(rtype, operations) for rtype in SEARCH_PARAMS],
+                "resource": [
+                    _resource_entry(rtype, operations, reserved or {}) for rtype in SEARCH_PARAMS
+                ],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],

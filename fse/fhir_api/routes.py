@@ -78,7 +78,11 @@ async def metadata(request: Request) -> Response:
     if body is None:
         settings = request.app.state.settings
         statement = capability_statement(
-            base, operations_of(request), "0.1.0", settings.max_page_size
+            base,
+            operations_of(request),
+            "0.1.0",
+            settings.max_page_size,
+            service_of(request).reserved,
         )
         body = orjson.dumps(statement)
         await cache.set(key, body, CAPABILITY_TTL_SECONDS)
@@ -136,6 +140,7 @@ async def create(rtype: str, request: Request) -> Response:
     base = base_of(request)
     require_supported(rtype)
     authorize(principal_of(request), rtype, "c")
+    service.check_writable(rtype, "c")
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     criteria = request.headers.get("if-none-exist")
     store = service.store
@@ -218,6 +223,7 @@ async def update(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     _checked_id(request, rtype, rid, "u")
+    service.check_writable(rtype, "u")
     if_match = parse_etag(request.headers.get("if-match"))
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     async with service.store.transaction() as conn:
@@ -230,6 +236,7 @@ async def update(rtype: str, rid: str, request: Request) -> Response:
 async def delete(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     _checked_id(request, rtype, rid, "d")
+    service.check_writable(rtype, "d")
     async with service.store.transaction() as conn:
         stored = await service.store.delete(conn, rtype, rid)
     if stored is not None:

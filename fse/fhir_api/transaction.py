@@ -131,6 +131,7 @@ class BundleProcessor:
         permission = PERMISSION.get(entry.method) or ("r" if entry.rid else "s")
         try:
             authorize(self.principal, require_supported(entry.rtype), permission)
+            self.service.check_writable(entry.rtype, permission)
         except FhirError as error:
             raise _in_entry(error, entry) from None
 

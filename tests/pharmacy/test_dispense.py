@@ -31,7 +31,7 @@ from tests.pharmacy.helpers import (
     order,
 )
 from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
-from tests.reimbursement.demo import DR_BENALI, PHARMACIST_2, TAZI
+from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACIST_2, TAZI
 from tests.reimbursement.test_review_and_payments import payments
 
 M = Decimal
@@ -64,7 +64,7 @@ async def test_a_generic_for_one_line_and_half_of_the_other_settled_at_once(
     assert sorted(x.substituted for x in view.lines) == [False, True]
     assert (view.total, view.benefit, view.at_counter) == (M("418.00"), M("292.60"), M("418.00"))
     # What CNSS reads: the dispenses, the remaining quantities, the claim and its answer.
-    bundle = (await client.get("/fhir/MedicationDispense", params={"subject": refs["0100"]})).json()
+    bundle = (await client.get("/fhir/MedicationDispense", params={"subject": refs[FATIMA]})).json()
     dispenses = [e["resource"] for e in bundle["entry"]]
     assert len(dispenses) == 2 and {d["status"] for d in dispenses} == {"completed"}
     substituted = next(d for d in dispenses if d["substitution"]["wasSubstituted"])
@@ -132,6 +132,7 @@ async def test_every_refusal_stores_nothing(platform: Platform, client: httpx.As
         (order(ciclo, 1, ZOVIRAX), "non substituable"),
         (order(zovirax, 1, AMOXI_GEN), "n'est pas un générique"),
         (order(zovirax, 0), "nombre entier de boîtes"),
+        (order(zovirax, 1, price="232.01"), r"au-dessus du prix public \(PPV 232.00 × 1"),
     ]
     for attempt, message in refusals:
         with pytest.raises(DispenseRefused, match=message) as refused:
@@ -247,7 +248,7 @@ async def test_reversal_same_day_same_pharmacy_only(
     view = await load_dispense(fhir, done.number)
     assert view is not None and view.reversed
     dispensed = (
-        await client.get("/fhir/MedicationDispense", params={"subject": refs["0100"]})
+        await client.get("/fhir/MedicationDispense", params={"subject": refs[FATIMA]})
     ).json()
     assert dispensed["entry"][0]["resource"]["status"] == "entered-in-error"
     report = await check_ledger(platform.engine)
@@ -264,3 +265,49 @@ async def test_reversal_same_day_same_pharmacy_only(
     assert len(await payments(platform).run()) == 1
     with pytest.raises(DispenseRefused, match="déjà parti dans un lot"):
         await reverse_dispense(fhir, other.pharmacist, again.number, AT + timedelta(hours=4), zone)
+
+
+async def test_the_rest_api_cannot_write_dispenses_around_the_pharmacy(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Even a system client allowed every write gets 405: the balance, the signature and the
+    settlement of a dispense only come from the pharmacy's dispense."""
+    refs, sheet = await fatima_sheet(platform, client)
+    desk = await counter(platform, refs)
+    ciclo = line(await desk.lines(sheet.number), "CICLOVIRAL")
+    done = await desk.dispense(ciclo.patient_id, order(ciclo, 1, price="209.00"))
+    found = await client.get("/fhir/MedicationDispense", params={"subject": refs[FATIMA]})
+    stored = found.json()["entry"][0]["resource"]
+    assert stored["identifier"][0]["value"] == f"{done.number}-D1"
+    raw = {k: v for k, v in stored.items() if k not in ("id", "meta")}
+    before = await platform.row_counts()
+    for answer in (
+        await client.post("/fhir/MedicationDispense", json=raw),
+        await client.put(f"/fhir/MedicationDispense/{stored['id']}", json=stored),
+        await client.delete(f"/fhir/MedicationDispense/{stored['id']}"),
+        await client.post(
+            "/fhir",
+            json={
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"resource": raw, "request": {"method": "POST", "url": "MedicationDispense"}}
+                ],
+            },
+        ),
+    ):
+        assert answer.status_code == 405, answer.text
+        issue = answer.json()["issue"][0]
+        assert issue["details"]["coding"][0]["code"] == "FSE-0010"
+        assert "pharmacy screen" in issue["diagnostics"]
+    assert await platform.row_counts() == before
+    statement = (await client.get("/fhir/metadata")).json()
+    entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "MedicationDispense")
+    assert [i["code"] for i in entry["interaction"]] == [
+        "read",
+        "vread",
+        "history-instance",
+        "history-type",
+        "search-type",
+    ]
+    assert "read-only here" in entry["documentation"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from pharmacy.reversal import reverse_dispense
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
 from prescriber.sheets import SheetRefused
@@ -14,6 +15,7 @@ from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
 from reimbursement.payments import Payments
 from tests.conftest import Platform
+from tests.pharmacy.helpers import AT, counter, order
 from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
 
@@ -61,26 +63,27 @@ async def test_a_dispensed_line_forbids_cancelling(
     signed,  # type: ignore[no-untyped-def]
 ) -> None:
     refs, sheet = signed
-    request = next(r for r in sheet.resources if r.startswith("MedicationRequest/"))
-    dispense = {
-        "resourceType": "MedicationDispense",
-        "status": "completed",
-        "medicationCodeableConcept": {
-            "coding": [{"system": "urn:oid:1.3.160", "code": "6118001701407"}]
-        },
-        "subject": {"reference": refs[FATIMA]},
-        "authorizingPrescription": [{"reference": request}],
-        "quantity": {"value": 1},
-        "whenHandedOver": "2026-11-22T11:00:00+01:00",
-        "performer": [{"actor": {"reference": refs["0012"]}}],
-    }
-    created = await client.post("/fhir/MedicationDispense", json=dispense)
-    assert created.status_code == 201, created.text
-    view = await load_sheet(platform.app.state.fhir, sheet.number)
-    assert view is not None
+    fhir = platform.app.state.fhir
+    desk = await counter(platform, refs)
+    first = (await desk.lines(sheet.number))[0]
+    stale = await load_sheet(fhir, sheet.number)  # the doctor's page, opened before
+    done = await desk.dispense(first.patient_id, order(first, 1, price="209.00"))
+    view = await load_sheet(fhir, sheet.number)
+    assert view is not None and stale is not None
     with pytest.raises(SheetRefused, match="déjà été délivrée"):
-        await cancel_sheet(platform.app.state.fhir, view, refs[DR_BENALI], datetime.now(UTC))
+        await cancel_sheet(fhir, view, refs[DR_BENALI], datetime.now(UTC))
     assert (await client.get(f"/fhir/{sheet.resources[0]}")).json()["status"] == "finished"
+    # The pharmacy reverses its dispense (an error at the counter): the sheet may go, but not
+    # from a page that still shows the prescriptions as they were before the pharmacy.
+    zone = platform.app.state.settlement.schedule.zone
+    await reverse_dispense(fhir, desk.pharmacist, done.number, AT, zone)
+    with pytest.raises(SheetRefused, match="vient de changer"):
+        await cancel_sheet(fhir, stale, refs[DR_BENALI], datetime.now(UTC))
+    fresh = await load_sheet(fhir, sheet.number)
+    assert fresh is not None
+    await cancel_sheet(fhir, fresh, refs[DR_BENALI], datetime.now(UTC))
+    assert (await client.get(f"/fhir/{sheet.resources[0]}")).json()["status"] == "cancelled"
+    assert (await check_ledger(platform.engine)).ok
 
 
 async def test_a_paid_benefit_forbids_cancelling(
