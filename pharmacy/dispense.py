@@ -36,7 +36,7 @@ from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.claims import new_claim, reference_id
 from reimbursement.context import coverage_for_care
-from reimbursement.core.medicines import Medicine
+from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.settle import Settlement
 
 SID = "https://fse.cnss.ma/fhir/sid"
@@ -212,9 +212,10 @@ async def _remaining(
 
 
 def _check_product(
-    request: dict[str, Any], line: LineOrder, field: str, books_get: Any, today: date
+    request: dict[str, Any], line: LineOrder, medicines: MedicineList, today: date
 ) -> tuple[Medicine, Medicine | None]:
-    """The product handed over, and the prescribed one when it is a generic substitution."""
+    """The product handed over (at most its PPV), and the prescribed one when it is a generic
+    substitution."""
     prescribed_ean = next(
         (
             c.get("code", "")
@@ -223,16 +224,24 @@ def _check_product(
         ),
         "",
     )
-    given = books_get(line.ean, today)
+    field = f"ligne-{line.request_id}"
+    given = medicines.get(line.ean, today)
     if given is None:
         raise DispenseRefused(f"EAN {line.ean} absent de la liste des médicaments.", field)
+    ceiling = given.ppv * line.quantity
+    if line.price > ceiling:
+        raise DispenseRefused(
+            f"Prix {line.price} MAD au-dessus du prix public (PPV {given.ppv} × "
+            f"{boxes(line.quantity)} = {ceiling} MAD).",
+            field,
+        )
     if line.ean == prescribed_ean:
         return given, None
     if not (request.get("substitution") or {}).get("allowedBoolean", True):
         raise DispenseRefused(
             "Ligne « non substituable » : délivrez le médicament prescrit.", field
         )
-    prescribed = books_get(prescribed_ean, today)
+    prescribed = medicines.get(prescribed_ean, today)
     if prescribed is None or not given.same_product_as(prescribed):
         raise DispenseRefused(
             f"{given.name} n'est pas un générique du médicament prescrit "
@@ -240,6 +249,100 @@ def _check_product(
             field,
         )
     return given, prescribed
+
+
+async def _prescription(
+    fhir: FhirService, conn: AsyncConnection, order: DispenseOrder, line: LineOrder, today: date
+) -> tuple[dict[str, Any], int]:
+    """The line's MedicationRequest and version, if it may be dispensed to this insured today."""
+    field = f"ligne-{line.request_id}"
+    try:
+        stored = await fhir.store.read(conn, "MedicationRequest", line.request_id)
+    except NotFound:
+        raise DispenseRefused("Ligne de prescription introuvable.", field) from None
+    assert stored.content is not None
+    request: dict[str, Any] = orjson.loads(stored.content)
+    if reference_id(request.get("subject"), "Patient") != order.patient_id:
+        raise DispenseRefused("Cette ligne concerne un autre assuré.", field)
+    status = request.get("status")
+    if status == "cancelled":
+        raise DispenseRefused("Ligne annulée par le médecin : ne pas délivrer.", field)
+    if status != "active":
+        raise DispenseConflict("Ligne déjà entièrement délivrée.", field)
+    end = ((request.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("end")
+    if end and date.fromisoformat(end[:10]) < today:
+        raise DispenseRefused(f"Prescription expirée le {end[:10]}.", field)
+    if line.quantity <= 0 or line.quantity != line.quantity.to_integral_value():
+        raise DispenseRefused("Quantité : un nombre entier de boîtes, au moins 1.", field)
+    return request, stored.version
+
+
+async def _take(
+    conn: AsyncConnection, line: LineOrder, request: dict[str, Any], now: datetime
+) -> Decimal:
+    """Take the boxes from the line's locked balance; returns what is left after."""
+    field = f"ligne-{line.request_id}"
+    quantity = (request.get("dispenseRequest") or {}).get("quantity") or {}
+    prescribed = Decimal(str(quantity.get("value", 1)))
+    remaining = await _remaining(conn, line.request_id, prescribed, now)
+    if line.seen_remaining is not None and remaining < line.seen_remaining:
+        raise DispenseConflict(
+            f"Ligne délivrée entre-temps ailleurs : il reste {boxes(remaining)} boîte(s) "
+            f"(vous en voyiez {boxes(line.seen_remaining)}). Rien n'a été enregistré.",
+            field,
+        )
+    if line.quantity > remaining:
+        raise DispenseRefused(
+            f"Quantité {boxes(line.quantity)} supérieure au reste à délivrer ({boxes(remaining)}).",
+            field,
+        )
+    await conn.execute(
+        update(prescription_balances)
+        .where(prescription_balances.c.request_id == line.request_id)
+        .values(dispensed=prescription_balances.c.dispensed + line.quantity, updated_at=now)
+    )
+    return remaining - line.quantity
+
+
+def _claim_item(
+    index: int,
+    line: LineOrder,
+    given: Medicine,
+    request: dict[str, Any],
+    today: date,
+    conditions: list[str],
+) -> dict[str, Any]:
+    """The line as the engine reads it; an ALD/ALC line names its Condition (``conditions``
+    collects the claim's diagnoses)."""
+    item: dict[str, Any] = {
+        "sequence": index,
+        "extension": [
+            {
+                "url": ITEM_REQUEST,
+                "valueReference": {"reference": f"MedicationRequest/{line.request_id}"},
+            }
+        ],
+        "productOrService": {
+            "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
+        },
+        "servicedDate": today.isoformat(),
+        "quantity": {"value": float(line.quantity)},
+        "net": {"value": float(line.price), "currency": "MAD"},
+    }
+    condition = reference_id((request.get("reasonReference") or [{}])[0], "Condition")
+    if condition:
+        if condition not in conditions:
+            conditions.append(condition)
+        item["diagnosisSequence"] = [conditions.index(condition) + 1]
+    return item
+
+
+def _with_remaining(request: dict[str, Any], left: Decimal) -> dict[str, Any]:
+    request["status"] = "completed" if left == 0 else "active"
+    request["extension"] = [
+        e for e in request.get("extension", []) if e.get("url") != REMAINING
+    ] + [{"url": REMAINING, "valueQuantity": {"value": float(left), "unit": "boîte"}}]
+    return request
 
 
 async def _write(
@@ -253,105 +356,30 @@ async def _write(
     now: datetime,
     written: list[Stored],
 ) -> None:
+    """Lines in id order (two dispenses lock balance rows in the same order: no deadlock)."""
     today = now.date()
-    moment = now.isoformat(timespec="seconds")
-    patient = {"reference": f"Patient/{order.patient_id}"}
-    books = settlement.books
     dispenses: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     conditions: list[str] = []
     updated: list[tuple[dict[str, Any], int]] = []
-    first_request = None
     for index, line in enumerate(sorted(order.lines, key=lambda line: line.request_id), 1):
-        field = f"ligne-{line.request_id}"
-        try:
-            stored = await fhir.store.read(conn, "MedicationRequest", line.request_id)
-        except NotFound:
-            raise DispenseRefused("Ligne de prescription introuvable.", field) from None
-        assert stored.content is not None
-        request = orjson.loads(stored.content)
-        first_request = first_request or request
-        if reference_id(request.get("subject"), "Patient") != order.patient_id:
-            raise DispenseRefused("Cette ligne concerne un autre assuré.", field)
-        status = request.get("status")
-        if status == "cancelled":
-            raise DispenseRefused("Ligne annulée par le médecin : ne pas délivrer.", field)
-        if status != "active":
-            raise DispenseConflict("Ligne déjà entièrement délivrée.", field)
-        end = ((request.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("end")
-        if end and date.fromisoformat(end[:10]) < today:
-            raise DispenseRefused(f"Prescription expirée le {end[:10]}.", field)
-        if line.quantity <= 0 or line.quantity != line.quantity.to_integral_value():
-            raise DispenseRefused("Quantité : un nombre entier de boîtes, au moins 1.", field)
-        given, substituted = _check_product(request, line, field, books.medicines.get, today)
-        ceiling = given.ppv * line.quantity
-        if line.price > ceiling:
-            raise DispenseRefused(
-                f"Prix {line.price} MAD au-dessus du prix public (PPV {given.ppv} × "
-                f"{boxes(line.quantity)} = {ceiling} MAD).",
-                field,
-            )
-        quantity = (request.get("dispenseRequest") or {}).get("quantity") or {}
-        prescribed = Decimal(str(quantity.get("value", 1)))
-        remaining = await _remaining(conn, line.request_id, prescribed, now)
-        if line.seen_remaining is not None and remaining < line.seen_remaining:
-            raise DispenseConflict(
-                f"Ligne délivrée entre-temps ailleurs : il reste {boxes(remaining)} boîte(s) "
-                f"(vous en voyiez {boxes(line.seen_remaining)}). Rien n'a été enregistré.",
-                field,
-            )
-        if line.quantity > remaining:
-            raise DispenseRefused(
-                f"Quantité {boxes(line.quantity)} supérieure au reste à délivrer "
-                f"({boxes(remaining)}).",
-                field,
-            )
-        left = remaining - line.quantity
-        await conn.execute(
-            update(prescription_balances)
-            .where(prescription_balances.c.request_id == line.request_id)
-            .values(dispensed=prescription_balances.c.dispensed + line.quantity, updated_at=now)
-        )
-        request["status"] = "completed" if left == 0 else "active"
-        request["extension"] = [
-            e for e in request.get("extension", []) if e.get("url") != REMAINING
-        ] + [{"url": REMAINING, "valueQuantity": {"value": float(left), "unit": "boîte"}}]
-        updated.append((request, stored.version))
+        request, version = await _prescription(fhir, conn, order, line, today)
+        given, substituted = _check_product(request, line, settlement.books.medicines, today)
+        left = await _take(conn, line, request, now)
+        updated.append((_with_remaining(dict(request), left), version))
         dispenses.append(
             _medication_dispense(
-                number, index, line, given, substituted is not None, patient, pharmacist, moment
+                number, index, line, given, substituted is not None, order, pharmacist, now
             )
         )
-        item: dict[str, Any] = {
-            "sequence": index,
-            "extension": [
-                {
-                    "url": ITEM_REQUEST,
-                    "valueReference": {"reference": f"MedicationRequest/{line.request_id}"},
-                }
-            ],
-            "productOrService": {
-                "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
-            },
-            "servicedDate": today.isoformat(),
-            "quantity": {"value": float(line.quantity)},
-            "net": {"value": float(line.price), "currency": "MAD"},
-        }
-        condition = reference_id((request.get("reasonReference") or [{}])[0], "Condition")
-        if condition:
-            if condition not in conditions:
-                conditions.append(condition)
-            item["diagnosisSequence"] = [conditions.index(condition) + 1]
-        items.append(item)
+        items.append(_claim_item(index, line, given, request, today, conditions))
     claim = await _claim(
-        fhir, conn, settlement, order, number, pharmacist, items, conditions, first_request, now
+        fhir, conn, settlement, order, number, pharmacist, items, conditions, updated[0][0], now
     )
-    for resource in dispenses:
-        rid = resource["id"]
+    for resource in [*dispenses, claim]:
         body = {k: v for k, v in resource.items() if k != "id"}
-        written.append((await fhir.create(conn, "MedicationDispense", body, rid=rid)).stored)
-    body = {k: v for k, v in claim.items() if k != "id"}
-    written.append((await fhir.create(conn, "Claim", body, rid=claim["id"])).stored)
+        rtype = resource["resourceType"]
+        written.append((await fhir.create(conn, rtype, body, rid=resource["id"])).stored)
     signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
     written.append((await fhir.create(conn, "Provenance", signed)).stored)
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
@@ -368,9 +396,9 @@ def _medication_dispense(
     line: LineOrder,
     given: Medicine,
     substituted: bool,
-    patient: dict[str, str],
+    order: DispenseOrder,
     pharmacist: Pharmacist,
-    moment: str,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "resourceType": "MedicationDispense",
@@ -380,14 +408,14 @@ def _medication_dispense(
         "medicationCodeableConcept": {
             "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
         },
-        "subject": patient,
+        "subject": {"reference": f"Patient/{order.patient_id}"},
         "performer": [
             {"actor": {"reference": pharmacist.practitioner}},
             {"actor": {"reference": pharmacist.pharmacy}},
         ],
         "authorizingPrescription": [{"reference": f"MedicationRequest/{line.request_id}"}],
         "quantity": {"value": float(line.quantity), "unit": "boîte"},
-        "whenHandedOver": moment,
+        "whenHandedOver": now.isoformat(timespec="seconds"),
         "substitution": {
             "wasSubstituted": substituted,
             "type": {

@@ -177,22 +177,23 @@ async def dispense_lines(request: Request) -> Response:
     if isinstance(values, Response):
         return values
     settlement = request.app.state.settlement
-    key = signing_key_of(request, session)
-    order, errors = read_order(values, settlement.books, _today(request))
-    if key is None:
-        errors["delivrance"] = "Votre clé de signature n'est pas ouverte : reconnectez-vous."
-    if order is None or errors:
+
+    async def again(errors: dict[str, str], status_code: int) -> Response:
+        """The lines as they are now, the input kept, each error beside its line."""
+        query, code = values.get("q", ""), values.get("code", "")
         return await _lines_page(
-            request,
-            session,
-            pharmacist,
-            values.get("q", ""),
-            values.get("code", ""),
-            values,
-            errors,
-            409 if key is None else 422,
+            request, session, pharmacist, query, code, values, errors, status_code
         )
-    assert key is not None
+
+    key = signing_key_of(request, session)
+    if key is None:
+        return await again(
+            {"delivrance": "Votre clé de signature n'est pas ouverte : reconnectez-vous."}, 409
+        )
+    order, errors = read_order(values, settlement.books, _today(request))
+    if order is None:
+        return await again(errors, 422)
+    # Nothing is stored on a refusal, so the same key may serve the corrected request.
     idempotency_key = request.headers.get("Idempotency-Key") or values.get("cle", "")
     try:
         done = await dispense(
@@ -205,19 +206,8 @@ async def dispense_lines(request: Request) -> Response:
             datetime.now(UTC),
         )
     except DispenseRefused as refused:
-        field = refused.field or "delivrance"
         status = 409 if isinstance(refused, DispenseConflict) else 422
-        fresh = {k: v for k, v in values.items() if k != "cle"}  # a new attempt needs a new key
-        return await _lines_page(
-            request,
-            session,
-            pharmacist,
-            values.get("q", ""),
-            values.get("code", ""),
-            fresh,
-            {field: str(refused)},
-            status,
-        )
+        return await again({refused.field or "delivrance": str(refused)}, status)
     return RedirectResponse(f"/pharmacie/delivrance/{done.number}", status_code=303)
 
 
