@@ -29,13 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_profiles.identifiers import care_sheet_number
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
-from fse.security.provenance import provenance
+from fse.security.provenance import provenance, sign
 from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from pharmacy.pharmacist import Pharmacist
+from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.claims import new_claim, reference_id
-from reimbursement.context import coverage_for_care
+from reimbursement.context import coverage_for_care, name_of
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.settle import Settlement
 
@@ -117,7 +118,9 @@ async def dispense(
     order: DispenseOrder,
     idempotency_key: str,
     now: datetime,
+    platform_key: SigningKey,
 ) -> Dispensed:
+    """``key`` is the pharmacist's (the Provenance); ``platform_key`` signs the receipt."""
     if not order.lines:
         raise DispenseRefused("Indiquez au moins une quantité à délivrer.")
     requested = [line.request_id for line in order.lines]
@@ -134,7 +137,9 @@ async def dispense(
     written: list[Stored] = []
     try:
         async with fhir.store.transaction() as conn:
-            await _write(fhir, conn, settlement, pharmacist, key, order, number, now, written)
+            receipt = await _write(
+                fhir, conn, settlement, pharmacist, key, order, number, now, written
+            )
             await conn.execute(
                 insert(dispensations).values(
                     number=number,
@@ -153,6 +158,8 @@ async def dispense(
                             strict=True,
                         )
                     ),
+                    receipt=orjson.dumps(receipt).decode(),
+                    receipt_jws=sign(platform_key, [receipt]),
                     created_at=now,
                 )
             )
@@ -355,8 +362,9 @@ async def _write(
     number: str,
     now: datetime,
     written: list[Stored],
-) -> None:
-    """Lines in id order (two dispenses lock balance rows in the same order: no deadlock)."""
+) -> dict[str, Any]:
+    """Lines in id order (two dispenses lock balance rows in the same order: no deadlock).
+    Returns the receipt to sign."""
     today = now.date()
     dispenses: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
@@ -383,11 +391,16 @@ async def _write(
     signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
     written.append((await fhir.create(conn, "Provenance", signed)).stored)
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
-    await settlement.submit_within(conn, dict(claim), written)
+    response = await settlement.submit_within(conn, dict(claim), written)
     for request, version in updated:
         written.append(
             (await fhir.update(conn, "MedicationRequest", request["id"], request, version)).stored
         )
+    patient = await fhir.store.read(conn, "Patient", order.patient_id)
+    substituted = [d["substitution"]["wasSubstituted"] for d in dispenses]
+    cutoff = settlement.schedule.next_cutoff(settlement.clock())
+    name = name_of(orjson.loads(patient.content or "{}"))
+    return receipt_payload(number, pharmacist, name, now, claim, response, substituted, cutoff)
 
 
 def _medication_dispense(

@@ -19,7 +19,7 @@ from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
 from pharmacy.lookup import NotAnIdentifier, OpenLine, open_lines
 from pharmacy.pharmacist import Pharmacist, pharmacist_of
-from pharmacy.receipt import DispenseView, load_dispense, signed_receipt, todays_dispenses
+from pharmacy.receipt import DispenseView, load_dispense, todays_dispenses
 from pharmacy.reversal import reverse_dispense
 
 router = APIRouter(include_in_schema=False)
@@ -204,6 +204,7 @@ async def dispense_lines(request: Request) -> Response:
             order,
             idempotency_key,
             datetime.now(UTC),
+            request.app.state.signing_key,
         )
     except DispenseRefused as refused:
         status = 409 if isinstance(refused, DispenseConflict) else 422
@@ -263,7 +264,6 @@ async def receipt(request: Request, number: str) -> Response:
         "session": session,
         "pharmacist": pharmacist,
         "view": view,
-        "signature": signed_receipt(view, request.app.state.signing_key),
     }
     return _page(request, "pharmacie_recu.html", context)
 

@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 
 from fse.fhir_api.interactions import FhirService
-from fse.security.provenance import sign
-from fse.security.tokens import SigningKey
+from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations
 from reimbursement.amounts import AmountLine, amount_lines
 from reimbursement.claims import CARE_SHEET_SYSTEM
@@ -51,6 +51,9 @@ class DispenseView:
     disposition: str
     payment_date: date | None
     batch: tuple[str, str] | None
+    receipt: dict[str, Any]
+    """The receipt signed when the dispense was written."""
+    receipt_jws: str
     lines: list[ReceiptLine] = field(default_factory=list)
 
     @property
@@ -70,36 +73,57 @@ class DispenseView:
         """What the insured pays the pharmacy now."""
         return self.copay if self.tiers_payant else self.total
 
-    def receipt(self) -> dict[str, Any]:
-        """The signed content: who, whom, when, each line's money, and the payment."""
-        return {
-            "recu": self.number,
-            "pharmacie": self.pharmacy_name,
-            "pharmacien": self.pharmacist_name,
-            "assure": self.patient_name,
-            "date": self.created_at.astimezone(UTC).isoformat(timespec="seconds"),
-            "tiers_payant": self.tiers_payant,
-            "lignes": [
-                {
-                    "medicament": line.medicine,
-                    "boites": str(line.quantity),
-                    "prix": str(line.amounts.submitted),
-                    "base": str(line.amounts.eligible),
-                    "taux": str(line.amounts.rate),
-                    "cnss": str(line.amounts.benefit),
-                    "assure": str(line.amounts.copay),
-                }
-                for line in self.lines
-            ],
-            "paye_au_comptoir": str(self.at_counter),
-            "rembourse_par_cnss": str(self.benefit),
-            "paiement": self.batch[0] if self.batch else str(self.payment_date or ""),
-            "annulee": self.reversed,
-        }
 
-
-def signed_receipt(view: DispenseView, key: SigningKey) -> str:
-    return sign(key, [view.receipt()])
+def receipt_payload(
+    number: str,
+    pharmacist: Pharmacist,
+    patient_name: str,
+    at: datetime,
+    claim: dict[str, Any],
+    response: dict[str, Any],
+    substituted: list[bool],
+    cutoff: datetime | None,
+) -> dict[str, Any]:
+    """What the platform signs when the dispense is written: who, whom, when, each line's
+    money, what the insured pays at the counter, and the payment (the cut-off whose batch
+    pays it). Signed once and stored, so a printed receipt stays verifiable after the batch."""
+    lines = amount_lines(claim, response)
+    tiers_payant = (response.get("payeeType") or {}).get("coding", [{}])[0].get(
+        "code"
+    ) == "provider"
+    total = sum((line.submitted for line in lines), ZERO)
+    benefit = sum((line.benefit for line in lines), ZERO)
+    copay = sum((line.copay for line in lines), ZERO)
+    if response.get("payment") and cutoff is not None:
+        payment = f"lot de la coupure du {cutoff:%d/%m/%Y %H:%M}"
+    elif response.get("outcome") == "queued":
+        payment = "après contrôle CNSS"
+    else:
+        payment = "aucun"
+    return {
+        "recu": number,
+        "pharmacie": pharmacist.pharmacy_name,
+        "pharmacien": pharmacist.name,
+        "assure": patient_name,
+        "date": at.astimezone(UTC).isoformat(timespec="seconds"),
+        "tiers_payant": tiers_payant,
+        "lignes": [
+            {
+                "medicament": item["productOrService"]["coding"][0].get("display", line.code),
+                "boites": f"{Decimal(str(item['quantity']['value'])).normalize():f}",
+                "generique_substitue": swapped,
+                "prix": str(line.submitted),
+                "base": str(line.eligible),
+                "taux": str(line.rate),
+                "cnss": str(line.benefit),
+                "assure": str(line.copay),
+            }
+            for item, line, swapped in zip(claim["item"], lines, substituted, strict=True)
+        ],
+        "paye_au_comptoir": str(copay if tiers_payant else total),
+        "rembourse_par_cnss": str(benefit),
+        "paiement": payment,
+    }
 
 
 async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
@@ -141,6 +165,8 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
         disposition=str(response.get("disposition", "")),
         payment_date=date.fromisoformat(payment["date"]) if payment else None,
         batch=batch,
+        receipt=orjson.loads(row.receipt),
+        receipt_jws=row.receipt_jws,
     )
     amounts = {line.sequence: line for line in amount_lines(claim, response)} if response else {}
     for item, dispensed in zip(claim["item"], dispenses, strict=True):

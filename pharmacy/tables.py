@@ -48,6 +48,9 @@ dispensations = Table(
     Column("provenance_id", String(64), nullable=False),
     # "MedicationDispense id:MedicationRequest id:quantity" per line, comma-separated
     Column("lines", Text, nullable=False),
+    # the receipt as signed by the platform when the dispense was written, and its JWS
+    Column("receipt", Text, nullable=False),
+    Column("receipt_jws", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("reversed_at", UtcDateTime, nullable=True),
     UniqueConstraint("pharmacist", "idempotency_key", name="uq_dispensations_idempotency"),

@@ -357,13 +357,18 @@ async def history(
     conn: AsyncConnection, parsed: ParsedClaim, books: Books, received_on: date, cache: Cache
 ) -> History:
     lines = settlement_lines.c
+    standing = settlement_lines.join(settlements)
+    not_cancelled = settlements.c.status != "cancelled"  # a cancelled sheet may be written again
     days = sorted({line.care_date for line in parsed.lines})
     acts = await conn.execute(
-        select(lines.provider_ref, lines.care_date, lines.code, lines.coefficient).where(
+        select(lines.provider_ref, lines.care_date, lines.code, lines.coefficient)
+        .select_from(standing)
+        .where(
             lines.patient_id == parsed.patient_id,
             lines.care_date.in_(days),
             lines.accepted.is_(True),
             lines.kind.in_((CodeKind.NGAP.value, CodeKind.FLAT_RATE.value)),
+            not_cancelled,
         )
     )
     settled = frozenset((r.provider_ref, r.care_date, r.code, Decimal(r.coefficient)) for r in acts)
@@ -377,12 +382,15 @@ async def history(
     peer_mean = await peer_mean_on(conn, cache, day)
     window_days, codes = books.anomalies.consultation_window(received_on)
     recent = await conn.scalar(
-        select(func.count()).where(
+        select(func.count())
+        .select_from(standing)
+        .where(
             lines.patient_id == parsed.patient_id,
             lines.care_date > day - timedelta(days=window_days),
             lines.care_date <= day,
             lines.code.in_(codes),
             lines.accepted.is_(True),
+            not_cancelled,
         )
     )
     billed = sum((line.billed for line in parsed.lines), Decimal("0.00"))

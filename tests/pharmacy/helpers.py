@@ -65,6 +65,7 @@ class Counter:
             order,
             idempotency_key or uuid.uuid4().hex,
             when,
+            self.platform.app.state.signing_key,
         )
 
 

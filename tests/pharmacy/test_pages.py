@@ -111,8 +111,13 @@ async def test_find_dispense_with_a_generic_see_amounts_print_and_reverse(
         view = await load_dispense(platform.app.state.fhir, number)
         assert signature and view is not None
         jwk = platform.app.state.signing_key.jwk()
-        assert verify(jwk, signature[1], [view.receipt()])
-        tampered = {**view.receipt(), "rembourse_par_cnss": "999.00"}
+        # The printed signature is over the receipt as written: amounts and the payment.
+        assert verify(jwk, signature[1], [view.receipt])
+        assert view.receipt["rembourse_par_cnss"] == "146.30"
+        assert view.receipt["paye_au_comptoir"] == "62.70"
+        assert view.receipt["paiement"].startswith("lot de la coupure du ")
+        assert view.receipt["lignes"][0]["generique_substitue"] is True
+        tampered = {**view.receipt, "rembourse_par_cnss": "999.00"}
         assert not verify(jwk, signature[1], [tampered])
         csrf = fields["csrf"]
         reversed_ = await http.post(f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf})

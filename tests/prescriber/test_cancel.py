@@ -57,6 +57,25 @@ async def test_a_cancelled_sheet_is_marked_everywhere_and_its_benefit_reversed(
     assert any("annulée" in e["resource"].get("outcomeDesc", "") for e in audit["entry"])
 
 
+async def test_a_cancelled_sheet_can_be_written_again_the_same_day(
+    platform: Platform,
+    signed,  # type: ignore[no-untyped-def]
+) -> None:
+    """The doctor corrects a mistake: cancel, then sign the visit again. The consultation of
+    the cancelled sheet is not a duplicate (R06) of the new one."""
+    refs, sheet = signed
+    fhir = platform.app.state.fhir
+    view = await load_sheet(fhir, sheet.number)
+    assert view is not None and sheet.response is not None
+    await cancel_sheet(fhir, view, refs[DR_BENALI], datetime.now(UTC))
+    again = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
+    assert again.response is not None
+    assert again.response["outcome"] == "complete"
+    benefit = again.response["item"][0]["adjudication"][3]
+    assert benefit["amount"]["value"] == 56.0 and "reason" not in benefit
+    assert (await check_ledger(platform.engine)).ok
+
+
 async def test_a_dispensed_line_forbids_cancelling(
     platform: Platform,
     client: httpx.AsyncClient,

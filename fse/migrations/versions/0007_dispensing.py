@@ -35,6 +35,8 @@ def upgrade() -> None:
         sa.Column("claim_id", sa.String(length=64), nullable=False),
         sa.Column("provenance_id", sa.String(length=64), nullable=False),
         sa.Column("lines", sa.Text(), nullable=False),
+        sa.Column("receipt", sa.Text(), nullable=False),
+        sa.Column("receipt_jws", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("reversed_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_dispensations")),
