@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_profiles.validator import warm_up as warm_up_guide
+from fse.audit_chain import seal
 from fse.config import Settings
 from fse.db import create_engine
 from fse.errors import ErrorCode, FhirError, Issue, operation_outcome
@@ -29,7 +31,7 @@ from fse.fhir_api.routes import router as fhir_router
 from fse.resources import model_class
 from fse.runtime import build_runtime
 from fse.security.auth import Authenticator, AuthMiddleware
-from fse.security.throttle import ThrottleMiddleware
+from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
 from fse.security.tokens import load_or_create_key
 from fse.store.repository import ResourceStore
@@ -60,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()
         tasks = []
+        if settings.audit_seal_seconds > 0:
+            tasks.append(
+                asyncio.create_task(seal_periodically(engine, settings.audit_seal_seconds))
+            )
         if settings.payment_schedule:
             tasks.append(asyncio.create_task(reimbursement.run_payment_schedule(settings)))
         yield
@@ -79,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.operations = operations
     app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
+    app.state.fhir.reserve(
+        "AuditEvent", "the platform writes the audit trail itself; it is append-only"
+    )
     _install_error_handlers(app)
     app.state.signing_key = load_or_create_key(settings.signing_key_file)
     authenticator = Authenticator(
@@ -91,12 +100,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)
-    # The last added runs first: throttle, then authenticate, then route.
+    # The last added runs first: throttle by address, authenticate, throttle by caller, route.
+    app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_caller(settings))
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
-    app.add_middleware(
-        ThrottleMiddleware, limiter=runtime.limiter, per_minute=settings.rate_limit_per_minute
-    )
+    app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_address(settings))
     return app
+
+
+async def seal_periodically(engine: AsyncEngine, seconds: float) -> None:
+    """Chain new audit events every few seconds (each worker may; one seals at a time)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await seal(engine)
+        except Exception:  # the next round retries; the events are safe in the database
+            log.exception("sealing the audit trail failed")
 
 
 def warm_up() -> None:

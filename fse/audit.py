@@ -1,14 +1,23 @@
 """Record who read or changed whose personal data, when and through what (AuditEvent, FHIR R4).
 
-Issue 7 chains these records; every feature that shows an insured's data calls ``audit_read``.
+Every feature that shows an insured's data calls ``audit_read``; ``fse.audit_chain`` seals the
+events into a hash chain. Each event carries a sentence in plain French (its narrative) so that
+the insured's access log (``GET /fhir/AuditEvent?patient=…``) reads as "who looked at what".
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import html
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fse.errors import FhirError
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 
 
 async def audit_read(
@@ -40,8 +49,37 @@ async def audit_read(
     if organization:  # the pharmacy or clinic the reader acts for
         event["agent"].append({"who": {"reference": organization}, "requestor": False})
     async with fhir.store.transaction() as conn:
+        names = [await _name(fhir, conn, ref) for ref in (reader, organization) if ref]
+        who = names[0] + (f" ({names[1]})" if len(names) > 1 else "")
+        moment = datetime.now(ZoneInfo(fhir.settings.payment_timezone))
+        event["text"] = narrative(f"{_when(moment)}, {who} a consulté vos données : {what}.")
         written = await fhir.create(conn, "AuditEvent", event)
     fhir.announce([written.stored])
+
+
+def narrative(sentence: str) -> dict[str, str]:
+    """A FHIR narrative holding one French sentence (escaped XHTML)."""
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{html.escape(sentence)}</div>',
+    }
+
+
+def _when(moment: datetime) -> str:
+    return f"Le {moment:%d/%m/%Y à %H:%M}"
+
+
+async def _name(fhir: FhirService, conn: AsyncConnection, reference: str) -> str:
+    """The reader's name as the insured would know it; an account without a Practitioner keeps
+    its user name."""
+    rtype, _, rid = reference.partition("/")
+    if rtype not in ("Practitioner", "Organization") or not rid:
+        return reference.removeprefix("user:")
+    try:
+        stored = await fhir.store.read(conn, rtype, rid)
+    except FhirError:
+        return reference
+    return name_of(orjson.loads(stored.content or "{}")) if stored.content else reference
 
 
 def change_event(
@@ -50,6 +88,7 @@ def change_event(
     targets: list[str],
     source: str,
     when: datetime,
+    zone: tzinfo,
     organization: str | None = None,
 ) -> dict[str, Any]:
     """The AuditEvent of a change made through a screen (a cancellation, a reversal), for the
@@ -67,6 +106,7 @@ def change_event(
         "action": "U",
         "recorded": when.isoformat(timespec="seconds"),
         "outcome": "0",
+        "text": narrative(f"{_when(when.astimezone(zone))} : {description}."),
         "outcomeDesc": description,
         "agent": agents,
         "source": {"observer": {"display": source}},

@@ -409,6 +409,7 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
         "FSE_DATABASE_URL": database_url,
         "FSE_REDIS_URL": REDIS_URL,
         "FSE_RATE_LIMIT_PER_MINUTE": "0",
+        "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "0",
         "FSE_PORT": str(port),
     }
     server = subprocess.Popen(

@@ -189,6 +189,39 @@ def _ledger(args: argparse.Namespace) -> int:
     return ledger_check(_settings(args))
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from fse.audit_chain import seal, verify
+    from fse.db import create_engine
+
+    def progress(links: int) -> None:
+        print(f"\raudit: {links:,} links verified ", end="", file=sys.stderr, flush=True)
+
+    async def run() -> int:
+        engine = create_engine(_settings(args).database_url)
+        try:
+            if args.action == "seal":
+                sealed = await seal(engine)
+                head = f"head {sealed.head_seq}: {sealed.head}"
+                print(f"audit: {sealed.count:,} event(s) sealed; {head}")
+                return 0
+            report = await verify(engine, progress=progress)
+        finally:
+            await engine.dispose()
+        print(file=sys.stderr)
+        if report.ok:
+            print(
+                f"audit chain intact: {report.links:,} links, head {report.head}; "
+                f"{report.unsealed:,} event(s) not sealed yet (fse audit seal)"
+            )
+            return 0
+        print(f"audit chain BROKEN ({len(report.problems)} problem(s)):")
+        for problem in report.problems:
+            print(f"  {problem}")
+        return 1
+
+    return asyncio.run(run())
+
+
 def _sheet(args: argparse.Namespace) -> int:
     from fse.fhir_api.interactions import standalone_service
     from prescriber.verify import verify_sheet
@@ -280,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--database-url", default=argparse.SUPPRESS)
     ledger.add_argument("--database-url")
     ledger.set_defaults(run=_ledger)
+
+    audit = sub.add_parser("audit", help="the hash-chained audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    audit_sub.add_parser("seal", help="chain the audit events written since the last seal")
+    audit_sub.add_parser("verify", help="prove no audit event was altered or removed")
+    audit.add_argument("--database-url")
+    audit.set_defaults(run=_audit)
 
     sheet = sub.add_parser("sheet", help="care sheets")
     sheet_sub = sheet.add_subparsers(dest="action", required=True)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=6000, description="Requests per minute per client address; 0 disables."
     )
+    rate_limit_per_system_client: int = Field(
+        default=6000, description="FHIR requests per minute per system client; 0 disables."
+    )
+    rate_limit_per_user: int = Field(
+        default=600, description="FHIR requests per minute per signed-in user; 0 disables."
+    )
     payment_cutoffs: str = Field(
         default="11:00,16:00", description="Daily payment cut-offs (HH:MM, comma-separated)."
     )
@@ -48,6 +54,9 @@ class Settings(BaseSettings):
     )
     payments_dir: Path = Field(
         default=Path("var") / "payments", description="Where pain.001 transfer files are written."
+    )
+    audit_seal_seconds: float = Field(
+        default=5.0, description="How often the server seals new audit events; 0 disables."
     )
     pharmacy_access_code: bool = Field(
         default=False,

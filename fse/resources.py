@@ -19,6 +19,19 @@ from fse.errors import BadRequest, ErrorCode, Issue, NotFound, Unprocessable
 from fse.store.search_params import SUPPORTED_TYPES
 
 
+def name_of(resource: dict[str, Any]) -> str:
+    """How a person or organisation is called on screen: the name's text, else given and
+    family, else the Organization's name, else its reference."""
+    if isinstance(resource.get("name"), str):
+        return str(resource["name"])
+    for name in resource.get("name", []) or []:
+        if name.get("text"):
+            return str(name["text"])
+        given = " ".join(name.get("given", []) or [])
+        return f"{given} {name.get('family', '')}".strip()
+    return f"{resource['resourceType']}/{resource.get('id')}"
+
+
 def require_supported(resource_type: str) -> str:
     if resource_type not in SUPPORTED_TYPES:
         raise NotFound(

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_profiles.identifiers import care_sheet_number
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from fse.security.provenance import provenance, sign
 from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
@@ -36,7 +37,7 @@ from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.claims import new_claim, reference_id
-from reimbursement.context import coverage_for_care, name_of
+from reimbursement.context import coverage_for_care
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.settle import Settlement
 

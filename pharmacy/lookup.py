@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from fse.audit import audit_read
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from pharmacy.tables import prescription_balances
 from reimbursement.claims import reference_id
-from reimbursement.context import name_of, search
+from reimbursement.context import search
 
 SID = "https://fse.cnss.ma/fhir/sid"
 GTIN = "urn:oid:1.3.160"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from reimbursement.claims import reference_id
-from reimbursement.context import name_of, search
+from reimbursement.context import search
 
 
 @dataclass(frozen=True)

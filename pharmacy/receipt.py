@@ -19,11 +19,12 @@ import orjson
 from sqlalchemy import select
 
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations
 from reimbursement.amounts import AmountLine, amount_lines
 from reimbursement.claims import CARE_SHEET_SYSTEM
-from reimbursement.context import name_of, search
+from reimbursement.context import search
 from reimbursement.ledger import batch_holding
 
 ZERO = Decimal("0.00")

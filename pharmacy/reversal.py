@@ -67,6 +67,7 @@ async def reverse_dispense(
             [f"Patient/{row.patient_id}", *targets],
             "Plateforme FSE - pharmacie",
             now,
+            zone,
             pharmacist.pharmacy,
         )
         written.append((await fhir.create(conn, "AuditEvent", audit)).stored)

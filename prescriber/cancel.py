@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -76,6 +77,7 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
             [f"{r['resourceType']}/{r['id']}" for r in targets],
             "Plateforme FSE - espace médecin",
             now,
+            ZoneInfo(fhir.settings.payment_timezone),
         )
         written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
     fhir.announce(written)

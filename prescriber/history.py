@@ -8,8 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from reimbursement.amounts import AmountLine, amount_lines
-from reimbursement.context import name_of, search
+from reimbursement.context import search
 
 SID = "https://fse.cnss.ma/fhir/sid"
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from fse.audit import audit_read as record_read
 from fse.fhir_api.interactions import FhirService
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations, name_of, search
+from fse.resources import name_of
+from reimbursement.context import beneficiary_of, coverage_periods, exonerations, search
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration, Rights
 from reimbursement.core.rights import age_on, rights_on

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import orjson
 
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from fse.security.provenance import jws_of, verify
 from fse.security.signing import SIGNING_KEY_EXTENSION
 from prescriber.history import SID
-from reimbursement.context import name_of, search
+from reimbursement.context import search
 
 
 @dataclass(frozen=True)

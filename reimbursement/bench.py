@@ -316,6 +316,7 @@ def submit_throughput(workers: int, clients: int, seconds: float, database_url: 
         "FSE_DATABASE_URL": database_url,
         "FSE_REDIS_URL": REDIS_URL,
         "FSE_RATE_LIMIT_PER_MINUTE": "0",
+        "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "0",
         "FSE_PAYMENT_SCHEDULE": "false",
         "FSE_PORT": str(port),
     }

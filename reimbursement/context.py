@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
 from fse.errors import NotFound, Unprocessable
 from fse.fhir_api.interactions import FhirService
+from fse.resources import name_of
 from fse.runtime.cache import Cache
 from reimbursement.claims import ParsedClaim, not_adjudicable, reference_id
 from reimbursement.core.adjudication import Books
@@ -134,17 +135,6 @@ def beneficiary_of(patient: dict[str, Any]) -> Beneficiary:
     return Beneficiary(
         patient["id"], _day(patient.get("birthDate")), _day(patient.get("deceasedDateTime"))
     )
-
-
-def name_of(resource: dict[str, Any]) -> str:
-    if isinstance(resource.get("name"), str):
-        return resource["name"]
-    for name in resource.get("name", []) or []:
-        if name.get("text"):
-            return str(name["text"])
-        given = " ".join(name.get("given", []) or [])
-        return f"{given} {name.get('family', '')}".strip()
-    return f"{resource['resourceType']}/{resource.get('id')}"
 
 
 def iban_of(resource: dict[str, Any]) -> str | None:

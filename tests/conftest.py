@@ -80,6 +80,8 @@ async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[
         "redis_url": redis_url,
         "redis_namespace": f"fse-test-{uuid.uuid4().hex[:8]}",
         "rate_limit_per_minute": 0,
+        "rate_limit_per_system_client": 0,
+        "rate_limit_per_user": 0,
         "signing_key_file": tmp / "signing-key.pem",
         "payments_dir": tmp / "payments",
         "payment_schedule": False,

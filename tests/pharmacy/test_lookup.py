@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, date, datetime
 
 import httpx
@@ -90,3 +91,21 @@ async def test_dispensed_cancelled_and_expired_lines_are_not_offered(
     assert other_view is not None
     await cancel_sheet(fhir, other_view, refs[DR_BENALI], datetime.now(UTC))
     assert await lookup(platform, refs, other.number) == []
+
+
+async def test_the_insured_reads_who_looked_at_their_prescriptions_in_plain_french(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, _ = await signed_for_fatima(platform, client)
+    desk = await counter(platform, refs)
+    await desk.lines("BE123456")
+    log = await client.get(
+        "/fhir/AuditEvent", params={"patient": refs[FATIMA], "_sort": "-date", "_count": "1"}
+    )
+    sentence = log.json()["entry"][0]["resource"]["text"]["div"]
+    assert re.fullmatch(
+        r'<div xmlns="http://www.w3.org/1999/xhtml">Le \d\d/\d\d/\d{4} à \d\d:\d\d, '
+        r"Nadia Berrada \(Pharmacie Al Amal\) a consulté vos données : "
+        r"délivrance : recherche BE123456\.</div>",
+        sentence,
+    ), sentence

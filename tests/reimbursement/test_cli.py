@@ -21,6 +21,7 @@ async def _settle_one(database: Path, tmp: Path) -> None:
         signing_key_file=tmp / "key.pem",
         payment_schedule=False,
         rate_limit_per_minute=0,
+        rate_limit_per_system_client=0,
     )
     app = create_app(settings)
     client, _ = await create_client(app.state.engine, "cli-test", "system/*.cruds")

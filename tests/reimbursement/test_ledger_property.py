@@ -70,6 +70,7 @@ async def _scenario(database: Path, tmp: Path, steps: list[tuple[object, ...]]) 
         payments_dir=tmp / "payments",
         payment_schedule=False,
         rate_limit_per_minute=0,
+        rate_limit_per_system_client=0,
     )
     app = create_app(config)
     client, _ = await create_client(app.state.engine, "property", "system/*.cruds")

@@ -1,0 +1,116 @@
+"""The audit trail is append-only and hash-chained: any altered, removed or dropped entry shows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+from sqlalchemy import delete, select, update
+
+from fse.audit import audit_read
+from fse.audit_chain import GENESIS, audit_chain, link, seal, verify
+from fse.store.tables import resources
+from tests.conftest import Platform
+from tests.fse.test_cli import fse
+
+
+async def read_by(platform: Platform, who: str) -> None:
+    await audit_read(platform.app.state.fhir, who, ["p1"], "consultation", "test")
+
+
+async def test_sealed_events_verify_and_the_chain_grows(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    for n in range(3):
+        await read_by(platform, f"Practitioner/{n}")
+    first = await seal(platform.engine)
+    assert (first.count, first.head_seq) == (3, 3)
+    report = await verify(platform.engine)
+    assert report.ok and report.links == 3 and report.unsealed == 0
+    assert report.head == first.head
+    assert (await seal(platform.engine)).count == 0  # nothing new: the head stays
+    await read_by(platform, "Practitioner/late")
+    assert (await verify(platform.engine)).unsealed == 1
+    second = await seal(platform.engine)
+    assert (second.count, second.head_seq) == (1, 4) and second.head != first.head
+    async with platform.engine.connect() as conn:
+        rows = (await conn.execute(select(audit_chain).order_by(audit_chain.c.seq))).all()
+    previous = GENESIS
+    for row in rows:  # each link is the hash of the previous one and of its event
+        assert row.chain == link(previous, row.digest)
+        previous = row.chain
+    assert (await verify(platform.engine)).ok
+
+
+async def test_an_altered_a_removed_and_a_dropped_entry_are_each_reported(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    for n in range(5):
+        await read_by(platform, f"Practitioner/{n}")
+    await seal(platform.engine)
+    async with platform.engine.connect() as conn:
+        chain = (await conn.execute(select(audit_chain).order_by(audit_chain.c.seq))).all()
+        stored = await conn.scalar(
+            select(resources.c.content).where(resources.c.id == chain[1].resource_id)
+        )
+    altered = str(stored).replace("Practitioner/1", "Practitioner/someone-else")
+    async with platform.engine.begin() as conn:
+        await conn.execute(
+            update(resources).where(resources.c.id == chain[1].resource_id).values(content=altered)
+        )
+        await conn.execute(
+            update(resources)
+            .where(resources.c.id == chain[2].resource_id)
+            .values(deleted=True, content=None)
+        )
+        await conn.execute(delete(audit_chain).where(audit_chain.c.seq == 4))
+    report = await verify(platform.engine)
+    assert not report.ok
+    assert report.problems == [
+        f"link 2: AuditEvent/{chain[1].resource_id} was altered after it was sealed",
+        f"link 3: AuditEvent/{chain[2].resource_id} was removed",
+        "links 4..4 are missing (removed)",
+        f"link 5 (AuditEvent/{chain[4].resource_id}): hash does not follow the chain",
+    ]
+
+
+async def test_the_rest_api_cannot_write_the_audit_trail(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    await read_by(platform, "Practitioner/x")
+    event = (await client.get("/fhir/AuditEvent")).json()["entry"][0]["resource"]
+    before = await platform.row_counts()
+    raw = {k: v for k, v in event.items() if k not in ("id", "meta")}
+    for answer in (
+        await client.post("/fhir/AuditEvent", json=raw),
+        await client.put(f"/fhir/AuditEvent/{event['id']}", json=event),
+        await client.delete(f"/fhir/AuditEvent/{event['id']}"),
+    ):
+        assert answer.status_code == 405, answer.text
+        assert "append-only" in answer.json()["issue"][0]["diagnostics"]
+    assert await platform.row_counts() == before
+
+
+def test_fse_audit_seal_and_verify_as_commands(tmp_path: Path) -> None:
+    database = tmp_path / "audit.sqlite3"
+    assert fse("migrate", database=database).returncode == 0
+    assert fse("seed", "--demo", database=database).returncode == 0
+    sealed = fse("audit", "seal", database=database)
+    assert sealed.returncode == 0 and "event(s) sealed" in sealed.stdout
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "INSERT INTO resources (type, id, version, last_updated, deleted, content) "
+            "VALUES ('AuditEvent', 'a1', 1, '2026-11-29 10:00:00', 0, "
+            '\'{"resourceType": "AuditEvent", "action": "R"}\')'
+        )
+    assert fse("audit", "seal", database=database).stdout.startswith("audit: 1 event(s) sealed")
+    verified = fse("audit", "verify", database=database)
+    assert verified.returncode == 0 and "audit chain intact: 1 links" in verified.stdout
+    with sqlite3.connect(database) as db:
+        db.execute(
+            'UPDATE resources SET content = \'{"resourceType": "AuditEvent", "action": "D"}\''
+            " WHERE id = 'a1'"
+        )
+    broken = fse("audit", "verify", database=database)
+    assert broken.returncode == 1 and "AuditEvent/a1 was altered" in broken.stdout
