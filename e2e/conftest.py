@@ -24,6 +24,9 @@ CHROMIUM_ARGS = [
 ]
 
 
+SERVER_ENV: dict[str, str] = {}
+"""The environment the server runs with (its database), for CLI commands run beside it."""
+
 CLIENT: dict[str, str] = {}
 """The system client `fse client create` registered for this session (id and secret)."""
 
@@ -42,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.pop("FSE_REDIS_URL", None)
     env["FSE_SIGNING_KEY_FILE"] = str(database.parent / "signing-key.pem")
     env["FSE_PAYMENTS_DIR"] = str(database.parent / "payments")
+    SERVER_ENV.update(env)
     for command in (["migrate"], ["seed", "--demo"]):
         subprocess.run(
             [sys.executable, "-m", "fse.cli", *command], env=env, check=True, timeout=120

@@ -57,24 +57,21 @@ def total(response: dict[str, Any], category: str) -> Decimal:
     raise KeyError(category)
 
 
-def doctor_signs_two_medicines(server: str, page: Page) -> str:
+def doctor_signs(server: str, page: Page, medicines: list[tuple[str, str, str, str]]) -> str:
+    """Dr Benali signs, for Fatima Alaoui, one line per (name or EAN, dosage, days, boxes)."""
     sign_in(page, server)
     page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
     page.get_by_role("button", name="Rechercher").click()
     page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
-    page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax")
-    page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
-    page.locator("#med-1-duree").fill("5")
-    page.locator("#med-1-quantite").fill("1")
-    page.get_by_label("Médicament 2 (nom, DCI ou EAN)").fill("6118001701438")  # AMOXYL-D 500
-    page.locator("#med-2-posologie").fill("1 gélule 3 fois par jour")
-    page.locator("#med-2-duree").fill("8")
-    page.locator("#med-2-quantite").fill("2")
+    for n, (product, dosage, days, boxes) in enumerate(medicines, 1):
+        page.get_by_label(f"Médicament {n} (nom, DCI ou EAN)").fill(product)
+        page.locator(f"#med-{n}-posologie").fill(dosage)
+        page.locator(f"#med-{n}-duree").fill(days)
+        page.locator(f"#med-{n}-quantite").fill(boxes)
     page.get_by_role("button", name="Relire la feuille").click()
     page.get_by_role("button", name="Signer la feuille").click()
     heading = page.get_by_role("heading", name=re.compile(r"Feuille de soins FSE-"))
     expect(heading).to_be_visible()
-    shot(page, "21-medecin-deux-medicaments")
     number = re.search(r"FSE-\d{4}-\d{9}-\d{2}", heading.inner_text())
     assert number
     return number[0]
@@ -98,7 +95,15 @@ def shown_amounts_match(page: Page, response: dict[str, Any], tiers_payant: bool
 def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     server: str, page: Page, browser: Browser, api_token: str
 ) -> None:
-    number = doctor_signs_two_medicines(server, page)
+    number = doctor_signs(
+        server,
+        page,
+        [
+            ("zovirax", "1 comprimé 5 fois par jour", "5", "1"),
+            ("6118001701438", "1 gélule 3 fois par jour", "8", "2"),  # AMOXYL-D 500
+        ],
+    )
+    shot(page, "21-medecin-deux-medicaments")
 
     first = pharmacist(browser, server, "pharmacie.alamal")
     shot(first, "22-pharmacie-accueil")

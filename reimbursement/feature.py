@@ -1,6 +1,6 @@
-"""What the reimbursement package contributes to the app: its FHIR operations, the settlement
-service, and the payment schedule (a batch at each cut-off, run as ``fse pay`` in its own
-process so a large batch never stalls the server's requests)."""
+"""What the reimbursement package contributes to the app: its FHIR operations, the CNSS agents'
+console, the settlement service, and the payment schedule (a batch at each cut-off, run as
+``fse pay`` in its own process so a large batch never stalls the server's requests)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from fse.config import Settings
 from fse.fhir_api.operations import OperationRegistry
+from fse.web.templates import add_directory
+from reimbursement.console import router as console_router
 from reimbursement.operations import OPERATIONS
 from reimbursement.reference_data import default_books
 from reimbursement.schedule import PaymentSchedule
@@ -28,6 +31,8 @@ def schedule_of(settings: Settings) -> PaymentSchedule:
 def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> None:
     for operation in OPERATIONS:
         operations.register(operation)
+    add_directory(Path(__file__).parent / "templates")
+    app.include_router(console_router)
     app.state.settlement = Settlement(app.state.fhir, default_books(), schedule_of(settings))
 
 

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from fse.audit import change_event
 from fse.errors import BadRequest, Conflict, ErrorCode, NotFound
 from reimbursement.core.money import ZERO
 from reimbursement.ledger import approval_number, book_benefit
@@ -121,11 +122,22 @@ async def review_claim(
                 update(settlements).where(settlements.c.pk == row.pk).values(**values)
             )
             written = await fhir.update(conn, "ClaimResponse", response_id, response, None)
+            verdict = "libérée" if decision == "release" else "rejetée"
+            number = row.claim_key.rsplit("|", 1)[-1]
+            audit = change_event(
+                reviewer,
+                f"feuille {number} {verdict} après contrôle : {reason}",
+                [f"ClaimResponse/{response_id}", f"Patient/{row.patient_id}"],
+                "Plateforme FSE - contrôle CNSS",
+                now,
+                settlement.schedule.zone,
+            )
+            logged = await fhir.create(conn, "AuditEvent", audit)
     except IntegrityError:
         raise Conflict(
             f"ClaimResponse/{response_id} was reviewed concurrently",
             code=ErrorCode.REVIEW_NOT_ALLOWED,
         ) from None
-    fhir.announce([written.stored])
+    fhir.announce([written.stored, logged.stored])
     assert written.stored.content is not None
     return orjson.loads(written.stored.content)

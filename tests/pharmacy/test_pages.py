@@ -23,7 +23,7 @@ from tests.reimbursement.demo import DR_BENALI, PHARMACIST, PHARMACIST_2
 
 @asynccontextmanager
 async def signed_in(
-    platform: Platform, practitioner: str, role: Role = Role.PHARMACIST
+    platform: Platform, practitioner: str | None, role: Role = Role.PHARMACIST
 ) -> AsyncIterator[httpx.AsyncClient]:
     name = f"u.{uuid.uuid4().hex[:8]}"
     await create_account(platform.app.state.fhir, name, PASSWORD, role, "Utilisateur", practitioner)
