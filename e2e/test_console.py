@@ -61,4 +61,8 @@ def test_an_agent_releases_a_held_claim_paid_in_the_next_batch(
     agent.reload()
     expect(agent.get_by_role("row").filter(has_text=dispensed)).to_contain_text(batch[0])
     shot(agent, "32-console-decision-payee")
+    agent.get_by_role("link", name="Tableau de bord").click()
+    expect(agent.get_by_role("img", name=re.compile("Feuilles de soins reçues"))).to_be_visible()
+    expect(agent.get_by_text("costly_medicine")).to_be_visible()
+    shot(agent, "33-tableau-de-bord")
     agent.context.close()

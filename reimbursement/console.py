@@ -18,9 +18,11 @@ from fse.errors import FhirError
 from fse.resources import name_of
 from fse.security.sessions import Session
 from fse.security.users import Role
+from fse.web.charts import bar_chart
 from fse.web.login import posted_form, session_with_role
 from fse.web.templates import TEMPLATES
 from reimbursement.context import search
+from reimbursement.dashboard import DELAYS, dashboard
 from reimbursement.ledger import batch_holding
 from reimbursement.review import DECISIONS, review_claim
 from reimbursement.tables import claim_reviews, settlements
@@ -182,3 +184,49 @@ async def decide(request: Request, response_id: str) -> Response:
         return await _console(request, session, error=message, status_code=refused.status)
     number = answer["identifier"][0]["value"]
     return RedirectResponse(f"/cnss?fait={number}", status_code=303)
+
+
+REGIME_LABELS = {
+    "salaries": "Salariés",
+    "tns": "TNS",
+    "tadamon": "Tadamon",
+    "achamil": "Achamil",
+}
+
+
+@router.get("/cnss/tableau-de-bord", response_class=HTMLResponse)
+async def board(request: Request) -> Response:
+    session = await session_with_role(request, Role.CNSS_AGENT)
+    if isinstance(session, Response):
+        return session
+    settlement = request.app.state.settlement
+    today = datetime.now(settlement.schedule.zone).date()
+    fhir = request.app.state.fhir
+    async with fhir.store.snapshot() as conn:
+        figures = await dashboard(conn, today)
+        names = await _names(request, conn, {p for p, _, _ in figures.indicators})
+    days = [d.strftime("%d/%m") for d in figures.days]
+    label = {r: REGIME_LABELS.get(r, r) for r in figures.sheets}
+    context = {
+        "title": "Tableau de bord CNSS",
+        "session": session,
+        "figures": figures,
+        "names": names,
+        "sheets_chart": bar_chart(
+            "Feuilles de soins reçues par jour de soins et par régime",
+            days,
+            {label[r]: v for r, v in figures.sheets.items()},
+        ),
+        "amounts_chart": bar_chart(
+            "Remboursements approuvés (MAD) par jour de soins et par régime",
+            days,
+            {label[r]: v for r, v in figures.benefits.items()},
+            " MAD",
+        ),
+        "delays_chart": bar_chart(
+            "Feuilles payées, selon le délai entre les soins et le paiement",
+            list(DELAYS),
+            {"feuilles payées": [figures.delays[d] for d in DELAYS]},
+        ),
+    }
+    return TEMPLATES.TemplateResponse(request, "cnss_tableau.html", context)
