@@ -45,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.pop("FSE_REDIS_URL", None)
     env["FSE_SIGNING_KEY_FILE"] = str(database.parent / "signing-key.pem")
     env["FSE_PAYMENTS_DIR"] = str(database.parent / "payments")
+    env["FSE_REFERENCE_DATA_DIR"] = str(database.parent / "reference-data")
     SERVER_ENV.update(env)
     for command in (["migrate"], ["seed", "--demo"]):
         subprocess.run(

@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(
                 asyncio.create_task(seal_periodically(engine, settings.audit_seal_seconds))
             )
+        tasks.append(asyncio.create_task(reimbursement.reload_published_books(app, settings)))
         if settings.payment_schedule:
             tasks.append(asyncio.create_task(reimbursement.run_payment_schedule(settings)))
         yield

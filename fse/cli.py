@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from fse.config import Settings
 
@@ -183,6 +184,12 @@ def _pay(args: argparse.Namespace) -> int:
     return pay(_settings(args))
 
 
+def _tariffs(args: argparse.Namespace) -> int:
+    from reimbursement.cli import tariffs_import
+
+    return tariffs_import(_settings(args), Path(args.file), args.dry_run)
+
+
 def _ledger(args: argparse.Namespace) -> int:
     from reimbursement.cli import ledger_check
 
@@ -320,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub.add_parser("verify", help="prove no audit event was altered or removed")
     audit.add_argument("--database-url")
     audit.set_defaults(run=_audit)
+
+    tariffs = sub.add_parser("tariffs", help="reference tariffs (TNR) and medicines list")
+    tariffs_sub = tariffs.add_subparsers(dest="action", required=True)
+    imported = tariffs_sub.add_parser(
+        "import", help="publish a new dated version (TNR or medicines list) from a JSON file"
+    )
+    imported.add_argument("file", help="a version in the format of reimbursement/data/")
+    imported.add_argument("--dry-run", action="store_true", help="report the changes only")
+    imported.add_argument("--database-url", default=argparse.SUPPRESS)
+    tariffs.add_argument("--database-url")
+    tariffs.set_defaults(run=_tariffs)
 
     sheet = sub.add_parser("sheet", help="care sheets")
     sheet_sub = sheet.add_subparsers(dest="action", required=True)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     pharmacy_lookups_per_hour: int = Field(
         default=120, description="Insured lookups per pharmacist per hour; 0 disables."
     )
+    reference_data_dir: Path = Field(
+        default=Path("var") / "reference-data",
+        description="TNR and medicines versions published by `fse tariffs import`.",
+    )
     payer_name: str = "Caisse Nationale de Sécurité Sociale"
     payer_iban: str = Field(
         default="MA64007780000000000000012382",

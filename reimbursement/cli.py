@@ -1,15 +1,19 @@
-"""``fse pay`` and ``fse ledger check``: the money commands (assembled by fse/cli.py)."""
+"""``fse pay``, ``fse ledger check`` and ``fse tariffs import``: the money and reference-data
+commands (assembled by fse/cli.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
 from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
 from reimbursement.payments import BatchResult, Payments
+from reimbursement.reference_data import load_books
+from reimbursement.tariff_import import ImportRefused, plan_import, publish
 
 
 def _progress(done: int, total: int) -> None:
@@ -57,3 +61,26 @@ async def _check(settings: Settings) -> int:
 
 def ledger_check(settings: Settings) -> int:
     return asyncio.run(_check(settings))
+
+
+def tariffs_import(settings: Settings, path: Path, dry_run: bool) -> int:
+    """``fse tariffs import FILE [--dry-run]``: what changes, then publish (unless dry run)."""
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  rows checked: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+    books = load_books(published=settings.reference_data_dir)
+    try:
+        plan = plan_import(path, books, progress)
+    except ImportRefused as refused:
+        print(f"fse tariffs import: refused: {refused}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    for line in plan.report():
+        print(line)
+    if dry_run:
+        print("dry run: nothing published (run again without --dry-run to publish)")
+        return 0
+    target = publish(path, plan, settings.reference_data_dir)
+    print(f"published: {target} (servers pick it up within seconds)")
+    return 0

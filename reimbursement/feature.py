@@ -17,7 +17,7 @@ from fse.fhir_api.operations import OperationRegistry
 from fse.web.templates import add_directory
 from reimbursement.console import router as console_router
 from reimbursement.operations import OPERATIONS
-from reimbursement.reference_data import default_books
+from reimbursement.reference_data import load_books, published_state
 from reimbursement.schedule import PaymentSchedule
 from reimbursement.settle import Settlement
 
@@ -33,7 +33,29 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
         operations.register(operation)
     add_directory(Path(__file__).parent / "templates")
     app.include_router(console_router)
-    app.state.settlement = Settlement(app.state.fhir, default_books(), schedule_of(settings))
+    books = load_books(published=settings.reference_data_dir)
+    app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
+
+
+RELOAD_SECONDS = 5.0
+
+
+async def reload_published_books(app: FastAPI, settings: Settings) -> None:
+    """Pick up versions published by ``fse tariffs import`` without a restart: the settlement
+    prices each sheet with the books of the moment (a dated version changes nothing before its
+    ``valid_from``)."""
+    seen = published_state(settings.reference_data_dir)
+    while True:
+        await asyncio.sleep(RELOAD_SECONDS)
+        now = published_state(settings.reference_data_dir)
+        if now == seen:
+            continue
+        try:
+            app.state.settlement.books = load_books(published=settings.reference_data_dir)
+            seen = now
+            log.info("reference data reloaded: %s", [name for name, _ in now])
+        except ValueError:
+            log.exception("published reference data could not be loaded; keeping the books")
 
 
 async def run_payment_schedule(settings: Settings) -> None:

@@ -1,5 +1,6 @@
 """Load the dated reference data files (TNR, medicines, rates, rights, anomaly rules) into the
-core's books. Files live in ``reimbursement/data/``; ``FSE_REFERENCE_DATA`` may point elsewhere.
+core's books: the versions packaged in ``reimbursement/data/``, then the TNR and medicines
+versions published since (``fse tariffs import`` into ``FSE_REFERENCE_DATA_DIR``).
 """
 
 from __future__ import annotations
@@ -27,13 +28,21 @@ def _json(path: Path) -> Any:
         raise ValueError(f"reference data file {path}: {error}") from error
 
 
-def load_books(directory: Path = DATA) -> Books:
+def _versions(pattern: str, directory: Path, published: Path | None) -> list[Path]:
+    found = sorted(directory.glob(pattern))
+    return found + (sorted(published.glob(pattern)) if published is not None else [])
+
+
+def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
     return Books(
         tariffs=TariffBook(
-            [tariff_version(_json(p)) for p in sorted(directory.glob("tnr/*.json"))]
+            [tariff_version(_json(p)) for p in _versions("tnr/*.json", directory, published)]
         ),
         medicines=MedicineList(
-            [medicine_list_version(_json(p)) for p in sorted(directory.glob("medicines/*.json"))]
+            [
+                medicine_list_version(_json(p))
+                for p in _versions("medicines/*.json", directory, published)
+            ]
         ),
         biology=BiologyNomenclature(
             [biology_version(_json(p)) for p in sorted(directory.glob("nabm/*.json"))]
@@ -41,6 +50,13 @@ def load_books(directory: Path = DATA) -> Books:
         rates=RateBook(_json(directory / "rates.json")),
         rights=RightsRules(_json(directory / "rights.json")),
         anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),
+    )
+
+
+def published_state(published: Path) -> tuple[tuple[str, float], ...]:
+    """What is published now (file names and times), to notice a new version cheaply."""
+    return tuple(
+        (str(p), p.stat().st_mtime) for p in sorted(published.glob("*/*.json")) if p.is_file()
     )
 
 

@@ -298,3 +298,41 @@ async def test_subject_and_patient_search_the_same_reference(client: httpx.Async
     assert ids(by_subject) == ids(by_patient) == [mine["id"]]
     chained = await search(client, "MedicationRequest", **{"subject.identifier": "A654321"})
     assert len(ids(chained)) == 1 and ids(chained) != [mine["id"]]
+
+
+async def test_a_change_feed_pulls_every_change_once_while_changes_keep_coming(
+    client: httpx.AsyncClient,
+) -> None:
+    """What a CNSS system runs for incremental pulls: `_lastUpdated=ge<high-water mark>` sorted
+    by `_lastUpdated`, following `next` (keyset paging: stable while new writes arrive), then
+    again from the newest `meta.lastUpdated` seen, skipping the versions already seen."""
+    owner = await create(client, patient())
+    seen: set[tuple[str, str]] = set()
+    pulled: list[str] = []
+
+    async def pull(mark: str) -> str:
+        url: str | None = f"/fhir/Claim?_lastUpdated=ge{mark}&_sort=_lastUpdated&_count=2"
+        while url:
+            page = (await client.get(url)).json()
+            for entry in page.get("entry", []):
+                resource = entry["resource"]
+                version = (resource["id"], resource["meta"]["versionId"])
+                if version not in seen:
+                    seen.add(version)
+                    pulled.append(resource["id"])
+                mark = max(mark, resource["meta"]["lastUpdated"])
+            # a change written while paging: the cursor goes on past it, the next pull has it
+            if len(pulled) == 2:
+                await create(client, claim(f"Patient/{owner['id']}", sequence=99))
+            url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+        return mark
+
+    first = [await create(client, claim(f"Patient/{owner['id']}", sequence=n)) for n in range(5)]
+    mark = await pull("2000-01-01")
+    second = [
+        await create(client, claim(f"Patient/{owner['id']}", sequence=10 + n)) for n in range(3)
+    ]
+    await pull(mark)
+    everything = ids(await search(client, "Claim", _count="100"))
+    assert sorted(pulled) == sorted(everything) and len(pulled) == len(set(pulled)) == 9
+    assert {c["id"] for c in first + second} <= set(pulled)

@@ -1,0 +1,114 @@
+"""A new TNR version or medicines list published with `fse tariffs import`: a dry run says what
+changes; once published, the servers price care on or after its date with it, earlier care not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reimbursement import feature
+from reimbursement.reference_data import DATA
+from tests.conftest import Platform
+from tests.reimbursement.demo import FATIMA, act, adjudication, claim, load_demo
+
+SUBMIT = "/fhir/Claim/$submit"
+C_AT_120 = {
+    "id": "tnr-cnss-2026-11-essai",
+    "title": "Essai : C à 120 MAD à partir du 21/11/2026",
+    "valid_from": "2026-11-21",
+    "regime_families": ["cnss"],
+    "key_letters": {
+        "C": {"value": "120.00", "category": "ambulatory", "specialties": ["394814009"]}
+    },
+    "flat_rates": {},
+    "excluded": {},
+}
+
+
+def tariffs(*args: str, published: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FSE_REFERENCE_DATA_DIR": str(published)}
+    return subprocess.run(
+        [sys.executable, "-m", "fse.cli", "tariffs", "import", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_dry_run_reports_the_changes_and_publishes_nothing(tmp_path: Path) -> None:
+    version = tmp_path / "c120.json"
+    version.write_text(json.dumps(C_AT_120), encoding="utf-8")
+    published = tmp_path / "published"
+    dry = tariffs(str(version), "--dry-run", published=published)
+    assert dry.returncode == 0, dry.stderr
+    assert "tnr tnr-cnss-2026-11-essai: 1 rows, in force from 2026-11-21" in dry.stdout
+    assert "~ C (cnss) 80.00 -> 120.00" in dry.stdout
+    assert "nothing published" in dry.stdout and not published.exists()
+    done = tariffs(str(version), published=published)
+    assert (
+        done.returncode == 0
+        and (published / "tnr" / "2026-11-21-tnr-cnss-2026-11-essai.json").exists()
+    )
+    again = tariffs(str(version), published=published)
+    assert again.returncode == 1 and "already published: choose a new id" in again.stderr
+
+
+def test_a_medicines_list_is_compared_row_by_row(tmp_path: Path) -> None:
+    current = json.loads(next((DATA / "medicines").glob("*.json")).read_text(encoding="utf-8"))
+    rows = [dict(row) for row in current["medicines"]]
+    rows[0]["pbr"] = "199.00"  # a cheaper generic appeared
+    rows.pop()  # one product delisted
+    rows.append({**rows[1], "ean": "6118001709991", "name": "NOUVEAU-GEN 200 mg"})
+    newer = {**current, "id": "medicaments-2027", "valid_from": "2027-01-01", "medicines": rows}
+    path = tmp_path / "medicaments-2027.json"
+    path.write_text(json.dumps(newer), encoding="utf-8")
+    dry = tariffs(str(path), "--dry-run", published=tmp_path / "published")
+    assert dry.returncode == 0, dry.stderr
+    assert "1 new, 1 changed, 1 no longer listed, 28 unchanged" in dry.stdout
+    assert "PBR 209.00 -> 199.00" in dry.stdout
+    bad = {**newer, "id": "x", "medicines": [{**rows[0], "ppv": "douze"}]}
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    refused = tariffs(str(path), "--dry-run", published=tmp_path / "published")
+    assert refused.returncode == 1 and "malformed row" in refused.stderr
+
+
+async def test_servers_price_care_from_the_new_date_once_published(
+    platform: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = await load_demo(client)
+    settlement = platform.app.state.settlement
+    kept = settlement.books
+    monkeypatch.setattr(feature, "RELOAD_SECONDS", 0.05)
+    watcher = asyncio.create_task(feature.reload_published_books(platform.app, platform.settings))
+    await asyncio.sleep(0.1)  # the server is running before the version is published
+    version = platform.settings.reference_data_dir.parent / "incoming.json"
+    version.write_text(json.dumps(C_AT_120), encoding="utf-8")
+    try:
+        assert tariffs(str(version), published=platform.settings.reference_data_dir).returncode == 0
+        for _ in range(100):
+            if settlement.books is not kept:
+                break
+            await asyncio.sleep(0.05)
+        assert settlement.books.tariffs.key_letter("C", "cnss", date(2026, 11, 21)).value == 120
+        before = await client.post(
+            SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00", "2026-11-20")])
+        )
+        after = await client.post(
+            SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00", "2026-11-21")])
+        )
+        assert adjudication(before.json(), 0, "benefit") == 56.0  # 70 % of the 2006 C (80)
+        assert adjudication(after.json(), 0, "benefit") == 84.0  # 70 % of the new C (120)
+    finally:
+        watcher.cancel()
+        settlement.books = kept
+        for published in platform.settings.reference_data_dir.rglob("*.json"):
+            published.unlink()
