@@ -28,8 +28,9 @@ from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.operations import OperationRegistry
 from fse.fhir_api.operations.validate import VALIDATE
 from fse.fhir_api.routes import router as fhir_router
+from fse.outbox import relay
 from fse.resources import model_class
-from fse.runtime import build_runtime
+from fse.runtime import Runtime, build_runtime
 from fse.security.auth import Authenticator, AuthMiddleware
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(seal_periodically(engine, settings.audit_seal_seconds))
             )
         tasks.append(asyncio.create_task(reimbursement.reload_published_books(app, settings)))
+        if settings.outbox_relay_seconds > 0:
+            relayer = relay_periodically(engine, runtime, settings.outbox_relay_seconds)
+            tasks.append(asyncio.create_task(relayer))
         if settings.payment_schedule:
             tasks.append(asyncio.create_task(reimbursement.run_payment_schedule(settings)))
         yield
@@ -116,6 +120,16 @@ async def seal_periodically(engine: AsyncEngine, seconds: float) -> None:
             await seal(engine)
         except Exception:  # the next round retries; the events are safe in the database
             log.exception("sealing the audit trail failed")
+
+
+async def relay_periodically(engine: AsyncEngine, runtime: Runtime, seconds: float) -> None:
+    """Publish the outbox to the event stream; a stream that is down is retried next round."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await relay(engine, runtime.events)
+        except Exception:  # Redis down: the events wait in the database
+            log.warning("outbox relay: the event stream is unavailable; retrying", exc_info=True)
 
 
 def warm_up() -> None:

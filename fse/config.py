@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     audit_seal_seconds: float = Field(
         default=5.0, description="How often the server seals new audit events; 0 disables."
     )
+    outbox_relay_seconds: float = Field(
+        default=1.0, description="How often the server relays outbox events; 0 disables."
+    )
     pharmacy_access_code: bool = Field(
         default=False,
         description="Pharmacies must type the care sheet's access code (patient copy) too.",

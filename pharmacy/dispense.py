@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_profiles.identifiers import care_sheet_number
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
+from fse.outbox import emit
 from fse.resources import name_of
 from fse.security.provenance import provenance, sign
 from fse.security.tokens import SigningKey
@@ -163,6 +164,15 @@ async def dispense(
                     receipt_jws=sign(platform_key, [receipt]),
                     created_at=now,
                 )
+            )
+            await emit(
+                conn,
+                "medication.dispensed",
+                f"Claim/{next(s.id for s in written if s.type == 'Claim')}",
+                f"Patient/{order.patient_id}",
+                dispense=number,
+                pharmacy=pharmacist.pharmacy,
+                requests=[line.request_id for line in order.lines],
             )
     except (IntegrityError, PreconditionFailed, DispenseConflict) as lost:
         # Lost a race: to the same request (a double click: answer as it did), or to another

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.audit import change_event
 from fse.fhir_api.interactions import FhirService
+from fse.outbox import emit
 from fse.store.repository import Stored
 from pharmacy.dispense import REMAINING, DispenseRefused
 from pharmacy.pharmacist import Pharmacist
@@ -71,6 +72,14 @@ async def reverse_dispense(
             pharmacist.pharmacy,
         )
         written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
+        await emit(
+            conn,
+            "medication.dispense-reversed",
+            f"Claim/{row.claim_id}",
+            f"Patient/{row.patient_id}",
+            dispense=number,
+            pharmacy=pharmacist.pharmacy,
+        )
     fhir.announce(written)
 
 

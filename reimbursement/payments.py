@@ -23,6 +23,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from fse.config import Settings
 from fse.fhir_api.interactions import FhirService
+from fse.outbox import emit
 from reimbursement.ledger import book_payment, close_approvals
 from reimbursement.pain001 import BatchHeader, Debtor, Transfer, write_pain001
 from reimbursement.responses import mad
@@ -210,6 +211,15 @@ class Payments:
                     reconciliation_id=written.stored.id,
                     paid_at=now,
                 )
+            )
+            await emit(
+                conn,
+                "payment.batch-paid",
+                f"PaymentReconciliation/{written.stored.id}",
+                batch=batch.batch_id,
+                sheets=batch.settlement_count,
+                transfers=batch.transfer_count,
+                total=batch.total,
             )
         self.fhir.announce([written.stored])
         return _result(batch, path, written.stored.id, resumed)

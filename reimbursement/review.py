@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fse.audit import change_event
 from fse.errors import BadRequest, Conflict, ErrorCode, NotFound
+from fse.outbox import emit
 from reimbursement.core.money import ZERO
 from reimbursement.ledger import approval_number, book_benefit
 from reimbursement.responses import mad
@@ -133,6 +134,15 @@ async def review_claim(
                 settlement.schedule.zone,
             )
             logged = await fhir.create(conn, "AuditEvent", audit)
+            await emit(
+                conn,
+                "claim.reviewed",
+                f"ClaimResponse/{response_id}",
+                f"Patient/{row.patient_id}",
+                claim=number,
+                decision=decision,
+                provider=row.provider_ref,
+            )
     except IntegrityError:
         raise Conflict(
             f"ClaimResponse/{response_id} was reviewed concurrently",

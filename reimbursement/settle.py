@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.errors import Conflict
 from fse.fhir_api.interactions import FhirService
+from fse.outbox import emit
 from fse.resources import check_type, declare_profile, validate
 from fse.store.repository import Stored
 from reimbursement.claims import CARE_SHEET_SYSTEM, ParsedClaim, parse_claim
@@ -159,6 +160,17 @@ class Settlement:
         await self._record(
             conn, parsed, loaded, decision, claim_id, stored_response.id, eob_id, now
         )
+        for kind in ("claim.adjudicated", *(("claim.held",) if decision.holds else ())):
+            await emit(
+                conn,
+                kind,
+                f"ClaimResponse/{stored_response.id}",
+                f"Patient/{parsed.patient_id}",
+                claim=parsed.identifier,
+                outcome=decision.outcome,
+                status=decision.status,
+                benefit=decision.benefit,
+            )
         assert stored_response.content is not None
         return orjson.loads(stored_response.content)
 

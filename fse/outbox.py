@@ -1,0 +1,101 @@
+"""The transactional outbox: what happened (a claim adjudicated or held, a dispense, a payment
+batch, a review) is written as an event row in the same transaction as the change itself, so an
+event exists exactly when its change committed. A relay publishes the rows to the event stream
+(Redis, or in-process) in order and marks them; if the stream is down the rows wait, and the
+next relay publishes them. A crash between publishing and marking publishes an event twice:
+receivers drop duplicates by ``eventId``.
+
+Events carry references and statuses, no health data: a receiver allowed to see more reads the
+resource through the API with its own scopes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Column, Index, String, Table, Text, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from fse.runtime.events import EventStream
+from fse.store.tables import PrimaryKey, UtcDateTime, metadata
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("kind", String(48), nullable=False),
+    Column("subject", String(140), nullable=False),
+    Column("patient", String(140), nullable=True),
+    Column("data", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=True),
+    Column("stream_id", String(64), nullable=True),
+    Index("ix_outbox_events_unpublished", "published_at", "pk"),
+)
+
+
+async def emit(
+    conn: AsyncConnection,
+    kind: str,
+    subject: str,
+    patient: str | None = None,
+    **data: Any,
+) -> str:
+    """Record an event inside the caller's transaction; returns its id."""
+    event_id = str(uuid.uuid4())
+    await conn.execute(
+        insert(outbox_events).values(
+            event_id=event_id,
+            kind=kind,
+            subject=subject,
+            patient=patient,
+            data=orjson.dumps(data, default=str).decode(),
+            created_at=datetime.now(UTC),
+        )
+    )
+    return event_id
+
+
+def message(row: Any) -> dict[str, Any]:
+    return {
+        "eventId": row.event_id,
+        "kind": row.kind,
+        "subject": row.subject,
+        "patient": row.patient,
+        "occurredAt": row.created_at.isoformat(timespec="seconds"),
+        **orjson.loads(row.data),
+    }
+
+
+async def relay(engine: AsyncEngine, stream: EventStream, batch: int = 500) -> int:
+    """Publish the waiting events in order; returns how many. The stream failing rolls the
+    batch back (nothing marked): the events are published by a later run."""
+    published = 0
+    while True:
+        async with engine.connect() as conn:
+            await conn.execution_options(fse_write=True)
+            async with conn.begin():
+                query = (
+                    select(outbox_events)
+                    .where(outbox_events.c.published_at.is_(None))
+                    .order_by(outbox_events.c.pk)
+                    .limit(batch)
+                )
+                if conn.dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                rows = (await conn.execute(query)).all()
+                now = datetime.now(UTC)
+                for row in rows:
+                    stream_id = await stream.publish(message(row))
+                    await conn.execute(
+                        update(outbox_events)
+                        .where(outbox_events.c.pk == row.pk)
+                        .values(published_at=now, stream_id=stream_id)
+                    )
+        published += len(rows)
+        if len(rows) < batch:
+            return published

@@ -1,0 +1,105 @@
+"""The transactional outbox: an event exists exactly when its change committed; the relay
+publishes each once, in order, and keeps them while the stream is down."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import select
+
+from fse.outbox import outbox_events, relay
+from fse.runtime.events import MemoryEventStream, RedisEventStream
+from pharmacy.reversal import reverse_dispense
+from tests.conftest import Platform
+from tests.pharmacy.helpers import AT, counter, fatima_sheet, line, order
+from tests.reimbursement.demo import FATIMA, act, claim, load_demo
+from tests.reimbursement.test_review_and_payments import held_claim, payments, review
+
+SUBMIT = "/fhir/Claim/$submit"
+
+
+async def kinds(platform: Platform) -> list[str]:
+    async with platform.engine.connect() as conn:
+        return list(
+            (await conn.execute(select(outbox_events.c.kind).order_by(outbox_events.c.pk)))
+            .scalars()
+            .all()
+        )
+
+
+async def test_each_change_writes_its_event_in_its_own_transaction(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await fatima_sheet(platform, client)  # the doctor's acts are adjudicated
+    assert await kinds(platform) == ["claim.adjudicated"]
+    refused = await client.post(SUBMIT, json={**claim(refs, FATIMA, []), "item": []})
+    assert refused.status_code == 422
+    assert await kinds(platform) == ["claim.adjudicated"]  # nothing stored, nothing announced
+    held = await held_claim(client, refs)
+    await client.post(f"/fhir/ClaimResponse/{held['id']}/$review", json=review("release"))
+    desk = await counter(platform, refs)
+    ciclo = line(await desk.lines(sheet.number), "CICLOVIRAL")
+    done = await desk.dispense(ciclo.patient_id, order(ciclo, 1, price="209.00"))
+    zone = platform.app.state.settlement.schedule.zone
+    await reverse_dispense(platform.app.state.fhir, desk.pharmacist, done.number, AT, zone)
+    await payments(platform).run()
+    assert await kinds(platform) == [
+        "claim.adjudicated",
+        "claim.adjudicated",  # the costly medicine...
+        "claim.held",  # ... held for review
+        "claim.reviewed",
+        "claim.adjudicated",  # the pharmacy's claim, in the dispense's transaction
+        "medication.dispensed",
+        "medication.dispense-reversed",
+        "payment.batch-paid",
+    ]
+
+
+async def test_the_relay_publishes_each_event_once_in_order(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", day)]))
+    stream = MemoryEventStream()
+    assert await relay(platform.engine, stream, batch=2) == 3
+    assert await relay(platform.engine, stream) == 0  # published events are not sent again
+    events = [e for _, e in await stream.read(None)]
+    assert [e["kind"] for e in events] == ["claim.adjudicated"] * 3
+    assert len({e["eventId"] for e in events}) == 3
+    first = events[0]
+    assert first["subject"].startswith("ClaimResponse/") and first["patient"] == refs[FATIMA]
+    assert (first["outcome"], first["status"], first["benefit"]) == (
+        "complete",
+        "approved",
+        "56.00",
+    )
+    assert "diagnosis" not in orjson.dumps(events).decode()  # references and statuses only
+
+
+async def test_events_wait_while_redis_is_down_then_go_out_once(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", "2026-11-20")]))
+    down = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there: Redis is "down"
+    with pytest.raises(RedisConnectionError):
+        await relay(platform.engine, RedisEventStream(down, "fse-down"))
+    await down.aclose()
+    async with platform.engine.connect() as conn:
+        waiting = await conn.scalar(
+            select(outbox_events.c.event_id).where(outbox_events.c.published_at.is_(None))
+        )
+    assert waiting is not None
+    up = Redis.from_url("redis://127.0.0.1:6379/0")
+    stream = RedisEventStream(up, f"fse-test-outbox-{waiting[:8]}")
+    try:
+        assert await relay(platform.engine, stream) == 1
+        events = [e for _, e in await stream.read(None)]
+        assert [e["eventId"] for e in events] == [waiting]
+    finally:
+        await up.delete(f"fse-test-outbox-{waiting[:8]}:events")
+        await up.aclose()
