@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 from reimbursement import feature
 from reimbursement.reference_data import DATA
 from tests.conftest import Platform
+from tests.fse.test_cli import fse
 from tests.reimbursement.demo import FATIMA, act, adjudication, claim, load_demo
 
 SUBMIT = "/fhir/Claim/$submit"
@@ -34,14 +33,9 @@ C_AT_120 = {
 
 
 def tariffs(*args: str, published: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FSE_REFERENCE_DATA_DIR": str(published)}
-    return subprocess.run(
-        [sys.executable, "-m", "fse.cli", "tariffs", "import", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """``fse tariffs import …`` as a CNSS operator runs it (no database needed)."""
+    unused = published.parent / "unused.sqlite3"
+    return fse("tariffs", "import", *args, database=unused, FSE_REFERENCE_DATA_DIR=str(published))
 
 
 def test_a_dry_run_reports_the_changes_and_publishes_nothing(tmp_path: Path) -> None:
