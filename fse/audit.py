@@ -12,12 +12,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from fse.errors import FhirError
 from fse.fhir_api.interactions import FhirService
-from fse.resources import name_of
 
 
 async def audit_read(
@@ -49,8 +44,8 @@ async def audit_read(
     if organization:  # the pharmacy or clinic the reader acts for
         event["agent"].append({"who": {"reference": organization}, "requestor": False})
     async with fhir.store.transaction() as conn:
-        names = [await _name(fhir, conn, ref) for ref in (reader, organization) if ref]
-        who = names[0] + (f" ({names[1]})" if len(names) > 1 else "")
+        names = await fhir.display_names(conn, [reader, *([organization] if organization else [])])
+        who = names[reader] + (f" ({names[organization]})" if organization else "")
         moment = datetime.now(ZoneInfo(fhir.settings.payment_timezone))
         event["text"] = narrative(f"{_when(moment)}, {who} a consulté vos données : {what}.")
         written = await fhir.create(conn, "AuditEvent", event)
@@ -67,19 +62,6 @@ def narrative(sentence: str) -> dict[str, str]:
 
 def _when(moment: datetime) -> str:
     return f"Le {moment:%d/%m/%Y à %H:%M}"
-
-
-async def _name(fhir: FhirService, conn: AsyncConnection, reference: str) -> str:
-    """The reader's name as the insured would know it; an account without a Practitioner keeps
-    its user name."""
-    rtype, _, rid = reference.partition("/")
-    if rtype not in ("Practitioner", "Organization") or not rid:
-        return reference.removeprefix("user:")
-    try:
-        stored = await fhir.store.read(conn, rtype, rid)
-    except FhirError:
-        return reference
-    return name_of(orjson.loads(stored.content or "{}")) if stored.content else reference
 
 
 def change_event(

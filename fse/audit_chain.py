@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -193,13 +194,13 @@ async def verify(
     return report
 
 
-def _check(row: object, expected_seq: int, previous: str, report: Verified) -> None:
-    seq, event = int(row.seq), f"AuditEvent/{row.resource_id}"  # type: ignore[attr-defined]
+def _check(row: Any, expected_seq: int, previous: str, report: Verified) -> None:
+    seq, event = int(row.seq), f"AuditEvent/{row.resource_id}"
     if seq != expected_seq:
         report.problems.append(f"links {expected_seq}..{seq - 1} are missing (removed)")
-    if link(previous, row.digest) != row.chain:  # type: ignore[attr-defined]
+    if link(previous, row.digest) != row.chain:
         report.problems.append(f"link {seq} ({event}): hash does not follow the chain")
-    if row.content is None or row.deleted:  # type: ignore[attr-defined]
+    if row.content is None or row.deleted:
         report.problems.append(f"link {seq}: {event} was removed")
-    elif row.stored_version != row.version or digest_of(row.content) != row.digest:  # type: ignore[attr-defined]
+    elif row.stored_version != row.version or digest_of(row.content) != row.digest:
         report.problems.append(f"link {seq}: {event} was altered after it was sealed")

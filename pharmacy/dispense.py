@@ -30,25 +30,22 @@ from fhir_profiles.identifiers import care_sheet_number
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
-from fse.resources import name_of
 from fse.security.provenance import provenance, sign
 from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
-from reimbursement.claims import new_claim, reference_id
+from reimbursement.claims import CANONICAL, ITEM_REQUEST, new_claim, reference_id
 from reimbursement.context import coverage_for_care
 from reimbursement.core.medicines import Medicine, MedicineList
+from reimbursement.core.money import CENTIME
 from reimbursement.settle import Settlement
 
 SID = "https://fse.cnss.ma/fhir/sid"
 GTIN = "urn:oid:1.3.160"
-CANONICAL = "https://fse.cnss.ma/fhir"
 REMAINING = f"{CANONICAL}/StructureDefinition/remaining-quantity"
-ITEM_REQUEST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Claim.item.request"
 SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
-CENTIME = Decimal("0.01")
 
 
 class DispenseRefused(ValueError):
@@ -407,10 +404,10 @@ async def _write(
         written.append(
             (await fhir.update(conn, "MedicationRequest", request["id"], request, version)).stored
         )
-    patient = await fhir.store.read(conn, "Patient", order.patient_id)
+    patient = f"Patient/{order.patient_id}"
+    name = (await fhir.display_names(conn, [patient]))[patient]
     substituted = [d["substitution"]["wasSubstituted"] for d in dispenses]
     cutoff = settlement.schedule.next_cutoff(settlement.clock())
-    name = name_of(orjson.loads(patient.content or "{}"))
     return receipt_payload(number, pharmacist, name, now, claim, response, substituted, cutoff)
 
 

@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from fse.audit import audit_read
 from fse.fhir_api.interactions import FhirService
-from fse.resources import name_of
 from pharmacy.tables import prescription_balances
 from reimbursement.claims import reference_id
 from reimbursement.context import search
@@ -154,11 +153,8 @@ async def _line(
         ),
         {},
     )
-    for ref in (request["subject"]["reference"], request["requester"]["reference"]):
-        if ref not in names:
-            rtype, _, rid = ref.partition("/")
-            found = await search(fhir, conn, rtype, [("_id", rid)])
-            names[ref] = name_of(found[0]) if found else ref
+    people = (request["subject"]["reference"], request["requester"]["reference"])
+    names.update(await fhir.display_names(conn, [ref for ref in people if ref not in names]))
     return OpenLine(
         request_id=request["id"],
         patient_id=request["subject"]["reference"].split("/")[-1],

@@ -115,6 +115,23 @@ async def _lines_page(
     for name in [n for n in errors if n.startswith("ligne-")]:
         if name.removeprefix("ligne-") not in shown_ids:  # the line is gone (dispensed)
             errors["delivrance"] = errors.pop(name)
+    return _render_lines(
+        request, session, pharmacist, text, code, lines, error, values or {}, errors, status_code
+    )
+
+
+def _render_lines(
+    request: Request,
+    session: Session,
+    pharmacist: Pharmacist,
+    text: str,
+    code: str,
+    lines: list[OpenLine],
+    error: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int,
+) -> Response:
     books = request.app.state.settlement.books
     patients: dict[str, list[OpenLine]] = {}
     for line in lines:
@@ -125,13 +142,13 @@ async def _lines_page(
         "pharmacist": pharmacist,
         "q": text,
         "code": code,
-        "code_required": settings.pharmacy_access_code,
+        "code_required": request.app.state.settings.pharmacy_access_code,
         "error": error,
         "patients": patients,
         "products": {line.request_id: substitutes(books, line, _today(request)) for line in lines},
-        "values": values or {},
+        "values": values,
         "errors": errors,
-        "idempotency_key": (values or {}).get("cle") or uuid.uuid4().hex,
+        "idempotency_key": values.get("cle") or uuid.uuid4().hex,
     }
     return _page(request, "pharmacie_lignes.html", context, status_code)
 
@@ -149,18 +166,8 @@ async def search(request: Request) -> Response:
         )
         if not decision.allowed:
             minutes = max(1, decision.retry_after // 60)
-            context = {
-                "title": "Trop de recherches",
-                "session": session,
-                "pharmacist": pharmacist,
-                "q": "",
-                "code": "",
-                "code_required": request.app.state.settings.pharmacy_access_code,
-                "error": f"Trop de recherches d'assurés : réessayez dans {minutes} minute(s).",
-                "patients": {},
-                "errors": {},
-            }
-            return _page(request, "pharmacie_lignes.html", context, 429)
+            error = f"Trop de recherches d'assurés : réessayez dans {minutes} minute(s)."
+            return _render_lines(request, session, pharmacist, "", "", [], error, {}, {}, 429)
     query = request.query_params
     return await _lines_page(
         request, session, pharmacist, query.get("q", ""), query.get("code", "")

@@ -19,15 +19,13 @@ import orjson
 from sqlalchemy import select
 
 from fse.fhir_api.interactions import FhirService
-from fse.resources import name_of
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations
 from reimbursement.amounts import AmountLine, amount_lines
 from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.context import search
+from reimbursement.core.money import ZERO
 from reimbursement.ledger import batch_holding
-
-ZERO = Decimal("0.00")
 
 
 @dataclass(frozen=True)
@@ -137,15 +135,8 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
         claim = (await search(fhir, conn, "Claim", [("_id", row.claim_id)]))[0]
         responses = await search(fhir, conn, "ClaimResponse", [("request", f"Claim/{claim['id']}")])
         response = responses[0] if responses else {}
-        people = {
-            r["resourceType"] + "/" + r["id"]: r
-            for rtype, ref in (
-                ("Patient", f"Patient/{row.patient_id}"),
-                ("Organization", row.pharmacy),
-                ("Practitioner", row.pharmacist),
-            )
-            for r in await search(fhir, conn, rtype, [("_id", ref.split("/")[-1])])
-        }
+        patient = f"Patient/{row.patient_id}"
+        names = await fhir.display_names(conn, [patient, row.pharmacy, row.pharmacist])
         batch = await batch_holding(conn, f"{CARE_SHEET_SYSTEM}|{number}")
         dispenses = [
             (await search(fhir, conn, "MedicationDispense", [("_id", entry.split(":")[0])]))[0]
@@ -156,10 +147,10 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
     view = DispenseView(
         number=number,
         pharmacy=row.pharmacy,
-        pharmacy_name=name_of(people[row.pharmacy]),
-        pharmacist_name=name_of(people[row.pharmacist]),
+        pharmacy_name=names[row.pharmacy],
+        pharmacist_name=names[row.pharmacist],
         patient_id=row.patient_id,
-        patient_name=name_of(people[f"Patient/{row.patient_id}"]),
+        patient_name=names[patient],
         created_at=row.created_at,
         reversed=row.reversed_at is not None,
         tiers_payant=payee == "provider",
@@ -206,14 +197,13 @@ async def todays_dispenses(
                 .limit(limit)
             )
         ).all()
-        names: dict[str, str] = {}
-        for row in rows:
-            if row.patient_id not in names:
-                found = await search(fhir, conn, "Patient", [("_id", row.patient_id)])
-                names[row.patient_id] = name_of(found[0]) if found else row.patient_id
+        names = await fhir.display_names(conn, [f"Patient/{r.patient_id}" for r in rows])
     return [
         DayLine(
-            r.number, r.created_at.astimezone(zone), names[r.patient_id], r.reversed_at is not None
+            r.number,
+            r.created_at.astimezone(zone),
+            names[f"Patient/{r.patient_id}"],
+            r.reversed_at is not None,
         )
         for r in rows
     ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-CENTIME = Decimal("0.01")
+from reimbursement.core.money import CENTIME
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -15,13 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from fse.errors import FhirError
-from fse.resources import name_of
 from fse.security.sessions import Session
 from fse.security.users import Role
 from fse.web.charts import bar_chart
 from fse.web.login import posted_form, session_with_role
 from fse.web.templates import TEMPLATES
-from reimbursement.context import search
 from reimbursement.dashboard import DELAYS, dashboard
 from reimbursement.ledger import batch_holding
 from reimbursement.review import DECISIONS, review_claim
@@ -56,16 +53,6 @@ class Decided:
     batch: str | None
 
 
-async def _names(request: Request, conn: Any, references: set[str]) -> dict[str, str]:
-    fhir = request.app.state.fhir
-    names = {}
-    for reference in references:
-        rtype, _, rid = reference.partition("/")
-        found = await search(fhir, conn, rtype, [("_id", rid)]) if rid else []
-        names[reference] = name_of(found[0]) if found else reference
-    return names
-
-
 async def held_claims(request: Request) -> list[HeldClaim]:
     fhir = request.app.state.fhir
     s = settlements.c
@@ -79,7 +66,7 @@ async def held_claims(request: Request) -> list[HeldClaim]:
             )
         ).all()
         people = {f"Patient/{r.patient_id}" for r in rows} | {r.provider_ref for r in rows}
-        names = await _names(request, conn, people)
+        names = await fhir.display_names(conn, people)
         held = []
         for row in rows:
             stored = await fhir.store.read(conn, "ClaimResponse", row.response_id)
@@ -204,7 +191,7 @@ async def board(request: Request) -> Response:
     fhir = request.app.state.fhir
     async with fhir.store.snapshot() as conn:
         figures = await dashboard(conn, today)
-        names = await _names(request, conn, {p for p, _, _ in figures.indicators})
+        names = await fhir.display_names(conn, [p for p, _, _ in figures.indicators])
     days = [d.strftime("%d/%m") for d in figures.days]
     label = {r: REGIME_LABELS.get(r, r) for r in figures.sheets}
     context = {

@@ -6,21 +6,23 @@ the caller has committed, so subscribers never hear of a write that was rolled b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.config import Settings
 from fse.db import create_engine
-from fse.errors import BadRequest, ErrorCode, MethodNotAllowed, PreconditionFailed
-from fse.resources import check_type, declare_profile, require_supported, validate
+from fse.errors import BadRequest, ErrorCode, FhirError, MethodNotAllowed, PreconditionFailed
+from fse.resources import check_type, declare_profile, name_of, require_supported, validate
 from fse.runtime import Runtime, build_runtime
 from fse.store.query import SearchQuery, parse_search
 from fse.store.repository import ResourceStore, Stored
+from fse.store.search_params import SUPPORTED_TYPES
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,26 @@ class FhirService:
         if not page.matches:
             return None
         return await self.store.read(conn, rtype, page.matches[0].id)
+
+    async def display_names(
+        self, conn: AsyncConnection, references: Iterable[str]
+    ) -> dict[str, str]:
+        """How each ``Type/id`` is called on screen (its name); a reference that is not one,
+        like a user account's ``user:name``, or that no longer resolves, stands for itself."""
+        names: dict[str, str] = {}
+        for reference in references:
+            if reference in names:
+                continue
+            rtype, _, rid = reference.partition("/")
+            names[reference] = reference.removeprefix("user:")
+            if rid and rtype in SUPPORTED_TYPES:
+                try:
+                    stored = await self.store.read(conn, rtype, rid)
+                except FhirError:
+                    continue
+                if stored.content:
+                    names[reference] = name_of(orjson.loads(stored.content))
+        return names
 
     def announce(self, written: list[Stored]) -> None:
         """Queue committed changes for the event stream (the database stays the truth)."""

@@ -19,6 +19,7 @@ from pharmacy.tables import dispensations, prescription_balances
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
 from reimbursement.ledger import check_ledger
+from reimbursement.tables import settlements
 from tests.conftest import Platform
 from tests.pharmacy.helpers import (
     AMOXI_GEN,
@@ -118,6 +119,15 @@ async def test_a_princeps_above_the_pbr_under_tiers_payant(
     assert view is not None and view.tiers_payant
     # The GMR example: PPV 232.00, PBR 209.00: CNSS pays 146.30, the insured 85.70 at the counter.
     assert (view.lines[0].amounts.benefit, view.at_counter) == (M("146.30"), M("85.70"))
+    async with platform.engine.connect() as conn:  # ... and CNSS pays the pharmacy, not her
+        payee = (
+            await conn.execute(
+                select(settlements.c.payee_kind, settlements.c.payee_ref).where(
+                    settlements.c.claim_key == f"https://fse.cnss.ma/fhir/sid/fse|{done.number}"
+                )
+            )
+        ).one()
+    assert tuple(payee) == ("provider", desk.pharmacist.pharmacy)
 
 
 async def test_every_refusal_stores_nothing(platform: Platform, client: httpx.AsyncClient) -> None:

@@ -224,3 +224,25 @@ async def test_a_pharmacist_without_a_pharmacy_is_told_so(
     async with signed_in(platform, refs[DR_BENALI], Role.PHARMACIST) as http:  # no pharmacy role
         page = await http.get("/pharmacie")
         assert page.status_code == 403 and "aucune pharmacie" in page.text
+
+
+async def test_the_idempotency_key_header_takes_precedence_over_the_form(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Pharmacy software retrying a request sends the same Idempotency-Key header: the first
+    dispense answers, whatever hidden key the page carried."""
+    refs, sheet = await fatima_sheet(platform, client)
+    async with signed_in(platform, refs[PHARMACIST]) as http:
+        page = await http.get("/pharmacie/recherche", params={"q": sheet.number})
+        fields = form_of(page.text)
+        ciclo = request_id_of(fields, CICLOVIRAL, page.text)
+        fields[f"qte-{ciclo}"] = "1"
+        retry = {"Idempotency-Key": "retry-0001-of-a-dispense"}
+        first = await http.post("/pharmacie/delivrer", data=fields, headers=retry)
+        counts = await platform.row_counts()
+        again = await http.post(
+            "/pharmacie/delivrer", data={**fields, "cle": "another-page-key"}, headers=retry
+        )
+        assert first.status_code == again.status_code == 303
+        assert again.headers["location"] == first.headers["location"]
+        assert await platform.row_counts() == counts
