@@ -37,6 +37,9 @@ from fse.security.token_endpoint import router as token_router
 from fse.security.tokens import load_or_create_key
 from fse.store.repository import ResourceStore
 from fse.store.search_params import SUPPORTED_TYPES
+from fse.subscriptions.criteria import Topics
+from fse.subscriptions.routes import router as subscriptions_router
+from fse.subscriptions.worker import Worker
 from fse.web import pages
 from pharmacy import feature as pharmacy
 from prescriber import feature as prescriber
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.outbox_relay_seconds > 0:
             relayer = relay_periodically(engine, runtime, settings.outbox_relay_seconds)
             tasks.append(asyncio.create_task(relayer))
+        if settings.subscription_worker_in_server:
+            worker = Worker(engine, runtime.events, settings, relays=False)
+            tasks.append(asyncio.create_task(worker.run()))
         if settings.payment_schedule:
             tasks.append(asyncio.create_task(reimbursement.run_payment_schedule(settings)))
         yield
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.runtime = runtime
     app.state.operations = operations
+    app.state.subscription_topics = Topics()
     app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
     app.state.fhir.reserve(
         "AuditEvent", "the platform writes the audit trail itself; it is append-only"
@@ -102,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     reimbursement.install(app, operations, settings)
     prescriber.install(app)
     pharmacy.install(app)
+    app.include_router(subscriptions_router)  # before the generic /fhir/{type} routes
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)

@@ -229,6 +229,42 @@ def _audit(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import httpx
+
+    from fse.db import create_engine
+    from fse.runtime import build_runtime
+    from fse.subscriptions.delivery import Round
+    from fse.subscriptions.worker import Worker
+
+    settings = _settings(args)
+
+    def progress(done: Round) -> None:
+        print(
+            f"worker: {done.delivered} delivered, {done.retrying} to retry, {done.failed} failed",
+            flush=True,
+        )
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        runtime = build_runtime(settings.redis_url, settings.redis_namespace)
+        worker = Worker(engine, runtime.events, settings, relays=True, report=progress)
+        try:
+            if args.once:
+                async with httpx.AsyncClient(timeout=worker.policy.timeout_seconds) as http:
+                    await worker.round(http)
+                return 0
+            where = "Redis stream" if settings.redis_url else "database polling"
+            print(f"worker: delivering Subscriptions ({where}); Ctrl-C stops", flush=True)
+            await worker.run()
+            return 0
+        finally:
+            await runtime.close()
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _sheet(args: argparse.Namespace) -> int:
     from fse.fhir_api.interactions import standalone_service
     from prescriber.verify import verify_sheet
@@ -338,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--database-url", default=argparse.SUPPRESS)
     tariffs.add_argument("--database-url")
     tariffs.set_defaults(run=_tariffs)
+
+    worker = sub.add_parser(
+        "worker", help="relay the outbox and deliver FHIR Subscriptions (rest-hook)"
+    )
+    worker.add_argument("--once", action="store_true", help="one round, then exit")
+    worker.add_argument("--database-url")
+    worker.set_defaults(run=_worker)
 
     sheet = sub.add_parser("sheet", help="care sheets")
     sheet_sub = sheet.add_subparsers(dest="action", required=True)

@@ -61,6 +61,28 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(
         default=1.0, description="How often the server relays outbox events; 0 disables."
     )
+    subscription_worker_in_server: bool = Field(
+        default=True,
+        description="Deliver Subscriptions from the server; false when `fse worker` runs apart.",
+    )
+    subscription_poll_seconds: float = Field(
+        default=1.0, description="Longest wait between two delivery rounds."
+    )
+    subscription_lease_seconds: float = Field(
+        default=60.0, description="After this, a delivery a dead worker held is posted again."
+    )
+    subscription_retry_base_seconds: float = Field(
+        default=5.0, description="First retry delay after a failed post; doubles each time."
+    )
+    subscription_retry_max_seconds: float = Field(
+        default=3600.0, description="Longest delay between two attempts."
+    )
+    subscription_max_attempts: int = Field(
+        default=12, description="Attempts before a delivery is marked failed in the log."
+    )
+    subscription_timeout_seconds: float = Field(
+        default=10.0, description="How long a receiver has to answer a notification."
+    )
     pharmacy_access_code: bool = Field(
         default=False,
         description="Pharmacies must type the care sheet's access code (patient copy) too.",

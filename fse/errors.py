@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FSE-0025"
     CLAIM_NOT_ADJUDICABLE = "FSE-0026"
     REVIEW_NOT_ALLOWED = "FSE-0027"
+    INVALID_SUBSCRIPTION = "FSE-0028"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -78,6 +79,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.REVIEW_NOT_ALLOWED: (
         "Only a claim held for review can be released or rejected, once."
+    ),
+    ErrorCode.INVALID_SUBSCRIPTION: (
+        "The Subscription asks for a channel, endpoint or criteria this server does not serve."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }

@@ -34,8 +34,13 @@ outbox_events = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("published_at", UtcDateTime, nullable=True),
     Column("stream_id", String(64), nullable=True),
+    Column("dispatched_at", UtcDateTime, nullable=True),
     Index("ix_outbox_events_unpublished", "published_at", "pk"),
+    Index("ix_outbox_events_undispatched", "dispatched_at", "pk"),
 )
+"""``published_at``: sent to the event stream by the relay. ``dispatched_at``: turned into
+deliveries for the matching Subscriptions (``fse.subscriptions.fanout``), independently of
+the stream, so that notifications do not wait for Redis."""
 
 
 async def emit(
@@ -43,9 +48,14 @@ async def emit(
     kind: str,
     subject: str,
     patient: str | None = None,
+    *,
+    focus: dict[str, str],
     **data: Any,
 ) -> str:
-    """Record an event inside the caller's transaction; returns its id."""
+    """Record an event inside the caller's transaction; returns its id.
+
+    ``focus`` holds the subject's FHIR search values that Subscriptions filter on (e.g.
+    ``{"status": "active", "outcome": "queued"}`` for a held ClaimResponse)."""
     event_id = str(uuid.uuid4())
     await conn.execute(
         insert(outbox_events).values(
@@ -53,7 +63,7 @@ async def emit(
             kind=kind,
             subject=subject,
             patient=patient,
-            data=orjson.dumps(data, default=str).decode(),
+            data=orjson.dumps({"focus": focus, **data}, default=str).decode(),
             created_at=datetime.now(UTC),
         )
     )

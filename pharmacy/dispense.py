@@ -170,6 +170,7 @@ async def dispense(
                 dispense=number,
                 pharmacy=pharmacist.pharmacy,
                 requests=[line.request_id for line in order.lines],
+                focus={"status": "active"},
             )
     except (IntegrityError, PreconditionFailed, DispenseConflict) as lost:
         # Lost a race: to the same request (a double click: answer as it did), or to another

@@ -13,6 +13,7 @@ from pharmacy.pages import router
 def install(app: FastAPI) -> None:
     add_directory(Path(__file__).parent / "templates")
     app.include_router(router)
+    app.state.subscription_topics.offer("Claim", ("status",))  # dispensed, reversed
     app.state.fhir.reserve(
         "MedicationDispense",
         "a pharmacist dispenses on the pharmacy screen (/pharmacie), where each line is "

@@ -79,6 +79,7 @@ async def reverse_dispense(
             f"Patient/{row.patient_id}",
             dispense=number,
             pharmacy=pharmacist.pharmacy,
+            focus={"status": "cancelled"},
         )
     fhir.announce(written)
 

@@ -35,6 +35,9 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
     app.include_router(console_router)
     books = load_books(published=settings.reference_data_dir)
     app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
+    # Adjudications, holds and reviews (settle, review), payment batches (payments).
+    app.state.subscription_topics.offer("ClaimResponse", ("status", "outcome"))
+    app.state.subscription_topics.offer("PaymentReconciliation", ("status",))
 
 
 RELOAD_SECONDS = 5.0

@@ -220,6 +220,7 @@ class Payments:
                 sheets=batch.settlement_count,
                 transfers=batch.transfer_count,
                 total=batch.total,
+                focus={"status": "active"},
             )
         self.fhir.announce([written.stored])
         return _result(batch, path, written.stored.id, resumed)

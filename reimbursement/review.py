@@ -142,6 +142,7 @@ async def review_claim(
                 claim=number,
                 decision=decision,
                 provider=row.provider_ref,
+                focus={"status": "active", "outcome": values["outcome"]},
             )
     except IntegrityError:
         raise Conflict(

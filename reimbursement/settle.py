@@ -170,6 +170,7 @@ class Settlement:
                 outcome=decision.outcome,
                 status=decision.status,
                 benefit=decision.benefit,
+                focus={"status": "active", "outcome": decision.outcome},
             )
         assert stored_response.content is not None
         return orjson.loads(stored_response.content)

@@ -65,12 +65,36 @@ def _resource_entry(
     return entry
 
 
+def _subscription_entry(subscribable: str) -> dict[str, Any]:
+    return {
+        "type": "Subscription",
+        "interaction": [
+            {"code": code} for code in ("read", "update", "delete", "create", "search-type")
+        ],
+        "versioning": "versioned-update",
+        "updateCreate": False,
+        "operation": [
+            {
+                "name": "status",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Subscription-status",
+            }
+        ],
+        "documentation": (
+            "rest-hook only; each client sees its own subscriptions. Criteria: "
+            f"{subscribable}. Notifications are history Bundles (SubscriptionStatus first, "
+            "Bundle.identifier = event id); the focus resource is included only with "
+            "channel.payload application/fhir+json and read scope on its type."
+        ),
+    }
+
+
 def capability_statement(
     base: str,
     operations: OperationRegistry,
     software_version: str,
     max_count: int,
     reserved: dict[str, str] | None = None,
+    subscribable: str = "",
 ) -> dict[str, Any]:
     """FHIR R4 CapabilityStatement listing exactly the types, interactions and parameters wired."""
     return {
@@ -88,7 +112,8 @@ def capability_statement(
                 "mode": "server",
                 "documentation": f"Search pages hold at most {max_count} entries (_count).",
                 "resource": [
-                    _resource_entry(rtype, operations, reserved or {}) for rtype in SEARCH_PARAMS
+                    *(_resource_entry(t, operations, reserved or {}) for t in SEARCH_PARAMS),
+                    _subscription_entry(subscribable),
                 ],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }

@@ -83,6 +83,7 @@ async def metadata(request: Request) -> Response:
             "0.1.0",
             settings.max_page_size,
             service_of(request).reserved,
+            request.app.state.subscription_topics.describe(),
         )
         body = orjson.dumps(statement)
         await cache.set(key, body, CAPABILITY_TTL_SECONDS)

@@ -87,7 +87,9 @@ async def test_the_relay_publishes_each_event_once_in_order(
         "outcome",
         "status",
         "benefit",
+        "focus",
     }
+    assert first["focus"] == {"status": "active", "outcome": "complete"}  # what Subscriptions match
 
 
 async def test_events_wait_while_redis_is_down_then_go_out_once(

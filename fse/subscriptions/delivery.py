@@ -1,0 +1,233 @@
+"""Posting due notifications, with a lease, retries and backoff.
+
+A delivery is leased (``leased_until``) and its attempt counted in one short transaction, posted
+outside any transaction, and its outcome recorded in another. A worker killed in between leaves
+the lease to expire and another worker posts it again: receivers drop the repeat by the event id
+(``Bundle.identifier``, header ``X-FSE-Event-Id``). A failure pushes the subscription's other
+pending deliveries back with it, so a receiver that is down is not hammered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fse.errors import FhirError
+from fse.outbox import message, outbox_events
+from fse.security.clients import find_client
+from fse.security.scopes import allows
+from fse.store.repository import ResourceStore
+from fse.subscriptions.notification import notification
+from fse.subscriptions.tables import subscription_deliveries, subscriptions
+
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass(frozen=True)
+class Policy:
+    lease_seconds: float = 60.0
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 12
+    timeout_seconds: float = 10.0
+
+    def backoff(self, attempts: int) -> timedelta:
+        """5 s, 10 s, 20 s… doubling per failed attempt, capped."""
+        return timedelta(
+            seconds=min(self.retry_base_seconds * 2 ** max(attempts - 1, 0), self.retry_max_seconds)
+        )
+
+
+@dataclass(frozen=True)
+class Due:
+    pk: int
+    subscription_pk: int
+    subscription_id: str
+    owner: str
+    attempts: int
+    event_number: int
+    content: dict[str, Any]
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    http_status: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Round:
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.delivered or self.retrying or self.failed)
+
+
+async def claim(engine: AsyncEngine, policy: Policy, now: datetime, limit: int) -> list[Due]:
+    """Lease the due deliveries of active subscriptions and count the attempt."""
+    d, s = subscription_deliveries, subscriptions
+    async with engine.connect() as conn:
+        await conn.execution_options(fse_write=True)
+        async with conn.begin():
+            query = (
+                select(d.c.pk, d.c.subscription_pk, d.c.attempts, d.c.event_number, d.c.event_id)
+                .join(s, s.c.pk == d.c.subscription_pk)
+                .where(
+                    d.c.status == "pending",
+                    d.c.next_attempt_at <= now,
+                    or_(d.c.leased_until.is_(None), d.c.leased_until < now),
+                    s.c.status == "active",
+                )
+                .order_by(d.c.next_attempt_at, d.c.pk)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=d, skip_locked=True)
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            await conn.execute(
+                update(d)
+                .where(d.c.pk.in_([r.pk for r in rows]))
+                .values(
+                    leased_until=now + timedelta(seconds=policy.lease_seconds),
+                    attempts=d.c.attempts + 1,
+                )
+            )
+            subs = {
+                row.pk: row
+                for row in await conn.execute(
+                    select(s.c.pk, s.c.id, s.c.owner, s.c.content).where(
+                        s.c.pk.in_({r.subscription_pk for r in rows})
+                    )
+                )
+            }
+            events = {
+                row.event_id: message(row)
+                for row in await conn.execute(
+                    select(outbox_events).where(
+                        outbox_events.c.event_id.in_([r.event_id for r in rows])
+                    )
+                )
+            }
+    return [
+        Due(
+            r.pk,
+            r.subscription_pk,
+            subs[r.subscription_pk].id,
+            subs[r.subscription_pk].owner,
+            r.attempts + 1,
+            r.event_number,
+            orjson.loads(subs[r.subscription_pk].content),
+            events[r.event_id],
+        )
+        for r in rows
+    ]
+
+
+async def payload_for(engine: AsyncEngine, store: ResourceStore, due: Due) -> dict | None:
+    """The focus resource, if the subscription asked for it and its client may read it now."""
+    if (due.content.get("channel") or {}).get("payload") is None:
+        return None
+    found = await find_client(engine, due.owner)
+    rtype, _, rid = due.event["subject"].partition("/")
+    if found is None or found[0].revoked or not allows(found[0].grants, rtype, "r"):
+        return None
+    async with store.snapshot() as conn:
+        try:
+            stored = await store.read(conn, rtype, rid)
+        except FhirError:
+            return None
+    return orjson.loads(stored.content) if stored.content else None
+
+
+async def post(
+    http: httpx.AsyncClient, base: str, due: Due, resource: dict[str, Any] | None
+) -> Outcome:
+    channel = due.content["channel"]
+    headers = {"Content-Type": FHIR_JSON, "X-FSE-Event-Id": due.event["eventId"]}
+    for header in channel.get("header", []):
+        name, _, value = header.partition(":")
+        headers[name.strip()] = value.strip()
+    body = notification(base, due.subscription_id, due.event, due.event_number, resource)
+    try:
+        response = await http.post(channel["endpoint"], content=orjson.dumps(body), headers=headers)
+    except httpx.HTTPError as error:
+        return Outcome(False, None, f"{type(error).__name__}: {error or 'no answer'}")
+    if response.is_success:
+        return Outcome(True, response.status_code)
+    return Outcome(False, response.status_code, f"the receiver answered {response.status_code}")
+
+
+async def record(
+    engine: AsyncEngine, policy: Policy, due: Due, outcome: Outcome, now: datetime
+) -> str:
+    """Store the attempt's outcome; returns delivered, retrying or failed."""
+    d = subscription_deliveries
+    async with engine.connect() as conn:
+        await conn.execution_options(fse_write=True)
+        async with conn.begin():
+            if outcome.delivered:
+                values: dict[str, Any] = {"status": "delivered", "delivered_at": now}
+                result = "delivered"
+            elif due.attempts >= policy.max_attempts:
+                values, result = {"status": "failed"}, "failed"
+            else:
+                later = now + policy.backoff(due.attempts)
+                values, result = {"next_attempt_at": later}, "retrying"
+                await conn.execute(
+                    update(d)
+                    .where(
+                        and_(
+                            d.c.subscription_pk == due.subscription_pk,
+                            d.c.status == "pending",
+                            d.c.next_attempt_at < later,
+                            d.c.pk != due.pk,
+                            or_(d.c.leased_until.is_(None), d.c.leased_until < now),
+                        )
+                    )
+                    .values(next_attempt_at=later)
+                )
+            await conn.execute(
+                update(d)
+                .where(d.c.pk == due.pk)
+                .values(
+                    leased_until=None,
+                    last_http_status=outcome.http_status,
+                    last_error=outcome.error,
+                    **values,
+                )
+            )
+    return result
+
+
+async def deliver_due(
+    engine: AsyncEngine,
+    store: ResourceStore,
+    http: httpx.AsyncClient,
+    base: str,
+    policy: Policy,
+    limit: int = 50,
+) -> Round:
+    """One round: lease what is due, post it concurrently, record each outcome."""
+    done = Round()
+    claimed = await claim(engine, policy, datetime.now(UTC), limit)
+
+    async def one(due: Due) -> None:
+        outcome = await post(http, base, due, await payload_for(engine, store, due))
+        result = await record(engine, policy, due, outcome, datetime.now(UTC))
+        setattr(done, result, getattr(done, result) + 1)
+
+    await asyncio.gather(*(one(due) for due in claimed))
+    return done

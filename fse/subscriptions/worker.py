@@ -1,0 +1,103 @@
+"""The delivery loop, run by ``fse worker`` (and inside the server unless disabled).
+
+The database drives it: each round relays the outbox (when asked), fans out new events and posts
+what is due. The event stream only wakes it early: a blocking read returns as soon as the relay
+publishes, and a stream that is down just means rounds come every ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fse.config import Settings
+from fse.outbox import relay
+from fse.runtime.events import EventStream
+from fse.store.repository import ResourceStore
+from fse.subscriptions.delivery import Policy, Round, deliver_due
+from fse.subscriptions.fanout import fan_out
+
+log = logging.getLogger(__name__)
+MIN_GAP_SECONDS = 0.2
+"""Under a burst of events, at most five rounds a second."""
+
+
+def policy_of(settings: Settings) -> Policy:
+    return Policy(
+        lease_seconds=settings.subscription_lease_seconds,
+        retry_base_seconds=settings.subscription_retry_base_seconds,
+        retry_max_seconds=settings.subscription_retry_max_seconds,
+        max_attempts=settings.subscription_max_attempts,
+        timeout_seconds=settings.subscription_timeout_seconds,
+    )
+
+
+def public_base(settings: Settings) -> str:
+    return settings.base_url.rstrip("/") or f"http://{settings.host}:{settings.port}/fhir"
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        events: EventStream,
+        settings: Settings,
+        relays: bool,
+        report: Callable[[Round], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = ResourceStore(engine)
+        self.events = events
+        self.settings = settings
+        self.policy = policy_of(settings)
+        self.relays = relays
+        self.report = report
+        self._seen: str | None = None
+
+    async def round(self, http: httpx.AsyncClient) -> Round:
+        if self.relays:
+            try:
+                await relay(self.engine, self.events)
+            except Exception:  # the stream is down: events wait in the outbox
+                log.warning("worker: the event stream is unavailable; relaying later")
+        await fan_out(self.engine)
+        done = await deliver_due(
+            self.engine, self.store, http, public_base(self.settings), self.policy
+        )
+        if done and self.report is not None:
+            self.report(done)
+        return done
+
+    async def wait(self, seconds: float) -> None:
+        """Until the stream shows a new outbox event (not a plain resource change), or
+        ``seconds`` pass."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                found = await self.events.read(
+                    self._seen, count=1000, block_ms=max(int(left * 1000), 1)
+                )
+            except Exception:  # stream down: poll the database instead
+                await asyncio.sleep(left)
+                return
+            if found:
+                self._seen = found[-1][0]
+                if any("eventId" in event for _, event in found):
+                    return
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        async with httpx.AsyncClient(timeout=self.policy.timeout_seconds) as http:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self.round(http)
+                except Exception:  # a database hiccup: the next round retries
+                    log.exception("subscription worker round failed")
+                await self.wait(self.settings.subscription_poll_seconds)
+                await asyncio.sleep(max(0.0, MIN_GAP_SECONDS - (time.monotonic() - started)))
