@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_profiles.validator import warm_up as warm_up_guide
+from fse.api_audit import ApiAudit, ApiAuditMiddleware
 from fse.audit_chain import seal
 from fse.config import Settings
 from fse.db import create_engine
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.outbox_relay_seconds > 0:
             relayer = relay_periodically(engine, runtime, settings.outbox_relay_seconds)
             tasks.append(asyncio.create_task(relayer))
+        if settings.api_audit_flush_seconds > 0:
+            flusher = app.state.api_audit.flush_periodically(settings.api_audit_flush_seconds)
+            tasks.append(asyncio.create_task(flusher))
         if settings.subscription_worker_in_server:
             worker = Worker(engine, runtime.events, settings, relays=False)
             tasks.append(asyncio.create_task(worker.run()))
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         for task in tasks:
             task.cancel()
+        await app.state.api_audit.flush()
         await close(app)
 
     app = FastAPI(
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operations = operations
     app.state.subscription_topics = Topics()
     app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
+    app.state.api_audit = ApiAudit(app.state.fhir.store, settings.payment_timezone)
     app.state.fhir.reserve(
         "AuditEvent", "the platform writes the audit trail itself; it is append-only"
     )
@@ -113,7 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)
-    # The last added runs first: throttle by address, authenticate, throttle by caller, route.
+    # The last added runs first: throttle by address, authenticate, throttle by caller, audit,
+    # route.
+    app.add_middleware(ApiAuditMiddleware, audit=app.state.api_audit)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_caller(settings))
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_address(settings))

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(
         default=1.0, description="How often the server relays outbox events; 0 disables."
     )
+    api_audit_flush_seconds: float = Field(
+        default=1.0, description="How often API access AuditEvents are written in a batch."
+    )
     subscription_worker_in_server: bool = Field(
         default=True,
         description="Deliver Subscriptions from the server; false when `fse worker` runs apart.",
