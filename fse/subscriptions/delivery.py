@@ -108,7 +108,7 @@ async def claim(engine: AsyncEngine, policy: Policy, now: datetime, limit: int) 
             subs = {
                 row.pk: row
                 for row in await conn.execute(
-                    select(s.c.pk, s.c.id, s.c.owner, s.c.content).where(
+                    select(s.c.pk, s.c.id, s.c.owner, s.c.resource).where(
                         s.c.pk.in_({r.subscription_pk for r in rows})
                     )
                 )
@@ -129,7 +129,7 @@ async def claim(engine: AsyncEngine, policy: Policy, now: datetime, limit: int) 
             subs[r.subscription_pk].owner,
             r.attempts + 1,
             r.event_number,
-            orjson.loads(subs[r.subscription_pk].content),
+            orjson.loads(subs[r.subscription_pk].resource),
             events[r.event_id],
         )
         for r in rows

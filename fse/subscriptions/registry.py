@@ -107,7 +107,7 @@ async def create(
             status=stamped["status"],
             resource_type=rtype,
             filters=filters,
-            content=orjson.dumps(stamped).decode(),
+            resource=orjson.dumps(stamped).decode(),
             events_count=0,
             created_at=now,
             updated_at=now,
@@ -130,7 +130,7 @@ async def find(
         raise NotFound(f"Subscription/{rid} not found")
     if row.status == "deleted":
         raise Gone(f"Subscription/{rid} was deleted")
-    return SubscriptionRecord(row.pk, row.id, row.version, row.status, orjson.loads(row.content))
+    return SubscriptionRecord(row.pk, row.id, row.version, row.status, orjson.loads(row.resource))
 
 
 async def replace(
@@ -177,7 +177,7 @@ async def _write(
 ) -> None:
     values: dict[str, Any] = {"status": status, "version": version, "updated_at": now}
     if content is not None:
-        values["content"] = orjson.dumps(content).decode()
+        values["resource"] = orjson.dumps(content).decode()
     done = await conn.execute(
         update(subscriptions)
         .where(subscriptions.c.pk == pk, subscriptions.c.version == expected_version)
@@ -192,11 +192,11 @@ async def _write(
 
 async def owned(conn: AsyncConnection, owner: str) -> list[dict[str, Any]]:
     rows = await conn.execute(
-        select(subscriptions.c.content)
+        select(subscriptions.c.resource)
         .where(subscriptions.c.owner == owner, subscriptions.c.status != "deleted")
         .order_by(subscriptions.c.pk)
     )
-    return [orjson.loads(content) for (content,) in rows]
+    return [orjson.loads(resource) for (resource,) in rows]
 
 
 async def status_of(conn: AsyncConnection, owner: str, rid: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ subscriptions = Table(
     Column("status", String(16), nullable=False),
     Column("resource_type", String(64), nullable=False),
     Column("filters", Text, nullable=False),  # JSON {search parameter: [accepted values]}
-    Column("content", Text, nullable=False),  # the Subscription as the client sees it
+    Column("resource", Text, nullable=False),  # the Subscription as the client sees it
     Column("events_count", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
