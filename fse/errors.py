@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FSE-0025"
     CLAIM_NOT_ADJUDICABLE = "FSE-0026"
     REVIEW_NOT_ALLOWED = "FSE-0027"
+    EXPORT_FAILED = "FSE-0028"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -79,6 +80,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.REVIEW_NOT_ALLOWED: (
         "Only a claim held for review can be released or rejected, once."
     ),
+    ErrorCode.EXPORT_FAILED: "The bulk export did not finish and kept no file; start it again.",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 
