@@ -128,22 +128,22 @@ class _TypeFiles:
     def write(self, lines: list[str]) -> None:
         start = 0
         while start < len(lines):
-            if self._file is None or self._lines >= self.max_lines:
-                self._next_file()
-            assert self._file is not None
+            file = self._file
+            if file is None or self._lines >= self.max_lines:
+                file = self._next_file()
             room = min(self.max_lines - self._lines, len(lines) - start)
-            chunk = lines[start : start + room]
-            self._file.write("\n".join(chunk) + "\n")
+            file.write("\n".join(lines[start : start + room]) + "\n")
             self._lines += room
             self.total += room
             start += room
 
-    def _next_file(self) -> None:
+    def _next_file(self) -> IO[str]:
         self.close()
         name = f"{self.rtype}-{len(self.outputs) + 1}.ndjson"
         self._file = (self.directory / name).open("w", encoding="utf-8")
         self._lines = 0
         self.outputs.append(OutputFile(self.rtype, name, 0))
+        return self._file
 
     def close(self) -> None:
         if self._file is not None:
