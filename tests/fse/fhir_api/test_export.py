@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from fse.errors import ErrorCode
-from fse.export.jobs import create_job, export_jobs, find_job
+from fse.export.jobs import create_job, delete_job, export_jobs, find_job
+from fse.export.runner import ExportRunner
 from fse.export.scope import ExportScope
 from fse.resources import model_class
 from tests.builders import FHIR_JSON, claim, create, medication_request, patient, practitioner
@@ -286,3 +287,35 @@ async def test_capability_statement_advertises_bulk_export(client: httpx.AsyncCl
     assert {"name": "export", "definition": f"{bulk}/OperationDefinition/patient-export"} in (
         patient_entry["operation"]
     )
+
+
+async def test_a_job_deleted_from_another_worker_stops_and_keeps_no_file(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """The task learns of the deletion at its next page (its heartbeat finds no row)."""
+    fatima = await create(client, patient())
+    await create(client, claim(f"Patient/{fatima['id']}"))
+    runner = platform.app.state.exports
+    async with platform.app.state.fhir.store.transaction() as conn:
+        job = await create_job(
+            conn, "elsewhere", "http://test/fhir/$export", ExportScope(("Claim",))
+        )
+    await delete_job(platform.engine, job.job_id)
+    runner.start(job)
+    await runner.wait(job.job_id)
+    assert not runner.directory(job.job_id).exists()
+    assert await find_job(platform.engine, job.job_id, "elsewhere") is None
+
+
+async def test_stopping_the_server_fails_its_running_jobs_with_a_clear_message(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    runner = ExportRunner(platform.engine, platform.settings)
+    async with platform.app.state.fhir.store.transaction() as conn:
+        job = await create_job(conn, "owner", "http://test/fhir/$export", ExportScope(("Claim",)))
+    blocked = asyncio.Event()
+    runner.tasks[job.job_id] = asyncio.create_task(blocked.wait())
+    await runner.close()
+    stopped = await find_job(platform.engine, job.job_id, "owner")
+    assert stopped is not None and stopped.status == "failed"
+    assert stopped.error is not None and "relancez" in stopped.error
