@@ -24,6 +24,9 @@ from fse.audit_chain import seal
 from fse.config import Settings
 from fse.db import create_engine
 from fse.errors import ErrorCode, FhirError, Issue, operation_outcome
+from fse.export.jobs import fail_stale_jobs
+from fse.export.runner import ExportRunner
+from fse.fhir_api.export import router as export_router
 from fse.fhir_api.http import fhir_response
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.operations import OperationRegistry
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()
+        await fail_stale_jobs(engine)
         tasks = []
         if settings.audit_seal_seconds > 0:
             tasks.append(
@@ -101,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.operations = operations
     app.state.subscription_topics = Topics()
+    app.state.exports = ExportRunner(engine, settings)
     app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
     app.state.api_audit = ApiAudit(app.state.fhir.store, settings.payment_timezone)
     app.state.fhir.reserve(
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     prescriber.install(app)
     pharmacy.install(app)
     app.include_router(subscriptions_router)  # before the generic /fhir/{type} routes
+    app.include_router(export_router)  # before fhir_router: /fhir/{rtype} would match $export
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)
@@ -160,6 +166,7 @@ def warm_up() -> None:
 
 
 async def close(app: FastAPI) -> None:
+    await app.state.exports.close()
     await app.state.runtime.close()
     await app.state.engine.dispose()
 

@@ -7,6 +7,7 @@ the insured's access log (``GET /fhir/AuditEvent?patient=…``) reads as "who lo
 
 from __future__ import annotations
 
+import base64
 import html
 from datetime import datetime, tzinfo
 from typing import Any
@@ -93,4 +94,43 @@ def change_event(
         "agent": agents,
         "source": {"observer": {"display": source}},
         "entity": [{"what": {"reference": target}} for target in targets],
+    }
+
+
+def export_event(
+    agent: dict[str, Any],
+    who: str,
+    what: str,
+    request_url: str,
+    patient_id: str | None,
+    when: datetime,
+    zone: tzinfo,
+) -> dict[str, Any]:
+    """The AuditEvent of a bulk export kick-off (DICOM "Export"): who exported what, with the
+    request URL in ``entity.query``; one insured's export names them, so it shows in their
+    access log (``AuditEvent?patient=``)."""
+    entity: dict[str, Any] = {
+        "description": what,
+        "query": base64.b64encode(request_url.encode()).decode(),
+    }
+    if patient_id is not None:
+        entity["what"] = {"reference": f"Patient/{patient_id}"}
+        sentence = f"{_when(when.astimezone(zone))}, {who} a exporté vos données : {what}."
+    else:
+        sentence = f"{_when(when.astimezone(zone))}, {who} a lancé un export en masse : {what}."
+    return {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://dicom.nema.org/resources/ontology/DCM",
+            "code": "110106",
+            "display": "Export",
+        },
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"}],
+        "action": "E",
+        "recorded": when.isoformat(timespec="seconds"),
+        "outcome": "0",
+        "text": narrative(sentence),
+        "agent": [{**agent, "requestor": True}],
+        "source": {"observer": {"display": "Plateforme FSE - export FHIR en masse"}},
+        "entity": [entity],
     }

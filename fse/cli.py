@@ -278,6 +278,74 @@ def _sheet(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _export(args: argparse.Namespace) -> int:
+    import getpass
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from fse.audit import export_event
+    from fse.export.ndjson import OutputFile, write_export
+    from fse.export.scope import PATIENT, PATIENT_COMPARTMENT, SYSTEM, ExportScope
+    from fse.fhir_api.interactions import standalone_service
+    from fse.store.dates import date_range
+    from fse.store.search_params import SUPPORTED_TYPES
+
+    settings = _settings(args)
+    level = PATIENT if args.patient else SYSTEM
+    allowed = tuple(PATIENT_COMPARTMENT) if args.patient else SUPPORTED_TYPES
+    types = tuple(dict.fromkeys(t.strip() for t in args.type.split(","))) if args.type else allowed
+    wrong = [t for t in types if t not in allowed]
+    if wrong:
+        print(f"fse export: --type: not exportable here: {', '.join(wrong)}", file=sys.stderr)
+        return 2
+    try:
+        since = date_range(args.since)[0] if args.since else None
+    except ValueError:
+        print(f"fse export: --since: {args.since!r} is not a FHIR instant", file=sys.stderr)
+        return 2
+    scope = ExportScope(types, since, level, args.patient)
+    began = time.monotonic()
+
+    async def progress(rtype: str, lines: int) -> None:
+        print(f"\rexport: {rtype} : {lines:,} lignes ", end="", file=sys.stderr, flush=True)
+
+    async def run() -> list[OutputFile]:
+        async with standalone_service(settings) as fhir:
+            operator = getpass.getuser()
+            described = ", ".join(types) + (f" (modifiés depuis le {args.since})" if since else "")
+            event = export_event(
+                {"who": {"display": f"{operator} (fse export)"}},
+                f"l'opérateur {operator} (fse export)",
+                described,
+                "fse export " + " ".join(sys.argv[2:]),
+                args.patient,
+                datetime.now(UTC),
+                ZoneInfo(settings.payment_timezone),
+            )
+            async with fhir.store.transaction() as conn:
+                if args.patient:
+                    await fhir.store.read(conn, "Patient", args.patient)
+                await fhir.create(conn, "AuditEvent", event)
+            return await write_export(
+                fhir.store.engine,
+                scope,
+                Path(args.out),
+                settings.export_max_lines_per_file,
+                settings.export_page_size,
+                progress,
+            )
+
+    outputs = asyncio.run(run())
+    seconds = time.monotonic() - began
+    print(file=sys.stderr)
+    for output in outputs:
+        print(f"{Path(args.out) / output.name}\t{output.type}\t{output.count}")
+    total = sum(o.count for o in outputs)
+    rate = total / seconds if seconds else 0.0
+    print(f"export: {total:,} resources in {len(outputs)} file(s), {seconds:,.1f} s, {rate:,.0f}/s")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
     from pharmacy.bench import run as run_pharmacy
@@ -389,6 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--database-url", default=argparse.SUPPRESS)
     sheet.add_argument("--database-url")
     sheet.set_defaults(run=_sheet)
+
+    export = sub.add_parser("export", help="bulk export to NDJSON files (as $export does)")
+    export.add_argument("--out", required=True, help="folder of the NDJSON files")
+    export.add_argument("--type", help="comma-separated resource types (default: every type)")
+    export.add_argument("--since", help="only resources changed after this FHIR instant")
+    export.add_argument("--patient", help="one insured's compartment (Patient id)")
+    export.add_argument("--database-url")
+    export.set_defaults(run=_export)
 
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")

@@ -97,6 +97,16 @@ class Settings(BaseSettings):
         default=Path("var") / "reference-data",
         description="TNR and medicines versions published by `fse tariffs import`.",
     )
+    export_dir: Path = Field(
+        default=Path("var") / "exports",
+        description="Where bulk $export jobs write their NDJSON files (one folder per job).",
+    )
+    export_max_lines_per_file: int = Field(
+        default=100_000, gt=0, description="A bulk export type's file is split past these lines."
+    )
+    export_page_size: int = Field(
+        default=1000, gt=0, description="Rows read per keyset page while exporting."
+    )
     payer_name: str = "Caisse Nationale de Sécurité Sociale"
     payer_iban: str = Field(
         default="MA64007780000000000000012382",

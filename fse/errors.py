@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     CLAIM_NOT_ADJUDICABLE = "FSE-0026"
     REVIEW_NOT_ALLOWED = "FSE-0027"
     INVALID_SUBSCRIPTION = "FSE-0028"
+    EXPORT_FAILED = "FSE-0029"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -83,6 +84,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_SUBSCRIPTION: (
         "The Subscription asks for a channel, endpoint or criteria this server does not serve."
     ),
+    ErrorCode.EXPORT_FAILED: "The bulk export did not finish and kept no file; start it again.",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

@@ -85,6 +85,7 @@ async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[
         "signing_key_file": tmp / "signing-key.pem",
         "payments_dir": tmp / "payments",
         "reference_data_dir": tmp / "reference-data",
+        "export_dir": tmp / "exports",
         "payment_schedule": False,
         **overrides,
     }

@@ -24,6 +24,10 @@ COMMON_PARAMS = (
 
 
 WRITES = ("create", "update", "delete")
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}
+PATIENT_EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"}
+"""Bulk Data $export (fse.fhir_api.export): GET with Prefer: respond-async, not a registry op."""
 
 
 def _resource_entry(
@@ -52,9 +56,11 @@ def _resource_entry(
             *({"name": p.name, "type": p.type} for p in params),
         ],
     }
-    ops = operations.for_type(rtype)
+    ops = [{"name": op.name, "definition": op.definition} for op in operations.for_type(rtype)]
+    if rtype == "Patient":
+        ops.insert(0, PATIENT_EXPORT)
     if ops:
-        entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]
+        entry["operation"] = ops
     notes = []
     if rtype in UNIQUE_IDENTIFIER_TYPES:
         notes.append("identifier (system|value) is unique among live resources")
@@ -105,6 +111,7 @@ def capability_statement(
         "kind": "instance",
         "software": {"name": "fse-platform", "version": software_version},
         "implementation": {"description": "AMO electronic care sheet platform", "url": base},
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.3.0",
         "format": ["application/fhir+json", "json"],
         "rest": [
@@ -116,6 +123,7 @@ def capability_statement(
                     _subscription_entry(subscribable),
                 ],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [EXPORT],
             }
         ],
     }

@@ -65,7 +65,8 @@ def parse_etag(value: str | None, header: str = "If-Match") -> int | None:
 
 
 def prefer(request: Request, key: str) -> str | None:
-    for part in request.headers.get("prefer", "").split(";"):
+    """One preference of the Prefer header (RFC 7240: comma- or semicolon-separated)."""
+    for part in request.headers.get("prefer", "").replace(",", ";").split(";"):
         name, _, value = part.strip().partition("=")
         if name.strip().lower() == key:
             return value.strip().strip('"').lower()

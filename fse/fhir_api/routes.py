@@ -165,7 +165,8 @@ def _page_size(raw: str | None, service: FhirService) -> int:
     return min(int(raw), service.settings.max_page_size)
 
 
-def _since(raw: str | None) -> datetime | None:
+def since_param(raw: str | None) -> datetime | None:
+    """``_since`` of history and $export: a FHIR instant (400 naming ``_since`` otherwise)."""
     if raw is None:
         return None
     try:
@@ -183,7 +184,7 @@ async def _history(
 ) -> Response:
     params = request.query_params
     count = _page_size(params.get("_count"), service)
-    since = _since(params.get("_since"))
+    since = since_param(params.get("_since"))
     before = decode_cursor(params["_cursor"])[1] if "_cursor" in params else None
     async with service.store.snapshot() as conn:
         versions, next_pk = await service.store.history(conn, rtype, rid, count, before, since)

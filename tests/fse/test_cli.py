@@ -100,3 +100,33 @@ def test_client_secret_is_shown_once_and_revocation_is_listed(tmp_path: Path) ->
     assert "revoked" in fse("client", "list", database=database).stdout
     again = fse("client", "create", "cnss-sih", "--scopes", "system/Claim.rs", database=database)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_export_writes_the_ndjson_files_with_progress(tmp_path: Path) -> None:
+    database = tmp_path / "export.sqlite3"
+    assert fse("migrate", database=database).returncode == 0
+    assert fse("seed", "--demo", database=database).returncode == 0
+    out = tmp_path / "out"
+    result = fse(
+        "export",
+        "--out",
+        str(out),
+        "--type",
+        "Patient,Claim",
+        database=database,
+        FSE_EXPORT_MAX_LINES_PER_FILE="10",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "export: Patient : " in result.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert files[0] == "Claim-1.ndjson" and "Patient-2.ndjson" in files
+    patients = [
+        json.loads(line)
+        for name in files
+        if name.startswith("Patient")
+        for line in (out / name).read_text(encoding="utf-8").splitlines()
+    ]
+    assert all(p["resourceType"] == "Patient" for p in patients)
+    assert f"export: {len(patients) + 1} resources in 3 file(s)" in result.stdout
+    refused = fse("export", "--out", str(out), "--type", "Bogus", database=database)
+    assert refused.returncode == 2 and "Bogus" in refused.stderr

@@ -86,7 +86,7 @@ async def test_every_advertised_search_parameter_and_include_is_accepted_strictl
 async def test_advertised_operations_exist_and_others_do_not(client: httpx.AsyncClient) -> None:
     statement = (await client.get("/fhir/metadata")).json()
     patient_entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
-    assert [op["name"] for op in patient_entry["operation"]] == ["validate"]
+    assert [op["name"] for op in patient_entry["operation"]] == ["export", "validate"]
     response = await client.post("/fhir/Patient/$everything", json={}, headers=FHIR_JSON)
     assert_outcome(response, 404, ErrorCode.UNKNOWN_OPERATION)
 
