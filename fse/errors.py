@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     REVIEW_NOT_ALLOWED = "FSE-0027"
     INVALID_SUBSCRIPTION = "FSE-0028"
     EXPORT_FAILED = "FSE-0029"
+    REFERENCE_DATA_REFUSED = "FSE-0030"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -85,6 +86,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "The Subscription asks for a channel, endpoint or criteria this server does not serve."
     ),
     ErrorCode.EXPORT_FAILED: "The bulk export did not finish and kept no file; start it again.",
+    ErrorCode.REFERENCE_DATA_REFUSED: (
+        "The tariff version or medicines list cannot be published; see the diagnostics."
+    ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

@@ -13,7 +13,7 @@ from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
 from reimbursement.payments import BatchResult, Payments
 from reimbursement.reference_data import load_books
-from reimbursement.tariff_import import ImportRefused, plan_import, publish
+from reimbursement.tariff_import import ImportRefused, plan_import, publish, read_version
 
 
 def _progress(done: int, total: int) -> None:
@@ -71,7 +71,8 @@ def tariffs_import(settings: Settings, path: Path, dry_run: bool) -> int:
 
     books = load_books(published=settings.reference_data_dir)
     try:
-        plan = plan_import(path, books, progress)
+        raw = read_version(path)
+        plan = plan_import(raw, str(path), books, progress)
     except ImportRefused as refused:
         print(f"fse tariffs import: refused: {refused}", file=sys.stderr)
         return 1
@@ -81,6 +82,6 @@ def tariffs_import(settings: Settings, path: Path, dry_run: bool) -> int:
     if dry_run:
         print("dry run: nothing published (run again without --dry-run to publish)")
         return 0
-    target = publish(path, plan, settings.reference_data_dir)
+    target = publish(raw, plan, settings.reference_data_dir)
     print(f"published: {target} (servers pick it up within seconds)")
     return 0

@@ -10,6 +10,7 @@ from fse.resources import parse_json
 from reimbursement.eligibility import check_eligibility
 from reimbursement.review import review_claim
 from reimbursement.settle import Settlement
+from reimbursement.tariff_publication import PUBLISH_TARIFFS
 
 
 def _settlement(call: OperationCall) -> Settlement:
@@ -83,4 +84,4 @@ REVIEW = Operation(
     definition="https://fse.cnss.ma/fhir/OperationDefinition/ClaimResponse-review",
     permission="u",
 )
-OPERATIONS = (SUBMIT_CLAIM, SUBMIT_ELIGIBILITY, REVIEW)
+OPERATIONS = (SUBMIT_CLAIM, SUBMIT_ELIGIBILITY, REVIEW, PUBLISH_TARIFFS)

@@ -10,7 +10,6 @@ core's own loaders (a malformed row is refused, naming it), compared with what i
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -51,28 +50,37 @@ class ImportPlan:
         return lines
 
 
-def _read(path: Path) -> dict[str, Any]:
+def parse_version(raw: bytes, source: str) -> dict[str, Any]:
+    """The version's JSON (``source`` names the file or request in the message)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ImportRefused(f"{path}: not a readable JSON file ({error})") from None
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as error:
+        raise ImportRefused(f"{source}: not a readable JSON file ({error})") from None
     if not isinstance(data, dict) or not {"id", "valid_from"} <= data.keys():
-        raise ImportRefused(f"{path}: a dated version needs at least 'id' and 'valid_from'")
+        raise ImportRefused(f"{source}: a dated version needs at least 'id' and 'valid_from'")
     return data
 
 
+def read_version(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImportRefused(f"{path}: not a readable JSON file ({error})") from None
+
+
 def plan_import(
-    path: Path,
+    raw: bytes,
+    source: str,
     books: Books,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportPlan:
-    """What publishing ``path`` would change, compared with the version in force on its date."""
-    data = _read(path)
+    """What publishing the version would change, compared with the one in force on its date."""
+    data = parse_version(raw, source)
     if "medicines" in data:
         return _plan_medicines(data, books, progress)
     if "key_letters" in data or "flat_rates" in data:
         return _plan_tariffs(data, books)
-    raise ImportRefused(f"{path}: neither a TNR version (key_letters) nor a medicines list")
+    raise ImportRefused(f"{source}: neither a TNR version (key_letters) nor a medicines list")
 
 
 def _plan_tariffs(data: dict[str, Any], books: Books) -> ImportPlan:
@@ -137,12 +145,12 @@ def _plan_medicines(
     return plan
 
 
-def publish(path: Path, plan: ImportPlan, directory: Path) -> Path:
-    """Copy the file where the servers load published versions from (named by its date and id,
-    so versions sort by date)."""
+def publish(raw: bytes, plan: ImportPlan, directory: Path) -> Path:
+    """Write the version where the servers load published versions from (named by its date and
+    id, so versions sort by date)."""
     target = directory / plan.kind / f"{plan.valid_from.isoformat()}-{plan.version_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
-    shutil.copyfile(path, partial)
+    partial.write_bytes(raw)
     partial.replace(target)  # atomic: a server never reads half a file
     return target

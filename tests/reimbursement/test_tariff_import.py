@@ -4,6 +4,7 @@ changes; once published, the servers price care on or after its date with it, ea
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 from datetime import date
@@ -103,6 +104,78 @@ async def test_servers_price_care_from_the_new_date_once_published(
         assert adjudication(after.json(), 0, "benefit") == 84.0  # 70 % of the new C (120)
     finally:
         watcher.cancel()
+        settlement.books = kept
+        for published in platform.settings.reference_data_dir.rglob("*.json"):
+            published.unlink()
+
+
+def parameters(version: dict, dry_run: bool = False) -> dict:
+    data = base64.b64encode(json.dumps(version).encode()).decode()
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "version",
+                "valueAttachment": {"contentType": "application/json", "data": data},
+            },
+            {"name": "dryRun", "valueBoolean": dry_run},
+        ],
+    }
+
+
+def answered(response: httpx.Response) -> dict:
+    assert response.status_code == 200, response.text
+    return {
+        p["name"]: next(v for k, v in p.items() if k.startswith("value"))
+        for p in response.json()["parameter"]
+    }
+
+
+async def test_cnss_systems_publish_a_tariff_version_through_fhir(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    settlement = platform.app.state.settlement
+    kept = settlement.books
+    url = "/fhir/CodeSystem/$publish-tariffs"
+    try:
+        dry = answered(await client.post(url, json=parameters(C_AT_120, dry_run=True)))
+        assert (dry["kind"], dry["validFrom"], dry["changed"], dry["published"]) == (
+            "tnr",
+            "2026-11-21",
+            1,
+            False,
+        )
+        assert "C (cnss) 80.00 -> 120.00" in dry["report"]
+        assert list(platform.settings.reference_data_dir.rglob("*.json")) == []
+        assert settlement.books is kept
+
+        done = answered(await client.post(url, json=parameters(C_AT_120)))
+        assert done["published"] is True
+        after = await client.post(
+            SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00", "2026-11-21")])
+        )
+        assert adjudication(after.json(), 0, "benefit") == 84.0  # this server, at once
+        log = (await client.get("/fhir/AuditEvent", params={"action": "C"})).json()
+        (event,) = [e["resource"] for e in log["entry"]]
+        assert (
+            "tnr-cnss-2026-11-essai publiée, en vigueur à partir du 21/11/2026"
+            in (event["outcomeDesc"])
+        )
+
+        again = await client.post(url, json=parameters(C_AT_120))  # the same id twice
+        assert again.status_code == 422
+        (issue,) = again.json()["issue"]
+        assert issue["details"]["coding"][0]["code"] == "FSE-0030"
+        assert "already published" in issue["diagnostics"]
+        missing = await client.post(url, json={"resourceType": "Parameters"})
+        assert missing.status_code == 400
+        reader = await platform.token_with("system/CodeSystem.rs")
+        denied = await client.post(
+            url, json=parameters(C_AT_120), headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert denied.status_code == 403
+    finally:
         settlement.books = kept
         for published in platform.settings.reference_data_dir.rglob("*.json"):
             published.unlink()
