@@ -220,14 +220,17 @@ async def deliver_due(
     policy: Policy,
     limit: int = 50,
 ) -> Round:
-    """One round: lease what is due, post it concurrently, record each outcome."""
+    """Lease what is due, ``limit`` at a time, post each batch concurrently and record each
+    outcome, until nothing is due (a failed post is due later, not in this round)."""
     done = Round()
-    claimed = await claim(engine, policy, datetime.now(UTC), limit)
 
     async def one(due: Due) -> None:
         outcome = await post(http, base, due, await payload_for(engine, store, due))
         result = await record(engine, policy, due, outcome, datetime.now(UTC))
         setattr(done, result, getattr(done, result) + 1)
 
-    await asyncio.gather(*(one(due) for due in claimed))
+    while claimed := await claim(engine, policy, datetime.now(UTC), limit):
+        await asyncio.gather(*(one(due) for due in claimed))
+        if len(claimed) < limit:
+            break
     return done

@@ -13,6 +13,8 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import func, select, update
 
+from fse.subscriptions.delivery import deliver_due
+from fse.subscriptions.fanout import fan_out
 from fse.subscriptions.tables import subscription_deliveries, subscriptions
 from fse.subscriptions.worker import Worker
 from tests.conftest import Platform
@@ -298,3 +300,24 @@ async def test_delivery_does_not_wait_for_redis_and_the_stream_catches_up(
         assert receiver.processed() == published and len(receiver.received) == 3
     finally:
         await stream.close()
+
+
+async def test_a_backlog_larger_than_a_batch_goes_out_in_one_round(
+    platform: Platform, client: httpx.AsyncClient, integrator: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await integrator.post("/fhir/Subscription", json=subscription(receiver.url, "ClaimResponse"))
+    refs = await load_demo(client)
+    for day in ("2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", day)]))
+    work = worker(platform)
+    await fan_out(platform.engine)
+    async with httpx.AsyncClient(timeout=5) as http:
+        done = await deliver_due(
+            platform.engine, work.store, http, "http://test/fhir", work.policy, limit=2
+        )
+    assert done.delivered == 5 and len(receiver.processed()) == 5
+    numbers = sorted(
+        int(n.body["entry"][0]["resource"]["eventsSinceSubscriptionStart"])
+        for n in receiver.received
+    )
+    assert numbers == [1, 2, 3, 4, 5]
