@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fse.audit import narrative
-from fse.store.repository import ResourceStore
+from fse.fhir_api.interactions import FhirService
+from fse.security.tables import system_clients, users
+from fse.security.users import ROLE_LABELS, Role
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +77,27 @@ def _target(path: str) -> tuple[str, str | None, str] | None:
     return rtype, rid, interaction
 
 
+@dataclass(frozen=True)
+class Agent:
+    """Who called, as the log names them: a person with their role and the organisation they
+    act for (their PractitionerRole), or a CNSS system client."""
+
+    name: str
+    role: str
+    reference: str | None = None
+    organization: str | None = None
+    organization_name: str | None = None
+
+
+AGENT_TTL_SECONDS = 300.0
+
+
 class ApiAudit:
-    def __init__(self, store: ResourceStore, zone: str) -> None:
-        self.store = store
+    def __init__(self, fhir: FhirService, zone: str) -> None:
+        self.fhir = fhir
         self.zone = ZoneInfo(zone)
         self._pending: list[dict[str, Any]] = []
+        self._agents: dict[str, tuple[float, Agent]] = {}
 
     def record(
         self, who: str, method: str, path: str, query: str, status: int, now: datetime
@@ -101,11 +124,8 @@ class ApiAudit:
             accessed["description"] = shown
         entities.append(accessed)
         outcome = "0" if status < 400 else ("4" if status < 500 else "8")
-        client = who.removeprefix("user:")
-        sentence = (
-            f"Le {now.astimezone(self.zone):%d/%m/%Y à %H:%M}, {client} a {VERBS[action]} "
-            f"des données par l'API FHIR : {what}" + (f" ({status})" if status >= 400 else "")
-        )
+        when = f"Le {now.astimezone(self.zone):%d/%m/%Y à %H:%M}"
+        done = f"a {VERBS[action]} des données par l'API FHIR : {what}"
         self._pending.append(
             {
                 "resourceType": "AuditEvent",
@@ -120,20 +140,8 @@ class ApiAudit:
                 "recorded": now.isoformat(timespec="milliseconds"),
                 "outcome": outcome,
                 "outcomeDesc": f"HTTP {status}",
-                "text": narrative(sentence + "."),
-                "agent": [
-                    {
-                        "who": {"display": who},
-                        "role": [
-                            {
-                                "text": "personne connectée"
-                                if who.startswith("user:")
-                                else "système CNSS"
-                            }
-                        ],
-                        "requestor": True,
-                    }
-                ],
+                "text": {"when": when, "done": done + (f" ({status})" if status >= 400 else "")},
+                "agent": [{"who": {"display": who}, "requestor": True}],
                 "source": {"observer": {"display": "Plateforme FSE - API FHIR"}},
                 "entity": entities,
             }
@@ -149,13 +157,74 @@ class ApiAudit:
         batch = self.drain()
         if not batch:
             return 0
+        store = self.fhir.store
         try:
-            async with self.store.transaction() as conn:
-                await self.store.bulk_create(conn, [("AuditEvent", event) for event in batch])
+            async with store.transaction() as conn:
+                events = [await self._complete(conn, event) for event in batch]
+                await store.bulk_create(conn, [("AuditEvent", event) for event in events])
         except Exception:
             self._pending[:0] = batch
             raise
         return len(batch)
+
+    async def _complete(self, conn: AsyncConnection, event: dict[str, Any]) -> dict[str, Any]:
+        """The event with its agents named and its French sentence, from a buffered draft."""
+        who = event["agent"][0]["who"]["display"]
+        agent = await self._agent(conn, who)
+        caller: dict[str, Any] = {
+            "who": {"reference": agent.reference} if agent.reference else {"display": who},
+            "name": agent.name,
+            "role": [{"text": agent.role}],
+            "requestor": True,
+        }
+        agents = [caller]
+        if agent.organization:
+            agents.append({"who": {"reference": agent.organization}, "requestor": False})
+        named = agent.name + (f" ({agent.organization_name})" if agent.organization_name else "")
+        text = event["text"]
+        return {
+            **event,
+            "agent": agents,
+            "text": narrative(f"{text['when']}, {named} {text['done']}."),
+        }
+
+    async def _agent(self, conn: AsyncConnection, who: str) -> Agent:
+        cached = self._agents.get(who)
+        if cached and time.monotonic() - cached[0] < AGENT_TTL_SECONDS:
+            return cached[1]
+        agent = await self._lookup(conn, who)
+        if len(self._agents) > 10_000:
+            self._agents.clear()
+        self._agents[who] = (time.monotonic(), agent)
+        return agent
+
+    async def _lookup(self, conn: AsyncConnection, who: str) -> Agent:
+        if not who.startswith("user:"):
+            name = await conn.scalar(
+                select(system_clients.c.name).where(system_clients.c.client_id == who)
+            )
+            return Agent(f"système {name or who}", "Système d'information CNSS")
+        row = (
+            await conn.execute(select(users).where(users.c.username == who.removeprefix("user:")))
+        ).first()
+        if row is None:
+            return Agent(who.removeprefix("user:"), "Utilisateur")
+        role = ROLE_LABELS.get(Role(row.role), row.role)
+        if not row.practitioner:
+            return Agent(row.display_name, role)
+        query = self.fhir.parse_search(
+            "PractitionerRole", [("practitioner", row.practitioner), ("_count", "20")], True
+        )
+        page = await self.fhir.store.search(conn, query)
+        for match in page.matches:
+            practitioner_role = orjson.loads(match.content or "{}")
+            organization = (practitioner_role.get("organization") or {}).get("reference")
+            if practitioner_role.get("active") is not False and organization:
+                names = await self.fhir.display_names(conn, [organization])
+                return Agent(
+                    row.display_name, role, row.practitioner, organization, names[organization]
+                )
+        return Agent(row.display_name, role, row.practitioner)
 
     async def flush_periodically(self, seconds: float) -> None:
         while True:

@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.subscription_topics = Topics()
     app.state.exports = ExportRunner(engine, settings)
     app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
-    app.state.api_audit = ApiAudit(app.state.fhir.store, settings.payment_timezone)
+    app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone)
     app.state.fhir.reserve(
         "AuditEvent", "the platform writes the audit trail itself; it is append-only"
     )

@@ -3,13 +3,16 @@ when, the outcome; identifiers searched are masked; the guide and directories ar
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
 from fhir.resources.R4B.auditevent import AuditEvent
 
+from fse.security.users import Role
 from tests.conftest import Platform
-from tests.reimbursement.demo import FATIMA, load_demo
+from tests.prescriber.test_lookup import signed_in
+from tests.reimbursement.demo import FATIMA, PHARMACIST, PHARMACY, load_demo
 
 
 async def test_reads_searches_and_refusals_of_personal_data_are_audited(
@@ -66,5 +69,25 @@ async def test_reads_searches_and_refusals_of_personal_data_are_audited(
     theirs = (await client.get("/fhir/AuditEvent", params={"patient": fatima})).json()
     sentences = [e["resource"]["text"]["div"] for e in theirs["entry"]]
     assert len(sentences) == 3  # the read, the claims search, the refused read
-    pattern = r"Le \d\d/\d\d/\d{4} à \d\d:\d\d, (test-suite|fse-\w+|c-\w+) a (consulté|traité)"
+    pattern = r"Le \d\d/\d\d/\d{4} à \d\d:\d\d, système (test-suite|c-\w+) a (consulté|traité)"
     assert all(re.search(pattern, s) for s in sentences), sentences
+
+
+async def test_a_signed_in_pharmacist_is_logged_with_their_role_and_pharmacy(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    audit = platform.app.state.api_audit
+    await signed_in(platform, browser, Role.PHARMACIST, refs[PHARMACIST])
+    audit.drain()
+    assert (await browser.get(f"/fhir/{refs[FATIMA]}")).status_code == 200
+    assert await audit.flush() == 1
+    log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
+    (event,) = [e["resource"] for e in log["entry"]]
+    audit.drain()
+    caller, pharmacy = event["agent"]
+    assert caller["who"] == {"reference": refs[PHARMACIST]}
+    assert (caller["name"], caller["role"][0]["text"]) == ("Dr Test", "Pharmacien")
+    assert pharmacy["who"] == {"reference": refs[PHARMACY]} and not pharmacy["requestor"]
+    sentence = html.unescape(event["text"]["div"])
+    assert "Dr Test (Pharmacie Al Amal) a consulté des données par l'API FHIR" in sentence
