@@ -32,6 +32,7 @@ from fse.outbox import relay
 from fse.resources import model_class
 from fse.runtime import Runtime, build_runtime
 from fse.security.auth import Authenticator, AuthMiddleware
+from fse.security.cin import vault_for
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
 from fse.security.tokens import load_or_create_key
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.runtime = runtime
     app.state.operations = operations
-    app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
+    app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
     app.state.fhir.reserve(
         "AuditEvent", "the platform writes the audit trail itself; it is append-only"
     )

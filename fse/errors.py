@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FSE-0025"
     CLAIM_NOT_ADJUDICABLE = "FSE-0026"
     REVIEW_NOT_ALLOWED = "FSE-0027"
+    CIN_KEY_UNAVAILABLE = "FSE-0028"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -78,6 +79,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.REVIEW_NOT_ALLOWED: (
         "Only a claim held for review can be released or rejected, once."
+    ),
+    ErrorCode.CIN_KEY_UNAVAILABLE: (
+        "A stored CIN cannot be opened with the configured keys; see docs/security.md."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
