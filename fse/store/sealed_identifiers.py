@@ -51,6 +51,21 @@ class SealedIdentifiers:
     def _open(self, value: str) -> str:
         return self.vault.open(value) if is_sealed(value) else value
 
+    def resealed(self, content: str) -> str | None:
+        """Stored JSON text with every CIN under the current key (clear ones sealed), or None
+        when it already is: what key rotation writes back."""
+        changed = False
+
+        def current(value: str) -> str:
+            nonlocal changed
+            if is_sealed(value) and self.vault.is_current(value):
+                return value
+            changed = True
+            return self.vault.seal(self._open(value))
+
+        resealed = _mapped(orjson.loads(content), current)
+        return orjson.dumps(resealed).decode() if changed else None
+
     def index_pair(self, system: str, value: str) -> tuple[str, str]:
         """How an identifier is indexed and claimed: a CIN by its blind index."""
         return (system, self.vault.blind(value)) if system == CIN_SYSTEM else (system, value)
