@@ -10,6 +10,9 @@ import re
 import string
 from collections.abc import Callable
 
+CIN_SYSTEM = "https://fse.cnss.ma/fhir/sid/cin"
+"""The NamingSystem of the CIN (NamingSystem-cin.json): the identifier sealed at rest."""
+
 IMMATRICULATION_RE = re.compile(r"^\d{9}$")
 CIN_RE = re.compile(r"^[A-Z]{1,2}\d{1,6}$")
 INPE_RE = re.compile(r"^\d{9}$")
@@ -31,6 +34,20 @@ def cin_problem(value: str) -> str | None:
     if CIN_RE.match(value):
         return None
     return "la CIN s'écrit avec 1 ou 2 lettres majuscules suivies de 1 à 6 chiffres (ex. BE123456)"
+
+
+def normalized_cin(value: str) -> str:
+    """The form a CIN is compared in: capitals, no spaces ('be 123456' is BE123456)."""
+    return "".join(value.split()).upper()
+
+
+def masked_cin(value: str) -> str:
+    """A CIN fit for a log or an audit sentence: office letters and last two digits (BE****56)."""
+    cin = normalized_cin(value)
+    letters = len(cin) - len(cin.lstrip(string.ascii_uppercase))
+    digits = cin[letters:]
+    kept = digits[-2:] if len(digits) > 2 else ""
+    return cin[:letters] + "*" * (len(digits) - len(kept)) + kept
 
 
 def inpe_problem(value: str) -> str | None:

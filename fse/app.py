@@ -36,6 +36,7 @@ from fse.outbox import relay
 from fse.resources import model_class
 from fse.runtime import Runtime, build_runtime
 from fse.security.auth import Authenticator, AuthMiddleware
+from fse.security.cin import vault_for
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
 from fse.security.tokens import load_or_create_key
@@ -105,9 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.operations = operations
     app.state.subscription_topics = Topics()
-    app.state.exports = ExportRunner(engine, settings)
-    app.state.fhir = FhirService(ResourceStore(engine), runtime, settings)
+    app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
     app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone)
+    app.state.exports = ExportRunner(app.state.fhir.store, settings)
     app.state.fhir.reserve(
         "AuditEvent", "the platform writes the audit trail itself; it is append-only"
     )

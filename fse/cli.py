@@ -327,7 +327,7 @@ def _export(args: argparse.Namespace) -> int:
                     await fhir.store.read(conn, "Patient", args.patient)
                 await fhir.create(conn, "AuditEvent", event)
             return await write_export(
-                fhir.store.engine,
+                fhir.store,
                 scope,
                 Path(args.out),
                 settings.export_max_lines_per_file,
@@ -344,6 +344,39 @@ def _export(args: argparse.Namespace) -> int:
     rate = total / seconds if seconds else 0.0
     print(f"export: {total:,} resources in {len(outputs)} file(s), {seconds:,.1f} s, {rate:,.0f}/s")
     return 0
+
+
+def _cin(args: argparse.Namespace) -> int:
+    from fse.security.cin import new_key_line, vault_for
+
+    if args.action == "new-key":
+        print(new_key_line())
+        return 0
+    from fse.db import create_engine
+    from fse.store.cin_rotation import rotate_cin
+    from fse.store.repository import ResourceStore
+
+    settings = _settings(args)
+    vault = vault_for(settings)
+
+    def progress(table: str, examined: int, rewritten: int) -> None:
+        line = f"\rcin rotate: {table}: {examined:,} rows examined, {rewritten:,} rewritten "
+        print(line, end="", file=sys.stderr, flush=True)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            store = ResourceStore(engine, vault)
+            rotation = await rotate_cin(store, args.batch, progress)
+        finally:
+            await engine.dispose()
+        print(file=sys.stderr)
+        for table, examined in rotation.examined.items():
+            print(f"{table}: {examined:,} examined, {rotation.rewritten[table]:,} rewritten")
+        print(f"every stored CIN is sealed under key '{vault.current}'")
+        return 0
+
+    return asyncio.run(run())
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -465,6 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--patient", help="one insured's compartment (Patient id)")
     export.add_argument("--database-url")
     export.set_defaults(run=_export)
+
+    cin = sub.add_parser("cin", help="the insured's CIN, sealed at rest (docs/security.md)")
+    cin_sub = cin.add_subparsers(dest="action", required=True)
+    rotate = cin_sub.add_parser(
+        "rotate", help="seal every stored CIN under the current key (first of FSE_CIN_KEYS)"
+    )
+    rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    rotate.add_argument("--database-url", default=argparse.SUPPRESS)
+    cin_sub.add_parser("new-key", help="print a new id:base64 key for FSE_CIN_KEYS")
+    cin.add_argument("--database-url")
+    cin.set_defaults(run=_cin)
 
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
         default=Path("var") / "token-signing-key.pem",
         description="P-256 key that signs access tokens; created (mode 600) if absent.",
     )
+    cin_keys: str = Field(
+        default="",
+        description="CIN encryption keys 'id:base64,id:base64' (first seals); empty: cin_key_file.",
+    )
+    cin_index_key: str = Field(
+        default="", description="Key of the CIN blind index (base64); empty: cin_key_file."
+    )
+    cin_key_file: Path = Field(
+        default=Path("var") / "cin-keys.json",
+        description="CIN keys when FSE_CIN_KEYS is unset; created (mode 600) if absent.",
+    )
     rate_limit_per_minute: int = Field(
         default=6000, description="Requests per minute per client address; 0 disables."
     )

@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     INVALID_SUBSCRIPTION = "FSE-0028"
     EXPORT_FAILED = "FSE-0029"
     REFERENCE_DATA_REFUSED = "FSE-0030"
+    CIN_KEY_UNAVAILABLE = "FSE-0031"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -88,6 +89,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.EXPORT_FAILED: "The bulk export did not finish and kept no file; start it again.",
     ErrorCode.REFERENCE_DATA_REFUSED: (
         "The tariff version or medicines list cannot be published; see the diagnostics."
+    ),
+    ErrorCode.CIN_KEY_UNAVAILABLE: (
+        "A stored CIN cannot be opened with the configured keys; see docs/security.md."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }

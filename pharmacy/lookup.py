@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from fhir_profiles.identifiers import masked_cin
 from fse.audit import audit_read
 from fse.fhir_api.interactions import FhirService
 from pharmacy.tables import prescription_balances
@@ -119,7 +120,7 @@ async def open_lines(
             fhir,
             reader,
             patients,
-            f"délivrance : recherche {query}",
+            f"délivrance : recherche {masked_cin(query) if CIN.match(query) else query}",
             "Plateforme FSE - pharmacie",
             pharmacy,
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from fhir_profiles.identifiers import masked_cin
 from fse.audit import audit_read as record_read
 from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
@@ -109,7 +110,8 @@ async def find_insured(
         for patient in people:
             found.append(await _insured(fhir, conn, books, patient, today))
     if found:
-        await audit_read(fhir, reader, [i.patient_id for i in found], f"recherche {query}")
+        searched = masked_cin(query) if system == "cin" else query
+        await audit_read(fhir, reader, [i.patient_id for i in found], f"recherche {searched}")
     return found
 
 

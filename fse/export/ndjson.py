@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Select, false, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.export.scope import PATIENT, PATIENT_COMPARTMENT, ExportScope
+from fse.store.repository import ResourceStore
+from fse.store.sealed_identifiers import SealedIdentifiers
 from fse.store.tables import idx_reference, resources
 
 Progress = Callable[[str, int], Awaitable[None]]
@@ -67,7 +69,7 @@ def page_query(
 
 
 async def write_export(
-    engine: AsyncEngine,
+    store: ResourceStore,
     scope: ExportScope,
     directory: Path,
     max_lines: int,
@@ -77,19 +79,21 @@ async def write_export(
     """Write every type of the scope under ``directory``; types with no resource get no file."""
     directory.mkdir(parents=True, exist_ok=True)
     outputs: list[OutputFile] = []
+    engine = store.engine
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             for rtype in scope.types:
                 outputs += await _write_type(
-                    conn, scope, rtype, directory, max_lines, page_size, progress
+                    conn, store.sealed, scope, rtype, directory, max_lines, page_size, progress
                 )
     return outputs
 
 
 async def _write_type(
     conn: AsyncConnection,
+    sealed: SealedIdentifiers,
     scope: ExportScope,
     rtype: str,
     directory: Path,
@@ -104,7 +108,8 @@ async def _write_type(
             rows = (await conn.execute(page_query(scope, rtype, after, page_size))).all()
             if not rows:
                 break
-            await asyncio.to_thread(files.write, [row.content for row in rows])
+            lines = [sealed.served(row.content) or "" for row in rows]  # CINs opened, as a read
+            await asyncio.to_thread(files.write, lines)
             after = (rows[-1].last_updated, rows[-1].pk)
             if progress is not None:
                 await progress(rtype, files.total)

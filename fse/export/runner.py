@@ -15,8 +15,6 @@ import shutil
 import time
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from fse.config import Settings
 from fse.export.jobs import (
     INTERRUPTED,
@@ -27,6 +25,7 @@ from fse.export.jobs import (
     fail_job,
 )
 from fse.export.ndjson import write_export
+from fse.store.repository import ResourceStore
 
 log = logging.getLogger("fse.export")
 BEAT_SECONDS = 1.0
@@ -42,8 +41,9 @@ def progress_text(rtype: str, lines: int) -> str:
 
 
 class ExportRunner:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self.engine = engine
+    def __init__(self, store: ResourceStore, settings: Settings) -> None:
+        self.store = store
+        self.engine = store.engine
         self.settings = settings
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -91,7 +91,7 @@ class ExportRunner:
 
         try:
             outputs = await write_export(
-                self.engine,
+                self.store,
                 job.scope,
                 directory,
                 self.settings.export_max_lines_per_file,

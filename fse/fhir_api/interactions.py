@@ -20,6 +20,7 @@ from fse.db import create_engine
 from fse.errors import BadRequest, ErrorCode, FhirError, MethodNotAllowed, PreconditionFailed
 from fse.resources import check_type, declare_profile, name_of, require_supported, validate
 from fse.runtime import Runtime, build_runtime
+from fse.security.cin import vault_for
 from fse.store.query import SearchQuery, parse_search
 from fse.store.repository import ResourceStore, Stored
 from fse.store.search_params import SUPPORTED_TYPES
@@ -175,7 +176,7 @@ async def standalone_service(settings: Settings) -> AsyncIterator[FhirService]:
     engine = create_engine(settings.database_url)
     runtime = build_runtime(None)
     try:
-        yield FhirService(ResourceStore(engine), runtime, settings)
+        yield FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
     finally:
         await runtime.close()
         await engine.dispose()

@@ -23,11 +23,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
+from fse.security.cin import CinVault
 from fse.store.dates import instant_text
 from fse.store.indexing import IndexRows, extract, rows_by_kind
 from fse.store.pg_bulk import copy_bulk
 from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
 from fse.store.query import SearchQuery, encode_cursor
+from fse.store.sealed_identifiers import SealedIdentifiers, shown_identifier
 from fse.store.search import compile_search
 from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
 from fse.store.tables import idx_reference as ref
@@ -89,8 +91,10 @@ def _now() -> datetime:
 
 
 class ResourceStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cin: CinVault) -> None:
         self.engine = engine
+        self.sealed = SealedIdentifiers(cin)
+        """CINs are sealed in stored JSON and blinded in index rows (fse/security/cin.py)."""
         self.is_postgres = engine.dialect.name == "postgresql"
         self._insert = pg_insert if self.is_postgres else sqlite_insert
 
@@ -133,24 +137,25 @@ class ResourceStore:
         """Store version 1 under a server id (``rid`` is pre-assigned only by transactions)."""
         now, rid = _now(), rid or new_id()
         content = _stamp(resource, rid, 1, now)
-        rows = extract(rtype, resource)
+        at_rest = self.sealed.at_rest(resource, content)
+        rows = self._extract(rtype, resource)
         if self.is_postgres:
             try:
-                pk = await create_in_one_statement(conn, rtype, rid, now, content, rows)
+                pk = await create_in_one_statement(conn, rtype, rid, now, at_rest, rows)
             except DuplicateIdentifiers as duplicate:
-                raise _duplicate(rtype, resource, duplicate.taken) from None
+                raise self._duplicate(rtype, resource, duplicate.taken) from None
             return Stored(rtype, rid, 1, now, content, False, "POST", pk)
         pk = (
             await conn.execute(
                 insert(resources)
                 .values(
-                    type=rtype, id=rid, version=1, last_updated=now, deleted=False, content=content
+                    type=rtype, id=rid, version=1, last_updated=now, deleted=False, content=at_rest
                 )
                 .returning(resources.c.pk)
             )
         ).scalar_one()
         stored = Stored(rtype, rid, 1, now, content, False, "POST", pk)
-        await self._append_version(conn, stored)
+        await self._append_version(conn, stored, at_rest)
         await self._write_index(conn, stored, resource, rows)
         return stored
 
@@ -166,7 +171,8 @@ class ResourceStore:
         prepared = []
         for rtype, resource in items:
             rid = resource.get("id") or new_id()
-            prepared.append((rtype, rid, _stamp(resource, rid, 1, now), extract(rtype, resource)))
+            at_rest = self.sealed.at_rest(resource, _stamp(resource, rid, 1, now))
+            prepared.append((rtype, rid, at_rest, self._extract(rtype, resource)))
         if self.is_postgres:
             return await copy_bulk(conn, prepared, now)
         result = await conn.execute(
@@ -234,7 +240,7 @@ class ResourceStore:
         now, version = _now(), version + 1
         content = _stamp(resource, rid, version, now)
         stored = Stored(rtype, rid, version, now, content, False, "PUT", pk)
-        await self._replace_current(conn, stored)
+        await self._replace_current(conn, stored, self.sealed.at_rest(resource, content))
         await self._write_index(conn, stored, resource)
         return stored
 
@@ -247,7 +253,7 @@ class ResourceStore:
         if deleted:
             return None
         stored = Stored(rtype, rid, version + 1, _now(), None, True, "DELETE", pk)
-        await self._replace_current(conn, stored)
+        await self._replace_current(conn, stored, None)
         return stored
 
     async def lock_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> None:
@@ -272,8 +278,11 @@ class ResourceStore:
         ).first()
         return (row.pk, row.version, row.deleted) if row else None
 
-    async def _replace_current(self, conn: AsyncConnection, stored: Stored) -> None:
-        """Make ``stored`` the current version: row, history, and no index rows yet."""
+    async def _replace_current(
+        self, conn: AsyncConnection, stored: Stored, at_rest: str | None
+    ) -> None:
+        """Make ``stored`` the current version (its JSON ``at_rest``): row, history, and no
+        index rows yet."""
         await conn.execute(
             update(resources)
             .where(resources.c.pk == stored.pk)
@@ -281,13 +290,15 @@ class ResourceStore:
                 version=stored.version,
                 last_updated=stored.last_updated,
                 deleted=stored.deleted,
-                content=stored.content,
+                content=at_rest,
             )
         )
-        await self._append_version(conn, stored)
+        await self._append_version(conn, stored, at_rest)
         await self._clear_index(conn, stored.pk)
 
-    async def _append_version(self, conn: AsyncConnection, stored: Stored) -> None:
+    async def _append_version(
+        self, conn: AsyncConnection, stored: Stored, at_rest: str | None
+    ) -> None:
         await conn.execute(
             insert(resource_versions).values(
                 resource_pk=stored.pk,
@@ -296,7 +307,7 @@ class ResourceStore:
                 version=stored.version,
                 last_updated=stored.last_updated,
                 method=stored.method,
-                content=stored.content,
+                content=at_rest,
             )
         )
 
@@ -311,7 +322,7 @@ class ResourceStore:
         resource: dict[str, Any],
         rows: IndexRows | None = None,
     ) -> None:
-        rows = rows or extract(stored.type, resource)
+        rows = rows or self._extract(stored.type, resource)
         for kind, table_rows in rows_by_kind([(stored.pk, rows)]):
             await conn.execute(insert(INDEX_TABLES[kind]), table_rows)
         if rows.identifiers:
@@ -335,7 +346,29 @@ class ResourceStore:
         )
         taken = set(identifiers) - {(r.system, r.value) for r in claimed}
         if taken:
-            raise _duplicate(stored.type, resource, taken)
+            raise self._duplicate(stored.type, resource, taken)
+
+    def _extract(self, rtype: str, resource: dict[str, Any]) -> IndexRows:
+        return self.sealed.index(extract(rtype, resource))
+
+    def _duplicate(
+        self, rtype: str, resource: dict[str, Any], taken: set[tuple[str, str]]
+    ) -> Conflict:
+        """409 naming the taken identifiers (as the caller sent them, a CIN masked)."""
+        held = [
+            (i, ident["system"], ident["value"])
+            for i, ident in enumerate(resource.get("identifier", []))
+            if isinstance(ident, dict)
+            and isinstance(ident.get("system"), str)
+            and isinstance(ident.get("value"), str)
+            and self.sealed.index_pair(ident["system"], ident["value"]) in taken
+        ]
+        names = ", ".join(sorted({shown_identifier(s, v) for _, s, v in held}))
+        return Conflict(
+            f"another {rtype} already holds identifier {names}",
+            tuple(f"{rtype}.identifier[{i}]" for i, _, _ in held),
+            code=ErrorCode.DUPLICATE_IDENTIFIER,
+        )
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -355,7 +388,8 @@ class ResourceStore:
             raise NotFound(f"{rtype}/{rid} not found")
         if row.deleted:
             raise Gone(f"{rtype}/{rid} was deleted (version {row.version})")
-        return Stored(rtype, rid, row.version, row.last_updated, row.content, False, "GET", row.pk)
+        content = self.sealed.served(row.content)
+        return Stored(rtype, rid, row.version, row.last_updated, content, False, "GET", row.pk)
 
     async def vread(self, conn: AsyncConnection, rtype: str, rid: str, version: int) -> Stored:
         row = (
@@ -371,7 +405,7 @@ class ResourceStore:
             raise NotFound(f"{rtype}/{rid} has no version {version}")
         if row.method == "DELETE":
             raise Gone(f"version {version} of {rtype}/{rid} is its deletion")
-        return _stored_version(row)
+        return self._stored_version(row)
 
     async def history(
         self,
@@ -400,14 +434,26 @@ class ResourceStore:
             )
             if not exists:
                 raise NotFound(f"{rtype}/{rid} not found")
-        page = [_stored_version(r) for r in rows[:count]]
+        page = [self._stored_version(r) for r in rows[:count]]
         return page, (rows[count - 1].pk if len(rows) > count else None)
 
+    def _stored_version(self, row: Any) -> Stored:
+        return Stored(
+            row.type,
+            row.id,
+            row.version,
+            row.last_updated,
+            self.sealed.served(row.content),
+            row.method == "DELETE",
+            row.method,
+            row.resource_pk,
+        )
+
     async def search(self, conn: AsyncConnection, query: SearchQuery) -> Page:
-        statements, params = compile_search(query)
+        statements, params = compile_search(self.sealed.query(query))
         rows = (await conn.execute(statements.page, params)).all() if query.count else []
-        rtype = query.resource_type
-        matches = [Match(rtype, r.id, r.content, r.pk) for r in rows[: query.count]]
+        rtype, served = query.resource_type, self.sealed.served
+        matches = [Match(rtype, r.id, served(r.content) or "", r.pk) for r in rows[: query.count]]
         next_cursor = None
         if len(rows) > query.count:
             last = rows[query.count - 1]
@@ -456,31 +502,4 @@ class ResourceStore:
                 resources.c.pk.in_(sorted(wanted)), resources.c.deleted == false()
             )
         )
-        return [Match(r.type, r.id, r.content, r.pk) for r in rows]
-
-
-def _duplicate(rtype: str, resource: dict[str, Any], taken: set[tuple[str, str]]) -> Conflict:
-    paths = tuple(
-        f"{rtype}.identifier[{i}]"
-        for i, ident in enumerate(resource.get("identifier", []))
-        if (ident.get("system"), ident.get("value")) in taken
-    )
-    names = ", ".join(f"{s}|{v}" for s, v in sorted(taken))
-    return Conflict(
-        f"another {rtype} already holds identifier {names}",
-        paths,
-        code=ErrorCode.DUPLICATE_IDENTIFIER,
-    )
-
-
-def _stored_version(row: Any) -> Stored:
-    return Stored(
-        row.type,
-        row.id,
-        row.version,
-        row.last_updated,
-        row.content,
-        row.method == "DELETE",
-        row.method,
-        row.resource_pk,
-    )
+        return [Match(r.type, r.id, self.sealed.served(r.content) or "", r.pk) for r in rows]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fse.config import Settings
 from fse.outbox import relay
 from fse.runtime.events import EventStream
+from fse.security.cin import vault_for
 from fse.store.repository import ResourceStore
 from fse.subscriptions.delivery import Policy, Round, deliver_due
 from fse.subscriptions.fanout import fan_out
@@ -51,7 +52,7 @@ class Worker:
         report: Callable[[Round], None] | None = None,
     ) -> None:
         self.engine = engine
-        self.store = ResourceStore(engine)
+        self.store = ResourceStore(engine, vault_for(settings))
         self.events = events
         self.settings = settings
         self.policy = policy_of(settings)

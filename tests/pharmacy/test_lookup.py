@@ -106,6 +106,6 @@ async def test_the_insured_reads_who_looked_at_their_prescriptions_in_plain_fren
     assert re.fullmatch(
         r'<div xmlns="http://www.w3.org/1999/xhtml">Le \d\d/\d\d/\d{4} à \d\d:\d\d, '
         r"Nadia Berrada \(Pharmacie Al Amal\) a consulté vos données : "
-        r"délivrance : recherche BE123456\.</div>",
+        r"délivrance : recherche BE\*\*\*\*56\.</div>",
         sentence,
     ), sentence

@@ -28,6 +28,7 @@ def worker_process(platform: Platform, *args: str) -> subprocess.Popen[str]:
     }
     env |= {
         "FSE_DATABASE_URL": platform.settings.database_url,
+        "FSE_CIN_KEY_FILE": str(platform.settings.cin_key_file),
         "FSE_SUBSCRIPTION_LEASE_SECONDS": "1",
         "FSE_SUBSCRIPTION_POLL_SECONDS": "0.2",
         "FSE_SUBSCRIPTION_TIMEOUT_SECONDS": "120",
