@@ -84,6 +84,7 @@ async def test_system_export_gives_one_file_per_type_with_exact_counts(
     assert [(o["type"], o["count"]) for o in manifest["output"]] == [("Patient", 2), ("Claim", 3)]
     found = await exported(client, status_url)
     assert ids(found["Patient"]) == [fatima["id"], rachid["id"]]
+    assert found["Patient"][0] == fatima  # CIN opened for the authorised reader, as a read
     assert found["Claim"] == claims  # the stored JSON, as a read serves it
 
 
@@ -310,7 +311,7 @@ async def test_a_job_deleted_from_another_worker_stops_and_keeps_no_file(
 async def test_stopping_the_server_fails_its_running_jobs_with_a_clear_message(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    runner = ExportRunner(platform.engine, platform.settings)
+    runner = ExportRunner(platform.app.state.fhir.store, platform.settings)
     async with platform.app.state.fhir.store.transaction() as conn:
         job = await create_job(conn, "owner", "http://test/fhir/$export", ExportScope(("Claim",)))
     blocked = asyncio.Event()
