@@ -73,9 +73,11 @@ def change_event(
     when: datetime,
     zone: tzinfo,
     organization: str | None = None,
+    action: str = "U",
 ) -> dict[str, Any]:
-    """The AuditEvent of a change made through a screen (a cancellation, a reversal), for the
-    caller to write in the same transaction as the change itself."""
+    """The AuditEvent of a change made through a screen or an operation (a cancellation, a
+    reversal, a publication: ``action`` C or U), for the caller to write in the same
+    transaction as the change itself."""
     agents: list[dict[str, Any]] = [{"who": {"reference": who}, "requestor": True}]
     if organization:
         agents.append({"who": {"reference": organization}, "requestor": False})
@@ -85,8 +87,13 @@ def change_event(
             "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
             "code": "rest",
         },
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "update"}],
-        "action": "U",
+        "subtype": [
+            {
+                "system": "http://hl7.org/fhir/restful-interaction",
+                "code": "create" if action == "C" else "update",
+            }
+        ],
+        "action": action,
         "recorded": when.isoformat(timespec="seconds"),
         "outcome": "0",
         "text": narrative(f"{_when(when.astimezone(zone))} : {description}."),

@@ -12,11 +12,12 @@ resource through the API with its own scopes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Index, String, Table, Text, insert, select, update
+from sqlalchemy import Column, Index, Row, String, Table, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.runtime.events import EventStream
@@ -81,6 +82,15 @@ def message(row: Any) -> dict[str, Any]:
     }
 
 
+async def waiting(conn: AsyncConnection, mark: Column[Any], batch: int) -> Sequence[Row[Any]]:
+    """The oldest events ``mark`` (published_at, dispatched_at) is not set on yet, locked for
+    the caller's transaction; on PostgreSQL other workers skip them and take the next ones."""
+    query = select(outbox_events).where(mark.is_(None)).order_by(outbox_events.c.pk).limit(batch)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return (await conn.execute(query)).all()
+
+
 async def relay(engine: AsyncEngine, stream: EventStream, batch: int = 500) -> int:
     """Publish the waiting events in order; returns how many. The stream failing rolls the
     batch back (nothing marked): the events are published by a later run."""
@@ -89,15 +99,7 @@ async def relay(engine: AsyncEngine, stream: EventStream, batch: int = 500) -> i
         async with engine.connect() as conn:
             await conn.execution_options(fse_write=True)
             async with conn.begin():
-                query = (
-                    select(outbox_events)
-                    .where(outbox_events.c.published_at.is_(None))
-                    .order_by(outbox_events.c.pk)
-                    .limit(batch)
-                )
-                if conn.dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                rows = (await conn.execute(query)).all()
+                rows = await waiting(conn, outbox_events.c.published_at, batch)
                 now = datetime.now(UTC)
                 for row in rows:
                     stream_id = await stream.publish(message(row))

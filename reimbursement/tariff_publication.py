@@ -91,9 +91,8 @@ async def publish_tariffs(call: OperationCall) -> Response:
         "Plateforme FSE - référentiels",
         datetime.now(UTC),
         settlement.schedule.zone,
+        action="C",
     )
-    event["subtype"][0]["code"] = "create"
-    event["action"] = "C"
     event["entity"] = [{"what": {"display": f"{plan.kind} {plan.version_id}"}}]
     async with call.service.store.transaction() as conn:
         # The record first: a publication that cannot be audited is not made.

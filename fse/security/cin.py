@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fhir_profiles.identifiers import normalized_cin
 from fse.config import Settings
 from fse.errors import ErrorCode, FhirError
+from fse.security.key_files import load_or_create
 
 SEALED_PREFIX = "enc:v1:"
 BLIND_PREFIX = "bi:v1:"
@@ -172,20 +173,12 @@ def vault_from(keys: str, index_key: str, key_file: Path) -> CinVault:
 
 def _load_or_create_file(path: Path) -> bytes:
     """The key file; created (mode 600) with random keys if absent. Workers racing agree."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        content = orjson.dumps(
-            {
-                "keys": new_key_line(),
-                "index_key": base64.b64encode(os.urandom(KEY_BYTES)).decode(),
-            },
-            option=orjson.OPT_INDENT_2,
-        )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker won the race: use its keys
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-    return path.read_bytes()
+
+    def generate() -> bytes:
+        keys = {
+            "keys": new_key_line(),
+            "index_key": base64.b64encode(os.urandom(KEY_BYTES)).decode(),
+        }
+        return orjson.dumps(keys, option=orjson.OPT_INDENT_2)
+
+    return load_or_create(path, generate)

@@ -7,7 +7,6 @@ only the public key, published as a JWK Set for other CNSS systems.
 from __future__ import annotations
 
 import base64
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+
+from fse.security.key_files import load_or_create
 
 
 class InvalidToken(Exception):
@@ -62,21 +63,15 @@ class SigningKey:
 
 def load_or_create_key(path: Path) -> SigningKey:
     """The PEM key at ``path``; created (mode 600) if absent. Workers racing here agree on one."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+
+    def generate() -> bytes:
+        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker won the race: use its key
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+    key = serialization.load_pem_private_key(load_or_create(path, generate), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} is not an EC private key")
     return SigningKey(key)

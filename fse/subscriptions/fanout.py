@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fse.outbox import message, outbox_events
+from fse.outbox import message, outbox_events, waiting
 from fse.subscriptions.criteria import Criteria
 from fse.subscriptions.tables import subscription_deliveries, subscriptions
 
@@ -21,15 +21,7 @@ async def fan_out(engine: AsyncEngine, batch: int = 500) -> int:
         async with engine.connect() as conn:
             await conn.execution_options(fse_write=True)
             async with conn.begin():
-                query = (
-                    select(outbox_events)
-                    .where(outbox_events.c.dispatched_at.is_(None))
-                    .order_by(outbox_events.c.pk)
-                    .limit(batch)
-                )
-                if conn.dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                events = (await conn.execute(query)).all()
+                events = await waiting(conn, outbox_events.c.dispatched_at, batch)
                 if not events:
                     return created
                 active = (
