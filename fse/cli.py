@@ -230,11 +230,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import httpx
-
     from fse.db import create_engine
     from fse.runtime import build_runtime
-    from fse.subscriptions.delivery import Round
+    from fse.subscriptions.delivery import Round, http_client
     from fse.subscriptions.worker import Worker
 
     settings = _settings(args)
@@ -251,7 +249,7 @@ def _worker(args: argparse.Namespace) -> int:
         worker = Worker(engine, runtime.events, settings, relays=True, report=progress)
         try:
             if args.once:
-                async with httpx.AsyncClient(timeout=worker.policy.timeout_seconds) as http:
+                async with http_client(worker.policy) as http:
                     await worker.round(http)
                 return 0
             where = "Redis stream" if settings.redis_url else "database polling"
@@ -381,11 +379,14 @@ def _cin(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
+    from fse.subscriptions.bench import run as run_subscriptions
     from pharmacy.bench import run as run_pharmacy
     from reimbursement.bench import run as run_reimbursement
 
     if args.only_pharmacy:
         return run_pharmacy(args.clients, args.seconds)
+    if args.only_subscriptions:
+        return run_subscriptions()
     code = 0
     if not args.only_reimbursement:
         code = run(args.workers, args.clients, args.seconds, args.registry_db)
@@ -393,7 +394,8 @@ def _bench(args: argparse.Namespace) -> int:
         return code
     settled = run_reimbursement(args.workers, args.clients, args.seconds, args.payment_claims)
     dispensed = run_pharmacy(args.clients, args.seconds)
-    return code or settled or dispensed
+    notified = run_subscriptions()
+    return code or settled or dispensed or notified
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -526,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--only-reimbursement", action="store_true", help="skip the FHIR API phases")
     bench.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
+    bench.add_argument(
+        "--only-subscriptions", action="store_true", help="only notification delivery"
+    )
     bench.set_defaults(run=_bench)
     return parser
 

@@ -1,8 +1,9 @@
 """Posting due notifications, with a lease, retries and backoff.
 
-A delivery is leased (``leased_until``) and its attempt counted in one short transaction, posted
-outside any transaction, and its outcome recorded in another. A worker killed in between leaves
-the lease to expire and another worker posts it again: receivers drop the repeat by the event id
+Deliveries are leased (``leased_until``) and their attempt counted in one short transaction,
+posted concurrently outside any transaction, and their outcomes recorded in another. A worker
+killed in between leaves the lease to expire and another worker posts again: receivers drop the
+repeat by the event id
 (``Bundle.identifier``, header ``X-FSE-Event-Id``). A failure pushes the subscription's other
 pending deliveries back with it, so a receiver that is down is not hammered.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fse.errors import FhirError
@@ -43,6 +44,15 @@ class Policy:
         return timedelta(
             seconds=min(self.retry_base_seconds * 2 ** max(attempts - 1, 0), self.retry_max_seconds)
         )
+
+
+def http_client(policy: Policy, concurrency: int = 100) -> httpx.AsyncClient:
+    """The client posting notifications: connections kept open to each receiver (a new TLS
+    connection per post would cost more than the post)."""
+    return httpx.AsyncClient(
+        timeout=policy.timeout_seconds,
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,45 +181,64 @@ async def post(
 
 
 async def record(
-    engine: AsyncEngine, policy: Policy, due: Due, outcome: Outcome, now: datetime
-) -> str:
-    """Store the attempt's outcome; returns delivered, retrying or failed."""
+    engine: AsyncEngine, policy: Policy, attempts: list[tuple[Due, Outcome]], now: datetime
+) -> list[str]:
+    """Store a batch of attempts' outcomes in one transaction; returns for each delivered,
+    retrying or failed."""
     d = subscription_deliveries
+    results = []
     async with engine.connect() as conn:
         await conn.execution_options(fse_write=True)
         async with conn.begin():
-            if outcome.delivered:
-                values: dict[str, Any] = {"status": "delivered", "delivered_at": now}
-                result = "delivered"
-            elif due.attempts >= policy.max_attempts:
-                values, result = {"status": "failed"}, "failed"
-            else:
-                later = now + policy.backoff(due.attempts)
-                values, result = {"next_attempt_at": later}, "retrying"
+            delivered = [(due, outcome) for due, outcome in attempts if outcome.delivered]
+            if delivered:
                 await conn.execute(
                     update(d)
-                    .where(
-                        and_(
-                            d.c.subscription_pk == due.subscription_pk,
-                            d.c.status == "pending",
-                            d.c.next_attempt_at < later,
-                            d.c.pk != due.pk,
-                            or_(d.c.leased_until.is_(None), d.c.leased_until < now),
+                    .where(d.c.pk == bindparam("due_pk"))
+                    .values(
+                        status="delivered",
+                        delivered_at=now,
+                        leased_until=None,
+                        last_http_status=bindparam("http_status"),
+                        last_error=None,
+                    ),
+                    [{"due_pk": due.pk, "http_status": o.http_status} for due, o in delivered],
+                )
+            for due, outcome in attempts:
+                if outcome.delivered:
+                    results.append("delivered")
+                    continue
+                if due.attempts >= policy.max_attempts:
+                    values: dict[str, Any] = {"status": "failed"}
+                    results.append("failed")
+                else:
+                    later = now + policy.backoff(due.attempts)
+                    values = {"next_attempt_at": later}
+                    results.append("retrying")
+                    await conn.execute(
+                        update(d)
+                        .where(
+                            and_(
+                                d.c.subscription_pk == due.subscription_pk,
+                                d.c.status == "pending",
+                                d.c.next_attempt_at < later,
+                                d.c.pk != due.pk,
+                                or_(d.c.leased_until.is_(None), d.c.leased_until < now),
+                            )
                         )
+                        .values(next_attempt_at=later)
                     )
-                    .values(next_attempt_at=later)
+                await conn.execute(
+                    update(d)
+                    .where(d.c.pk == due.pk)
+                    .values(
+                        leased_until=None,
+                        last_http_status=outcome.http_status,
+                        last_error=outcome.error,
+                        **values,
+                    )
                 )
-            await conn.execute(
-                update(d)
-                .where(d.c.pk == due.pk)
-                .values(
-                    leased_until=None,
-                    last_http_status=outcome.http_status,
-                    last_error=outcome.error,
-                    **values,
-                )
-            )
-    return result
+    return results
 
 
 async def deliver_due(
@@ -224,13 +253,16 @@ async def deliver_due(
     outcome, until nothing is due (a failed post is due later, not in this round)."""
     done = Round()
 
-    async def one(due: Due) -> None:
-        outcome = await post(http, base, due, await payload_for(engine, store, due))
-        result = await record(engine, policy, due, outcome, datetime.now(UTC))
-        setattr(done, result, getattr(done, result) + 1)
+    async def one(due: Due) -> Outcome:
+        return await post(http, base, due, await payload_for(engine, store, due))
 
     while claimed := await claim(engine, policy, datetime.now(UTC), limit):
-        await asyncio.gather(*(one(due) for due in claimed))
+        outcomes = await asyncio.gather(*(one(due) for due in claimed))
+        recorded = await record(
+            engine, policy, list(zip(claimed, outcomes, strict=True)), datetime.now(UTC)
+        )
+        for result in recorded:
+            setattr(done, result, getattr(done, result) + 1)
         if len(claimed) < limit:
             break
     return done

@@ -20,7 +20,7 @@ from fse.outbox import relay
 from fse.runtime.events import EventStream
 from fse.security.cin import vault_for
 from fse.store.repository import ResourceStore
-from fse.subscriptions.delivery import Policy, Round, deliver_due
+from fse.subscriptions.delivery import Policy, Round, deliver_due, http_client
 from fse.subscriptions.fanout import fan_out
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        async with httpx.AsyncClient(timeout=self.policy.timeout_seconds) as http:
+        async with http_client(self.policy) as http:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
