@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import care_sheet_number
+from fse.audit import change_event
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
@@ -162,10 +163,22 @@ async def dispense(
                     created_at=now,
                 )
             )
+            claim_ref = f"Claim/{next(s.id for s in written if s.type == 'Claim')}"
+            audit = change_event(
+                pharmacist.practitioner,
+                f"délivrance {number} : {sum(line.quantity for line in order.lines)} boîte(s)",
+                [f"Patient/{order.patient_id}", claim_ref],
+                "Plateforme FSE - espace pharmacien",
+                now,
+                settlement.schedule.zone,
+                organization=pharmacist.pharmacy,
+                action="C",
+            )
+            written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
             await emit(
                 conn,
                 "medication.dispensed",
-                f"Claim/{next(s.id for s in written if s.type == 'Claim')}",
+                claim_ref,
                 f"Patient/{order.patient_id}",
                 dispense=number,
                 pharmacy=pharmacist.pharmacy,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fhir_profiles.identifiers import care_sheet_number
+from fse.audit import change_event
 from fse.errors import Conflict
 from fse.fhir_api.interactions import FhirService
 from fse.security.provenance import provenance
@@ -76,7 +77,7 @@ async def sign_sheet(
             number, practitioner, patient_id, coverage_id, conditions, visit, now, today, validity
         )
         try:
-            signed = await _write(fhir, key, practitioner, resources, now)
+            signed = await _write(fhir, key, practitioner, resources, now, number, patient_id)
             break
         except Conflict:
             if attempt == 2:
@@ -98,6 +99,8 @@ async def _write(
     practitioner: str,
     resources: list[dict[str, Any]],
     now: datetime,
+    number: str,
+    patient_id: str,
 ) -> str:
     written = []
     async with fhir.store.transaction() as conn:
@@ -108,6 +111,17 @@ async def _write(
         signed = provenance(key, practitioner, resources, now)
         stored = (await fhir.create(conn, "Provenance", signed)).stored
         written.append(stored)
+        kinds = ", ".join(sorted({r["resourceType"] for r in resources}))
+        audit = change_event(
+            practitioner,
+            f"feuille {number} rédigée et signée ({kinds})",
+            [f"Patient/{patient_id}", f"Provenance/{stored.id}"],
+            "Plateforme FSE - espace médecin",
+            now,
+            now.tzinfo or UTC,
+            action="C",
+        )
+        written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
     fhir.announce(written)
     return stored.id
 

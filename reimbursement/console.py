@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from fse.audit import audit_read
 from fse.errors import FhirError
 from fse.security.sessions import Session
 from fse.security.users import Role
@@ -32,6 +33,7 @@ QUEUE_SIZE = 50
 class HeldClaim:
     response_id: str
     number: str
+    patient_id: str
     patient: str
     provider: str
     care_date: date
@@ -76,6 +78,7 @@ async def held_claims(request: Request) -> list[HeldClaim]:
                 HeldClaim(
                     response_id=row.response_id,
                     number=row.claim_key.rsplit("|", 1)[-1],
+                    patient_id=row.patient_id,
                     patient=names[f"Patient/{row.patient_id}"],
                     provider=names[row.provider_ref],
                     care_date=row.care_date,
@@ -121,10 +124,21 @@ async def _console(
     request: Request, session: Session, error: str = "", done: str = "", status_code: int = 200
 ) -> Response:
     zone = request.app.state.settlement.schedule.zone
+    held = await held_claims(request)
+    if held and request.method == "GET":
+        # The agent sees who the held sheets are for: each insured's log says so. (A refused
+        # decision shows the same queue again: that is not a new look, and nothing is written.)
+        await audit_read(
+            request.app.state.fhir,
+            f"user:{session.user.username}",
+            sorted({h.patient_id for h in held}),
+            "console CNSS : feuilles retenues pour contrôle",
+            "Plateforme FSE - console CNSS",
+        )
     context = {
         "title": "Console CNSS",
         "session": session,
-        "held": await held_claims(request),
+        "held": held,
         "decided": await recent_decisions(request),
         "zone": zone,
         "error": error,

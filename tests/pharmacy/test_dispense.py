@@ -63,6 +63,15 @@ async def test_a_generic_for_one_line_and_half_of_the_other_settled_at_once(
         (x.amounts.eligible, x.amounts.rate, x.amounts.benefit, x.amounts.copay) for x in view.lines
     ] == [(M("209.00"), M(70), M("146.30"), M("62.70"))] * 2
     assert sorted(x.substituted for x in view.lines) == [False, True]
+    log = (await client.get("/fhir/AuditEvent", params={"action": "C"})).json()
+    (audited,) = [  # who dispensed, for which pharmacy
+        e["resource"] for e in log["entry"] if "délivrance" in e["resource"]["outcomeDesc"]
+    ]
+    assert [a["who"]["reference"] for a in audited["agent"]] == [
+        desk.pharmacist.practitioner,
+        desk.pharmacist.pharmacy,
+    ]
+    assert f"délivrance {done.number} : 2 boîte(s)" == audited["outcomeDesc"]
     assert (view.total, view.benefit, view.at_counter) == (M("418.00"), M("292.60"), M("418.00"))
     # What CNSS reads: the dispenses, the remaining quantities, the claim and its answer.
     bundle = (await client.get("/fhir/MedicationDispense", params={"subject": refs[FATIMA]})).json()

@@ -160,6 +160,11 @@ async def test_a_signed_visit_is_stored_signed_and_settled(
     stored[-1]["total"]["value"] = 1500.0  # a Claim changed after signing no longer verifies
     assert not verify(jwk, jws_of(provenance), stored)
     assert provenance["target"][0]["reference"] == f"{sheet.resources[0]}/_history/1"
+    # The write is in her access log, in the same transaction as the sheet.
+    log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
+    (written,) = [e["resource"] for e in log["entry"] if e["resource"]["action"] == "C"]
+    assert written["agent"][0]["who"]["reference"] == refs[DR_BENALI]
+    assert f"feuille {sheet.number} rédigée et signée" in written["outcomeDesc"]
 
 
 async def test_closed_rights_still_give_a_sheet_that_the_patient_pays(

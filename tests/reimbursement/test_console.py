@@ -11,7 +11,7 @@ from fse.security.users import Role
 from reimbursement.tables import claim_reviews, settlements
 from tests.conftest import Platform
 from tests.pharmacy.test_pages import signed_in
-from tests.reimbursement.demo import DR_BENALI, load_demo
+from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
 from tests.reimbursement.test_review_and_payments import held_claim, payments
 
 
@@ -86,3 +86,15 @@ async def test_only_cnss_agents_open_the_console(
         assert refused.status_code == 403
     async with platform.engine.connect() as conn:
         assert await conn.scalar(select(settlements.c.status)) == "held"
+
+
+async def test_opening_the_queue_is_in_each_insured_s_access_log(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    await held_claim(client, refs)
+    async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
+        assert (await agent.get("/cnss")).status_code == 200
+    log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
+    sentences = [e["resource"]["text"]["div"] for e in log["entry"]]
+    assert any("console CNSS : feuilles retenues pour contrôle" in s for s in sentences)
