@@ -68,6 +68,8 @@ def _target(path: str) -> tuple[str, str | None, str] | None:
     parts = path.removeprefix("/fhir").strip("/").split("/")
     if not parts or not parts[0]:
         return ("Bundle", None, "transaction")
+    if parts[0] == "$export-file":  # bulk data leaving: the kick-off is audited, so is each file
+        return (parts[0], "/".join(parts[1:]) or None, "export-file")
     rtype = parts[0]
     if rtype not in PERSONAL_TYPES:
         return None

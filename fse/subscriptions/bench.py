@@ -19,6 +19,7 @@ from fse.config import Settings
 from fse.db import create_engine
 from fse.outbox import emit, outbox_events
 from fse.runtime.events import MemoryEventStream
+from fse.security.clients import create_client
 from fse.subscriptions import registry
 from fse.subscriptions.criteria import Topics
 from fse.subscriptions.delivery import deliver_due, http_client
@@ -59,6 +60,7 @@ async def _run(database_url: str, events: int) -> list[str]:
     topics = Topics()
     topics.offer("ClaimResponse", ("status", "outcome"))
     try:
+        owner, _secret = await create_client(engine, "bench-subscriber", "system/Subscription.c")
         async with engine.begin() as conn:
             subscription = {
                 "resourceType": "Subscription",
@@ -67,7 +69,7 @@ async def _run(database_url: str, events: int) -> list[str]:
                 "criteria": "ClaimResponse?outcome=complete",
                 "channel": {"type": "rest-hook", "endpoint": f"http://127.0.0.1:{port}/hook"},
             }
-            await registry.create(conn, "bench", subscription, topics)
+            await registry.create(conn, owner.client_id, subscription, topics)
         print(f"  writing {events:,} outbox events ...", flush=True)
         for start in range(0, events, 1000):
             async with engine.begin() as conn:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fse.errors import FhirError
 from fse.outbox import message, outbox_events
 from fse.security.clients import find_client
-from fse.security.scopes import allows
+from fse.security.scopes import Grant, allows
 from fse.store.repository import ResourceStore
 from fse.subscriptions.notification import notification
 from fse.subscriptions.tables import subscription_deliveries, subscriptions
@@ -72,6 +72,8 @@ class Outcome:
     delivered: bool
     http_status: int | None = None
     error: str | None = None
+    final: bool = False
+    """Not worth retrying (the subscription's client was revoked): failed at once."""
 
 
 @dataclass
@@ -146,13 +148,14 @@ async def claim(engine: AsyncEngine, policy: Policy, now: datetime, limit: int) 
     ]
 
 
-async def payload_for(engine: AsyncEngine, store: ResourceStore, due: Due) -> dict | None:
+async def payload_for(
+    store: ResourceStore, due: Due, grants: tuple[Grant, ...]
+) -> dict[str, Any] | None:
     """The focus resource, if the subscription asked for it and its client may read it now."""
     if (due.content.get("channel") or {}).get("payload") is None:
         return None
-    found = await find_client(engine, due.owner)
     rtype, _, rid = due.event["subject"].partition("/")
-    if found is None or found[0].revoked or not allows(found[0].grants, rtype, "r"):
+    if not allows(grants, rtype, "r"):
         return None
     async with store.snapshot() as conn:
         try:
@@ -160,6 +163,29 @@ async def payload_for(engine: AsyncEngine, store: ResourceStore, due: Due) -> di
         except FhirError:
             return None
     return orjson.loads(stored.content) if stored.content else None
+
+
+async def attempt(
+    store: ResourceStore,
+    http: httpx.AsyncClient,
+    base: str,
+    due: Due,
+    grants: tuple[Grant, ...] | None,
+) -> Outcome:
+    """Post one notification, unless its client was revoked meanwhile (``grants`` None: then
+    nothing is sent)."""
+    if grants is None:
+        return Outcome(False, None, "the subscription's client is revoked: nothing sent", True)
+    return await post(http, base, due, await payload_for(store, due, grants))
+
+
+async def grants_of(engine: AsyncEngine, owners: set[str]) -> dict[str, tuple[Grant, ...] | None]:
+    """Each subscription owner's scopes now, None if revoked (one look-up per owner a batch)."""
+    grants: dict[str, tuple[Grant, ...] | None] = {}
+    for owner in owners:
+        found = await find_client(engine, owner)
+        grants[owner] = None if found is None or found[0].revoked else found[0].grants
+    return grants
 
 
 async def post(
@@ -208,7 +234,7 @@ async def record(
                 if outcome.delivered:
                     results.append("delivered")
                     continue
-                if due.attempts >= policy.max_attempts:
+                if outcome.final or due.attempts >= policy.max_attempts:
                     values: dict[str, Any] = {"status": "failed"}
                     results.append("failed")
                 else:
@@ -253,11 +279,11 @@ async def deliver_due(
     outcome, until nothing is due (a failed post is due later, not in this round)."""
     done = Round()
 
-    async def one(due: Due) -> Outcome:
-        return await post(http, base, due, await payload_for(engine, store, due))
-
     while claimed := await claim(engine, policy, datetime.now(UTC), limit):
-        outcomes = await asyncio.gather(*(one(due) for due in claimed))
+        grants = await grants_of(engine, {due.owner for due in claimed})
+        outcomes = await asyncio.gather(
+            *(attempt(store, http, base, due, grants[due.owner]) for due in claimed)
+        )
         recorded = await record(
             engine, policy, list(zip(claimed, outcomes, strict=True)), datetime.now(UTC)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 
 import httpx
 from fhir.resources.R4B.auditevent import AuditEvent
@@ -91,3 +92,15 @@ async def test_a_signed_in_pharmacist_is_logged_with_their_role_and_pharmacy(
     assert pharmacy["who"] == {"reference": refs[PHARMACY]} and not pharmacy["requestor"]
     sentence = html.unescape(event["text"]["div"])
     assert "Dr Test (Pharmacie Al Amal) a consulté des données par l'API FHIR" in sentence
+
+
+def test_each_bulk_export_file_downloaded_is_audited(platform: Platform) -> None:
+    audit = platform.app.state.api_audit
+    audit.drain()
+    now = datetime.now().astimezone()
+    audit.record("c-1", "GET", "/fhir/$export-file/job1/Patient-1.ndjson", "", 200, now)
+    audit.record("c-1", "GET", "/fhir/$export-status/job1", "", 200, now)  # no data in it
+    audit.record("c-1", "GET", "/fhir/Practitioner/12", "", 200, now)  # not personal data
+    (event,) = audit.drain()
+    assert event["entity"][-1]["what"] == {"display": "$export-file/job1/Patient-1.ndjson"}
+    assert (event["action"], event["subtype"][0]["code"]) == ("R", "export-file")

@@ -13,6 +13,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import func, select, update
 
+from fse.security.clients import create_client, revoke_client
 from fse.subscriptions.delivery import deliver_due
 from fse.subscriptions.fanout import fan_out
 from fse.subscriptions.tables import subscription_deliveries, subscriptions
@@ -321,3 +322,25 @@ async def test_a_backlog_larger_than_a_batch_goes_out_in_one_round(
         for n in receiver.received
     )
     assert numbers == [1, 2, 3, 4, 5]
+
+
+async def test_a_revoked_client_is_told_nothing_more(
+    platform: Platform, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    name = f"revoked-{receiver.port}"
+    system, _secret = await create_client(platform.engine, name, "system/Subscription.cruds")
+    token = platform.token_for(system.client_id, "system/Subscription.cruds")
+    created = await client.post(
+        "/fhir/Subscription",
+        json=subscription(receiver.url, "ClaimResponse"),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert created.status_code == 201
+    refs = await load_demo(client)
+    await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", "2026-11-20")]))
+    await revoke_client(platform.engine, name)
+    done = await one_round(worker(platform))
+    assert (done.delivered, done.retrying, done.failed) == (0, 0, 1)
+    assert receiver.received == []
+    (row,) = await deliveries(platform)
+    assert row.status == "failed" and "revoked" in row.last_error
