@@ -1,8 +1,9 @@
 """The delivery loop, run by ``fse worker`` (and inside the server unless disabled).
 
 The database drives it: each round relays the outbox (when asked), fans out new events and posts
-what is due. The event stream only wakes it early: a blocking read returns as soon as the relay
-publishes, and a stream that is down just means rounds come every ``poll_seconds``.
+what is due. The event stream only wakes it early: a blocking read returns as soon as a change
+is announced (after its commit), and a stream that is down just means rounds come every
+``poll_seconds``.
 """
 
 from __future__ import annotations
@@ -75,21 +76,18 @@ class Worker:
         return done
 
     async def wait(self, seconds: float) -> None:
-        """Until the stream shows a new outbox event (not a plain resource change), or
-        ``seconds`` pass."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                found = await self.events.read(
-                    self._seen, count=1000, block_ms=max(int(left * 1000), 1)
-                )
-            except Exception:  # stream down: poll the database instead
-                await asyncio.sleep(left)
-                return
-            if found:
-                self._seen = found[-1][0]
-                if any("eventId" in event for _, event in found):
-                    return
+        """Until the stream shows anything new, or ``seconds`` pass. Changes are announced
+        after their commit, so the outbox event of a claim or a dispense is there to fan out
+        when its announcement wakes the worker; a burst wakes it at most every MIN_GAP."""
+        try:
+            found = await self.events.read(
+                self._seen, count=1000, block_ms=max(int(seconds * 1000), 1)
+            )
+        except Exception:  # stream down: poll the database instead
+            await asyncio.sleep(seconds)
+            return
+        if found:
+            self._seen = found[-1][0]
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()

@@ -4,6 +4,7 @@ reference only unless their scopes allow the resource, through receivers that fa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -344,3 +345,23 @@ async def test_a_revoked_client_is_told_nothing_more(
     assert receiver.received == []
     (row,) = await deliveries(platform)
     assert row.status == "failed" and "revoked" in row.last_error
+
+
+async def test_the_worker_wakes_when_a_change_is_announced_not_at_its_next_poll(
+    platform: Platform, client: httpx.AsyncClient, integrator: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await integrator.post("/fhir/Subscription", json=subscription(receiver.url, "ClaimResponse"))
+    refs = await load_demo(client)
+    work = worker(platform, subscription_poll_seconds=60)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(work.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the first round is done; the worker now waits up to 60 s
+        began = time.monotonic()
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", "2026-11-20")]))
+        await asyncio.to_thread(receiver.wait_for, 1, 10)
+        assert time.monotonic() - began < 10  # woken by the announcement, not the 60 s poll
+    finally:
+        stop.set()
+        work.events.publish_soon({"wake": "to stop"})
+        await asyncio.wait_for(loop, 10)
