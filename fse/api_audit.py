@@ -12,21 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-import orjson
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
 from fse.audit import narrative
+from fse.callers import Caller, caller_of
 from fse.fhir_api.interactions import FhirService
-from fse.security.tables import system_clients, users
-from fse.security.users import ROLE_LABELS, Role
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +48,17 @@ PERSONAL_TYPES = frozenset(
 )
 """What concerns an insured; the guide, practitioners and organisations are not personal data."""
 PATIENT_PARAMS = ("patient", "subject", "beneficiary")
-MASKED_PARAMS = frozenset({"identifier"})
 ACTIONS = {"GET": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 VERBS = {"R": "consulté", "C": "enregistré", "U": "modifié", "D": "supprimé", "E": "traité"}
 
 
-def mask(value: str) -> str:
-    """``system|BE123456`` → ``system|******56``: the log shows a lookup, not the number."""
+def masked(param: str, value: str) -> str:
+    """A searched identifier as the log shows it: a CIN masked as the screens' log masks it
+    (``…/sid/cin|BE****56``), with or without its system; other identifiers as they are."""
     system, bar, code = value.rpartition("|")
-    hidden = "*" * max(len(code) - 2, 0) + code[-2:]
-    return f"{system}{bar}{hidden}"
+    if param == "identifier" and (system == CIN_SYSTEM or (not bar and not cin_problem(code))):
+        return f"{system}{bar}{masked_cin(code)}"
+    return value
 
 
 def _target(path: str) -> tuple[str, str | None, str] | None:
@@ -79,19 +77,7 @@ def _target(path: str) -> tuple[str, str | None, str] | None:
     return rtype, rid, interaction
 
 
-@dataclass(frozen=True)
-class Agent:
-    """Who called, as the log names them: a person with their role and the organisation they
-    act for (their PractitionerRole), or a CNSS system client."""
-
-    name: str
-    role: str
-    reference: str | None = None
-    organization: str | None = None
-    organization_name: str | None = None
-
-
-AGENT_TTL_SECONDS = 300.0
+CALLER_TTL_SECONDS = 300.0
 
 
 class ApiAudit:
@@ -99,7 +85,7 @@ class ApiAudit:
         self.fhir = fhir
         self.zone = ZoneInfo(zone)
         self._pending: list[dict[str, Any]] = []
-        self._agents: dict[str, tuple[float, Agent]] = {}
+        self._callers: dict[str, tuple[float, Caller]] = {}
 
     def record(
         self, who: str, method: str, path: str, query: str, status: int, now: datetime
@@ -109,9 +95,7 @@ class ApiAudit:
             return
         rtype, rid, interaction = target
         items = parse_qsl(query, keep_blank_values=True)
-        shown = urlencode(
-            [(k, mask(v) if k in MASKED_PARAMS else v) for k, v in items], safe="*|/:,"
-        )
+        shown = urlencode([(k, masked(k, v)) for k, v in items], safe="*|/:,")
         action = "E" if interaction.startswith("$") or (method == "GET" and not rid) else None
         action = action or ACTIONS.get(method, "E")
         patients = {v for k, v in items if k in PATIENT_PARAMS and v.startswith("Patient/")}
@@ -171,62 +155,24 @@ class ApiAudit:
 
     async def _complete(self, conn: AsyncConnection, event: dict[str, Any]) -> dict[str, Any]:
         """The event with its agents named and its French sentence, from a buffered draft."""
-        who = event["agent"][0]["who"]["display"]
-        agent = await self._agent(conn, who)
-        caller: dict[str, Any] = {
-            "who": {"reference": agent.reference} if agent.reference else {"display": who},
-            "name": agent.name,
-            "role": [{"text": agent.role}],
-            "requestor": True,
-        }
-        agents = [caller]
-        if agent.organization:
-            agents.append({"who": {"reference": agent.organization}, "requestor": False})
-        named = agent.name + (f" ({agent.organization_name})" if agent.organization_name else "")
+        caller = await self._caller(conn, event["agent"][0]["who"]["display"])
         text = event["text"]
         return {
             **event,
-            "agent": agents,
-            "text": narrative(f"{text['when']}, {named} {text['done']}."),
+            "agent": caller.agents(),
+            "text": narrative(f"{text['when']}, {caller.named} {text['done']}."),
         }
 
-    async def _agent(self, conn: AsyncConnection, who: str) -> Agent:
-        cached = self._agents.get(who)
-        if cached and time.monotonic() - cached[0] < AGENT_TTL_SECONDS:
+    async def _caller(self, conn: AsyncConnection, principal: str) -> Caller:
+        """``caller_of``, remembered a few minutes: a busy client is named once, not per read."""
+        cached = self._callers.get(principal)
+        if cached and time.monotonic() - cached[0] < CALLER_TTL_SECONDS:
             return cached[1]
-        agent = await self._lookup(conn, who)
-        if len(self._agents) > 10_000:
-            self._agents.clear()
-        self._agents[who] = (time.monotonic(), agent)
-        return agent
-
-    async def _lookup(self, conn: AsyncConnection, who: str) -> Agent:
-        if not who.startswith("user:"):
-            name = await conn.scalar(
-                select(system_clients.c.name).where(system_clients.c.client_id == who)
-            )
-            return Agent(f"système {name or who}", "Système d'information CNSS")
-        row = (
-            await conn.execute(select(users).where(users.c.username == who.removeprefix("user:")))
-        ).first()
-        if row is None:
-            return Agent(who.removeprefix("user:"), "Utilisateur")
-        role = ROLE_LABELS.get(Role(row.role), row.role)
-        if not row.practitioner:
-            return Agent(row.display_name, role)
-        query = self.fhir.parse_search(
-            "PractitionerRole", [("practitioner", row.practitioner), ("_count", "20")], True
-        )
-        page = await self.fhir.store.search(conn, query)
-        for match in page.matches:
-            practitioner_role = orjson.loads(match.content or "{}")
-            organization = (practitioner_role.get("organization") or {}).get("reference")
-            if practitioner_role.get("active") is not False and organization:
-                names = await self.fhir.display_names(conn, [organization])
-                return Agent(
-                    row.display_name, role, row.practitioner, organization, names[organization]
-                )
-        return Agent(row.display_name, role, row.practitioner)
+        caller = await caller_of(self.fhir, conn, principal)
+        if len(self._callers) > 10_000:
+            self._callers.clear()
+        self._callers[principal] = (time.monotonic(), caller)
+        return caller
 
     async def flush_periodically(self, seconds: float) -> None:
         while True:

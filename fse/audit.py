@@ -105,7 +105,7 @@ def change_event(
 
 
 def export_event(
-    agent: dict[str, Any],
+    agents: list[dict[str, Any]],
     who: str,
     what: str,
     request_url: str,
@@ -137,7 +137,7 @@ def export_event(
         "recorded": when.isoformat(timespec="seconds"),
         "outcome": "0",
         "text": narrative(sentence),
-        "agent": [{**agent, "requestor": True}],
+        "agent": agents,
         "source": {"observer": {"display": "Plateforme FSE - export FHIR en masse"}},
         "entity": [entity],
     }

@@ -312,7 +312,7 @@ def _export(args: argparse.Namespace) -> int:
             operator = getpass.getuser()
             described = ", ".join(types) + (f" (modifiés depuis le {args.since})" if since else "")
             event = export_event(
-                {"who": {"display": f"{operator} (fse export)"}},
+                [{"who": {"display": f"{operator} (fse export)"}, "requestor": True}],
                 f"l'opérateur {operator} (fse export)",
                 described,
                 "fse export " + " ".join(sys.argv[2:]),

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from fse.audit import export_event
+from fse.callers import caller_of
 from fse.errors import BadRequest, ErrorCode, Forbidden, Issue, NotFound, operation_outcome
 from fse.export.jobs import COMPLETED, FAILED, ExportJob, create_job, find_job
 from fse.export.runner import ExportRunner
@@ -31,7 +32,6 @@ from fse.export.scope import PATIENT, PATIENT_COMPARTMENT, SYSTEM, ExportScope
 from fse.fhir_api.http import fhir_response, prefer
 from fse.fhir_api.routes import ID_RE, base_of, service_of, since_param
 from fse.security.auth import Principal, authorize, principal_of
-from fse.security.clients import find_client
 from fse.security.scopes import allows
 from fse.store.dates import instant_text
 from fse.store.search_params import SUPPORTED_TYPES
@@ -43,7 +43,6 @@ OUTPUT_FORMATS = frozenset({NDJSON, "application/ndjson", "ndjson"})
 KNOWN_PARAMS = frozenset({"_type", "_since", "_outputFormat"})
 RETRY_AFTER_SECONDS = 2
 FILE_NAME_RE = re.compile(r"^[A-Za-z]+-[0-9]+\.ndjson$")
-CLIENT_ID_SYSTEM = "https://fse.cnss.ma/fhir/sid/oauth-client"
 CHUNK_BYTES = 64 * 1024
 
 
@@ -94,14 +93,14 @@ async def _kick_off(request: Request, scope: ExportScope) -> Response:
         )
     types = _types(params.getlist("_type"), principal, scope.level)
     scope = ExportScope(types, since_param(params.get("_since")), scope.level, scope.patient_id)
-    agent, who = await _caller(request, principal)
     async with service.store.transaction() as conn:
         if scope.patient_id is not None:
             await service.store.read(conn, "Patient", scope.patient_id)  # 404 / 410
         job = await create_job(conn, principal.client_id, str(request.url), scope)
+        caller = await caller_of(service, conn, principal.client_id)
         event = export_event(
-            agent,
-            who,
+            caller.agents(),
+            caller.named,
             _described(scope),
             job.request_url,
             scope.patient_id,
@@ -154,16 +153,6 @@ def _types(raw: list[str], principal: Principal, level: str) -> tuple[str, ...]:
 def _described(scope: ExportScope) -> str:
     since = f" (modifiés depuis le {instant_text(scope.since)})" if scope.since else ""
     return ", ".join(scope.types) + since
-
-
-async def _caller(request: Request, principal: Principal) -> tuple[dict[str, object], str]:
-    """The AuditEvent agent and the words naming them in the narrative."""
-    if principal.client_id.startswith("user:"):
-        return {"who": {"reference": principal.client_id}}, principal.client_id[5:]
-    found = await find_client(request.app.state.engine, principal.client_id)
-    name = found[0].name if found else principal.client_id
-    identifier = {"system": CLIENT_ID_SYSTEM, "value": principal.client_id}
-    return {"who": {"identifier": identifier, "display": name}}, f"le système {name}"
 
 
 async def _owned_job(request: Request, job_id: str) -> ExportJob:

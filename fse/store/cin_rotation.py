@@ -45,8 +45,8 @@ async def rotate_cin(
     rotation = Rotation()
     for table in (resources, resource_versions):
         await _reseal(store, table, batch, rotation, progress)
-    await _blind_tokens(store, batch, rotation, progress)
-    await _blind_claims(store, batch, rotation, progress)
+    await _blind(store, idx_token, idx_token.c.code, batch, rotation, progress)
+    await _blind(store, unique_identifiers, unique_identifiers.c.value, batch, rotation, progress)
     return rotation
 
 
@@ -89,52 +89,40 @@ def _clear(column: Any) -> Any:
     return ~column.startswith(BLIND_PREFIX, autoescape=True)
 
 
-async def _blind_tokens(
-    store: ResourceStore, batch: int, rotation: Rotation, progress: Progress
+async def _blind(
+    store: ResourceStore,
+    table: Table,
+    column: Any,
+    batch: int,
+    rotation: Rotation,
+    progress: Progress,
 ) -> None:
-    t, done = idx_token.c, 0
+    """Replace each clear CIN left in ``column`` (index tokens, identifier claims) by its blind
+    index, one distinct value at a time: every row holding it gets the same blind value."""
+    done = 0
     while True:
         async with store.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.pk, t.code)
-                    .where(t.system == CIN_SYSTEM, _clear(t.code))
-                    .order_by(t.pk)
-                    .limit(batch)
+            values = (
+                (
+                    await conn.execute(
+                        select(column)
+                        .where(table.c.system == CIN_SYSTEM, _clear(column))
+                        .distinct()
+                        .limit(batch)
+                    )
                 )
-            ).all()
-            for row in rows:
-                blind = store.sealed.vault.blind(row.code)
-                await conn.execute(update(idx_token).where(t.pk == row.pk).values(code=blind))
-        if not rows:
+                .scalars()
+                .all()
+            )
+            for value in values:
+                blind = store.sealed.vault.blind(value)
+                changed = await conn.execute(
+                    update(table)
+                    .where(table.c.system == CIN_SYSTEM, column == value)
+                    .values({column.name: blind})
+                )
+                done += changed.rowcount
+        if not values:
             break
-        done += len(rows)
-        progress(idx_token.name, done, done)
-    rotation.examined[idx_token.name] = rotation.rewritten[idx_token.name] = done
-
-
-async def _blind_claims(
-    store: ResourceStore, batch: int, rotation: Rotation, progress: Progress
-) -> None:
-    u, done = unique_identifiers.c, 0
-    while True:
-        async with store.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(u.type, u.value)
-                    .where(u.system == CIN_SYSTEM, _clear(u.value))
-                    .order_by(u.type, u.value)
-                    .limit(batch)
-                )
-            ).all()
-            for row in rows:
-                await conn.execute(
-                    update(unique_identifiers)
-                    .where(u.type == row.type, u.system == CIN_SYSTEM, u.value == row.value)
-                    .values(value=store.sealed.vault.blind(row.value))
-                )
-        if not rows:
-            break
-        done += len(rows)
-        progress(unique_identifiers.name, done, done)
-    rotation.examined[unique_identifiers.name] = rotation.rewritten[unique_identifiers.name] = done
+        progress(table.name, done, done)
+    rotation.examined[table.name] = rotation.rewritten[table.name] = done

@@ -24,18 +24,18 @@ async def fan_out(engine: AsyncEngine, batch: int = 500) -> int:
                 events = await waiting(conn, outbox_events.c.dispatched_at, batch)
                 if not events:
                     return created
-                active = (
-                    await conn.execute(
+                active = [
+                    (sub.pk, sub.created_at, Criteria(sub.resource_type, orjson.loads(sub.filters)))
+                    for sub in await conn.execute(
                         select(subscriptions).where(subscriptions.c.status == "active")
                     )
-                ).all()
+                ]
                 wanted: dict[int, list[str]] = {}
                 for event in events:
                     body = message(event)
-                    for sub in active:
-                        criteria = Criteria(sub.resource_type, orjson.loads(sub.filters))
-                        if sub.created_at <= event.created_at and criteria.matches(body):
-                            wanted.setdefault(sub.pk, []).append(event.event_id)
+                    for pk, since, criteria in active:
+                        if since <= event.created_at and criteria.matches(body):
+                            wanted.setdefault(pk, []).append(event.event_id)
                 now = datetime.now(UTC)
                 for sub_pk, event_ids in wanted.items():
                     # Numbers are taken under the subscription's row lock: no two workers

@@ -23,6 +23,7 @@ from fse.subscriptions.tables import subscription_deliveries, subscriptions
 
 FHIR_PAYLOADS = frozenset({"application/fhir+json", "application/json"})
 CLIENT_STATUSES = frozenset({"requested", "active", "off"})
+DELIVERY_COUNT = "https://fse.cnss.ma/fhir/StructureDefinition/subscription-deliveries"
 
 
 @dataclass(frozen=True)
@@ -150,11 +151,16 @@ async def replace(
     content, rtype, filters = checked(resource, topics)
     now, version = datetime.now(UTC), current.version + 1
     stamped = _stamped(content, rid, version, now)
-    await _write(conn, current.pk, current.version, stamped["status"], now, version, stamped)
-    await conn.execute(
-        update(subscriptions)
-        .where(subscriptions.c.pk == current.pk)
-        .values(resource_type=rtype, filters=filters)
+    await _write(
+        conn,
+        current.pk,
+        current.version,
+        stamped["status"],
+        now,
+        version,
+        stamped,
+        resource_type=rtype,
+        filters=filters,
     )
     return SubscriptionRecord(current.pk, rid, version, stamped["status"], stamped)
 
@@ -174,8 +180,10 @@ async def _write(
     now: datetime,
     version: int,
     content: dict[str, Any] | None,
+    **criteria: str,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "version": version, "updated_at": now}
+    """The next version, under the version read (a concurrent change is a 412)."""
+    values: dict[str, Any] = {"status": status, "version": version, "updated_at": now, **criteria}
     if content is not None:
         values["resource"] = orjson.dumps(content).decode()
     done = await conn.execute(
@@ -237,6 +245,3 @@ async def status_of(conn: AsyncConnection, owner: str, rid: str) -> dict[str, An
     if last_error:
         status["error"] = [{"text": last_error}]
     return status
-
-
-DELIVERY_COUNT = "https://fse.cnss.ma/fhir/StructureDefinition/subscription-deliveries"

@@ -59,7 +59,7 @@ async def test_reads_searches_and_refusals_of_personal_data_are_audited(
                 "E",
                 "0",
                 "Patient",
-                "identifier=https://fse.cnss.ma/fhir/sid/cin|******56",
+                "identifier=https://fse.cnss.ma/fhir/sid/cin|BE****56",
             ),
             ("R", "4", "Patient/does-not-exist", ""),
             ("R", "4", fatima, ""),  # refused: the attempt is on the record
@@ -70,7 +70,7 @@ async def test_reads_searches_and_refusals_of_personal_data_are_audited(
     theirs = (await client.get("/fhir/AuditEvent", params={"patient": fatima})).json()
     sentences = [e["resource"]["text"]["div"] for e in theirs["entry"]]
     assert len(sentences) == 3  # the read, the claims search, the refused read
-    pattern = r"Le \d\d/\d\d/\d{4} à \d\d:\d\d, système (test-suite|c-\w+) a (consulté|traité)"
+    pattern = r"Le \d\d/\d\d/\d{4} à \d\d:\d\d, le système (test-suite|c-\w+) a (consulté|traité)"
     assert all(re.search(pattern, s) for s in sentences), sentences
 
 
@@ -104,3 +104,21 @@ def test_each_bulk_export_file_downloaded_is_audited(platform: Platform) -> None
     (event,) = audit.drain()
     assert event["entity"][-1]["what"] == {"display": "$export-file/job1/Patient-1.ndjson"}
     assert (event["action"], event["subtype"][0]["code"]) == ("R", "export-file")
+
+
+async def test_a_write_through_the_api_is_audited_with_its_insured(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    audit = platform.app.state.api_audit
+    fatima = (await client.get(f"/fhir/{refs[FATIMA]}")).json()
+    audit.drain()
+    fatima["telecom"] = [{"system": "phone", "value": "+212600000000"}]
+    assert (await client.put(f"/fhir/{refs[FATIMA]}", json=fatima)).status_code == 200
+    assert await audit.flush() == 1
+    log = (await client.get("/fhir/AuditEvent", params={"action": "U"})).json()
+    (event,) = [e["resource"] for e in log["entry"]]
+    audit.drain()
+    assert event["outcome"] == "0"
+    assert event["entity"][0]["what"] == {"reference": refs[FATIMA]}
+    assert "a modifié des données par l'API FHIR" in html.unescape(event["text"]["div"])

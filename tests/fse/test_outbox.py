@@ -4,6 +4,7 @@ publishes each once, in order, and keeps them while the stream is down."""
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +28,19 @@ async def kinds(platform: Platform) -> list[str]:
             .scalars()
             .all()
         )
+
+
+async def foci(platform: Platform) -> list[tuple[str, str, dict[str, str]]]:
+    """(kind, subject type, focus): what a Subscription's criteria are matched against."""
+    async with platform.engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox_events.c.kind, outbox_events.c.subject, outbox_events.c.data).order_by(
+                outbox_events.c.pk
+            )
+        )
+        return [
+            (k, subject.split("/")[0], orjson.loads(data)["focus"]) for k, subject, data in rows
+        ]
 
 
 async def test_each_change_writes_its_event_in_its_own_transaction(
@@ -54,6 +68,17 @@ async def test_each_change_writes_its_event_in_its_own_transaction(
         "medication.dispensed",
         "medication.dispense-reversed",
         "payment.batch-paid",
+    ]
+    active, complete = {"status": "active"}, {"status": "active", "outcome": "complete"}
+    assert await foci(platform) == [
+        ("claim.adjudicated", "ClaimResponse", complete),
+        ("claim.adjudicated", "ClaimResponse", {"status": "active", "outcome": "queued"}),
+        ("claim.held", "ClaimResponse", {"status": "active", "outcome": "queued"}),
+        ("claim.reviewed", "ClaimResponse", complete),
+        ("claim.adjudicated", "ClaimResponse", complete),
+        ("medication.dispensed", "Claim", active),
+        ("medication.dispense-reversed", "Claim", {"status": "cancelled"}),
+        ("payment.batch-paid", "PaymentReconciliation", active),
     ]
 
 
