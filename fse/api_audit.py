@@ -48,7 +48,21 @@ PERSONAL_TYPES = frozenset(
 )
 """What concerns an insured; the guide, practitioners and organisations are not personal data."""
 PATIENT_PARAMS = ("patient", "subject", "beneficiary")
-ACTIONS = {"GET": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
+INSTANCE_CODES = {"GET": "read", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+ACTIONS = {
+    "read": "R",
+    "vread": "R",
+    "history-instance": "R",
+    "history-type": "E",
+    "search-type": "E",
+    "create": "C",
+    "update": "U",
+    "patch": "U",
+    "delete": "D",
+    "operation": "E",
+    "transaction": "E",
+}
+"""AuditEvent.action of each http://hl7.org/fhir/restful-interaction code (a query is E)."""
 VERBS = {"R": "consulté", "C": "enregistré", "U": "modifié", "D": "supprimé", "E": "traité"}
 
 
@@ -61,20 +75,29 @@ def masked(param: str, value: str) -> str:
     return value
 
 
-def _target(path: str) -> tuple[str, str | None, str] | None:
-    """(type, id, interaction) of a /fhir path about personal data, else None."""
+def interaction_of(method: str, path: str) -> tuple[str, str | None, str, str] | None:
+    """(type, id, restful-interaction code, AuditEvent action) of a /fhir request about
+    personal data, else None."""
     parts = path.removeprefix("/fhir").strip("/").split("/")
     if not parts or not parts[0]:
-        return ("Bundle", None, "transaction")
+        return ("Bundle", None, "transaction", "E")
     if parts[0] == "$export-file":  # bulk data leaving: the kick-off is audited, so is each file
-        return (parts[0], "/".join(parts[1:]) or None, "export-file")
+        return (parts[0], "/".join(parts[1:]) or None, "operation", "R")
     rtype = parts[0]
     if rtype not in PERSONAL_TYPES:
         return None
     rid = parts[1] if len(parts) > 1 and not parts[1].startswith(("$", "_")) else None
-    tail = parts[-1] if len(parts) > 1 else ""
-    interaction = tail if tail.startswith("$") else ("instance" if rid else "type")
-    return rtype, rid, interaction
+    if parts[-1].startswith("$"):
+        code = "operation"
+    elif "_history" in parts and rid is None:
+        code = "history-type"
+    elif "_history" in parts:
+        code = "history-instance" if parts[-1] == "_history" else "vread"
+    elif rid is None:
+        code = "search-type" if method == "GET" or parts[-1] == "_search" else "create"
+    else:
+        code = INSTANCE_CODES.get(method, "read")
+    return rtype, rid, code, ACTIONS[code]
 
 
 CALLER_TTL_SECONDS = 300.0
@@ -90,14 +113,12 @@ class ApiAudit:
     def record(
         self, who: str, method: str, path: str, query: str, status: int, now: datetime
     ) -> None:
-        target = _target(path)
+        target = interaction_of(method, path)
         if target is None:
             return
-        rtype, rid, interaction = target
+        rtype, rid, interaction, action = target
         items = parse_qsl(query, keep_blank_values=True)
         shown = urlencode([(k, masked(k, v)) for k, v in items], safe="*|/:,")
-        action = "E" if interaction.startswith("$") or (method == "GET" and not rid) else None
-        action = action or ACTIONS.get(method, "E")
         patients = {v for k, v in items if k in PATIENT_PARAMS and v.startswith("Patient/")}
         if rtype == "Patient" and rid:
             patients.add(f"Patient/{rid}")

@@ -35,7 +35,7 @@ def _topics(request: Request) -> Topics:
 
 def _located(request: Request, record: registry.SubscriptionRecord, status: int) -> Response:
     base = base_url(request, request.app.state.settings.base_url)
-    location = f"{base}/Subscription/{record.id}/_history/{record.version}"
+    location = f"{base}/Subscription/{record.id}"  # no version history is served for it
     headers = {"ETag": f'W/"{record.version}"', "Location": location}
     return fhir_response(record.content, status, headers)
 

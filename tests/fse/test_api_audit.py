@@ -10,6 +10,7 @@ from datetime import datetime
 import httpx
 from fhir.resources.R4B.auditevent import AuditEvent
 
+from fse.api_audit import interaction_of
 from fse.security.users import Role
 from tests.conftest import Platform
 from tests.prescriber.test_lookup import signed_in
@@ -36,7 +37,7 @@ async def test_reads_searches_and_refusals_of_personal_data_are_audited(
     assert await audit.flush() == 5
 
     log = (
-        await client.get("/fhir/AuditEvent", params={"subtype": "instance,type", "_count": 50})
+        await client.get("/fhir/AuditEvent", params={"subtype": "read,search-type", "_count": 50})
     ).json()
     events = [e["resource"] for e in log["entry"]]
     audit.drain()  # this search was logged too
@@ -103,7 +104,7 @@ def test_each_bulk_export_file_downloaded_is_audited(platform: Platform) -> None
     audit.record("c-1", "GET", "/fhir/Practitioner/12", "", 200, now)  # not personal data
     (event,) = audit.drain()
     assert event["entity"][-1]["what"] == {"display": "$export-file/job1/Patient-1.ndjson"}
-    assert (event["action"], event["subtype"][0]["code"]) == ("R", "export-file")
+    assert (event["action"], event["subtype"][0]["code"]) == ("R", "operation")
 
 
 async def test_a_write_through_the_api_is_audited_with_its_insured(
@@ -119,6 +120,34 @@ async def test_a_write_through_the_api_is_audited_with_its_insured(
     log = (await client.get("/fhir/AuditEvent", params={"action": "U"})).json()
     (event,) = [e["resource"] for e in log["entry"]]
     audit.drain()
-    assert event["outcome"] == "0"
+    assert (event["outcome"], event["subtype"][0]["code"]) == ("0", "update")
     assert event["entity"][0]["what"] == {"reference": refs[FATIMA]}
     assert "a modifié des données par l'API FHIR" in html.unescape(event["text"]["div"])
+
+
+RESTFUL_INTERACTION = {  # http://hl7.org/fhir/restful-interaction (R4)
+    "read", "vread", "update", "patch", "delete", "history", "history-instance", "history-type",
+    "history-system", "create", "search", "search-type", "search-system", "capabilities",
+    "transaction", "batch", "operation",
+}  # fmt: skip
+
+
+def test_each_interaction_is_named_with_its_fhir_code_and_audit_action() -> None:
+    cases = {
+        ("GET", "/fhir/Patient/1"): ("read", "R"),
+        ("GET", "/fhir/Patient/1/_history/2"): ("vread", "R"),
+        ("GET", "/fhir/Patient/1/_history"): ("history-instance", "R"),
+        ("GET", "/fhir/Claim/_history"): ("history-type", "E"),
+        ("GET", "/fhir/Claim"): ("search-type", "E"),
+        ("POST", "/fhir/Claim/_search"): ("search-type", "E"),
+        ("POST", "/fhir/Claim"): ("create", "C"),
+        ("PUT", "/fhir/Claim/1"): ("update", "U"),
+        ("DELETE", "/fhir/Claim/1"): ("delete", "D"),
+        ("POST", "/fhir/Claim/$submit"): ("operation", "E"),
+        ("POST", "/fhir"): ("transaction", "E"),
+    }
+    for (method, path), expected in cases.items():
+        target = interaction_of(method, path)
+        assert target is not None and target[2:] == expected, (method, path, target)
+        assert target[2] in RESTFUL_INTERACTION
+    assert interaction_of("GET", "/fhir/Practitioner/1") is None  # not personal data

@@ -104,6 +104,8 @@ async def test_a_held_claim_is_pushed_once_with_its_reference_only(
     assert created.status_code == 201, created.text
     sub = created.json()
     assert sub["status"] == "active" and sub["meta"]["versionId"] == "1"
+    located = await integrator.get(created.headers["location"].removeprefix("http://test"))
+    assert located.status_code == 200 and located.json() == sub
     other = await integrator.post(
         "/fhir/Subscription", json=subscription(receiver.url, "PaymentReconciliation")
     )
