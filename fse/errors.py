@@ -48,6 +48,9 @@ class ErrorCode(StrEnum):
     EXPORT_FAILED = "FSE-0029"
     REFERENCE_DATA_REFUSED = "FSE-0030"
     CIN_KEY_UNAVAILABLE = "FSE-0031"
+    NOT_OWN_DATA = "FSE-0032"
+    SIGNATURE_REQUIRED = "FSE-0033"
+    DATE_IN_FUTURE = "FSE-0034"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -92,6 +95,17 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.CIN_KEY_UNAVAILABLE: (
         "A stored CIN cannot be opened with the configured keys; see docs/security.md."
+    ),
+    ErrorCode.NOT_OWN_DATA: (
+        "The role may use this type, but not this resource: another professional's, "
+        "or an insured not looked up."
+    ),
+    ErrorCode.SIGNATURE_REQUIRED: (
+        "A claim submitted for a professional needs that professional's valid signature "
+        "(a Provenance)."
+    ),
+    ErrorCode.DATE_IN_FUTURE: (
+        "A date of care, creation or dispense is later than now; see the path."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }

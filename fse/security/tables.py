@@ -50,4 +50,18 @@ user_sessions = Table(
     Index("ix_user_sessions_user_pk", "user_pk"),
 )
 
+insured_lookups = Table(
+    "insured_lookups",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("user_pk", PrimaryKey, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("looked_up_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    # An insured a professional found through their screen (a pharmacist at the counter): for a
+    # while, their role's "insured looked up" rule lets them read that insured's prescriptions.
+    Index("ix_insured_lookups_user_expires", "user_pk", "expires_at"),
+)
+
 SECURITY_TABLES = (system_clients, users, user_sessions)
+"""Accounts and sessions outlive a test's truncation; lookups do not."""
