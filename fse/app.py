@@ -109,9 +109,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
     app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone)
     app.state.exports = ExportRunner(app.state.fhir.store, settings)
-    app.state.fhir.reserve(
-        "AuditEvent", "the platform writes the audit trail itself; it is append-only"
-    )
     _install_error_handlers(app)
     app.state.signing_key = load_or_create_key(settings.signing_key_file)
     authenticator = Authenticator(

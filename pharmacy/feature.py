@@ -14,8 +14,3 @@ def install(app: FastAPI) -> None:
     add_directory(Path(__file__).parent / "templates")
     app.include_router(router)
     app.state.subscription_topics.offer("Claim", ("status",))  # dispensed, reversed
-    app.state.fhir.reserve(
-        "MedicationDispense",
-        "a pharmacist dispenses on the pharmacy screen (/pharmacie), where each line is "
-        "dispensed once, signed and settled in one transaction",
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from fhir_profiles.identifiers import masked_cin
 from fse.audit import audit_read
 from fse.fhir_api.interactions import FhirService
+from fse.security.lookups import record_lookups
 from pharmacy.tables import prescription_balances
 from reimbursement.claims import reference_id
 from reimbursement.context import search
@@ -69,8 +70,11 @@ async def open_lines(
     reader: str,
     pharmacy: str | None,
     shown: Callable[[OpenLine], bool] | None = None,
+    looked_up_by: int | None = None,
 ) -> list[OpenLine]:
-    """``shown`` keeps only some lines (those of the sheet whose access code was typed)."""
+    """``shown`` keeps only some lines (those of the sheet whose access code was typed).
+    ``looked_up_by``: the pharmacist's account, to whom the insured shown are then open through
+    the API too (the access model's ``looked-up`` rule)."""
     query = text.strip().upper().replace(" ", "")
     async with fhir.store.snapshot() as conn:
         if SHEET.match(query):
@@ -124,6 +128,8 @@ async def open_lines(
             "Plateforme FSE - pharmacie",
             pharmacy,
         )
+        if looked_up_by is not None:
+            await record_lookups(fhir.store.engine, looked_up_by, patients, datetime.now(UTC))
     return lines
 
 

@@ -98,6 +98,7 @@ async def _lines_page(
             pharmacist.practitioner,
             pharmacist.pharmacy,
             shown,
+            session.user.pk,
         )
     except NotAnIdentifier as problem:
         error = str(problem)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import Response
 
+from fse.fhir_api.guard import guard_of
 from fse.fhir_api.http import fhir_response, read_body
 from fse.fhir_api.operations import Operation, OperationCall
-from fse.resources import parse_json
+from fse.resources import check_type, parse_json
 from reimbursement.eligibility import check_eligibility
 from reimbursement.review import review_claim
 from reimbursement.settle import Settlement
+from reimbursement.signed_claims import checked_signature
 from reimbursement.tariff_publication import PUBLISH_TARIFFS
 
 
@@ -33,8 +35,15 @@ def _resource(body: dict[str, object], rtype: str) -> dict[str, object]:
 
 
 async def submit_claim(call: OperationCall) -> Response:
+    """A system client submits for any professional; a person only their own, signed claim."""
     body = parse_json(await read_body(call.request, call.service.settings.max_body_bytes))
-    settled = await _settlement(call).submit(_resource(body, "Claim"))  # type: ignore[arg-type]
+    claim: dict = _resource(body, "Claim")  # type: ignore[assignment]
+    guard = guard_of(call.request)
+    signed = None
+    if guard.person is not None:
+        check_type(claim, "Claim")
+        signed = await checked_signature(call.service, guard, body, claim)
+    settled = await _settlement(call).submit(claim, signed)
     headers = {"X-FSE-Replayed": "true"} if settled.replayed else None
     return fhir_response(settled.response, 200, headers)
 
@@ -43,6 +52,9 @@ async def submit_eligibility(call: OperationCall) -> Response:
     body = parse_json(await read_body(call.request, call.service.settings.max_body_bytes))
     settlement = _settlement(call)
     request = _resource(body, "CoverageEligibilityRequest")
+    check_type(request, "CoverageEligibilityRequest")
+    async with call.service.store.snapshot() as conn:
+        await guard_of(call.request).check_new(conn, "CoverageEligibilityRequest", request)  # type: ignore[arg-type]
     answer = await check_eligibility(
         call.service,
         settlement.books,
@@ -67,6 +79,7 @@ SUBMIT_CLAIM = Operation(
     handler=submit_claim,
     definition="http://hl7.org/fhir/OperationDefinition/Claim-submit",
     permission="c",
+    checks_owner=True,
 )
 SUBMIT_ELIGIBILITY = Operation(
     name="submit",
@@ -74,6 +87,7 @@ SUBMIT_ELIGIBILITY = Operation(
     handler=submit_eligibility,
     definition="http://hl7.org/fhir/OperationDefinition/CoverageEligibilityRequest-submit",
     permission="c",
+    checks_owner=True,
 )
 REVIEW = Operation(
     name="review",

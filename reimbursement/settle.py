@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fse.errors import Conflict
+from fse.errors import Conflict, ErrorCode
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
 from fse.resources import check_type, declare_profile, validate
@@ -57,7 +57,11 @@ class Settlement:
         self.schedule = schedule
         self.clock = clock
 
-    async def submit(self, claim: dict[str, Any]) -> Settled:
+    async def submit(
+        self, claim: dict[str, Any], signature: dict[str, Any] | None = None
+    ) -> Settled:
+        """``signature``: the submitter's Provenance over ``claim`` (checked by the caller),
+        stored with it; the Claim then keeps the id the signature names."""
         check_type(claim, "Claim")
         async with self.fhir.store.snapshot() as conn:
             await resolve_identifiers(self.fhir, conn, claim)
@@ -74,7 +78,7 @@ class Settlement:
                 earlier = await self._replay(conn, parsed.key)
                 if earlier is not None:
                     return earlier
-                response = await self._settle(conn, claim, parsed, written)
+                response = await self._settle(conn, claim, parsed, written, signature)
         except (IntegrityError, Conflict):
             # A concurrent retry of the same sheet committed first: answer as it did.
             async with self.fhir.store.snapshot() as conn:
@@ -120,16 +124,30 @@ class Settlement:
         claim: dict[str, Any],
         parsed: ParsedClaim,
         written: list[Stored],
+        signature: dict[str, Any] | None = None,
     ) -> str:
-        """The stored Claim of this care sheet (the UI may have written it), else store it."""
+        """The stored Claim of this care sheet (the UI may have written it), else store it
+        (a signed one under the id its signature names, with the signature)."""
         query = self.fhir.parse_search(
             "Claim", [("identifier", f"{CARE_SHEET_SYSTEM}|{parsed.identifier}")], strict=True
         )
         page = await self.fhir.store.search(conn, query)
         if page.matches:
             return page.matches[0].id
-        stored = await self.fhir.store.create(conn, "Claim", claim)
+        if signature is None:
+            stored = await self.fhir.store.create(conn, "Claim", claim)
+            written.append(stored)
+            return stored.id
+        if await self.fhir.store.exists(conn, "Claim", claim["id"]):
+            raise Conflict(
+                f"Claim/{claim['id']} already exists: sign the claim under a new id",
+                ("Claim.id",),
+                code=ErrorCode.DUPLICATE_IDENTIFIER,
+            )
+        stored = await self.fhir.store.create(conn, "Claim", claim, claim["id"])
         written.append(stored)
+        signed = await self.fhir.create(conn, "Provenance", signature)
+        written.append(signed.stored)
         return stored.id
 
     async def _settle(
@@ -138,12 +156,13 @@ class Settlement:
         claim: dict[str, Any],
         parsed: ParsedClaim,
         written: list[Stored],
+        signature: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         now = self.clock()
         received_on = now.astimezone(self.schedule.zone).date()
         loaded = await load(self.fhir, conn, parsed, self.books, received_on)
         decision = adjudicate(loaded.sheet, self.books)
-        claim_id = await self._claim_id(conn, claim, parsed, written)
+        claim_id = await self._claim_id(conn, claim, parsed, written, signature)
         payment_date = self.schedule.next_cutoff(now).date()
         response = claim_response(claim, claim_id, decision, now, payment_date)
         stored_response = await self._store(conn, "ClaimResponse", response)

@@ -1,4 +1,9 @@
-"""Bundles assembled from stored JSON text (resources are never re-serialised through models)."""
+"""Bundles assembled from stored JSON text (resources are never re-serialised through models).
+
+Every builder takes what ``Guard.disclose`` let through (``Disclosed``), never raw store
+results: this is the one place responses are assembled, so nothing leaves unchecked. What the
+guard withheld is named in an OperationOutcome entry.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from urllib.parse import urlencode
 
 import orjson
 
+from fse.errors import operation_outcome
+from fse.fhir_api.guard import Disclosed
 from fse.store.dates import instant_text
 from fse.store.repository import Match, Page, Stored
 
@@ -40,7 +47,15 @@ def _assemble(head: bytes, entries: list[bytes]) -> bytes:
     return head + b',"entry":[' + b",".join(entries) + b"]}"
 
 
-def searchset(base: str, resource_type: str, echo: list[tuple[str, str]], page: Page) -> bytes:
+def searchset(
+    base: str,
+    resource_type: str,
+    echo: list[tuple[str, str]],
+    page: Page,
+    matches: Disclosed[Match],
+    included: Disclosed[Match],
+) -> bytes:
+    """``page`` gives the links and total; the entries are the disclosed ones only."""
     self_url = f"{base}/{resource_type}" + (f"?{urlencode(echo)}" if echo else "")
     links = [{"relation": "self", "url": self_url}]
     if page.next_cursor:
@@ -49,12 +64,16 @@ def searchset(base: str, resource_type: str, echo: list[tuple[str, str]], page: 
     extra: dict[str, Any] = {"link": links}
     if page.total is not None:
         extra = {"total": page.total, **extra}
-    entries = [_entry(base, s, {"search": {"mode": "match"}}) for s in page.matches]
-    entries += [_entry(base, s, {"search": {"mode": "include"}}) for s in page.included]
+    entries = [_entry(base, s, {"search": {"mode": "match"}}) for s in matches.items]
+    entries += [_entry(base, s, {"search": {"mode": "include"}}) for s in included.items]
+    withheld = matches.withheld + included.withheld
+    if withheld:
+        outcome = orjson.dumps(operation_outcome(withheld))
+        entries.append(b'{"resource":' + outcome + b',"search":{"mode":"outcome"}}')
     return _assemble(_head("searchset", extra), entries)
 
 
-def history(base: str, self_url: str, next_url: str | None, versions: list[Stored]) -> bytes:
+def history(base: str, self_url: str, next_url: str | None, versions: Disclosed[Stored]) -> bytes:
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
@@ -76,18 +95,20 @@ def history(base: str, self_url: str, next_url: str | None, versions: list[Store
                 },
             },
         )
-        for s in versions
+        for s in versions.items
     ]
     return _assemble(_head("history", {"link": links}), entries)
 
 
 def response_entry(
     status: str,
-    stored: Stored | None = None,
+    disclosed: Disclosed[Stored] | None = None,
     outcome: dict[str, Any] | None = None,
     base: str = "",
     with_resource: bool = True,
 ) -> bytes:
+    """A batch/transaction response entry; the resource only if the guard disclosed it."""
+    stored = disclosed.items[0] if disclosed is not None and disclosed.items else None
     response: dict[str, Any] = {"status": status}
     if stored is not None:
         response |= {

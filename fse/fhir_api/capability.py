@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fse.fhir_api.operations import OperationRegistry
+from fse.security.access import INTERACTION_LETTER, RESERVED
 from fse.store.search_params import SEARCH_PARAMS, UNIQUE_IDENTIFIER_TYPES
 
 INTERACTIONS = (
@@ -30,11 +31,10 @@ PATIENT_EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinit
 """Bulk Data $export (fse.fhir_api.export): GET with Prefer: respond-async, not a registry op."""
 
 
-def _resource_entry(
-    rtype: str, operations: OperationRegistry, reserved: dict[str, str]
-) -> dict[str, Any]:
+def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]:
     params = SEARCH_PARAMS[rtype]
-    interactions = [c for c in INTERACTIONS if rtype not in reserved or c not in WRITES]
+    letters, how = RESERVED.get(rtype, ("", ""))
+    interactions = [c for c in INTERACTIONS if INTERACTION_LETTER[c] not in letters]
     entry: dict[str, Any] = {
         "type": rtype,
         "interaction": [{"code": code} for code in interactions],
@@ -64,8 +64,9 @@ def _resource_entry(
     notes = []
     if rtype in UNIQUE_IDENTIFIER_TYPES:
         notes.append("identifier (system|value) is unique among live resources")
-    if rtype in reserved:
-        notes.append(f"read-only here: {reserved[rtype]}")
+    if letters:
+        refused = "/".join(c for c in WRITES if INTERACTION_LETTER[c] in letters)
+        notes.append(f"no REST {refused}: {how}")
     if notes:
         entry["documentation"] = "; ".join(notes)
     return entry
@@ -99,7 +100,6 @@ def capability_statement(
     operations: OperationRegistry,
     software_version: str,
     max_count: int,
-    reserved: dict[str, str] | None = None,
     subscribable: str = "",
 ) -> dict[str, Any]:
     """FHIR R4 CapabilityStatement listing exactly the types, interactions and parameters wired."""
@@ -119,7 +119,7 @@ def capability_statement(
                 "mode": "server",
                 "documentation": f"Search pages hold at most {max_count} entries (_count).",
                 "resource": [
-                    *(_resource_entry(t, operations, reserved or {}) for t in SEARCH_PARAMS),
+                    *(_resource_entry(t, operations) for t in SEARCH_PARAMS),
                     _subscription_entry(subscribable),
                 ],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],

@@ -5,7 +5,8 @@
 (``fse.export.runner``); the status URL answers 202 with ``X-Progress`` until the manifest (200).
 Only the caller who started a job sees it (404 for anyone else).
 
-Authorisation: every type exported needs ``r`` and ``s`` (an export reads and searches it). An
+Authorisation: only CNSS system clients export (the access model, ``fse.security.access``: a
+person's session is refused); every type exported needs ``r`` and ``s``. An
 explicit ``_type`` naming a type the caller may not read is refused (403); without ``_type`` the
 export holds exactly the types the caller may read (the IG's "only what the client is
 authorised for"). Each kick-off writes an AuditEvent (who exported what) with the job.
@@ -70,6 +71,13 @@ async def export_patient(rid: str, request: Request) -> Response:
 async def _kick_off(request: Request, scope: ExportScope) -> Response:
     service = service_of(request)
     principal = principal_of(request)
+    if principal.person is not None:
+        raise Forbidden(
+            "bulk export is for CNSS system clients (OAuth2 client credentials with read "
+            "scopes), not for a person's session",
+            ("$export",),
+            code=ErrorCode.FORBIDDEN,
+        )
     if prefer(request, "respond-async") is None:
         raise BadRequest(
             "$export is asynchronous: send the header Prefer: respond-async",

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.config import Settings
 from fse.db import create_engine
-from fse.errors import BadRequest, ErrorCode, FhirError, MethodNotAllowed, PreconditionFailed
+from fse.errors import BadRequest, ErrorCode, FhirError, PreconditionFailed
 from fse.resources import check_type, declare_profile, name_of, require_supported, validate
 from fse.runtime import Runtime, build_runtime
 from fse.security.cin import vault_for
@@ -38,21 +38,6 @@ class FhirService:
         self.store = store
         self.runtime = runtime
         self.settings = settings
-        self.reserved: dict[str, str] = {}
-        """Types a feature writes itself (create, update, delete), by how they are written."""
-
-    def reserve(self, rtype: str, how: str) -> None:
-        """Only ``how`` writes ``rtype`` (a feature's service keeping an invariant the REST
-        interactions would bypass, e.g. dispensing exactly once); REST writes answer 405."""
-        self.reserved[rtype] = how
-
-    def check_writable(self, rtype: str, permission: str) -> None:
-        if permission in ("c", "u", "d") and rtype in self.reserved:
-            raise MethodNotAllowed(
-                f"{rtype} is not written through the REST API: {self.reserved[rtype]}",
-                (rtype,),
-                code=ErrorCode.METHOD_NOT_ALLOWED,
-            )
 
     def parse_search(self, rtype: str, items: list[tuple[str, str]], strict: bool) -> SearchQuery:
         query = parse_search(

@@ -9,9 +9,10 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from fse.errors import BadRequest, ErrorCode, MethodNotAllowed, NotFound
+from fse.errors import BadRequest, ErrorCode, Forbidden, MethodNotAllowed, NotFound
 from fse.fhir_api import bundles
 from fse.fhir_api.capability import capability_statement
+from fse.fhir_api.guard import Guard, guard_of
 from fse.fhir_api.http import (
     base_url,
     fhir_response,
@@ -23,9 +24,9 @@ from fse.fhir_api.http import (
 )
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.operations import OperationCall, OperationRegistry
+from fse.fhir_api.searching import searchset
 from fse.fhir_api.transaction import BundleProcessor
 from fse.resources import parse_json, require_supported
-from fse.security.auth import authorize, principal_of
 from fse.store.dates import date_range
 from fse.store.query import decode_cursor, encode_cursor
 
@@ -54,15 +55,16 @@ def base_of(request: Request) -> str:
     return base_url(request, request.app.state.settings.base_url)
 
 
-def _checked_id(request: Request, rtype: str, rid: str, permission: str | None) -> str:
-    """Known type, caller allowed ``permission`` on it (None: the operation decides), well-formed
-    id (else 404/403)."""
+def _checked_id(request: Request, rtype: str, rid: str, letter: str | None) -> Guard:
+    """Known type, caller allowed ``letter`` on it (None: the operation decides), well-formed
+    id (else 404/403); the request's guard."""
     require_supported(rtype)
-    if permission is not None:
-        authorize(principal_of(request), rtype, permission)
+    guard = guard_of(request)
+    if letter is not None:
+        guard.allow(rtype, letter)
     if not ID_RE.match(rid):
         raise NotFound(f"{rtype}/{rid} not found: not a valid id")
-    return rid
+    return guard
 
 
 CAPABILITY_TTL_SECONDS = 300
@@ -82,7 +84,6 @@ async def metadata(request: Request) -> Response:
             operations_of(request),
             "0.1.0",
             settings.max_page_size,
-            service_of(request).reserved,
             request.app.state.subscription_topics.describe(),
         )
         body = orjson.dumps(statement)
@@ -94,7 +95,7 @@ async def metadata(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    processor = BundleProcessor(service, base, principal_of(request))
+    processor = BundleProcessor(service, base, guard_of(request))
     kind, entries = processor.entries(
         parse_json(await read_body(request, service.settings.max_body_bytes))
     )
@@ -109,14 +110,13 @@ async def _search(
     request: Request, service: FhirService, base: str, rtype: str, items: list[tuple[str, str]]
 ) -> Response:
     require_supported(rtype)
-    principal = principal_of(request)
-    authorize(principal, rtype, "s")
+    guard = guard_of(request)
+    guard.allow(rtype, "s")
     query = service.parse_search(rtype, items, prefer(request, "handling") == "strict")
-    for include in (*query.includes, *query.revincludes):
-        authorize(principal, include.target_type or include.source_type, "r")
     async with service.store.snapshot() as conn:
-        page = await service.store.search(conn, query)
-    return fhir_response(bundles.searchset(base, rtype, query.echo, page))
+        body, matches = await searchset(conn, guard, base, query)
+    await guard.searched(rtype, query, matches)
+    return fhir_response(body)
 
 
 @router.get("/{rtype}", summary="search-type")
@@ -140,13 +140,17 @@ async def create(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     require_supported(rtype)
-    authorize(principal_of(request), rtype, "c")
-    service.check_writable(rtype, "c")
+    guard = guard_of(request)
+    guard.writable(rtype, "c")
+    guard.allow(rtype, "c")
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     criteria = request.headers.get("if-none-exist")
     store = service.store
     async with store.transaction() if criteria is not None else store.single_write() as conn:
+        await guard.check_new(conn, rtype, resource)
         written = await service.create(conn, rtype, resource, criteria)
+        if not written.created:
+            await guard.require(conn, rtype, written.stored.id)
     if not written.created:
         return write_response(request, written.stored, 200, base)
     service.announce([written.stored])
@@ -182,19 +186,23 @@ def since_param(raw: str | None) -> datetime | None:
 async def _history(
     request: Request, service: FhirService, base: str, rtype: str, rid: str | None
 ) -> Response:
+    guard = guard_of(request)
     params = request.query_params
     count = _page_size(params.get("_count"), service)
     since = since_param(params.get("_since"))
     before = decode_cursor(params["_cursor"])[1] if "_cursor" in params else None
     async with service.store.snapshot() as conn:
+        if rid is not None:
+            await guard.require(conn, rtype, rid)
         versions, next_pk = await service.store.history(conn, rtype, rid, count, before, since)
+        disclosed = await guard.disclose(conn, versions)
     path = f"{base}/{rtype}" + (f"/{rid}" if rid else "") + "/_history"
     kept = [(k, v) for k, v in params.multi_items() if k in ("_count", "_since")]
     self_url = path + (f"?{urlencode(kept)}" if kept else "")
     next_url = None
     if next_pk is not None:
         next_url = f"{path}?{urlencode([*kept, ('_cursor', encode_cursor(None, next_pk))])}"
-    return fhir_response(bundles.history(base, self_url, next_url, versions))
+    return fhir_response(bundles.history(base, self_url, next_url, disclosed))
 
 
 @router.get("/{rtype}/_history", summary="history-type")
@@ -202,7 +210,7 @@ async def history_type(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     require_supported(rtype)
-    authorize(principal_of(request), rtype, "s")
+    guard_of(request).check_history(rtype)
     return await _history(request, service, base, rtype, None)
 
 
@@ -210,9 +218,10 @@ async def history_type(rtype: str, request: Request) -> Response:
 async def read(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(request, rtype, rid, "r")
+    guard = _checked_id(request, rtype, rid, "r")
     async with service.store.snapshot() as conn:
         stored = await service.store.read(conn, rtype, rid)
+        await guard.require(conn, rtype, rid)
     headers = version_headers(stored, base)
     del headers["Location"]
     return fhir_response(stored.content, 200, headers)
@@ -224,11 +233,14 @@ async def read(rtype: str, rid: str, request: Request) -> Response:
 async def update(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(request, rtype, rid, "u")
-    service.check_writable(rtype, "u")
+    require_supported(rtype)
+    guard_of(request).writable(rtype, "u")
+    guard = _checked_id(request, rtype, rid, "u")
     if_match = parse_etag(request.headers.get("if-match"))
     resource = parse_json(await read_body(request, service.settings.max_body_bytes))
     async with service.store.transaction() as conn:
+        await guard.require(conn, rtype, rid)
+        await guard.check_new(conn, rtype, resource, "u")
         written = await service.update(conn, rtype, rid, resource, if_match)
     service.announce([written.stored])
     return write_response(request, written.stored, 200, base)
@@ -237,9 +249,11 @@ async def update(rtype: str, rid: str, request: Request) -> Response:
 @router.delete("/{rtype}/{rid}", summary="delete (versioned)")
 async def delete(rtype: str, rid: str, request: Request) -> Response:
     service = service_of(request)
-    _checked_id(request, rtype, rid, "d")
-    service.check_writable(rtype, "d")
+    require_supported(rtype)
+    guard_of(request).writable(rtype, "d")
+    guard = _checked_id(request, rtype, rid, "d")
     async with service.store.transaction() as conn:
+        await guard.require(conn, rtype, rid)
         stored = await service.store.delete(conn, rtype, rid)
     if stored is not None:
         service.announce([stored])
@@ -259,11 +273,12 @@ async def history_instance(rtype: str, rid: str, request: Request) -> Response:
 async def vread(rtype: str, rid: str, vid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    _checked_id(request, rtype, rid, "r")
+    guard = _checked_id(request, rtype, rid, "r")
     if not vid.isdigit():
         raise NotFound(f"{rtype}/{rid} has no version {vid!r}")
     async with service.store.snapshot() as conn:
         stored = await service.store.vread(conn, rtype, rid, int(vid))
+        await guard.require(conn, rtype, rid)
     headers = version_headers(stored, base)
     del headers["Location"]
     return fhir_response(stored.content, 200, headers)
@@ -292,7 +307,14 @@ async def _operation(
         raise NotFound(
             f"{rtype} has no operation {name} at this level", code=ErrorCode.UNKNOWN_OPERATION
         )
-    authorize(principal_of(request), rtype, operation.permission)
+    guard = guard_of(request)
+    guard.allow(rtype, operation.permission)
+    if guard.narrowed(rtype, operation.permission) and not operation.checks_owner:
+        raise Forbidden(
+            f"${operation.name} on {rtype} is not open to a signed-in person's API session",
+            (rtype,),
+            code=ErrorCode.FORBIDDEN,
+        )
     return await operation.handler(OperationCall(request, service, rtype, rid, base))
 
 

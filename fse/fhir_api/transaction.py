@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.errors import BadRequest, ErrorCode, FhirError, PayloadTooLarge
 from fse.fhir_api import bundles
+from fse.fhir_api.guard import Disclosed, Guard
 from fse.fhir_api.http import parse_etag
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.searching import searchset
 from fse.resources import require_supported
-from fse.security.auth import Principal, authorize
-from fse.store.repository import Stored, new_id
+from fse.store.query import SearchQuery
+from fse.store.repository import Match, Stored, new_id
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
@@ -121,17 +123,22 @@ PERMISSION = {"POST": "c", "PUT": "u", "DELETE": "d"}
 
 
 class BundleProcessor:
-    def __init__(self, service: FhirService, base: str, principal: Principal | None) -> None:
-        """``principal`` None is the platform itself (seeding); HTTP callers always have one."""
+    def __init__(self, service: FhirService, base: str, guard: Guard | None = None) -> None:
+        """Each entry is checked by the caller's ``guard`` as the same interaction alone would
+        be; no guard is the platform itself (seeding), never an HTTP caller."""
         self.service = service
         self.base = base
-        self.principal = principal
+        self.guard = guard or Guard(None, service)
+        self._searches: list[tuple[str, SearchQuery, Disclosed[Match]]] = []
+        """Searches of GET entries, told to the guard once their transaction has ended."""
 
     def _authorize(self, entry: Entry) -> None:
         permission = PERMISSION.get(entry.method) or ("r" if entry.rid else "s")
         try:
-            authorize(self.principal, require_supported(entry.rtype), permission)
-            self.service.check_writable(entry.rtype, permission)
+            rtype = require_supported(entry.rtype)
+            if entry.method in PERMISSION:
+                self.guard.writable(rtype, permission)
+            self.guard.allow(rtype, permission)
         except FhirError as error:
             raise _in_entry(error, entry) from None
 
@@ -179,7 +186,13 @@ class BundleProcessor:
         body = bundles.response_bundle(
             "transaction-response", [results[i] for i in range(len(entries))]
         )
+        await self._tell_searches()
         return body, written
+
+    async def _tell_searches(self) -> None:
+        for rtype, query, matches in self._searches:
+            await self.guard.searched(rtype, query, matches)
+        self._searches.clear()
 
     async def _plan(self, conn: AsyncConnection, entries: list[Entry]) -> dict[int, str | Stored]:
         """Resolve conditional creates and pre-assign ids, then rewrite urn:uuid references."""
@@ -197,6 +210,11 @@ class BundleProcessor:
                 )
             except FhirError as error:
                 raise _in_entry(error, entry) from None
+            if existing is not None:
+                try:
+                    await self.guard.require(conn, entry.rtype, existing.id)
+                except FhirError as error:
+                    raise _in_entry(error, entry) from None
             planned[entry.index] = existing if existing is not None else new_id()
             target_id = existing.id if existing is not None else planned[entry.index]
             if entry.full_url:
@@ -210,41 +228,50 @@ class BundleProcessor:
     async def _run(
         self, conn: AsyncConnection, entry: Entry, planned: dict[int, str | Stored]
     ) -> tuple[bytes, Stored | None]:
-        service = self.service
+        service, guard = self.service, self.guard
         if entry.method == "POST":
             plan = planned[entry.index]
             if isinstance(plan, Stored):
-                return bundles.response_entry(STATUS_TEXT[200], plan, base=self.base), None
+                disclosed = await guard.disclose(conn, [plan])
+                return bundles.response_entry(STATUS_TEXT[200], disclosed, base=self.base), None
             assert entry.resource is not None
+            await guard.check_new(conn, entry.rtype, entry.resource)
             written = await service.create(conn, entry.rtype, entry.resource, rid=plan)
             return bundles.response_entry(
-                STATUS_TEXT[201], written.stored, base=self.base
+                STATUS_TEXT[201], guard.written(written.stored), base=self.base
             ), written.stored
         if entry.method == "PUT":
             assert entry.resource is not None and entry.rid is not None
+            await guard.require(conn, entry.rtype, entry.rid)
+            await guard.check_new(conn, entry.rtype, entry.resource, "u")
             written = await service.update(
                 conn, entry.rtype, entry.rid, entry.resource, entry.if_match
             )
             return bundles.response_entry(
-                STATUS_TEXT[200], written.stored, base=self.base
+                STATUS_TEXT[200], guard.written(written.stored), base=self.base
             ), written.stored
         if entry.method == "DELETE":
             assert entry.rid is not None
-            stored = await service.store.delete(conn, require_supported(entry.rtype), entry.rid)
+            rtype = require_supported(entry.rtype)
+            await guard.require(conn, rtype, entry.rid)
+            stored = await service.store.delete(conn, rtype, entry.rid)
             return bundles.response_entry(STATUS_TEXT[204]), stored
         return await self._get(conn, entry), None
 
     async def _get(self, conn: AsyncConnection, entry: Entry) -> bytes:
+        """A read or a search, answered (and disclosed) exactly as the same GET alone."""
         rtype = require_supported(entry.rtype)
         if entry.rid is not None:
             stored = await self.service.store.read(conn, rtype, entry.rid)
-            return bundles.response_entry(STATUS_TEXT[200], stored, base=self.base)
+            await self.guard.require(conn, rtype, entry.rid)
+            disclosed = await self.guard.disclose(conn, [stored])
+            return bundles.response_entry(STATUS_TEXT[200], disclosed, base=self.base)
         query = self.service.parse_search(
             rtype, parse_qsl(entry.query, keep_blank_values=True), False
         )
-        page = await self.service.store.search(conn, query)
-        searchset = bundles.searchset(self.base, rtype, query.echo, page)
-        return b'{"resource":' + searchset + b',"response":{"status":"200 OK"}}'
+        body, matches = await searchset(conn, self.guard, self.base, query)
+        self._searches.append((rtype, query, matches))
+        return b'{"resource":' + body + b',"response":{"status":"200 OK"}}'
 
     async def batch(self, raw_entries: list[Any]) -> tuple[bytes, list[Stored]]:
         results: list[bytes] = []
@@ -262,6 +289,7 @@ class BundleProcessor:
             except FhirError as error:
                 status = f"{error.status} {_reason(error.status)}"
                 results.append(bundles.response_entry(status, outcome=error.outcome()))
+        await self._tell_searches()
         return bundles.response_bundle("batch-response", results), written
 
 

@@ -1,10 +1,10 @@
 """Authentication and authorisation of the FHIR API.
 
 Every ``/fhir`` request but the CapabilityStatement needs a bearer token (CNSS systems, OAuth2
-client credentials) or a signed-in user's session (their role's grants, ``fse.security.roles``;
-writes also carry the session's CSRF token in ``X-CSRF-Token``). Each interaction then needs the
-matching scope letter on its resource type (``authorize``). Verified tokens are cached
-per worker; a client's revocation is seen within ``CLIENT_STATE_TTL`` seconds (Redis shares it).
+client credentials) or a signed-in user's session (writes also carry the session's CSRF token in
+``X-CSRF-Token``). What each may then do is the access model's (``fse.security.access``), applied
+per request by ``fse.fhir_api.guard``. Verified tokens are cached per worker; a client's
+revocation is seen within ``CLIENT_STATE_TTL`` seconds (Redis shares it).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fse.errors import ErrorCode, FhirError, Forbidden, Unauthenticated
 from fse.fhir_api.http import fhir_response
 from fse.runtime.cache import Cache
+from fse.security.access import role_grants
 from fse.security.clients import find_client
-from fse.security.roles import grants_of
 from fse.security.scopes import Grant, allows, parse
 from fse.security.sessions import COOKIE_NAME, session_for
 from fse.security.tokens import InvalidToken, SigningKey, verify
+from fse.security.users import ROLE_LABELS, Role
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -38,10 +39,28 @@ TOKEN_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
+class Person:
+    """A signed-in professional or agent: the access model narrows by their role and identity."""
+
+    user_pk: int
+    role: Role
+    practitioner: str | None
+    """``Practitioner/<id>`` of a professional; None for an agent or an unlinked account."""
+    signing_jwk: dict[str, str] | None = None
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+
+@dataclass(frozen=True)
 class Principal:
     client_id: str
     """A system client's id, or ``user:<username>`` for a signed-in person."""
     grants: tuple[Grant, ...]
+    """A system client's scopes; a person's role letters (``fse.security.access``)."""
+    person: Person | None = None
+    """Set for a signed-in person: the role's rules, not scopes, decide."""
 
 
 def unauthenticated(reason: str) -> Unauthenticated:
@@ -76,7 +95,9 @@ class Authenticator:
                 "X-CSRF-Token header missing or wrong for a write with a session",
                 code=ErrorCode.FORBIDDEN,
             )
-        return Principal(f"user:{session.user.username}", grants_of(session.user.role))
+        user = session.user
+        person = Person(user.pk, user.role, user.practitioner, user.signing_jwk)
+        return Principal(f"user:{user.username}", role_grants(user.role), person)
 
     async def principal(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -175,14 +196,23 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
+VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
 def authorize(principal: Principal | None, resource_type: str, permission: str) -> None:
-    """403 unless the caller's scopes allow ``permission`` (c, r, u, d, s) on the type.
+    """403 unless the caller may use ``permission`` (c, r, u, d, s) on the type: a system
+    client's scopes, a person's role (``fse.security.access``; the guard then narrows it).
 
     ``None`` is the platform itself (seeding the guide and demo data), never an HTTP caller.
     """
     if principal is None or allows(principal.grants, resource_type, permission):
         return
     needed = f"system/{resource_type}.{permission}"
-    raise Forbidden(
-        f"client {principal.client_id} lacks scope {needed}", (needed,), code=ErrorCode.FORBIDDEN
-    )
+    if principal.person is not None:
+        message = (
+            f"{principal.person.role_label} ({principal.client_id}) may not "
+            f"{VERBS[permission]} {resource_type} through the API (docs/security.md)"
+        )
+    else:
+        message = f"client {principal.client_id} lacks scope {needed}"
+    raise Forbidden(message, (needed,), code=ErrorCode.FORBIDDEN)

@@ -55,7 +55,7 @@ def demo_bundle() -> dict[str, Any]:
 async def load(settings: Settings, bundle: dict[str, Any]) -> tuple[int, int]:
     """Run one transaction Bundle; returns (created, already present)."""
     async with standalone_service(settings) as service:
-        processor = BundleProcessor(service, "urn:fse:seed", principal=None)
+        processor = BundleProcessor(service, "urn:fse:seed")
         _, entries = processor.entries(bundle)
         body, written = await processor.transaction(entries)
     statuses = [e["response"]["status"] for e in orjson.loads(body)["entry"]]

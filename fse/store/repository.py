@@ -391,6 +391,13 @@ class ResourceStore:
         content = self.sealed.served(row.content)
         return Stored(rtype, rid, row.version, row.last_updated, content, False, "GET", row.pk)
 
+    async def exists(self, conn: AsyncConnection, rtype: str, rid: str) -> bool:
+        """Whether the id was ever used for this type (deleted resources keep theirs)."""
+        found = await conn.scalar(
+            select(resources.c.pk).where(resources.c.type == rtype, resources.c.id == rid)
+        )
+        return found is not None
+
     async def vread(self, conn: AsyncConnection, rtype: str, rid: str, version: int) -> Stored:
         row = (
             await conn.execute(

@@ -329,4 +329,4 @@ async def test_the_rest_api_cannot_write_dispenses_around_the_pharmacy(
         "history-type",
         "search-type",
     ]
-    assert "read-only here" in entry["documentation"]
+    assert "no REST create/update/delete" in entry["documentation"]

@@ -33,6 +33,9 @@ class Operation:
     definition: str = ""
     permission: str = "r"
     """The SMART scope letter the caller needs on the resource type (c, r, u, d or s)."""
+    checks_owner: bool = False
+    """The handler applies a person's narrowing rule itself (``Guard.check_new``); otherwise a
+    person whose role narrows ``permission`` on the type is refused (fail closed)."""
 
 
 class OperationRegistry:

@@ -53,4 +53,5 @@ VALIDATE = Operation(
     resource_types=SUPPORTED_TYPES,
     handler=validate_operation,
     definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    checks_owner=True,  # it reads nothing stored: the body is checked and answered
 )

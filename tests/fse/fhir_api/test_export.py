@@ -161,12 +161,11 @@ async def test_patient_export_holds_that_insured_s_compartment_only(
 
 
 async def test_deleted_resources_are_not_exported(client: httpx.AsyncClient) -> None:
-    fatima = await create(client, patient())
-    kept = await create(client, claim(f"Patient/{fatima['id']}", 1))
-    gone = await create(client, claim(f"Patient/{fatima['id']}", 2))
-    assert (await client.delete(f"/fhir/Claim/{gone['id']}")).status_code == 204
-    found = await exported(client, await kick_off(client, _type="Claim"))
-    assert ids(found["Claim"]) == [kept["id"]]
+    kept = await create(client, patient())
+    gone = await create(client, patient("234567891", "BE654321", given="Rachid"))
+    assert (await client.delete(f"/fhir/Patient/{gone['id']}")).status_code == 204
+    found = await exported(client, await kick_off(client, _type="Patient"))
+    assert ids(found["Patient"]) == [kept["id"]]
 
 
 @pytest.mark.parametrize(("page_size", "max_lines", "files"), [(2, 2, [2, 2, 1]), (2, 3, [3, 2])])

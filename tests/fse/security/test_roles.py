@@ -1,5 +1,6 @@
-"""Signed-in people use the FHIR API with their role's grants: a pharmacist cannot prescribe,
-a prescriber cannot dispense, CNSS agents only read; writes with a session need the CSRF token."""
+"""Signed-in people use the FHIR API with their role's cells of the access model: a pharmacist
+cannot prescribe, no one dispenses around the pharmacy screen, a prescriber prescribes as
+themselves, CNSS agents only read; writes with a session need the CSRF token."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ async def session_for_role(platform: Platform) -> AsyncIterator[SignIn]:
     clients: list[httpx.AsyncClient] = []
     await platform.truncate()
 
-    async def signed_in(role: Role) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    async def signed_in(
+        role: Role, practitioner: str | None = None
+    ) -> tuple[httpx.AsyncClient, dict[str, str]]:
         username = f"{role.value}.{uuid.uuid4().hex[:8]}"
-        await create_user(platform.engine, username, PASSWORD, role, username)
+        await create_user(platform.engine, username, PASSWORD, role, username, practitioner)
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=platform.app), base_url="http://test"
         )
@@ -73,23 +76,26 @@ async def test_pharmacist_reads_prescriptions_and_dispenses_but_cannot_prescribe
     around = await http.post(
         "/fhir/MedicationDispense", json=dispense("Patient/p"), headers=headers
     )
-    assert_outcome(around, 403, ErrorCode.FORBIDDEN, "system/MedicationDispense.c")
+    assert_outcome(around, 405, ErrorCode.METHOD_NOT_ALLOWED, "MedicationDispense")
     assert await platform.row_counts() == before
 
 
-async def test_prescriber_prescribes_but_cannot_dispense(
+async def test_prescriber_prescribes_as_themselves_but_cannot_dispense(
     session_for_role, platform: Platform
 ) -> None:
-    http, headers = await session_for_role(Role.PRESCRIBER)
+    http, headers = await session_for_role(Role.PRESCRIBER, "Practitioner/prescriber")
     created = await http.post(
         "/fhir/MedicationRequest", json=medication_request("Patient/p"), headers=headers
     )
     assert created.status_code == 201
     before = await platform.row_counts()
+    for_another = {**medication_request("Patient/p"), "requester": {"reference": "Practitioner/x"}}
+    refused = await http.post("/fhir/MedicationRequest", json=for_another, headers=headers)
+    assert_outcome(refused, 403, ErrorCode.NOT_OWN_DATA, "MedicationRequest.requester")
     refused = await http.post(
         "/fhir/MedicationDispense", json=dispense("Patient/p"), headers=headers
     )
-    assert_outcome(refused, 403, ErrorCode.FORBIDDEN, "system/MedicationDispense.c")
+    assert_outcome(refused, 405, ErrorCode.METHOD_NOT_ALLOWED, "MedicationDispense")
     assert await platform.row_counts() == before
 
 

@@ -1,0 +1,28 @@
+"""One search as the API answers it: checked and narrowed by the caller's guard, run, disclosed,
+assembled. Used by ``GET /fhir/{type}`` and by the GET entries of batch and transaction Bundles,
+so both answer the same."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fse.fhir_api import bundles
+from fse.fhir_api.guard import Disclosed, Guard
+from fse.store.query import SearchQuery
+from fse.store.repository import Match, Page
+
+NOTHING = Page([], [], None, 0)
+
+
+async def searchset(
+    conn: AsyncConnection, guard: Guard, base: str, query: SearchQuery
+) -> tuple[bytes, Disclosed[Match]]:
+    """The searchset Bundle and the matches it holds."""
+    narrowed = await guard.narrow(conn, query)
+    page = await guard.service.store.search(conn, narrowed) if narrowed is not None else NOTHING
+    if narrowed is None and not query.total:
+        page = Page([], [], None, None)
+    matches = await guard.disclose(conn, page.matches, searched=query.resource_type)
+    included = await guard.disclose(conn, page.included)
+    body = bundles.searchset(base, query.resource_type, query.echo, page, matches, included)
+    return body, matches
