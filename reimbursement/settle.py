@@ -59,6 +59,7 @@ class Settlement:
 
     async def submit(self, claim: dict[str, Any]) -> Settled:
         check_type(claim, "Claim")
+        self.fhir.check_care_dates(claim, self.clock())  # never pay care dated in the future
         async with self.fhir.store.snapshot() as conn:
             await resolve_identifiers(self.fhir, conn, claim)
             parsed = parse_claim(claim)
@@ -92,6 +93,7 @@ class Settlement:
         resources and its settlement as one (a pharmacy dispense). A care sheet settled before
         is a Conflict: the caller's number is new, so this means a bug or a replayed write."""
         check_type(claim, "Claim")
+        self.fhir.check_care_dates(claim, self.clock())
         await resolve_identifiers(self.fhir, conn, claim)
         parsed = parse_claim(claim)
         await self._lock(conn, parsed.patient_id)
