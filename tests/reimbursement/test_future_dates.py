@@ -207,6 +207,20 @@ async def test_today_in_casablanca_is_accepted_while_utc_is_still_yesterday(
     assert adjudication(answer.json(), 0, "benefit") == 56.0
 
 
+async def test_a_care_date_without_its_day_is_named_not_a_crash(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """A partial date is valid FHIR, but the engine prices and checks rights per day."""
+    refs = await load_demo(client)
+    before = await platform.row_counts()
+    answer = await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "150.00", "2026-11")]))
+    assert answer.status_code == 422, answer.text
+    issue = answer.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == ErrorCode.CLAIM_NOT_ADJUDICABLE.value
+    assert issue["expression"] == ["Claim.item[0].servicedDate"]
+    assert await platform.row_counts() == before
+
+
 async def test_asking_about_rights_on_a_future_date_is_still_answered(
     client: httpx.AsyncClient,
 ) -> None:
