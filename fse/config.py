@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default="11:00,16:00", description="Daily payment cut-offs (HH:MM, comma-separated)."
     )
     payment_timezone: str = Field(default="Africa/Casablanca", description="Zone of the cut-offs.")
+    clock_tolerance_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="Clock skew allowed before a date of care, creation or dispense is refused "
+        "as in the future (FSE-0034).",
+    )
     payment_schedule: bool = Field(
         default=True, description="Run a payment batch at each cut-off inside the server."
     )

@@ -165,7 +165,12 @@ def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine
     if not served:
         problems.append(_problem("date des soins manquante", f"{path}.servicedDate"))
         return None
-    care_date = date.fromisoformat(str(served)[:10])
+    try:
+        care_date = date.fromisoformat(str(served)[:10])
+    except ValueError:  # a partial date ("2026-11"): no tariff, rights or deadline to apply
+        field = "servicedDate" if item.get("servicedDate") else "servicedPeriod.start"
+        problems.append(_problem("date des soins au jour près attendue", f"{path}.{field}"))
+        return None
     billed = _money(item.get("net"), f"{path}.net", problems)
     coefficient = Decimal(1)
     extension = _extension(item, COEFFICIENT)

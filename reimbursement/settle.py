@@ -63,6 +63,7 @@ class Settlement:
         """``signature``: the submitter's Provenance over ``claim`` (checked by the caller),
         stored with it; the Claim then keeps the id the signature names."""
         check_type(claim, "Claim")
+        self.fhir.check_care_dates(claim, self.clock())  # never pay care dated in the future
         async with self.fhir.store.snapshot() as conn:
             await resolve_identifiers(self.fhir, conn, claim)
             parsed = parse_claim(claim)
@@ -96,6 +97,7 @@ class Settlement:
         resources and its settlement as one (a pharmacy dispense). A care sheet settled before
         is a Conflict: the caller's number is new, so this means a bug or a replayed write."""
         check_type(claim, "Claim")
+        self.fhir.check_care_dates(claim, self.clock())
         await resolve_identifiers(self.fhir, conn, claim)
         parsed = parse_claim(claim)
         await self._lock(conn, parsed.patient_id)

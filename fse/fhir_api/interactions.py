@@ -6,15 +6,18 @@ the caller has committed, so subscribers never hear of a write that was rolled b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse.care_dates import refuse_future_dates
 from fse.config import Settings
 from fse.db import create_engine
 from fse.errors import BadRequest, ErrorCode, FhirError, PreconditionFailed
@@ -33,8 +36,20 @@ class Written:
     """False when a conditional create matched an existing resource."""
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class FhirService:
-    def __init__(self, store: ResourceStore, runtime: Runtime, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: ResourceStore,
+        runtime: Runtime,
+        settings: Settings,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.clock = clock
+        """What "now" is for the dates-in-the-future rule (tests pin it)."""
         self.store = store
         self.runtime = runtime
         self.settings = settings
@@ -65,6 +80,7 @@ class FhirService:
         require_supported(rtype)
         check_type(resource, rtype)
         validate(resource)
+        self.check_care_dates(resource)
         declare_profile(resource)
         if if_none_exist is not None:
             existing = await self.match_conditional(conn, rtype, if_none_exist)
@@ -89,8 +105,19 @@ class FhirService:
                 code=ErrorCode.ID_MISMATCH,
             )
         validate(resource)
+        self.check_care_dates(resource)
         declare_profile(resource)
         return Written(await self.store.update(conn, rtype, rid, resource, if_match), False)
+
+    def check_care_dates(self, resource: dict[str, Any], now: datetime | None = None) -> None:
+        """422 FSE-0034 for a date of care, creation or dispense later than now (with the
+        clock tolerance): every write of these resources goes through here, $submit too."""
+        refuse_future_dates(
+            resource,
+            now or self.clock(),
+            timedelta(seconds=self.settings.clock_tolerance_seconds),
+            ZoneInfo(self.settings.payment_timezone),
+        )
 
     async def match_conditional(
         self, conn: AsyncConnection, rtype: str, criteria: str

@@ -36,7 +36,7 @@ def date_range(text: str) -> tuple[datetime, datetime]:
     day = int(g["d"])
     if g["H"] is None:
         low = datetime(year, month, day)
-        return _aware(low), _aware(low + timedelta(days=1) - timedelta(microseconds=1))
+        return _aware(low), _aware(datetime(year, month, day, 23, 59, 59, 999999))
     tz = _zone(g["tz"])
     second = int(g["S"] or 0)
     base = datetime(year, month, day, int(g["H"]), int(g["M"]), second, tzinfo=tz)
