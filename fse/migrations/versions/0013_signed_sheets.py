@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.Column("signed_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_signed_sheets")),
         sa.UniqueConstraint("number", name=op.f("uq_signed_sheets_number")),
-        sa.UniqueConstraint(
-            "practitioner", "idempotency_key", name="uq_signed_sheets_idempotency"
-        ),
+        sa.UniqueConstraint("practitioner", "idempotency_key", name="uq_signed_sheets_idempotency"),
     )
     with op.batch_alter_table("signed_sheets", schema=None) as batch_op:
         batch_op.create_index(
