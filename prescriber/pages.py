@@ -15,7 +15,9 @@ from fse.security.users import Role
 from fse.web.login import posted_form, session_with_role, signing_key_of
 from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
+from prescriber.duplicates import CONFIRM_FIELD, DuplicateSheet, flagged
 from prescriber.history import SheetView, load_sheet, sheets_of
+from prescriber.idempotency import KeyReused, new_key, valid_key
 from prescriber.lookup import (
     Insured,
     NotAnIdentifier,
@@ -23,11 +25,23 @@ from prescriber.lookup import (
     find_insured,
     insured_by_id,
 )
-from prescriber.sheets import SheetRefused, sign_sheet
-from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, read_visit
+from prescriber.sheets import SettlementFailed, SheetRefused, sign_sheet
+from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, Visit, read_visit
 
 FSE = "https://fse.cnss.ma/fhir/sid/fse"
 CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
+KEY_FIELD = "cle"
+"""The review form's idempotency key (hidden field)."""
+REVIEW_EXPIRED = (
+    "Cette relecture est incomplète ou trop ancienne : rien n'a été enregistré. Vérifiez la "
+    "feuille ci-dessous puis signez à nouveau."
+)
+SETTLEMENT_FAILED = (
+    "La feuille n'a pas été signée : le calcul du remboursement a échoué. Rien n'a été "
+    "enregistré (ni feuille, ni prescription, ni remboursement). Réessayez dans quelques "
+    "instants avec le bouton « Signer la feuille » ci-dessous : cette relecture ne signera "
+    "jamais deux feuilles. Si l'échec se répète, notez l'heure et contactez l'assistance CNSS."
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -153,15 +167,16 @@ async def sheet_action(request: Request) -> Response:
             request, "medecin_feuille.html", context, status_code=status
         )
     if action != "signer":
-        return TEMPLATES.TemplateResponse(
-            request, "medecin_relire.html", {**context, "visit": visit}
-        )
+        return await _review(request, context, person, visit, new_key())
     key = signing_key_of(request, session)
     if key is None or session.user.practitioner is None:
         context["errors"] = {
             "feuille": "Votre clé de signature n'est pas ouverte : reconnectez-vous."
         }
         return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context, status_code=409)
+    form_key = values.get(KEY_FIELD, "")
+    if not valid_key(form_key):
+        return await _review(request, context, person, visit, new_key(), REVIEW_EXPIRED, 422)
     try:
         sheet = await sign_sheet(
             request.app.state.fhir,
@@ -172,11 +187,52 @@ async def sheet_action(request: Request) -> Response:
             person.patient_id,
             visit,
             datetime.now(UTC),
+            form_key,
+            duplicate_confirmed=values.get(CONFIRM_FIELD) == "on",
         )
     except SheetRefused as refused:
         context["errors"] = {"feuille": str(refused)}
         return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context, status_code=422)
+    except KeyReused as reused:  # what is posted is not what this key's review showed
+        return await _review(request, context, person, visit, new_key(), str(reused), 409)
+    except DuplicateSheet as duplicate:  # nothing stored: the same key may sign once confirmed
+        return await _review(request, context, person, visit, form_key, str(duplicate), 409)
+    except SettlementFailed:  # nothing stored: the same key may sign on a retry
+        return await _review(request, context, person, visit, form_key, SETTLEMENT_FAILED, 503)
     return RedirectResponse(f"/medecin/feuille/{sheet.number}", status_code=303)
+
+
+async def _review(
+    request: Request,
+    context: dict[str, Any],
+    person: Insured,
+    visit: Visit,
+    form_key: str,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    """The review page: signed with ``form_key`` (new at each review, kept when nothing was
+    stored), naming the doctor's sheets of today with the same lines."""
+    practitioner = context["session"].user.practitioner
+    duplicates = (
+        await flagged(
+            request.app.state.fhir, practitioner, person.patient_id, _today(request), visit
+        )
+        if practitioner
+        else []
+    )
+    review = {
+        **context,
+        "visit": visit,
+        "form_key": form_key,
+        "key_field": KEY_FIELD,
+        "confirm_field": CONFIRM_FIELD,
+        "duplicates": duplicates,
+        "error": error,
+    }
+    return TEMPLATES.TemplateResponse(
+        request, "medecin_relire.html", review, status_code=status_code
+    )
 
 
 async def _own_sheet(request: Request, session: Session, number: str) -> SheetView | None:

@@ -1,12 +1,20 @@
-"""Sign a visit: the care sheet becomes FHIR resources written in one transaction with the
-doctor's signed Provenance, then its acts are settled at once by the reimbursement engine."""
+"""Sign a visit: the care sheet becomes FHIR resources written with the doctor's signed
+Provenance and settled by the reimbursement engine, all in one transaction.
+
+Exactly once per reviewed form (``idempotency.py``): posting the same review again answers the
+first sheet. A second sheet with the same lines the same day needs the doctor's confirmation
+(``duplicates.py``). If the settlement fails, nothing of the sheet is stored.
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from fhir_profiles.identifiers import care_sheet_number
 from fse.audit import change_event
@@ -14,7 +22,9 @@ from fse.errors import Conflict
 from fse.fhir_api.interactions import FhirService
 from fse.security.provenance import provenance
 from fse.security.tokens import SigningKey
-from fse.store.repository import new_id
+from fse.store.repository import Stored, new_id
+from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
+from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
 from prescriber.visit import Visit
 from reimbursement.claims import new_claim
 from reimbursement.context import coverage_for_care, exonerations
@@ -26,19 +36,29 @@ NGAP = "https://fse.cnss.ma/fhir/CodeSystem/ngap"
 COEFFICIENT = "https://fse.cnss.ma/fhir/StructureDefinition/ngap-coefficient"
 GTIN = "urn:oid:1.3.160"
 
+log = logging.getLogger(__name__)
+
 
 class SheetRefused(ValueError):
     """The sheet cannot be signed as it is (the message says why, in French)."""
 
 
+class SettlementFailed(RuntimeError):
+    """The engine could not settle the acts (a refusal or an error): the whole sheet was rolled
+    back, nothing is stored, and the same review may be signed again."""
+
+
 @dataclass(frozen=True)
 class SignedSheet:
     number: str
-    claim_id: str | None
-    response: dict[str, Any] | None
+    claim_id: str | None = None
+    response: dict[str, Any] | None = None
     """The ClaimResponse of the acts (None when the sheet has only prescriptions)."""
-    resources: list[str]
-    provenance_id: str
+    resources: list[str] = field(default_factory=list)
+    provenance_id: str | None = None
+    replayed: bool = False
+    """True when this review form had signed before: the first sheet's number, nothing new
+    stored (the other fields are empty)."""
 
 
 def _money(value: Any) -> dict[str, Any]:
@@ -58,7 +78,21 @@ async def sign_sheet(
     patient_id: str,
     visit: Visit,
     now: datetime,
+    form_key: str | None = None,
+    duplicate_confirmed: bool = False,
 ) -> SignedSheet:
+    """``form_key`` is the review form's idempotency key (None: a new one, nothing to replay).
+    Raises KeyReused (the key signed other content), DuplicateSheet (same lines today, not
+    confirmed), SheetRefused or SettlementFailed; on each, nothing is stored."""
+    review = ReviewedForm(
+        form_key or new_key(),
+        content_hash(patient_id, visit),
+        lines_hash(visit),
+        duplicate_confirmed,
+    )
+    first = await first_sheet(fhir, practitioner, review.key, review.content)
+    if first is not None:
+        return SignedSheet(first, replayed=True)
     now = now.astimezone(settlement.schedule.zone)  # times on the sheet in Moroccan time
     today = now.date()
     async with fhir.store.snapshot() as conn:
@@ -71,39 +105,58 @@ async def sign_sheet(
     if visit.acts and coverage_id is None:
         raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
     validity = books.rights.prescription_validity_days(today)
-    for attempt in range(3):
+    attempts = 0
+    while True:
         number = care_sheet_number(today.year, secrets.randbelow(10**9))
         resources = _resources(
             number, practitioner, patient_id, coverage_id, conditions, visit, now, today, validity
         )
         try:
-            signed = await _write(fhir, key, practitioner, resources, now, number, patient_id)
-            break
-        except Conflict:
-            if attempt == 2:
+            return await _write(
+                fhir, settlement, key, practitioner, patient_id, resources, now, number, review
+            )
+        except (Conflict, IntegrityError):
+            # This form's key was taken meanwhile (a concurrent post of the same review): the
+            # first sheet is the answer. Otherwise the number was taken: draw another.
+            first = await first_sheet(fhir, practitioner, review.key, review.content)
+            if first is not None:
+                return SignedSheet(first, replayed=True)
+            attempts += 1
+            if attempts == 3:
                 raise
-    claim = next((r for r in resources if r["resourceType"] == "Claim"), None)
-    response = (await settlement.submit(dict(claim))).response if claim else None
-    return SignedSheet(
-        number,
-        claim["id"] if claim else None,
-        response,
-        [f"{r['resourceType']}/{r['id']}" for r in resources],
-        signed,
-    )
 
 
 async def _write(
     fhir: FhirService,
+    settlement: Settlement,
     key: SigningKey,
     practitioner: str,
+    patient_id: str,
     resources: list[dict[str, Any]],
     now: datetime,
     number: str,
-    patient_id: str,
-) -> str:
-    written = []
+    review: ReviewedForm,
+) -> SignedSheet:
+    """One transaction: the key row first (a concurrent post of the same form stops there),
+    the duplicate check under a per doctor and insured lock, the resources, the signed
+    Provenance, the AuditEvent, then the settlement."""
+    written: list[Stored] = []
     async with fhir.store.transaction() as conn:
+        today = now.date()
+        await record(conn, review, number, practitioner, patient_id, today, now)
+        await fhir.store.lock_conditional(
+            conn, "Encounter", f"practitioner={practitioner}&subject=Patient/{patient_id}"
+        )
+        if not review.duplicate_confirmed:
+            earlier = [
+                n
+                for n in await same_lines_today(
+                    fhir, conn, practitioner, patient_id, today, review.lines
+                )
+                if n != number
+            ]
+            if earlier:
+                raise DuplicateSheet(earlier)
         for resource in resources:
             rtype, rid = resource["resourceType"], resource["id"]
             body = {k: v for k, v in resource.items() if k != "id"}
@@ -122,8 +175,22 @@ async def _write(
             action="C",
         )
         written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
+        claim = next((r for r in resources if r["resourceType"] == "Claim"), None)
+        response = None
+        if claim is not None:
+            try:
+                response = await settlement.submit_within(conn, dict(claim), written)
+            except Exception as error:  # a refusal (FhirError) or a failure: roll back all
+                log.exception("settling care sheet %s failed: nothing of it is stored", number)
+                raise SettlementFailed(f"care sheet {number} not settled: {error}") from error
     fhir.announce(written)
-    return stored.id
+    return SignedSheet(
+        number,
+        claim["id"] if claim else None,
+        response,
+        [f"{r['resourceType']}/{r['id']}" for r in resources],
+        stored.id,
+    )
 
 
 def _resources(

@@ -1,17 +1,22 @@
-"""Anyone can check a care sheet's signature: the Provenance names each resource at the
-version signed, and the signer's Practitioner publishes the public key."""
+"""Anyone can check a care sheet: the Provenance names each resource at the version signed, the
+signer's Practitioner publishes the public key, and each resource's current version must still
+be the signed one, but for the changes the platform itself makes (``lifecycle.py``: dispensed,
+cancelled), which are reported. Any other change, or a deleted resource, fails the check."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
+from fse.errors import Gone, NotFound
 from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
 from fse.security.provenance import jws_of, verify
 from fse.security.signing import SIGNING_KEY_EXTENSION
 from prescriber.history import SID
+from prescriber.lifecycle import changes
 from reimbursement.context import search
 
 
@@ -19,6 +24,7 @@ from reimbursement.context import search
 class Verdict:
     valid: bool
     message: str
+    """One line per finding: the signature, then what changed since, resource by resource."""
 
 
 async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
@@ -47,16 +53,48 @@ async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
         )
         if jwk is None:
             return Verdict(False, f"{signer} ne publie pas de clé de signature")
-        resources = []
+        resources: list[dict[str, Any]] = []
+        current: list[dict[str, Any] | None] = []
         for target in provenance["target"]:
             ttype, tid, _, version = target["reference"].split("/")
-            stored = await fhir.store.vread(conn, ttype, tid, int(version))
+            try:
+                stored = await fhir.store.vread(conn, ttype, tid, int(version))
+            except (Gone, NotFound):
+                missing = f"{ttype}/{tid}/_history/{version}"
+                return Verdict(False, f"SIGNATURE INVALIDE : version signée absente ({missing})")
             resources.append(orjson.loads(stored.content or "{}"))
+            try:
+                now = await fhir.store.read(conn, ttype, tid)
+                current.append(orjson.loads(now.content or "{}"))
+            except (Gone, NotFound):
+                current.append(None)
     if not verify(jwk, jws_of(provenance), resources):
         return Verdict(False, f"SIGNATURE INVALIDE pour la feuille {number}")
     when = provenance["signature"][0]["when"]
-    return Verdict(
-        True,
-        f"signature valide : feuille {number} signée par {name_of(author)} ({signer}) le {when},"
-        f" {len(resources)} ressources",
-    )
+    by = f"signée par {name_of(author)} ({signer}) le {when}, {len(resources)} ressources"
+    lines, problems = _since_signing(resources, current)
+    if problems:
+        head = f"FEUILLE MODIFIÉE après signature : feuille {number} {by}"
+        return Verdict(False, "\n".join([head, *problems, *lines]))
+    return Verdict(True, "\n".join([f"signature valide : feuille {number} {by}", *lines]))
+
+
+def _since_signing(
+    signed: list[dict[str, Any]], current: list[dict[str, Any] | None]
+) -> tuple[list[str], list[str]]:
+    """(what the sheet's life changed, reported; what else changed or disappeared, failures)."""
+    lines: list[str] = []
+    problems: list[str] = []
+    for was, now in zip(signed, current, strict=True):
+        ref = f"{was['resourceType']}/{was['id']}"
+        if now is None:
+            problems.append(f"SUPPRIMÉE après signature : {ref}")
+            continue
+        found = changes(was, now)
+        if found.tampered:
+            problems.append(f"MODIFIÉE après signature : {ref} ({', '.join(found.tampered)})")
+        labels = dict.fromkeys(rule.label for rule, _ in found.lifecycle)
+        if labels:
+            shown = ", ".join(value for _, value in found.lifecycle)
+            lines.append(f"  depuis la signature : {ref} {' et '.join(labels)} ({shown})")
+    return lines, problems

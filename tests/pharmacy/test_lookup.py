@@ -85,7 +85,7 @@ async def test_dispensed_cancelled_and_expired_lines_are_not_offered(
     assert [line.sheet for line in expired] == ["RX-2026-000001"]
     with pytest.raises(SheetRefused):  # a line was dispensed: the sheet stays
         await cancel_sheet(platform.app.state.fhir, view, refs[DR_BENALI], datetime.now(UTC))
-    other = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
+    other = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT), True)
     fhir = platform.app.state.fhir
     other_view = await load_sheet(fhir, other.number)
     assert other_view is not None

@@ -48,7 +48,11 @@ async def test_review_then_sign_then_see_the_amounts(
     review = await browser.post("/medecin/feuille", data={**fields, "action": "relire"})
     assert review.status_code == 200 and "Relecture avant signature" in review.text
     assert "ZOVIRAX" in review.text
-    signed = await browser.post("/medecin/feuille", data={**fields, "action": "signer"})
+    key = re.search(r'name="cle" value="([^"]+)"', review.text)
+    assert key  # the reviewed form carries its idempotency key
+    signed = await browser.post(
+        "/medecin/feuille", data={**fields, "cle": key[1], "action": "signer"}
+    )
     assert signed.status_code == 303
     result = await browser.get(signed.headers["location"])
     assert result.status_code == 200

@@ -104,9 +104,14 @@ async def doctor_key(platform: Platform, refs: dict[str, str]):  # type: ignore[
 
 
 async def sign_as_benali(
-    platform: Platform, refs: dict[str, str], patient: str, visit: Visit
+    platform: Platform,
+    refs: dict[str, str],
+    patient: str,
+    visit: Visit,
+    duplicate_confirmed: bool = False,
 ) -> SignedSheet:
-    """Dr Benali (a fresh account with a published key) signs ``visit`` for ``patient``."""
+    """Dr Benali (a fresh account with a published key) signs ``visit`` for ``patient``
+    (``duplicate_confirmed``: a second sheet with the same lines that day is meant)."""
     key, _ = await doctor_key(platform, refs)
     app = platform.app.state
     return await sign_sheet(
@@ -118,6 +123,7 @@ async def sign_as_benali(
         refs[patient].split("/")[1],
         visit,
         NOW,
+        duplicate_confirmed=duplicate_confirmed,
     )
 
 

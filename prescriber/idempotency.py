@@ -1,0 +1,117 @@
+"""A reviewed form signs one care sheet, however often it is posted.
+
+The review page carries a random key, new at each render. Signing writes a ``signed_sheets``
+row (doctor, key, hash of what was signed) in the signing transaction; UNIQUE (doctor, key)
+makes a second post of the same form (Back + "Signer", a double click, a retry, even
+concurrent) find the first sheet and write nothing. The same key with other content is refused:
+the doctor did not review what is being signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fse.fhir_api.interactions import FhirService
+from prescriber.tables import signed_sheets
+from prescriber.visit import Visit
+
+
+@dataclass(frozen=True)
+class ReviewedForm:
+    """What the doctor reviewed and now signs: the form's key, the hash of its content, the hash
+    of its lines (the duplicate check) and whether they confirmed a same-day duplicate."""
+
+    key: str
+    content: str
+    lines: str
+    duplicate_confirmed: bool
+
+
+class KeyReused(ValueError):
+    """This review key already signed another content (French message naming the sheet)."""
+
+
+def new_key() -> str:
+    """A review form's key: unguessable, so one doctor's keys never meet by chance."""
+    return secrets.token_urlsafe(24)
+
+
+def valid_key(key: str) -> bool:
+    return 16 <= len(key) <= 128
+
+
+def number_text(value: Decimal) -> str:
+    """150 and 150.00 are one amount: the hashes compare values, not spellings."""
+    return f"{value.normalize():f}"
+
+
+def content_hash(patient_id: str, visit: Visit) -> str:
+    """Everything the doctor reviewed and signs: the patient and each line as typed."""
+    content = {
+        "patient": patient_id,
+        "acts": [
+            [a.code, number_text(a.coefficient), number_text(a.fee), a.ald] for a in visit.acts
+        ],
+        "medicines": [
+            [m.medicine.ean, m.dosage, m.days, m.boxes, m.not_substitutable, m.ald]
+            for m in visit.medicines
+        ],
+        "labs": [[b.label, number_text(b.coefficient), b.note, b.ald] for b in visit.labs],
+    }
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def first_sheet(fhir: FhirService, practitioner: str, key: str, content: str) -> str | None:
+    """The number of the sheet this form already signed, if any; KeyReused if it signed
+    something else."""
+    async with fhir.store.snapshot() as conn:
+        row = (
+            await conn.execute(
+                select(signed_sheets.c.number, signed_sheets.c.content_hash).where(
+                    signed_sheets.c.practitioner == practitioner,
+                    signed_sheets.c.idempotency_key == key,
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    if row.content_hash != content:
+        raise KeyReused(
+            f"Ce formulaire de relecture a déjà servi à signer la feuille {row.number}, avec un "
+            "autre contenu : rien n'a été enregistré. Vérifiez la feuille ci-dessous puis "
+            "signez-la si elle est juste."
+        )
+    return str(row.number)
+
+
+async def record(
+    conn: AsyncConnection,
+    form: ReviewedForm,
+    number: str,
+    practitioner: str,
+    patient_id: str,
+    care_date: date,
+    now: datetime,
+) -> None:
+    """Claim the form's key for this sheet, in the signing transaction (IntegrityError if the
+    key is taken: a concurrent post of the same form committed first)."""
+    await conn.execute(
+        insert(signed_sheets).values(
+            number=number,
+            practitioner=practitioner,
+            idempotency_key=form.key,
+            content_hash=form.content,
+            patient_id=patient_id,
+            care_date=care_date,
+            lines_hash=form.lines,
+            signed_at=now,
+        )
+    )
