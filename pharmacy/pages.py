@@ -12,8 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.security.access_codes import code_matches
 from fse.security.sessions import Session
-from fse.security.users import Role
-from fse.web.login import posted_form, session_with_role, signing_key_of
+from fse.web.login import page_session, posted_form, signing_key_of
 from fse.web.templates import TEMPLATES
 from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
@@ -31,7 +30,7 @@ def _today(request: Request) -> date:
 
 
 async def _pharmacist(request: Request) -> tuple[Session, Pharmacist] | Response:
-    session = await session_with_role(request, Role.PHARMACIST)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     pharmacist = await pharmacist_of(request.app.state.fhir, session.user.practitioner)

@@ -11,8 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.security.access_codes import access_code
 from fse.security.sessions import Session
-from fse.security.users import Role
-from fse.web.login import posted_form, session_with_role, signing_key_of
+from fse.web.login import page_session, posted_form, signing_key_of
 from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
 from prescriber.duplicates import CONFIRM_FIELD, DuplicateSheet, flagged
@@ -48,7 +47,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/medecin", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     sheets = await sheets_of(request.app.state.fhir, session.user.practitioner or "")
@@ -64,7 +63,7 @@ async def home(request: Request) -> Response:
 
 @router.get("/medecin/assure", response_class=HTMLResponse)
 async def insured(request: Request) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     text = request.query_params.get("q", "")
@@ -129,7 +128,7 @@ async def _person(request: Request, session: Session, patient_id: str) -> Insure
 
 @router.get("/medecin/feuille", response_class=HTMLResponse)
 async def new_sheet(request: Request) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     person = await _person(request, session, request.query_params.get("patient", ""))
@@ -141,7 +140,7 @@ async def new_sheet(request: Request) -> Response:
 
 @router.post("/medecin/feuille", response_class=HTMLResponse)
 async def sheet_action(request: Request) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     values = await posted_form(request, session)
@@ -245,7 +244,7 @@ async def _own_sheet(request: Request, session: Session, number: str) -> SheetVi
 
 @router.get("/medecin/feuille/{number}", response_class=HTMLResponse)
 async def signed_sheet(request: Request, number: str) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     view = await _own_sheet(request, session, number)
@@ -257,7 +256,7 @@ async def signed_sheet(request: Request, number: str) -> Response:
 
 @router.get("/medecin/feuille/{number}/copie", response_class=HTMLResponse)
 async def patient_copy(request: Request, number: str) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     view = await _own_sheet(request, session, number)
@@ -276,7 +275,7 @@ async def patient_copy(request: Request, number: str) -> Response:
 
 @router.post("/medecin/feuille/{number}/annuler", response_class=HTMLResponse)
 async def cancel(request: Request, number: str) -> Response:
-    session = await session_with_role(request, Role.PRESCRIBER)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     posted = await posted_form(request, session)

@@ -16,9 +16,8 @@ from sqlalchemy import select
 from fse.audit import audit_read
 from fse.errors import FhirError
 from fse.security.sessions import Session
-from fse.security.users import Role
 from fse.web.charts import bar_chart
-from fse.web.login import posted_form, session_with_role
+from fse.web.login import page_session, posted_form
 from fse.web.templates import TEMPLATES
 from reimbursement.dashboard import DELAYS, dashboard
 from reimbursement.ledger import batch_holding
@@ -151,7 +150,7 @@ async def _console(
 
 @router.get("/cnss", response_class=HTMLResponse)
 async def console(request: Request) -> Response:
-    session = await session_with_role(request, Role.CNSS_AGENT)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     return await _console(request, session, done=request.query_params.get("fait", ""))
@@ -159,7 +158,7 @@ async def console(request: Request) -> Response:
 
 @router.post("/cnss/controle/{response_id}", response_class=HTMLResponse)
 async def decide(request: Request, response_id: str) -> Response:
-    session = await session_with_role(request, Role.CNSS_AGENT)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     values = await posted_form(request, session)
@@ -197,7 +196,7 @@ REGIME_LABELS = {
 
 @router.get("/cnss/tableau-de-bord", response_class=HTMLResponse)
 async def board(request: Request) -> Response:
-    session = await session_with_role(request, Role.CNSS_AGENT)
+    session = await page_session(request)
     if isinstance(session, Response):
         return session
     settlement = request.app.state.settlement

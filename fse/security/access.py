@@ -218,6 +218,15 @@ def role_grants(role: Role) -> tuple[Grant, ...]:
     return tuple(Grant(rtype, frozenset(cell)) for rtype, cell in ROLE_CELLS[role].items() if cell)
 
 
+def role_scopes(role: Role) -> str:
+    """The role's letters as SMART system scopes, unnarrowed (a system client acting for the
+    role's systems, e.g. a CNSS agents' back office)."""
+    return " ".join(
+        f"system/{g.resource_type}.{''.join(c for c in LETTERS if c in g.permissions)}"
+        for g in role_grants(role)
+    )
+
+
 def reserved(rtype: str, letter: str) -> str | None:
     """Why ``letter`` on ``rtype`` is never done through REST (None: it may be)."""
     letters, how = RESERVED.get(rtype, ("", ""))

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fse.security.access import page_allows
 from fse.security.sessions import (
     COOKIE_NAME,
     SESSION_LIFETIME,
@@ -21,7 +22,7 @@ from fse.security.sessions import (
     session_for,
 )
 from fse.security.tokens import SigningKey
-from fse.security.users import SIGNING_ROLES, Role, authenticate_user, unlock_signing_key
+from fse.security.users import SIGNING_ROLES, authenticate_user, unlock_signing_key
 from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -157,13 +158,14 @@ def signing_key_of(request: Request, session: Session) -> SigningKey | None:
     return session.signing_key(request.cookies.get(COOKIE_NAME, ""))
 
 
-async def session_with_role(request: Request, *roles: Role) -> Session | Response:
-    """The signed-in user if their role may see this page; else the login page (not signed in)
-    or a French 403 page (signed in with another role)."""
+async def page_session(request: Request) -> Session | Response:
+    """The signed-in user if the access model opens this page to their role
+    (``fse.security.access.PAGES``); else the login page (not signed in) or a French 403 page
+    (signed in with another role, or a page the model does not list: closed by default)."""
     session = await session_of(request)
     if session is None:
         return login_redirect(request)
-    if session.user.role not in roles:
+    if not page_allows(request.url.path, session.user.role):
         return TEMPLATES.TemplateResponse(
             request,
             "forbidden.html",
@@ -175,9 +177,9 @@ async def session_with_role(request: Request, *roles: Role) -> Session | Respons
 
 @router.get("/espace", response_class=HTMLResponse)
 async def workspace(request: Request) -> Response:
-    session = await session_of(request)
-    if session is None:
-        return login_redirect(request)
+    session = await page_session(request)
+    if isinstance(session, Response):
+        return session
     return TEMPLATES.TemplateResponse(
         request, "espace.html", {"title": "Mon espace", "session": session}
     )

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fse.resources import validation_issues
-from fse.security.roles import ROLE_SCOPES
+from fse.security.access import role_scopes
 from fse.security.users import Role
 from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
@@ -110,7 +110,7 @@ async def test_an_agent_releases_a_held_claim_once_and_it_is_paid(
     refs = await load_demo(client)
     response = await held_claim(client, refs)
     url = f"/fhir/ClaimResponse/{response['id']}/$review"
-    agent = {"Authorization": f"Bearer {await platform.token_with(ROLE_SCOPES[Role.CNSS_AGENT])}"}
+    agent = {"Authorization": f"Bearer {await platform.token_with(role_scopes(Role.CNSS_AGENT))}"}
     released = await client.post(url, json=review("release"), headers=agent)
     assert released.status_code == 200, released.text
     assert released.json()["outcome"] == "complete"
@@ -142,7 +142,7 @@ async def test_a_rejected_held_claim_pays_nothing(
 async def test_only_agents_review(client: httpx.AsyncClient, platform: Platform) -> None:
     refs = await load_demo(client)
     response = await held_claim(client, refs)
-    doctor = await platform.token_with(ROLE_SCOPES[Role.PRESCRIBER])
+    doctor = await platform.token_with(role_scopes(Role.PRESCRIBER))
     answer = await client.post(
         f"/fhir/ClaimResponse/{response['id']}/$review",
         json=review("release"),

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fse.errors import ErrorCode
+from fse.errors import ErrorCode, FhirError
 from tests.builders import FHIR_JSON, NGAP, claim, create, patient
 from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
@@ -95,14 +95,22 @@ async def test_rest_create_refuses_a_future_date_and_accepts_a_past_one(
     await create(client, build("2026-11-20"))
 
 
-async def test_rest_update_refuses_a_future_date(
+async def test_an_update_refuses_a_future_date(
     client: httpx.AsyncClient, platform: Platform
 ) -> None:
+    """REST updates of care-sheet resources are reserved (405); the platform's own flows update
+    them through the same service, which refuses a future date all the same."""
     stored = await create(client, prescription("2026-11-20T09:45:00+01:00"))
     stored["authoredOn"] = "2030-01-01T09:45:00+01:00"
     before = await platform.row_counts()
     answer = await client.put(f"/fhir/MedicationRequest/{stored['id']}", json=stored)
-    assert_outcome(answer, 422, ErrorCode.DATE_IN_FUTURE, "MedicationRequest.authoredOn")
+    assert_outcome(answer, 405, ErrorCode.METHOD_NOT_ALLOWED, "MedicationRequest")
+    fhir = platform.app.state.fhir
+    with pytest.raises(FhirError) as refused:
+        async with fhir.store.transaction() as conn:
+            await fhir.update(conn, "MedicationRequest", stored["id"], stored, None)
+    assert refused.value.status == 422 and refused.value.code == ErrorCode.DATE_IN_FUTURE
+    assert refused.value.issues[0].expression == ("MedicationRequest.authoredOn",)
     assert await platform.row_counts() == before
     current = (await client.get(f"/fhir/MedicationRequest/{stored['id']}")).json()
     assert current["authoredOn"] == "2026-11-20T09:45:00+01:00"
