@@ -37,6 +37,7 @@ from fse.resources import model_class
 from fse.runtime import Runtime, build_runtime
 from fse.security.auth import Authenticator, AuthMiddleware
 from fse.security.cin import vault_for
+from fse.security.headers import SecurityHeadersMiddleware
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
 from fse.security.tokens import load_or_create_key
@@ -123,12 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(token_router)
     pages.mount(app)
-    # The last added runs first: throttle by address, authenticate, throttle by caller, audit,
-    # route.
+    # The last added runs first: security headers (on every answer, refusals included),
+    # throttle by address, authenticate, throttle by caller, audit, route.
     app.add_middleware(ApiAuditMiddleware, audit=app.state.api_audit)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_caller(settings))
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_address(settings))
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     return app
 
 

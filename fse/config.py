@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fse.security.addresses import trusted_networks
+
 DEFAULT_SQLITE_PATH = Path("var") / "fse.sqlite3"
 
 
@@ -55,6 +57,28 @@ class Settings(BaseSettings):
     )
     rate_limit_per_user: int = Field(
         default=600, description="FHIR requests per minute per signed-in user; 0 disables."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto count.",
+    )
+    login_failures_per_account: int = Field(
+        default=10, description="Failed logins per username per window before refusal; 0 off."
+    )
+    login_failures_per_address: int = Field(
+        default=50, description="Failed logins per client address per window; 0 disables."
+    )
+    login_failure_window_seconds: int = Field(
+        default=900, gt=0, description="Window over which failed logins are counted."
+    )
+    token_failures_per_client: int = Field(
+        default=10, description="Failed /auth/token authentications per client id; 0 disables."
+    )
+    token_failures_per_address: int = Field(
+        default=50, description="Failed /auth/token authentications per address; 0 disables."
+    )
+    token_failure_window_seconds: int = Field(
+        default=900, gt=0, description="Window over which failed token requests are counted."
     )
     payment_cutoffs: str = Field(
         default="11:00,16:00", description="Daily payment cut-offs (HH:MM, comma-separated)."
@@ -134,6 +158,12 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, url: str) -> str:
         return async_database_url(url)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        trusted_networks(value)  # a typo must stop the server, not silently trust nobody
+        return value
 
     @property
     def is_postgres(self) -> bool:

@@ -31,9 +31,12 @@ def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 def _config(quiet: bool) -> uvicorn.Config:
+    """uvicorn must not rewrite the client from X-Forwarded-For (by default it trusts any
+    loopback peer): fse/security/addresses.py decides, from FSE_TRUSTED_PROXIES."""
     return uvicorn.Config(
         APP,
         factory=True,
+        proxy_headers=False,
         access_log=not quiet,
         log_level="warning" if quiet else "info",
     )

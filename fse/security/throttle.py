@@ -1,7 +1,8 @@
 """Throttling of the FHIR API, as plain ASGI middlewares (no body buffering).
 
 Two counters, both in the runtime's rate limiter (Redis when configured, so every worker of
-every server shares them): per client address, before authentication; then per caller, after
+every server shares them): per client address (``fse/security/addresses.py``: the peer, or what
+a trusted proxy saw), before authentication; then per caller, after
 it: a system client (its client id) or a signed-in person (their user name), each with its own
 limit.
 """
@@ -16,6 +17,7 @@ from fse.config import Settings
 from fse.errors import ErrorCode, TooManyRequests
 from fse.fhir_api.http import fhir_response
 from fse.runtime.ratelimit import RateLimiter
+from fse.security.addresses import client_address
 
 WINDOW_SECONDS = 60
 
@@ -25,8 +27,8 @@ Rule = Callable[[Scope], tuple[str, int, str] | None]
 
 def by_address(settings: Settings) -> Rule:
     def rule(scope: Scope) -> tuple[str, int, str] | None:
-        client = scope.get("client") or ("unknown", 0)
-        return f"client:{client[0]}", settings.rate_limit_per_minute, "from this address"
+        address = client_address(scope, settings)
+        return f"client:{address}", settings.rate_limit_per_minute, "from this address"
 
     return rule
 

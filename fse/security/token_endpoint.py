@@ -1,4 +1,8 @@
-"""OAuth2 token endpoint (client credentials, RFC 6749 §4.4) and SMART discovery documents."""
+"""OAuth2 token endpoint (client credentials, RFC 6749 §4.4) and SMART discovery documents.
+
+Failed client authentications lock out per client id and per address
+(``fse/security/lockout.py``); successful ones never count.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from fse.security.addresses import client_address
 from fse.security.clients import authenticate
+from fse.security.lockout import start_attempt, subject_key
 from fse.security.scopes import InvalidScope, parse, within
 from fse.security.tokens import issue
 
@@ -46,8 +52,25 @@ async def token(request: Request) -> JSONResponse:
     credentials = _credentials(request, form)
     if credentials is None:
         return oauth_error(401, "invalid_client", "client authentication required")
-    engine = request.app.state.engine
-    client = await authenticate(engine, *credentials)
+    settings = request.app.state.settings
+    address = client_address(request.scope, settings)
+    attempt = await start_attempt(
+        request.app.state.runtime.limiter,
+        settings.token_failure_window_seconds,
+        [
+            (subject_key("token-client", credentials[0]), settings.token_failures_per_client),
+            (f"token-address:{address}", settings.token_failures_per_address),
+        ],
+    )
+    if not attempt.allowed:  # the secret is not even looked at
+        response = oauth_error(
+            429,
+            "temporarily_unavailable",
+            f"too many failed client authentications: retry in {attempt.retry_after} s",
+        )
+        response.headers["Retry-After"] = str(attempt.retry_after)
+        return response
+    client = await attempt.check(authenticate(request.app.state.engine, *credentials))
     if client is None:
         return oauth_error(401, "invalid_client", "unknown client, wrong secret or revoked")
     scope = " ".join(form.get("scope", client.scopes).split())
@@ -56,7 +79,6 @@ async def token(request: Request) -> JSONResponse:
             return oauth_error(400, "invalid_scope", "scope beyond what this client was granted")
     except InvalidScope as exc:
         return oauth_error(400, "invalid_scope", str(exc))
-    settings = request.app.state.settings
     access_token = issue(
         request.app.state.signing_key,
         {

@@ -1,11 +1,13 @@
 """Login, logout and the signed-in landing page (French, works without JavaScript).
 
 CSRF: before login a double-submit cookie guards the form; after login every unsafe form carries
-the session's CSRF token. Login attempts are throttled per username and address.
+the session's CSRF token. Failed logins lock out per account and per address
+(``fse/security/lockout.py``); successful ones never count.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from urllib.parse import parse_qsl, quote
 
@@ -13,6 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.security.access import page_allows
+from fse.security.addresses import client_address, client_scheme
+from fse.security.lockout import start_attempt, subject_key
 from fse.security.sessions import (
     COOKIE_NAME,
     SESSION_LIFETIME,
@@ -27,8 +31,6 @@ from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "fse_login_csrf"
-LOGIN_ATTEMPTS = 10
-LOGIN_WINDOW_SECONDS = 15 * 60
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -40,7 +42,7 @@ async def session_of(request: Request) -> Session | None:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    return client_scheme(request.scope, request.app.state.settings) == "https"
 
 
 def _next_page(raw: str | None) -> str:
@@ -80,6 +82,17 @@ def _login_page(
     return response
 
 
+def _failure_limits(request: Request, username: str) -> list[tuple[str, int]]:
+    """Failed logins count per account (however its name is typed) and per address."""
+    settings = request.app.state.settings
+    account = subject_key("login-account", username.casefold())
+    address = f"login-address:{client_address(request.scope, settings)}"
+    return [
+        (account, settings.login_failures_per_account),
+        (address, settings.login_failures_per_address),
+    ]
+
+
 @router.get("/connexion", response_class=HTMLResponse)
 async def login_form(request: Request) -> Response:
     if await session_of(request) is not None:
@@ -96,27 +109,27 @@ async def login(request: Request) -> Response:
         return _login_page(
             request, 403, "Le formulaire a expiré : veuillez réessayer.", username, next_page
         )
-    client = request.client.host if request.client else "unknown"
-    decision = await request.app.state.runtime.limiter.hit(
-        f"login:{username.lower()}:{client}", LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS
+    settings = request.app.state.settings
+    attempt = await start_attempt(
+        request.app.state.runtime.limiter,
+        settings.login_failure_window_seconds,
+        _failure_limits(request, username),
     )
-    if not decision.allowed:
-        minutes = max(1, decision.retry_after // 60)
-        return _login_page(
-            request,
-            429,
-            f"Trop de tentatives : réessayez dans {minutes} minute(s).",
-            username,
-            next_page,
-        )
-    user = await authenticate_user(request.app.state.engine, username, form.get("mot_de_passe", ""))
+    if not attempt.allowed:  # the password is not even looked at
+        minutes = math.ceil(attempt.retry_after / 60)
+        error = f"Trop de tentatives : réessayez dans {minutes} minute(s)."
+        response = _login_page(request, 429, error, username, next_page)
+        response.headers["Retry-After"] = str(attempt.retry_after)
+        return response
+    password = form.get("mot_de_passe", "")
+    user = await attempt.check(authenticate_user(request.app.state.engine, username, password))
     if user is None:
         return _login_page(
             request, 401, "Identifiant ou mot de passe incorrect.", username, next_page
         )
     key = None
     if user.role in SIGNING_ROLES:
-        key = await unlock_signing_key(request.app.state.engine, username, form["mot_de_passe"])
+        key = await unlock_signing_key(request.app.state.engine, username, password)
     token, _session = await open_session(request.app.state.engine, user, key)
     response = RedirectResponse(next_page, status_code=303)
     response.set_cookie(

@@ -1,16 +1,22 @@
-"""Landing page and the OpenAPI docs served from vendored assets (the network may be closed)."""
+"""Landing page and the OpenAPI docs served from vendored assets (the network may be closed).
+
+The web UI's own stylesheets and scripts are files in ``static/`` (the Content-Security-Policy
+allows no inline code); so is the script starting Swagger UI, which fastapi would inline.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from fse.web import login
 from fse.web.templates import TEMPLATES
 
+STATIC = Path(__file__).parent / "static"
 router = APIRouter(include_in_schema=False)
 
 
@@ -21,12 +27,19 @@ async def home(request: Request) -> HTMLResponse:
 
 @router.get("/docs", response_class=HTMLResponse)
 async def docs(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(
-        openapi_url=str(request.url_for("openapi")),
-        title="Plateforme FSE - API FHIR",
-        swagger_js_url=str(request.url_for("swagger", path="swagger-ui-bundle.js")),
-        swagger_css_url=str(request.url_for("swagger", path="swagger-ui.css")),
-        swagger_favicon_url=str(request.url_for("swagger", path="favicon-32x32.png")),
+    """Swagger UI, with paths rather than absolute URLs: behind a TLS proxy the page's scheme
+    is the proxy's, which this server does not see."""
+    app = request.app
+    return TEMPLATES.TemplateResponse(
+        request,
+        "docs.html",
+        {
+            "title": "Plateforme FSE - API FHIR",
+            "openapi_url": app.url_path_for("openapi"),
+            "swagger_js": app.url_path_for("swagger", path="swagger-ui-bundle.js"),
+            "swagger_css": app.url_path_for("swagger", path="swagger-ui.css"),
+            "favicon": app.url_path_for("swagger", path="favicon-32x32.png"),
+        },
     )
 
 
@@ -34,5 +47,6 @@ def mount(app: FastAPI) -> None:
     app.mount(
         "/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger"
     )
+    app.mount("/static/fse", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     app.include_router(login.router)

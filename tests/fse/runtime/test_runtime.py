@@ -54,6 +54,36 @@ async def test_a_burst_across_a_window_boundary_is_still_limited(runtime: Runtim
     assert later.allowed  # the previous window has slid almost out
 
 
+async def test_peek_counts_nothing_and_undo_takes_a_hit_back(runtime: Runtime) -> None:
+    limiter, window, now = runtime.limiter, 60, 1_800_000_010.0  # 10 s into a window
+    assert (await limiter.peek("login:a", 2, window, now)).remaining == 1
+    for _ in range(2):
+        assert (await limiter.hit("login:a", 2, window, now)).allowed
+    for _ in range(3):  # looking does not count
+        assert not (await limiter.peek("login:a", 2, window, now)).allowed
+    await limiter.undo("login:a", window, now)
+    assert (await limiter.peek("login:a", 2, window, now)).allowed
+    for _ in range(3):  # never below zero
+        await limiter.undo("login:a", window, now)
+    assert [(await limiter.hit("login:a", 2, window, now)).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+
+
+async def test_peek_says_exactly_when_one_more_fits(runtime: Runtime) -> None:
+    limiter, window, now = runtime.limiter, 60, 1_800_000_010.0
+    for _ in range(2):
+        await limiter.hit("login:b", 2, window, now)
+    refused = await limiter.peek("login:b", 2, window, now)
+    # this window's 2 hits become the next one's share: half of it must have slid out
+    assert refused.retry_after == 50 + 30
+    later = now + refused.retry_after
+    assert not (await limiter.peek("login:b", 2, window, later - 1)).allowed
+    assert (await limiter.peek("login:b", 2, window, later)).allowed
+
+
 async def test_event_stream_is_ordered_and_resumable(runtime: Runtime) -> None:
     first = await runtime.events.publish({"n": 1})
     second = await runtime.events.publish({"n": 2})

@@ -1,0 +1,63 @@
+"""Security headers on every response, as a plain ASGI middleware (no body buffering).
+
+The policy allows only our own scripts, styles and images (no inline code: the templates keep
+theirs in ``fse/web/static``), no framing, no MIME sniffing, and no referrer sent to other
+sites. Every response is ``no-store`` (pages and the FHIR API carry personal data) except the
+public documents and assets listed in ``cacheable``; a route's own ``Cache-Control`` is kept
+when it already forbids storing. HSTS goes only on responses to https requests (directly, or
+through a trusted proxy: ``fse/security/addresses.py``), where a browser honours it.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fse.config import Settings
+from fse.security.addresses import client_scheme
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+EVERY_RESPONSE = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+PUBLIC_PATHS = frozenset({"/fhir/metadata", "/openapi.json"})
+PUBLIC_PREFIXES = ("/static/", "/.well-known/")
+
+
+def cacheable(path: str) -> bool:
+    """Public documents and assets, the same for everyone: the only responses a browser or a
+    proxy may keep. Anything else may name an insured."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = not cacheable(scope["path"])
+        https = client_scheme(scope, self.settings) == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in EVERY_RESPONSE.items():
+                    headers.setdefault(name, value)
+                if private and "no-store" not in headers.get("cache-control", "").lower():
+                    headers["Cache-Control"] = "no-store"
+                if https:
+                    headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
