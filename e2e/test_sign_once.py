@@ -32,8 +32,9 @@ def test_back_then_sign_again_shows_the_first_sheet_and_one_line_at_the_pharmacy
     expect(heading).to_be_visible()
     number = re.search(r"FSE-\d{4}-\d{9}-\d{2}", heading.inner_text())
     assert number
-    page.go_back()  # the review page again, with the key it was signed with
+    page.go_back()  # the review page again (a GET: pages are never cached), with its key
     expect(page.get_by_role("heading", name="Relecture avant signature")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text(f"déjà été signée : feuille {number[0]}")
     page.get_by_role("button", name="Signer la feuille").click()
     expect(page.get_by_role("heading", name=f"Feuille de soins {number[0]}")).to_be_visible()
     shot(page, "31-signer-deux-fois-meme-feuille")

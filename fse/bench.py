@@ -52,9 +52,14 @@ class Connection:
         body: bytes = b"",
         content_type: str = "application/fhir+json",
         authorization: str | None = None,
+        cookie: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
+        """``cookie``: a signed-in person's session instead of the bench's bearer token."""
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-        authorization = authorization or (f"Bearer {self.token}" if self.token else None)
+        if cookie:
+            head += f"Cookie: {cookie}\r\n"
+        else:
+            authorization = authorization or (f"Bearer {self.token}" if self.token else None)
         if authorization:
             head += f"Authorization: {authorization}\r\n"
         if body:
@@ -80,6 +85,8 @@ class Result:
     seconds: float = 0.0
     per_client: list[int] = field(default_factory=list)
     """Requests completed by each client: uneven counts mean unevenly loaded workers."""
+    server_cpu: float = 0.0
+    """CPU seconds the server's processes used during the phase (user + system)."""
 
     def row(self) -> str:
         done = sorted(self.latencies)
@@ -90,9 +97,10 @@ class Result:
             return done[min(len(done) - 1, int(p * len(done)))] * 1000
 
         rate = len(done) / self.seconds
+        cpu = self.server_cpu * 1000 / (len(done) + self.errors)
         return (
-            f"{self.name:<28} {rate:>9.0f} {pct(0.50):>8.1f} {pct(0.95):>8.1f} {pct(0.99):>8.1f}"
-            f" {statistics.fmean(done) * 1000:>8.1f} {len(done):>8} {self.errors:>6}"
+            f"{self.name:<34} {rate:>9.0f} {pct(0.50):>8.1f} {pct(0.95):>8.1f} {pct(0.99):>8.1f}"
+            f" {statistics.fmean(done) * 1000:>8.1f} {cpu:>7.2f} {len(done):>8} {self.errors:>6}"
             f" {max(self.per_client) / max(1, min(self.per_client)):>7.2f}"
         )
 
@@ -100,8 +108,30 @@ class Result:
 Op = Callable[[Connection, int], Awaitable[bool]]
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children, living (Linux ``/proc``): what one
+    request costs the server, steadier than throughput on a machine that varies 20-40 %."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        pending += [int(child) for child in children]
+    return total
+
+
+SERVER_PID: list[int] = []
+"""The server the phases measure (its CPU is read around each phase)."""
+
+
 async def run_phase(name: str, op: Op, port: int, clients: int, seconds: float) -> Result:
     result = Result(name)
+    cpu_before = server_cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
     deadline = time.perf_counter() + seconds
 
     async def worker(index: int) -> None:
@@ -122,6 +152,8 @@ async def run_phase(name: str, op: Op, port: int, clients: int, seconds: float) 
     began = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(clients)))
     result.seconds = time.perf_counter() - began
+    if SERVER_PID:
+        result.server_cpu = server_cpu_seconds(SERVER_PID[0]) - cpu_before
     return result
 
 
@@ -142,7 +174,7 @@ def claim_body(patient_id: str, number: str) -> bytes:
             "use": "claim",
             "patient": {"reference": f"Patient/{patient_id}"},
             "created": "2026-11-20T09:50:00+01:00",
-            "provider": {"reference": "Practitioner/bench"},
+            "provider": {"reference": BENCH_DOCTOR},
             "priority": {"coding": [{"code": "normal"}]},
             "insurance": [
                 {"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/bench"}}
@@ -227,8 +259,48 @@ async def authenticate(port: int, database_url: str) -> None:
     Connection.token = orjson.loads(payload)["access_token"]
 
 
+BENCH_DOCTOR = "Practitioner/bench"
+"""The provider of the bench's claims, and the Practitioner of its signed-in doctor."""
+
+
+async def sign_in_doctor(port: int, database_url: str) -> str:
+    """A doctor's account linked to the bench's provider, signed in through /connexion: the
+    session cookie a person's FHIR calls carry."""
+    from fse.db import create_engine
+    from fse.security.users import Role, create_user
+
+    name, password = f"bench.{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    engine = create_engine(database_url)
+    try:
+        await create_user(engine, name, password, Role.PRESCRIBER, "Dr Bench", BENCH_DOCTOR)
+    finally:
+        await engine.dispose()
+    conn = await Connection.open("127.0.0.1", port)
+    try:
+        _, headers, page = await conn.request("GET", "/connexion", cookie="none=1")
+        csrf = page.split(b'name="csrf" value="', 1)[1].split(b'"', 1)[0].decode()
+        login_cookie = headers["set-cookie"].split(";", 1)[0]
+        form = f"identifiant={name}&mot_de_passe={password}&suite=%2Fespace&csrf={csrf}"
+        status, headers, _ = await conn.request(
+            "POST",
+            "/connexion",
+            form.encode(),
+            "application/x-www-form-urlencoded",
+            None,
+            login_cookie,
+        )
+    finally:
+        conn.close()
+    if status != 303:
+        raise RuntimeError(f"the bench doctor could not sign in: {status}")
+    return headers["set-cookie"].split(";", 1)[0]
+
+
 async def drive(port: int, clients: int, seconds: float, database_url: str) -> list[Result]:
     await authenticate(port, database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    doctor = await sign_in_doctor(
+        port, database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    )
     patients = await prepare_patients(port, 200)
     await settle(database_url)
     claims: list[tuple[str, str]] = []
@@ -249,6 +321,17 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
         )
         return status == 200
 
+    async def with_patients(conn: Connection, _i: int) -> bool:
+        patient = random.choice(patients)
+        url = f"/fhir/Claim?patient=Patient/{patient}&_include=Claim:patient"
+        status, _, _ = await conn.request("GET", url)
+        return status == 200
+
+    async def doctors_claims(conn: Connection, _i: int) -> bool:
+        url = f"/fhir/Claim?patient=Patient/{random.choice(patients)}"
+        status, _, _ = await conn.request("GET", url, cookie=doctor)
+        return status == 200
+
     async def by_identifier(conn: Connection, _i: int) -> bool:
         _, number = random.choice(claims)
         status, _, body = await conn.request("GET", f"/fhir/Claim?identifier={SID}/fse|{number}")
@@ -263,6 +346,8 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
     for name, op in (
         ("POST /Claim", create),
         ("GET /Claim?patient=", by_patient),
+        ("GET /Claim?patient=&_include", with_patients),
+        ("GET /Claim?patient= (doctor)", doctors_claims),
         ("GET /Claim?identifier=", by_identifier),
         ("GET /Claim/{id}", read),
     ):
@@ -410,11 +495,13 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
         "FSE_REDIS_URL": REDIS_URL,
         "FSE_RATE_LIMIT_PER_MINUTE": "0",
         "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "0",
+        "FSE_RATE_LIMIT_PER_USER": "0",
         "FSE_PORT": str(port),
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "fse.cli", "serve", "--quiet", "--workers", str(workers)], env=env
     )
+    SERVER_PID[:] = [server.pid]
     try:
         _wait_ready(port, server, workers)
         print(f"server: {workers} worker(s) on port {port}; load: {clients} clients", flush=True)
@@ -431,8 +518,8 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(
-        f"{'operation':<28} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
-        f" {'count':>8} {'errors':>6} {'spread':>7}"
+        f"{'operation':<34} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
+        f" {'cpu ms':>7} {'count':>8} {'errors':>6} {'spread':>7}"
     )
     for result in results:
         print(result.row())

@@ -398,6 +398,13 @@ def _bench(args: argparse.Namespace) -> int:
     return code or settled or dispensed or notified
 
 
+def _access(_args: argparse.Namespace) -> int:
+    from fse.security.access import markdown_table
+
+    print(markdown_table(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fse", description="AMO electronic care sheet platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -511,6 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
     cin_sub.add_parser("new-key", help="print a new id:base64 key for FSE_CIN_KEYS")
     cin.add_argument("--database-url")
     cin.set_defaults(run=_cin)
+
+    access = sub.add_parser(
+        "access", help="print the access model: who may do what, through each door"
+    )
+    access.set_defaults(run=_access)
 
     bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
     bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")

@@ -1,6 +1,9 @@
 """A reviewed form signs one care sheet, however often it is posted.
 
-The review page carries a random key, new at each render. Signing writes a ``signed_sheets``
+Asking to review stores the form (``sheet_reviews``) under a random key and redirects to the
+review page, a GET of that row: pages are never cached (``Cache-Control: no-store``), so the
+browser's Back comes to the same review, with the same key, instead of a form to post again.
+Signing writes a ``signed_sheets``
 row (doctor, key, hash of what was signed) in the signing transaction; UNIQUE (doctor, key)
 makes a second post of the same form (Back + "Signer", a double click, a retry, even
 concurrent) find the first sheet and write nothing. The same key with other content is refused:
@@ -12,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.fhir_api.interactions import FhirService
-from prescriber.tables import signed_sheets
+from prescriber.tables import sheet_reviews, signed_sheets
 from prescriber.visit import Visit
 
 
@@ -115,3 +118,52 @@ async def record(
             signed_at=now,
         )
     )
+
+
+REVIEW_LIFETIME = timedelta(days=1)
+"""A review not signed within a day is forgotten (the doctor reviews again)."""
+
+
+async def save_review(
+    fhir: FhirService, practitioner: str, patient_id: str, form: dict[str, str], now: datetime
+) -> str:
+    """Store the reviewed form; its key is the review page's address and the signature's key."""
+    key = new_key()
+    async with fhir.store.transaction() as conn:
+        await conn.execute(
+            delete(sheet_reviews).where(sheet_reviews.c.created_at < now - REVIEW_LIFETIME)
+        )
+        await conn.execute(
+            insert(sheet_reviews).values(
+                idempotency_key=key,
+                practitioner=practitioner,
+                patient_id=patient_id,
+                form=orjson.dumps(form).decode(),
+                created_at=now,
+            )
+        )
+    return key
+
+
+async def load_review(
+    fhir: FhirService, practitioner: str, key: str
+) -> tuple[str, dict[str, str], str | None] | None:
+    """(patient, form, the sheet it signed if any) of this doctor's review; None if unknown."""
+    async with fhir.store.snapshot() as conn:
+        row = (
+            await conn.execute(
+                select(sheet_reviews.c.patient_id, sheet_reviews.c.form).where(
+                    sheet_reviews.c.idempotency_key == key,
+                    sheet_reviews.c.practitioner == practitioner,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        signed = await conn.scalar(
+            select(signed_sheets.c.number).where(
+                signed_sheets.c.practitioner == practitioner,
+                signed_sheets.c.idempotency_key == key,
+            )
+        )
+    return str(row.patient_id), orjson.loads(row.form), signed

@@ -16,7 +16,7 @@ from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
 from prescriber.duplicates import CONFIRM_FIELD, DuplicateSheet, flagged
 from prescriber.history import SheetView, load_sheet, sheets_of
-from prescriber.idempotency import KeyReused, new_key, valid_key
+from prescriber.idempotency import KeyReused, load_review, new_key, save_review, valid_key
 from prescriber.lookup import (
     Insured,
     NotAnIdentifier,
@@ -165,8 +165,16 @@ async def sheet_action(request: Request) -> Response:
         return TEMPLATES.TemplateResponse(
             request, "medecin_feuille.html", context, status_code=status
         )
-    if action != "signer":
-        return await _review(request, context, person, visit, new_key())
+    if action != "signer":  # review: stored, then shown by a GET that Back comes to again
+        reviewed = {k: v for k, v in values.items() if k not in ("csrf", "action", KEY_FIELD)}
+        key = await save_review(
+            request.app.state.fhir,
+            session.user.practitioner or f"user:{session.user.username}",
+            person.patient_id,
+            reviewed,
+            datetime.now(UTC),
+        )
+        return RedirectResponse(f"/medecin/relecture/{key}", status_code=303)
     key = signing_key_of(request, session)
     if key is None or session.user.practitioner is None:
         context["errors"] = {
@@ -201,6 +209,31 @@ async def sheet_action(request: Request) -> Response:
     return RedirectResponse(f"/medecin/feuille/{sheet.number}", status_code=303)
 
 
+@router.get("/medecin/relecture/{key}", response_class=HTMLResponse)
+async def review_page(request: Request, key: str) -> Response:
+    """The stored review, as often as the browser asks (Back after signing comes here)."""
+    session = await page_session(request)
+    if isinstance(session, Response):
+        return session
+    practitioner = session.user.practitioner or f"user:{session.user.username}"
+    found = await load_review(request.app.state.fhir, practitioner, key)
+    person = await _person(request, session, found[0]) if found else None
+    if found is None or person is None:
+        return HTMLResponse("Relecture introuvable : saisissez la feuille à nouveau.", 404)
+    _, values, signed = found
+    books = request.app.state.settlement.books
+    today = _today(request)
+    visit = read_visit(
+        values,
+        books.tariffs.key_letters("cnss", today),
+        dict(books.medicines.in_force(today)),
+        bool(person.exonerations),
+        books.biology.in_force(today),
+    )
+    context = {"session": session, **_form_context(request, person, values, visit.errors)}
+    return await _review(request, context, person, visit, key, signed_as=signed)
+
+
 async def _review(
     request: Request,
     context: dict[str, Any],
@@ -209,9 +242,11 @@ async def _review(
     form_key: str,
     error: str = "",
     status_code: int = 200,
+    signed_as: str | None = None,
 ) -> Response:
     """The review page: signed with ``form_key`` (new at each review, kept when nothing was
-    stored), naming the doctor's sheets of today with the same lines."""
+    stored), naming the doctor's sheets of today with the same lines, and the sheet this very
+    review already signed (``signed_as``: signing again shows it)."""
     practitioner = context["session"].user.practitioner
     duplicates = (
         await flagged(
@@ -226,7 +261,8 @@ async def _review(
         "form_key": form_key,
         "key_field": KEY_FIELD,
         "confirm_field": CONFIRM_FIELD,
-        "duplicates": duplicates,
+        "duplicates": [number for number in duplicates if number != signed_as],
+        "signed_as": signed_as,
         "error": error,
     }
     return TEMPLATES.TemplateResponse(

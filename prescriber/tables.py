@@ -7,7 +7,7 @@ the first sheet instead of signing a second one. The row is written in the signi
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Index, String, Table, UniqueConstraint
+from sqlalchemy import Column, Date, Index, String, Table, Text, UniqueConstraint
 
 from fse.store.tables import PrimaryKey, UtcDateTime, metadata
 
@@ -28,4 +28,17 @@ signed_sheets = Table(
     Column("signed_at", UtcDateTime, nullable=False),
     UniqueConstraint("practitioner", "idempotency_key", name="uq_signed_sheets_idempotency"),
     Index("ix_signed_sheets_same_day", "practitioner", "patient_id", "care_date"),
+)
+
+sheet_reviews = Table(
+    "sheet_reviews",
+    metadata,
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("practitioner", String(140), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("form", Text, nullable=False),
+    # the reviewed form as the doctor typed it (JSON): the review page is a GET of this row, so
+    # the browser's Back comes to it again (pages are never cached) with the same key
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_sheet_reviews_created_at", "created_at"),
 )

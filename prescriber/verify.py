@@ -39,8 +39,16 @@ async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
         )
         if not signed:
             return Verdict(False, f"la feuille {number} n'a pas de signature (Provenance)")
-        provenance = signed[0]
-        signer = provenance["signature"][0]["who"]["reference"]
+        doctors = _participants(encounters[0])
+        provenance = next((p for p in signed if _signer(p) in doctors), None)
+        if provenance is None:
+            others = ", ".join(sorted({str(_signer(p)) for p in signed}))
+            return Verdict(
+                False,
+                f"SIGNATURE INVALIDE : la feuille {number} est signée par {others}, "
+                f"pas par son médecin ({', '.join(sorted(doctors))})",
+            )
+        signer = str(_signer(provenance))
         rtype, _, rid = signer.partition("/")
         author = orjson.loads((await fhir.store.read(conn, rtype, rid)).content or "{}")
         jwk = next(
@@ -98,3 +106,17 @@ def _since_signing(
             shown = ", ".join(value for _, value in found.lifecycle)
             lines.append(f"  depuis la signature : {ref} {' et '.join(labels)} ({shown})")
     return lines, problems
+
+
+def _participants(encounter: dict[str, Any]) -> set[str]:
+    """The sheet's doctors: only their signature makes it theirs."""
+    return {
+        ref
+        for p in encounter.get("participant", []) or []
+        if isinstance(ref := (p.get("individual") or {}).get("reference"), str)
+    }
+
+
+def _signer(provenance: dict[str, Any]) -> str | None:
+    signature = (provenance.get("signature") or [{}])[0]
+    return (signature.get("who") or {}).get("reference")

@@ -234,7 +234,7 @@ class Guard:
             return
         await record_lookups(
             self.service.store.engine,
-            self.person.user_pk,
+            self.person.pk,
             [m.id for m in disclosed.items],
             datetime.now(UTC),
         )
@@ -276,7 +276,7 @@ class Guard:
             return await self.selves(conn)
         if self._looked_up is None:
             assert self.person is not None
-            ids = await looked_up(conn, self.person.user_pk, datetime.now(UTC))
+            ids = await looked_up(conn, self.person.pk, datetime.now(UTC))
             self._looked_up = tuple(f"Patient/{pid}" for pid in ids)
         return self._looked_up
 

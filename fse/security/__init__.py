@@ -1,1 +1,1 @@
-"""Security of the kernel: throttling now; authentication and scopes arrive with issue 3."""
+"""Security of the kernel: the access model (access.py), authentication, throttling, keys."""

@@ -26,7 +26,7 @@ from fse.security.clients import find_client
 from fse.security.scopes import Grant, allows, parse
 from fse.security.sessions import COOKIE_NAME, session_for
 from fse.security.tokens import InvalidToken, SigningKey, verify
-from fse.security.users import ROLE_LABELS, Role
+from fse.security.users import User
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -39,28 +39,13 @@ TOKEN_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
-class Person:
-    """A signed-in professional or agent: the access model narrows by their role and identity."""
-
-    user_pk: int
-    role: Role
-    practitioner: str | None
-    """``Practitioner/<id>`` of a professional; None for an agent or an unlinked account."""
-    signing_jwk: dict[str, str] | None = None
-
-    @property
-    def role_label(self) -> str:
-        return ROLE_LABELS[self.role]
-
-
-@dataclass(frozen=True)
 class Principal:
     client_id: str
     """A system client's id, or ``user:<username>`` for a signed-in person."""
     grants: tuple[Grant, ...]
     """A system client's scopes; a person's role letters (``fse.security.access``)."""
-    person: Person | None = None
-    """Set for a signed-in person: the role's rules, not scopes, decide."""
+    person: User | None = None
+    """Set for a signed-in person: their role's cells and rules, not scopes, decide."""
 
 
 def unauthenticated(reason: str) -> Unauthenticated:
@@ -96,8 +81,7 @@ class Authenticator:
                 code=ErrorCode.FORBIDDEN,
             )
         user = session.user
-        person = Person(user.pk, user.role, user.practitioner, user.signing_jwk)
-        return Principal(f"user:{user.username}", role_grants(user.role), person)
+        return Principal(f"user:{user.username}", role_grants(user.role), user)
 
     async def principal(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")

@@ -45,7 +45,9 @@ async def test_review_then_sign_then_see_the_amounts(
         "med-1-duree": "5",
         "med-1-quantite": "1",
     }
-    review = await browser.post("/medecin/feuille", data={**fields, "action": "relire"})
+    asked = await browser.post("/medecin/feuille", data={**fields, "action": "relire"})
+    assert asked.status_code == 303  # the review is a page of its own, that Back comes to
+    review = await browser.get(asked.headers["location"])
     assert review.status_code == 200 and "Relecture avant signature" in review.text
     assert "ZOVIRAX" in review.text
     key = re.search(r'name="cle" value="([^"]+)"', review.text)

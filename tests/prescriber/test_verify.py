@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,9 @@ import httpx
 import orjson
 from sqlalchemy import text
 
+from fse.accounts import create_account
+from fse.security.provenance import provenance
+from fse.security.users import Role, unlock_signing_key
 from pharmacy.dispense import REMAINING
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
@@ -19,9 +23,10 @@ from prescriber.lifecycle import changes
 from prescriber.sheets import SignedSheet
 from prescriber.verify import verify_sheet
 from tests.conftest import Platform
+from tests.fse.web.test_login import PASSWORD
 from tests.pharmacy.helpers import counter, line, order
 from tests.prescriber.test_sheets import FULL_VISIT, sign_as_benali, visit_of
-from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
+from tests.reimbursement.demo import DR_BENALI, DR_ELIDRISSI, FATIMA, load_demo
 
 
 def fse_verify(platform: Platform, number: str) -> subprocess.CompletedProcess[str]:
@@ -198,3 +203,30 @@ def test_an_extension_other_than_the_boxes_left_is_tampering() -> None:
     assert [(rule.label, shown) for rule, shown in found.lifecycle] == [
         ("délivrée", "remaining-quantity 2")
     ]
+
+
+async def test_a_sheet_signed_by_someone_other_than_its_doctor_fails(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Another professional's valid signature over the same resources does not make it the
+    doctor's sheet: the signer must be the Encounter's participant."""
+    refs = await load_demo(client)
+    sheet = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
+    fhir = platform.app.state.fhir
+    name = f"dr.other.{uuid.uuid4().hex[:6]}"
+    await create_account(fhir, name, PASSWORD, Role.PRESCRIBER, name, refs[DR_ELIDRISSI])
+    key = await unlock_signing_key(platform.engine, name, PASSWORD)
+    assert key is not None
+    async with fhir.store.transaction() as conn:
+        signed = []
+        for reference in sheet.resources:
+            rtype, _, rid = reference.partition("/")
+            stored = await fhir.store.read(conn, rtype, rid)
+            signed.append({k: v for k, v in orjson.loads(stored.content or "{}").items()})
+        forged = provenance(key, refs[DR_ELIDRISSI], signed, datetime.now(UTC))
+        await fhir.store.delete(conn, "Provenance", sheet.provenance_id)
+        await fhir.store.create(conn, "Provenance", forged)
+    verdict = await verify_sheet(fhir, sheet.number)
+    assert not verdict.valid
+    assert f"signée par {refs[DR_ELIDRISSI]}, pas par son médecin" in verdict.message
+    assert refs[DR_BENALI] in verdict.message

@@ -17,7 +17,7 @@ from fse.security.access import NARROWED, OWNER, ROLE_ORDER, Rule, permission
 from fse.security.lookups import record_lookups
 from fse.security.users import Role
 from fse.store.search_params import SEARCH_PARAMS, SUPPORTED_TYPES, search_param
-from tests.builders import FHIR_JSON, FSE, NGAP, SID
+from tests.builders import FHIR_JSON, NGAP, SID, claim
 from tests.conftest import Platform
 from tests.fse.web.test_login import PASSWORD, csrf_of, login
 from tests.reimbursement.demo import (
@@ -239,34 +239,6 @@ def new_body(world: World, rtype: str, owner: str) -> dict[str, Any]:
             "authoredOn": moment,
             "requester": who,
         },
-        "Claim": {
-            "identifier": [{"system": FSE, "value": number}],
-            "status": "active",
-            "type": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                        "code": "professional",
-                    }
-                ]
-            },
-            "use": "claim",
-            "patient": patient,
-            "created": "2026-11-20",
-            "provider": who,
-            "priority": {"coding": [{"code": "normal"}]},
-            "insurance": [
-                {"sequence": 1, "focal": True, "coverage": {"reference": refs[COVERAGE[FATIMA]]}}
-            ],
-            "item": [
-                {
-                    "sequence": 1,
-                    "productOrService": {"coding": [{"system": NGAP, "code": "C"}]},
-                    "servicedDate": "2026-11-20",
-                    "net": {"value": 150, "currency": "MAD"},
-                }
-            ],
-        },
         "CoverageEligibilityRequest": {
             "status": "active",
             "purpose": ["validation", "benefit"],
@@ -278,4 +250,10 @@ def new_body(world: World, rtype: str, owner: str) -> dict[str, Any]:
         },
     }
     assert OWNER[rtype] in ("participant", "performer-actor", "requester", "provider")
+    if rtype == "Claim":
+        sheet = claim(refs[FATIMA], next(_numbers))
+        sheet["provider"] = who
+        sheet["insurance"][0]["coverage"] = {"reference": refs[COVERAGE[FATIMA]]}
+        sheet["item"][0]["servicedDate"] = "2026-11-20"
+        return sheet
     return {"resourceType": rtype, **bodies[rtype]}
