@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from starlette.routing import BaseRoute, Mount
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount
 
 from fse.app import create_app
 from fse.config import Settings
@@ -23,16 +24,6 @@ from tests.fse.security.world import World, build_world
 ANONYMOUS = "anonymous"
 
 
-def routes_of(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
-    """Every route, included routers opened up (FastAPI keeps them as included routers)."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from routes_of(included.routes)
-        else:
-            yield route
-
-
 def _page_routes() -> list[tuple[str, str]]:
     """(method, path) of every screen of the app (not the FHIR API), as the factory wires it."""
     scratch = Path(tempfile.mkdtemp(prefix="fse-routes-"))
@@ -42,8 +33,8 @@ def _page_routes() -> list[tuple[str, str]]:
         cin_key_file=scratch / "cin.json",
     )
     found = []
-    for route in routes_of(create_app(settings).routes):
-        path = getattr(route, "path", "")
+    for context in iter_route_contexts(create_app(settings).routes):
+        path, route = context.path or "", context.original_route
         if path.startswith("/fhir"):
             continue
         if isinstance(route, Mount):
@@ -55,8 +46,8 @@ def _page_routes() -> list[tuple[str, str]]:
 
 def test_every_screen_is_in_the_access_model(platform: Platform) -> None:
     """A page added without a line in PAGES is closed to everyone: listing it is the way in."""
-    for route in routes_of(platform.app.routes):
-        path = getattr(route, "path", "")
+    for context in iter_route_contexts(platform.app.routes):
+        path = context.path or ""
         if path.startswith("/fhir"):
             continue
         assert page_roles(path) is not None, f"{path} is not in fse.security.access.PAGES"

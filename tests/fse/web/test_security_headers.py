@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
+from fse.security.access import page_allows, page_roles
 from fse.security.users import Role
 from fse.web.charts import bar_chart
 from fse.web.templates import TEMPLATES
@@ -34,9 +35,7 @@ ALWAYS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
-ROLE_OF = {"/medecin": Role.PRESCRIBER, "/pharmacie": Role.PHARMACIST, "/cnss": Role.CNSS_AGENT}
-"""Who may see the pages under each prefix; the other pages are anyone's (an agent signs in)."""
-PARAMETERS = {"number": "FSE-2026-000000001-00", "response_id": "inconnue"}
+PARAMETERS = {"number": "FSE-2026-000000001-00", "response_id": "inconnue", "key": "inconnue"}
 MOUNT_PROBES = {"/static/swagger": "swagger-ui.css", "/static/fse": "fse.css"}
 CACHEABLE = {"/openapi.json", "/.well-known/smart-configuration", "/.well-known/jwks.json"}
 
@@ -58,9 +57,9 @@ def web_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
 
 
 def role_of(url: str) -> Role:
-    return next(
-        (role for prefix, role in ROLE_OF.items() if url.startswith(prefix)), Role.CNSS_AGENT
-    )
+    """Who may see the page (the access model); the other pages are anyone's (an agent)."""
+    roles = page_roles(url) or ()
+    return next((role for role in roles if isinstance(role, Role)), Role.CNSS_AGENT)
 
 
 def assert_protected(response: httpx.Response, method: str, url: str) -> None:
@@ -89,7 +88,7 @@ async def test_every_page_answers_with_the_security_headers(
     for method, url in routes:  # not signed in: most pages redirect to the login page
         answer = await browser.request(method, url)
         assert_protected(answer, method, url)
-        if method == "GET" and url.startswith(tuple(ROLE_OF)):
+        if method == "GET" and not page_allows(url, None):
             assert answer.status_code == 303 and answer.headers["location"].startswith(
                 "/connexion?suite="
             )
