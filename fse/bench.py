@@ -69,7 +69,11 @@ class Connection:
         headers: dict[str, str] = {}
         while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
             name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
+            key = name.strip().lower()
+            if key == "set-cookie" and key in headers:  # one per cookie: keep them all
+                headers[key] += "\n" + value.strip()
+            else:
+                headers[key] = value.strip()
         payload = await self.reader.readexactly(int(headers.get("content-length", "0")))
         return int(status_line.split()[1]), headers, payload
 
@@ -291,9 +295,11 @@ async def sign_in_doctor(port: int, database_url: str) -> str:
         )
     finally:
         conn.close()
-    if status != 303:
+    cookies = [c.split(";", 1)[0] for c in headers.get("set-cookie", "").splitlines()]
+    session = next((c for c in cookies if c.startswith("fse_session=")), None)
+    if status != 303 or session is None:
         raise RuntimeError(f"the bench doctor could not sign in: {status}")
-    return headers["set-cookie"].split(";", 1)[0]
+    return session
 
 
 async def drive(port: int, clients: int, seconds: float, database_url: str) -> list[Result]:

@@ -385,6 +385,10 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.only_pharmacy:
         return run_pharmacy(args.clients, args.seconds)
+    if args.only_access:
+        from fse.access_bench import run as run_access
+
+        return run_access()
     if args.only_subscriptions:
         return run_subscriptions()
     code = 0
@@ -540,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--only-reimbursement", action="store_true", help="skip the FHIR API phases")
     bench.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
+    bench.add_argument(
+        "--only-access",
+        action="store_true",
+        help="only the access model's checks: CPU per request with and without them",
+    )
     bench.add_argument(
         "--only-subscriptions", action="store_true", help="only notification delivery"
     )

@@ -60,6 +60,9 @@ class Guard:
         self.service = service
         self._selves: tuple[str, ...] | None = None
         self._looked_up: tuple[str, ...] | None = None
+        self._narrowed: list[SearchQuery] = []
+        """Searches this guard narrowed (kept, compared by identity): their matches hold its
+        criterion already."""
 
     # -- before -------------------------------------------------------------------------------
 
@@ -113,6 +116,7 @@ class Guard:
                 query.resource_type, [(perm.via, ",".join(values))], default_count=1, max_count=1
             )
             query.criteria.extend(narrowing.criteria)
+            self._narrowed.append(query)
         return query
 
     def check_history(self, rtype: str) -> None:
@@ -160,11 +164,18 @@ class Guard:
         return Disclosed([stored])
 
     async def disclose(
-        self, conn: AsyncConnection, items: Sequence[T], searched: str | None = None
+        self,
+        conn: AsyncConnection,
+        items: Sequence[T],
+        searched: str | None = None,
+        query: SearchQuery | None = None,
     ) -> Disclosed[T]:
         """The items the caller may see; ``searched``: the type the caller searched (its
-        matches need the search letter, anything else the read letter)."""
+        matches need the search letter, anything else the read letter); ``query``: the search
+        they match, whose criteria, once this guard narrowed it, already hold the rule."""
         if self.principal is None or not items:
+            return Disclosed(list(items))
+        if query is not None and any(query is narrowed for narrowed in self._narrowed):
             return Disclosed(list(items))
         by_type: dict[str, list[T]] = {}
         for item in items:

@@ -22,7 +22,7 @@ async def searchset(
     page = await guard.service.store.search(conn, narrowed) if narrowed is not None else NOTHING
     if narrowed is None and not query.total:
         page = Page([], [], None, None)
-    matches = await guard.disclose(conn, page.matches, searched=query.resource_type)
+    matches = await guard.disclose(conn, page.matches, query.resource_type, narrowed)
     included = await guard.disclose(conn, page.included)
     body = bundles.searchset(base, query.resource_type, query.echo, page, matches, included)
     return body, matches

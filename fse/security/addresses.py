@@ -93,7 +93,8 @@ def client_scheme(scope: Scope, settings: Settings) -> str:
     """``https`` or ``http`` as the client used it: the connection's, or the right-most
     ``X-Forwarded-Proto`` (set by the proxy talking to us) when that proxy is trusted."""
     scheme = str(scope.get("scheme", "http"))
-    if not _trusted(_peer(scope)[1], trusted_networks(settings.trusted_proxies)):
+    networks = trusted_networks(settings.trusted_proxies)
+    if not networks or not _trusted(_peer(scope)[1], networks):
         return scheme
     forwarded = [v.lower() for v in _header(scope, b"x-forwarded-proto") if v]
     if forwarded and forwarded[-1] in ("http", "https"):

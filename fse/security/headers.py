@@ -27,6 +27,10 @@ EVERY_RESPONSE = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+RAW_EVERY_RESPONSE = tuple(
+    (name.lower().encode(), value.encode()) for name, value in EVERY_RESPONSE.items()
+)
+"""As ASGI sends them (lower-case bytes): one list append per response, no header parsing."""
 PUBLIC_PATHS = frozenset({"/fhir/metadata", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/", "/.well-known/")
 
@@ -51,13 +55,17 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in EVERY_RESPONSE.items():
-                    headers.setdefault(name, value)
-                if private and "no-store" not in headers.get("cache-control", "").lower():
-                    headers["Cache-Control"] = "no-store"
-                if https:
-                    headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+                raw = message.setdefault("headers", [])
+                present = {name.lower(): value for name, value in raw}
+                raw.extend(h for h in RAW_EVERY_RESPONSE if h[0] not in present)
+                cache = present.get(b"cache-control", b"").lower()
+                if private and b"no-store" not in cache:
+                    if cache:  # a route's own caching is replaced, not doubled
+                        MutableHeaders(scope=message)["Cache-Control"] = "no-store"
+                    else:
+                        raw.append((b"cache-control", b"no-store"))
+                if https and b"strict-transport-security" not in present:
+                    raw.append((b"strict-transport-security", STRICT_TRANSPORT_SECURITY.encode()))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
