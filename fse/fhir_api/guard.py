@@ -13,6 +13,7 @@ data is 403 ``FSE-0032``; a resource withheld from a Bundle is named in an Opera
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,10 @@ from fse.store.repository import Match, Stored
 from fse.store.search_params import SUPPORTED_TYPES, search_param
 
 T = TypeVar("T", Stored, Match)
+SELVES_TTL = 10.0
+"""Seconds a worker remembers whom a professional acts as (like a client's revocation state)."""
+SELVES_CACHE_SIZE = 10_000
+_SELVES: dict[str, tuple[float, tuple[str, ...]]] = {}
 EVERYTHING = Permission(Rule.ALL)
 
 
@@ -293,10 +298,15 @@ class Guard:
 
     async def selves(self, conn: AsyncConnection) -> tuple[str, ...]:
         """The person's Practitioner and the organisations of their active PractitionerRoles
-        (the pharmacy, the lab): what ``own`` resources name."""
+        (the pharmacy, the lab): what ``own`` resources name. Remembered by each worker for
+        ``SELVES_TTL`` seconds: a role ended is seen within that delay."""
         if self._selves is None:
-            found: list[str] = []
             practitioner = self.person.practitioner if self.person else None
+            remembered = _SELVES.get(practitioner or "")
+            if remembered is not None and remembered[0] > time.monotonic():
+                self._selves = remembered[1]
+                return self._selves
+            found: list[str] = []
             if practitioner:
                 found.append(practitioner)
                 query = self.service.parse_search(
@@ -307,6 +317,9 @@ class Guard:
                     organization = (role.get("organization") or {}).get("reference")
                     if role.get("active") is not False and organization:
                         found.append(organization)
+                if len(_SELVES) > SELVES_CACHE_SIZE:
+                    _SELVES.clear()
+                _SELVES[practitioner] = (time.monotonic() + SELVES_TTL, tuple(dict.fromkeys(found)))
             self._selves = tuple(dict.fromkeys(found))
         return self._selves
 
