@@ -47,57 +47,46 @@ class OpenGuard(Guard):
         return None
 
 
-class TimedGuard(Guard):
-    """The real guard, timing its own work (outermost calls only: ``narrow`` calls ``allow``)."""
+class _Timer:
+    """Time spent in the guard, outermost calls only (``narrow`` calls ``allow``)."""
 
     spent = 0.0
     depth = 0
+    started = 0.0
 
-    @staticmethod
-    def _enter() -> float:
-        TimedGuard.depth += 1
-        return time.perf_counter()
+    def __enter__(self) -> None:
+        _Timer.depth += 1
+        if _Timer.depth == 1:
+            _Timer.started = time.perf_counter()
 
-    @staticmethod
-    def _leave(start: float) -> None:
-        TimedGuard.depth -= 1
-        if TimedGuard.depth == 0:
-            TimedGuard.spent += time.perf_counter() - start
+    def __exit__(self, *_exc: object) -> None:
+        _Timer.depth -= 1
+        if _Timer.depth == 0:
+            _Timer.spent += time.perf_counter() - _Timer.started
+
+
+class TimedGuard(Guard):
+    """The real guard, timing its own work."""
 
     def allow(self, rtype: str, letter: str) -> Any:
-        start = self._enter()
-        try:
+        with _Timer():
             return super().allow(rtype, letter)
-        finally:
-            self._leave(start)
 
     async def narrow(self, conn: Any, query: Any) -> Any:
-        start = self._enter()
-        try:
+        with _Timer():
             return await super().narrow(conn, query)
-        finally:
-            self._leave(start)
 
     async def disclose(self, conn: Any, items: Sequence[Any], *args: Any) -> Disclosed[Any]:
-        start = self._enter()
-        try:
+        with _Timer():
             return await super().disclose(conn, items, *args)
-        finally:
-            self._leave(start)
 
     async def require(self, conn: Any, rtype: str, rid: str) -> None:
-        start = self._enter()
-        try:
+        with _Timer():
             return await super().require(conn, rtype, rid)
-        finally:
-            self._leave(start)
 
     async def searched(self, *args: Any) -> None:
-        start = self._enter()
-        try:
+        with _Timer():
             return await super().searched(*args)
-        finally:
-            self._leave(start)
 
 
 async def _world(http: httpx.AsyncClient) -> tuple[list[str], list[tuple[str, str]]]:
@@ -126,11 +115,8 @@ async def _world(http: httpx.AsyncClient) -> tuple[list[str], list[tuple[str, st
     return patients, claims
 
 
-async def _sign_in(http: httpx.AsyncClient, engine: Any) -> None:
-    from fse.security.users import Role, create_user
-
-    name, password = f"bench.{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    await create_user(engine, name, password, Role.PRESCRIBER, "Dr Bench", bench.BENCH_DOCTOR)
+async def _sign_in(http: httpx.AsyncClient, database_url: str) -> None:
+    name, password = await bench.bench_doctor(database_url)
     page = await http.get("/connexion")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
@@ -184,7 +170,7 @@ async def _measure(database_url: str) -> list[tuple[str, list[float], list[float
     try:
         print("  loading 200 insured and 2,000 claims ...", flush=True)
         patients, claims = await _world(system)
-        await _sign_in(doctor, app.state.engine)
+        await _sign_in(doctor, database_url)
 
         def get(http: httpx.AsyncClient, url: Callable[[int], str]) -> Callable[[int], Any]:
             async def op(i: int) -> bool:
@@ -216,9 +202,9 @@ async def _measure(database_url: str) -> list[tuple[str, list[float], list[float
                 pair = [(checked, Guard), (open_, OpenGuard)]
                 for into, guard in pair if round_ % 2 == 0 else reversed(pair):
                     into.append(await _cpu_per_request(op, guard))
-            TimedGuard.spent = 0.0
+            _Timer.spent = 0.0
             await _cpu_per_request(op, TimedGuard)
-            results.append((name, checked, open_, TimedGuard.spent / REQUESTS * 1e6))
+            results.append((name, checked, open_, _Timer.spent / REQUESTS * 1e6))
         return results
     finally:
         await system.aclose()

@@ -267,9 +267,8 @@ BENCH_DOCTOR = "Practitioner/bench"
 """The provider of the bench's claims, and the Practitioner of its signed-in doctor."""
 
 
-async def sign_in_doctor(port: int, database_url: str) -> str:
-    """A doctor's account linked to the bench's provider, signed in through /connexion: the
-    session cookie a person's FHIR calls carry."""
+async def bench_doctor(database_url: str) -> tuple[str, str]:
+    """A doctor's account linked to the bench's provider: (user name, password)."""
     from fse.db import create_engine
     from fse.security.users import Role, create_user
 
@@ -279,6 +278,13 @@ async def sign_in_doctor(port: int, database_url: str) -> str:
         await create_user(engine, name, password, Role.PRESCRIBER, "Dr Bench", BENCH_DOCTOR)
     finally:
         await engine.dispose()
+    return name, password
+
+
+async def sign_in_doctor(port: int, database_url: str) -> str:
+    """The bench doctor signed in through /connexion: the session cookie a person's FHIR calls
+    carry."""
+    name, password = await bench_doctor(database_url)
     conn = await Connection.open("127.0.0.1", port)
     try:
         _, headers, page = await conn.request("GET", "/connexion", cookie="none=1")

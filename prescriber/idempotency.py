@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from sqlalchemy import delete, insert, select
@@ -72,18 +73,20 @@ def content_hash(patient_id: str, visit: Visit) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+async def _signed_with(conn: AsyncConnection, practitioner: str, key: str) -> Any:
+    """The sheet (number, content hash) this doctor's review key signed, if any."""
+    columns = signed_sheets.c
+    statement = select(columns.number, columns.content_hash).where(
+        columns.practitioner == practitioner, columns.idempotency_key == key
+    )
+    return (await conn.execute(statement)).first()
+
+
 async def first_sheet(fhir: FhirService, practitioner: str, key: str, content: str) -> str | None:
     """The number of the sheet this form already signed, if any; KeyReused if it signed
     something else."""
     async with fhir.store.snapshot() as conn:
-        row = (
-            await conn.execute(
-                select(signed_sheets.c.number, signed_sheets.c.content_hash).where(
-                    signed_sheets.c.practitioner == practitioner,
-                    signed_sheets.c.idempotency_key == key,
-                )
-            )
-        ).first()
+        row = await _signed_with(conn, practitioner, key)
     if row is None:
         return None
     if row.content_hash != content:
@@ -160,10 +163,5 @@ async def load_review(
         ).first()
         if row is None:
             return None
-        signed = await conn.scalar(
-            select(signed_sheets.c.number).where(
-                signed_sheets.c.practitioner == practitioner,
-                signed_sheets.c.idempotency_key == key,
-            )
-        )
-    return str(row.patient_id), orjson.loads(row.form), signed
+        signed = await _signed_with(conn, practitioner, key)
+    return str(row.patient_id), orjson.loads(row.form), signed.number if signed else None

@@ -70,9 +70,10 @@ async def insured(request: Request) -> Response:
     settlement = request.app.state.settlement
     today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
     error, found = "", []
-    reader = session.user.practitioner or f"user:{session.user.username}"
     try:
-        found = await find_insured(request.app.state.fhir, settlement.books, text, today, reader)
+        found = await find_insured(
+            request.app.state.fhir, settlement.books, text, today, _reader(session)
+        )
     except NotAnIdentifier as problem:
         error = str(problem)
     if not error and not found:
@@ -120,10 +121,29 @@ def _form_context(
     }
 
 
+def _reader(session: Session) -> str:
+    """Who reads (audit) and reviews: the doctor's Practitioner, else their account."""
+    return session.user.practitioner or f"user:{session.user.username}"
+
+
 async def _person(request: Request, session: Session, patient_id: str) -> Insured | None:
-    reader = session.user.practitioner or f"user:{session.user.username}"
     books = request.app.state.settlement.books
-    return await insured_by_id(request.app.state.fhir, books, patient_id, _today(request), reader)
+    return await insured_by_id(
+        request.app.state.fhir, books, patient_id, _today(request), _reader(session)
+    )
+
+
+def _visit(request: Request, person: Insured, values: dict[str, str]) -> Visit:
+    """The form read against today's tariffs, medicines list and nomenclature."""
+    books = request.app.state.settlement.books
+    today = _today(request)
+    return read_visit(
+        values,
+        books.tariffs.key_letters("cnss", today),
+        dict(books.medicines.in_force(today)),
+        bool(person.exonerations),
+        books.biology.in_force(today),
+    )
 
 
 @router.get("/medecin/feuille", response_class=HTMLResponse)
@@ -149,15 +169,7 @@ async def sheet_action(request: Request) -> Response:
     person = await _person(request, session, values.get("patient", ""))
     if person is None:
         return HTMLResponse("Patient introuvable.", status_code=404)
-    books = request.app.state.settlement.books
-    today = _today(request)
-    visit = read_visit(
-        values,
-        books.tariffs.key_letters("cnss", today),
-        dict(books.medicines.in_force(today)),
-        bool(person.exonerations),
-        books.biology.in_force(today),
-    )
+    visit = _visit(request, person, values)
     context = {"session": session, **_form_context(request, person, values, visit.errors)}
     action = values.get("action")
     if not visit.ok or action == "modifier":
@@ -169,7 +181,7 @@ async def sheet_action(request: Request) -> Response:
         reviewed = {k: v for k, v in values.items() if k not in ("csrf", "action", KEY_FIELD)}
         key = await save_review(
             request.app.state.fhir,
-            session.user.practitioner or f"user:{session.user.username}",
+            _reader(session),
             person.patient_id,
             reviewed,
             datetime.now(UTC),
@@ -188,7 +200,7 @@ async def sheet_action(request: Request) -> Response:
         sheet = await sign_sheet(
             request.app.state.fhir,
             request.app.state.settlement,
-            books,
+            request.app.state.settlement.books,
             session.user.practitioner,
             key,
             person.patient_id,
@@ -215,21 +227,12 @@ async def review_page(request: Request, key: str) -> Response:
     session = await page_session(request)
     if isinstance(session, Response):
         return session
-    practitioner = session.user.practitioner or f"user:{session.user.username}"
-    found = await load_review(request.app.state.fhir, practitioner, key)
+    found = await load_review(request.app.state.fhir, _reader(session), key)
     person = await _person(request, session, found[0]) if found else None
     if found is None or person is None:
         return HTMLResponse("Relecture introuvable : saisissez la feuille à nouveau.", 404)
     _, values, signed = found
-    books = request.app.state.settlement.books
-    today = _today(request)
-    visit = read_visit(
-        values,
-        books.tariffs.key_letters("cnss", today),
-        dict(books.medicines.in_force(today)),
-        bool(person.exonerations),
-        books.biology.in_force(today),
-    )
+    visit = _visit(request, person, values)
     context = {"session": session, **_form_context(request, person, values, visit.errors)}
     return await _review(request, context, person, visit, key, signed_as=signed)
 

@@ -94,8 +94,9 @@ class Settlement:
         self, conn: AsyncConnection, claim: dict[str, Any], written: list[Stored]
     ) -> dict[str, Any]:
         """Settle inside the caller's write transaction, for a feature that writes the claim's
-        resources and its settlement as one (a pharmacy dispense). A care sheet settled before
-        is a Conflict: the caller's number is new, so this means a bug or a replayed write."""
+        resources and its settlement as one (the doctor's signed sheet, a pharmacy dispense).
+        A care sheet settled before is a Conflict: the caller's number is new, so this means a
+        bug or a replayed write."""
         check_type(claim, "Claim")
         self.fhir.check_care_dates(claim, self.clock())
         await resolve_identifiers(self.fhir, conn, claim)

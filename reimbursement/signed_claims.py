@@ -18,8 +18,8 @@ from typing import Any
 from fse.errors import ErrorCode, FhirError, Forbidden
 from fse.fhir_api.guard import Guard
 from fse.fhir_api.interactions import FhirService
-from fse.fhir_api.routes import ID_RE
 from fse.security.provenance import jws_of, verify
+from fse.store.query import ID_RE
 from reimbursement.context import resolve_identifiers
 
 

@@ -30,11 +30,13 @@ from fse.errors import BadRequest, ErrorCode, Forbidden, Issue, NotFound, operat
 from fse.export.jobs import COMPLETED, FAILED, ExportJob, create_job, find_job
 from fse.export.runner import ExportRunner
 from fse.export.scope import PATIENT, PATIENT_COMPARTMENT, SYSTEM, ExportScope
+from fse.fhir_api.guard import guard_of
 from fse.fhir_api.http import fhir_response, prefer
-from fse.fhir_api.routes import ID_RE, base_of, service_of, since_param
+from fse.fhir_api.routes import base_of, service_of, since_param
 from fse.security.auth import Principal, authorize, principal_of
 from fse.security.scopes import allows
 from fse.store.dates import instant_text
+from fse.store.query import ID_RE
 from fse.store.search_params import SUPPORTED_TYPES
 
 router = APIRouter(prefix="/fhir", tags=["FHIR Bulk Data"])
@@ -71,13 +73,7 @@ async def export_patient(rid: str, request: Request) -> Response:
 async def _kick_off(request: Request, scope: ExportScope) -> Response:
     service = service_of(request)
     principal = principal_of(request)
-    if principal.person is not None:
-        raise Forbidden(
-            "bulk export is for CNSS system clients (OAuth2 client credentials with read "
-            "scopes), not for a person's session",
-            ("$export",),
-            code=ErrorCode.FORBIDDEN,
-        )
+    guard_of(request).system_only("$export")
     if prefer(request, "respond-async") is None:
         raise BadRequest(
             "$export is asynchronous: send the header Prefer: respond-async",

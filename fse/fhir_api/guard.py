@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fse.errors import ErrorCode, FhirError, Forbidden, Issue, MethodNotAllowed
 from fse.fhir_api.interactions import FhirService
 from fse.security.access import (
+    LOOKING_UP,
     NARROWED,
-    ROLE_CELLS,
+    SYSTEM_ONLY,
     Permission,
     Rule,
     permission,
@@ -36,7 +37,7 @@ from fse.security.access import (
 from fse.security.auth import Principal, authorize, principal_of
 from fse.security.lookups import looked_up, record_lookups
 from fse.security.scopes import allows
-from fse.store.indexing import values_at
+from fse.store.indexing import reference_of, values_at
 from fse.store.query import Chain, Criterion, SearchQuery, parse_search
 from fse.store.repository import Match, Stored
 from fse.store.search_params import SUPPORTED_TYPES, search_param
@@ -47,6 +48,7 @@ SELVES_TTL = 10.0
 SELVES_CACHE_SIZE = 10_000
 _SELVES: dict[str, tuple[float, tuple[str, ...]]] = {}
 EVERYTHING = Permission(Rule.ALL)
+WRITES = frozenset("cud")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,17 @@ class Guard:
                 (rtype,),
                 code=ErrorCode.METHOD_NOT_ALLOWED,
             )
+
+    def allow_interaction(self, rtype: str, letter: str) -> Permission:
+        """A REST interaction: 405 if no one writes the type so, else as ``allow``."""
+        if letter in WRITES:
+            self.writable(rtype, letter)
+        return self.allow(rtype, letter)
+
+    def system_only(self, door: str) -> None:
+        """403 for a person's session at a door for CNSS system clients only."""
+        if self.person is not None:
+            raise Forbidden(SYSTEM_ONLY[door], (door,), code=ErrorCode.FORBIDDEN)
 
     def narrowed(self, rtype: str, letter: str) -> bool:
         """Whether a person's rule filters ``letter`` on ``rtype`` (resource by resource)."""
@@ -164,8 +177,9 @@ class Guard:
 
     # -- after --------------------------------------------------------------------------------
 
-    def written(self, stored: T) -> Disclosed[T]:
-        """What the caller has just written is theirs to see."""
+    def passed(self, stored: T) -> Disclosed[T]:
+        """A resource already let through: the caller has just written it, or ``require``
+        passed for it."""
         return Disclosed([stored])
 
     async def disclose(
@@ -182,22 +196,18 @@ class Guard:
             return Disclosed(list(items))
         if query is not None and any(query is narrowed for narrowed in self._narrowed):
             return Disclosed(list(items))
-        by_type: dict[str, list[T]] = {}
+        by_type: dict[str, set[str]] = {}
         for item in items:
-            by_type.setdefault(item.type, []).append(item)
+            by_type.setdefault(item.type, set()).add(item.id)
         visible: set[tuple[str, str]] = set()
         withheld: list[Issue] = []
-        for rtype, group in by_type.items():
+        for rtype, ids in by_type.items():
             perm = self._permission(rtype, rtype == searched)
-            if perm is None:
-                ids = {item.id for item in group}
-                withheld.append(_withheld(rtype, len(ids), "the caller may not read this type"))
-                continue
-            ids = {item.id for item in group}
-            seen = await self._visible_ids(conn, rtype, perm, ids)
+            seen = set() if perm is None else await self._visible_ids(conn, rtype, perm, ids)
             visible.update((rtype, rid) for rid in seen)
             if len(seen) < len(ids):
-                withheld.append(_withheld(rtype, len(ids - seen), _RULE_REASONS[perm.rule]))
+                reason = _RULE_REASONS[perm.rule] if perm else "the caller may not read this type"
+                withheld.append(_withheld(rtype, len(ids - seen), reason))
         return Disclosed([i for i in items if (i.type, i.id) in visible], withheld)
 
     async def require(self, conn: AsyncConnection, rtype: str, rid: str) -> None:
@@ -223,10 +233,11 @@ class Guard:
             return
         assert perm.via is not None
         param = search_param(rtype, perm.via)
-        named = {
-            _ref(value)
+        named = {  # as the index reads them: what a search by this parameter would find
+            "/".join(target)
             for path in (param.paths if param is not None else ())
             for value in values_at(resource, path)
+            if (target := reference_of(value))
         }
         if not named & set(await self._values(conn, perm)):
             raise self._not_own(rtype, perm, f"this {rtype}")
@@ -235,13 +246,9 @@ class Guard:
         """A person whose role reads the insured they look up has just looked some up."""
         if (
             self.person is None
+            or self.person.role not in LOOKING_UP
             or rtype != "Patient"
             or not disclosed.items
-            or not any(
-                perm.rule is Rule.LOOKED_UP
-                for cell in ROLE_CELLS[self.person.role].values()
-                for perm in cell.values()
-            )
             or not any(
                 isinstance(c, Criterion) and c.param == "identifier" and _identifying(rtype, c)
                 for c in query.criteria
@@ -300,28 +307,32 @@ class Guard:
         """The person's Practitioner and the organisations of their active PractitionerRoles
         (the pharmacy, the lab): what ``own`` resources name. Remembered by each worker for
         ``SELVES_TTL`` seconds: a role ended is seen within that delay."""
+        practitioner = self.person.practitioner if self.person else None
+        if self._selves is None and not practitioner:
+            self._selves = ()
         if self._selves is None:
-            practitioner = self.person.practitioner if self.person else None
-            remembered = _SELVES.get(practitioner or "")
-            if remembered is not None and remembered[0] > time.monotonic():
-                self._selves = remembered[1]
-                return self._selves
-            found: list[str] = []
-            if practitioner:
-                found.append(practitioner)
-                query = self.service.parse_search(
-                    "PractitionerRole", [("practitioner", practitioner), ("_count", "50")], True
-                )
-                for match in (await self.service.store.search(conn, query)).matches:
-                    role = orjson.loads(match.content)
-                    organization = (role.get("organization") or {}).get("reference")
-                    if role.get("active") is not False and organization:
-                        found.append(organization)
+            assert practitioner is not None
+            remembered = _SELVES.get(practitioner)
+            if remembered is None or remembered[0] <= time.monotonic():
+                found = (practitioner, *await self._organisations(conn, practitioner))
                 if len(_SELVES) > SELVES_CACHE_SIZE:
                     _SELVES.clear()
-                _SELVES[practitioner] = (time.monotonic() + SELVES_TTL, tuple(dict.fromkeys(found)))
-            self._selves = tuple(dict.fromkeys(found))
+                remembered = (time.monotonic() + SELVES_TTL, tuple(dict.fromkeys(found)))
+                _SELVES[practitioner] = remembered
+            self._selves = remembered[1]
         return self._selves
+
+    async def _organisations(self, conn: AsyncConnection, practitioner: str) -> list[str]:
+        query = self.service.parse_search(
+            "PractitionerRole", [("practitioner", practitioner), ("_count", "50")], True
+        )
+        found = []
+        for match in (await self.service.store.search(conn, query)).matches:
+            role = orjson.loads(match.content)
+            organization = (role.get("organization") or {}).get("reference")
+            if role.get("active") is not False and organization:
+                found.append(organization)
+        return found
 
     def _not_own(self, rtype: str, perm: Permission, what: str) -> FhirError:
         assert self.person is not None and perm.via is not None
@@ -357,15 +368,6 @@ def _withheld(rtype: str, count: int, reason: str) -> Issue:
         severity="warning",
         issue_type="suppressed",
     )
-
-
-def _ref(value: Any) -> str | None:
-    """``Type/id`` of a Reference (absolute URLs and ``_history`` suffixes dropped)."""
-    reference = value.get("reference") if isinstance(value, dict) else None
-    if not isinstance(reference, str):
-        return None
-    parts = reference.split("/_history")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
 def _identifying(rtype: str, criterion: Criterion | Chain) -> bool:

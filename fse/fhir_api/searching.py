@@ -11,17 +11,16 @@ from fse.fhir_api.guard import Disclosed, Guard
 from fse.store.query import SearchQuery
 from fse.store.repository import Match, Page
 
-NOTHING = Page([], [], None, 0)
-
 
 async def searchset(
     conn: AsyncConnection, guard: Guard, base: str, query: SearchQuery
 ) -> tuple[bytes, Disclosed[Match]]:
     """The searchset Bundle and the matches it holds."""
     narrowed = await guard.narrow(conn, query)
-    page = await guard.service.store.search(conn, narrowed) if narrowed is not None else NOTHING
-    if narrowed is None and not query.total:
-        page = Page([], [], None, None)
+    if narrowed is None:  # the caller's rule leaves nothing to find
+        page = Page([], [], None, 0 if query.total else None)
+    else:
+        page = await guard.service.store.search(conn, narrowed)
     matches = await guard.disclose(conn, page.matches, query.resource_type, narrowed)
     included = await guard.disclose(conn, page.included)
     body = bundles.searchset(base, query.resource_type, query.echo, page, matches, included)

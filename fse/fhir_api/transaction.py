@@ -135,10 +135,7 @@ class BundleProcessor:
     def _authorize(self, entry: Entry) -> None:
         permission = PERMISSION.get(entry.method) or ("r" if entry.rid else "s")
         try:
-            rtype = require_supported(entry.rtype)
-            if entry.method in PERMISSION:
-                self.guard.writable(rtype, permission)
-            self.guard.allow(rtype, permission)
+            self.guard.allow_interaction(require_supported(entry.rtype), permission)
         except FhirError as error:
             raise _in_entry(error, entry) from None
 
@@ -231,14 +228,15 @@ class BundleProcessor:
         service, guard = self.service, self.guard
         if entry.method == "POST":
             plan = planned[entry.index]
-            if isinstance(plan, Stored):
-                disclosed = await guard.disclose(conn, [plan])
-                return bundles.response_entry(STATUS_TEXT[200], disclosed, base=self.base), None
+            if isinstance(plan, Stored):  # a conditional match, required in _plan
+                return bundles.response_entry(
+                    STATUS_TEXT[200], guard.passed(plan), base=self.base
+                ), None
             assert entry.resource is not None
             await guard.check_new(conn, entry.rtype, entry.resource)
             written = await service.create(conn, entry.rtype, entry.resource, rid=plan)
             return bundles.response_entry(
-                STATUS_TEXT[201], guard.written(written.stored), base=self.base
+                STATUS_TEXT[201], guard.passed(written.stored), base=self.base
             ), written.stored
         if entry.method == "PUT":
             assert entry.resource is not None and entry.rid is not None
@@ -248,7 +246,7 @@ class BundleProcessor:
                 conn, entry.rtype, entry.rid, entry.resource, entry.if_match
             )
             return bundles.response_entry(
-                STATUS_TEXT[200], guard.written(written.stored), base=self.base
+                STATUS_TEXT[200], guard.passed(written.stored), base=self.base
             ), written.stored
         if entry.method == "DELETE":
             assert entry.rid is not None
@@ -264,8 +262,9 @@ class BundleProcessor:
         if entry.rid is not None:
             stored = await self.service.store.read(conn, rtype, entry.rid)
             await self.guard.require(conn, rtype, entry.rid)
-            disclosed = await self.guard.disclose(conn, [stored])
-            return bundles.response_entry(STATUS_TEXT[200], disclosed, base=self.base)
+            return bundles.response_entry(
+                STATUS_TEXT[200], self.guard.passed(stored), base=self.base
+            )
         query = self.service.parse_search(
             rtype, parse_qsl(entry.query, keep_blank_values=True), False
         )

@@ -208,6 +208,22 @@ ROLE_CELLS: dict[Role, dict[str, Cell]] = {
 }
 
 
+LOOKING_UP: frozenset[Role] = frozenset(
+    role
+    for role, cells in ROLE_CELLS.items()
+    if any(perm.rule is Rule.LOOKED_UP for cell in cells.values() for perm in cell.values())
+)
+"""Roles with a ``looked-up`` cell: their identifier searches of Patient open those insured."""
+
+SYSTEM_ONLY: dict[str, str] = {
+    "$export": "bulk export is for CNSS system clients (OAuth2 client credentials with read "
+    "scopes), not for a person's session",
+    "Subscription": "subscriptions are created by CNSS system clients (OAuth2 client "
+    "credentials), not by a person's session",
+}
+"""Doors of the FHIR API no person's session opens, whatever their role."""
+
+
 def permission(role: Role, rtype: str, letter: str) -> Permission | None:
     """How ``role`` may use ``letter`` on ``rtype`` through the FHIR API; None: refused."""
     return ROLE_CELLS[role].get(rtype, {}).get(letter)
@@ -258,6 +274,8 @@ def markdown_table() -> str:
         letters, _how = RESERVED.get(rtype, ("", ""))
         writes = "never: " + "/".join(_WRITE_NAMES[c] for c in letters) if letters else "per grant"
         lines.append(f"| {rtype} | " + " | ".join(cells) + f" | {writes} |")
+    lines += ["", "| system clients only | why |", "|---|---|"]
+    lines += [f"| `{door}` | {why} |" for door, why in SYSTEM_ONLY.items()]
     lines += ["", "| section of the screens | who opens it |", "|---|---|"]
     for section, roles in PAGES.items():
         lines.append(f"| `{section}` | {', '.join(_who(r) for r in roles)} |")

@@ -29,7 +29,9 @@ ANY = object()
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 CONTROL_PARAMS = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_cursor"})
 IGNORED_PARAMS = frozenset({"_format", "_pretty"})
-_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+"""A FHIR logical id (R4 \u00a72.30.0.1 ``id``): what every id in a URL, a search or a signed
+claim must be."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def criterion_for(rtype: str, name: str, modifier: str | None, raw: str) -> Crit
 def _special(rtype: str, name: str, raw: str) -> Criterion:
     values = _values(raw)
     if name == "_id":
-        bad = [v for v in values if not _ID_RE.match(v)]
+        bad = [v for v in values if not ID_RE.match(v)]
         if bad or not values:
             raise _invalid(name, f"_id: '{raw}' is not a valid id")
         return Criterion("_id", "id", tuple(values))

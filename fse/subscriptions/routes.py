@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from fse.errors import ErrorCode, Forbidden
+from fse.fhir_api.guard import guard_of
 from fse.fhir_api.http import base_url, fhir_response, parse_etag, read_body
 from fse.resources import check_type, parse_json
 from fse.security.auth import Principal, authorize, principal_of
@@ -18,14 +18,9 @@ BODY = {"requestBody": {"required": True, "content": {"application/fhir+json": {
 
 def _caller(request: Request, permission: str) -> Principal:
     """Subscriptions belong to CNSS systems: a person's session cannot own one."""
+    guard_of(request).system_only("Subscription")
     principal = principal_of(request)
     authorize(principal, "Subscription", permission)
-    if principal.client_id.startswith("user:"):
-        raise Forbidden(
-            "subscriptions are created by CNSS system clients (OAuth2 client credentials)",
-            ("Subscription",),
-            code=ErrorCode.FORBIDDEN,
-        )
     return principal
 
 

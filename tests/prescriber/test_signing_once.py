@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fse.errors import Unprocessable
+from fse.security.users import Role
 from fse.store.tables import resources
 from prescriber.cancel import cancel_sheet
 from prescriber.duplicates import DuplicateSheet
@@ -24,9 +25,10 @@ from prescriber.history import load_sheet
 from prescriber.sheets import SettlementFailed, SignedSheet, sign_sheet
 from reimbursement.reference_data import default_books
 from tests.conftest import Platform
+from tests.pharmacy.test_pages import signed_in
 from tests.prescriber.test_pages import ZOVIRAX, doctor
 from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
-from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
+from tests.reimbursement.demo import DR_BENALI, DR_ELIDRISSI, FATIMA, PHARMACIST, load_demo
 
 VISIT = {
     "acte-1-code": "C",
@@ -294,3 +296,32 @@ async def test_two_reviews_of_the_same_lines_signed_at_once_make_one_sheet(
     assert len(signed) == 1 and len(refused) == 1, results
     assert refused[0].numbers == [signed[0].number]
     assert growth(await stored(platform), before)["Encounter"] == 1
+
+
+async def test_a_review_page_opens_to_its_doctor_only_and_odd_keys_are_404(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    """``GET /medecin/relecture/{key}``: another doctor, a pharmacist, someone not signed in, an
+    unknown or malformed key: never the review, never a 500, nothing stored."""
+    refs, csrf = await doctor(platform, client, browser)
+    form, _ = await reviewed(browser, csrf, refs[FATIMA].split("/")[1])
+    url = f"/medecin/relecture/{form['cle']}"
+    transport = httpx.ASGITransport(app=platform.app)
+    async with (
+        signed_in(platform, refs[DR_ELIDRISSI], Role.PRESCRIBER) as other_doctor,
+        signed_in(platform, refs[PHARMACIST], Role.PHARMACIST) as pharmacist,
+        httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous,
+    ):
+        before = await platform.row_counts()
+        answer = await other_doctor.get(url)
+        assert answer.status_code == 404 and "Relecture introuvable" in answer.text
+        assert "ZOVIRAX" not in answer.text
+        for key in ("inconnue", "x" * 500, "..%2F..%2Fetc", "é" * 30, form["cle"] + "x"):
+            odd = await other_doctor.get(f"/medecin/relecture/{key}")
+            assert odd.status_code == 404, (key, odd.status_code)
+        refused = await pharmacist.get(url)
+        assert refused.status_code == 403 and "Accès refusé" in refused.text
+        answer = await anonymous.get(url)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/connexion")
+        assert await platform.row_counts() == before
+    assert (await browser.get(url)).status_code == 200  # its doctor still reviews it

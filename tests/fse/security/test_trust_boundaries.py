@@ -15,13 +15,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fhir_profiles.identifiers import care_sheet_number
 from fse.accounts import create_account
 from fse.errors import ErrorCode
+from fse.security.access import LOOKUP_VALIDITY
+from fse.security.lookups import record_lookups
 from fse.security.provenance import jws_of, provenance, verify
 from fse.security.signing import SIGNING_KEY_EXTENSION
+from fse.security.tables import insured_lookups, users
 from fse.security.users import Role, unlock_signing_key
 from pharmacy.lookup import open_lines
 from reimbursement.tables import settlements
@@ -315,8 +318,6 @@ async def test_a_pharmacist_sees_the_prescriptions_of_the_insured_in_front_of_th
 
 
 async def _user_pk(scene: Scene, username: str) -> int:
-    from fse.security.tables import users
-
     async with scene.platform.engine.connect() as conn:
         return await conn.scalar(select(users.c.pk).where(users.c.username == username))
 
@@ -400,3 +401,30 @@ async def test_a_doctors_include_brings_only_what_is_theirs(scene: Scene) -> Non
     assert "3 MedicationRequest left out" in issue["diagnostics"]  # Dr Benali's
     assert orjson.loads(answer.content)["entry"][0]["resource"]["id"] == fatima.split("/")[1]
     _ = LAB  # the lab is in the scene for the reads above
+
+
+async def test_a_lookup_opens_the_insured_for_a_working_day_only(scene: Scene) -> None:
+    """Looking an insured up opens their prescriptions for LOOKUP_VALIDITY; an older lookup
+    opens nothing (and the next lookup sweeps it away)."""
+    alamal = scene.people["pharmacie.alamal"]
+    fatima = scene.refs[FATIMA]
+    user_pk = await _user_pk(scene, alamal.username)
+    now = datetime.now(UTC)
+
+    async def seen() -> int:
+        found = await alamal.http.get("/fhir/MedicationRequest", params={"patient": fatima})
+        return len(found.json().get("entry", []))
+
+    await record_lookups(
+        scene.platform.engine, user_pk, [fatima.split("/")[1]], now - LOOKUP_VALIDITY
+    )
+    assert await seen() == 0  # expired as it was written
+    await record_lookups(scene.platform.engine, user_pk, [fatima.split("/")[1]], now)
+    assert await seen() > 0
+    async with scene.platform.engine.connect() as conn:
+        rows = await conn.scalar(
+            select(func.count())
+            .select_from(insured_lookups)
+            .where(insured_lookups.c.user_pk == user_pk)
+        )
+    assert rows == 1  # the expired one was swept by the second lookup
