@@ -135,6 +135,13 @@ class Settlement:
             "Claim", [("identifier", f"{CARE_SHEET_SYSTEM}|{parsed.identifier}")], strict=True
         )
         page = await self.fhir.store.search(conn, query)
+        if page.matches and signature is not None and page.matches[0].id != claim["id"]:
+            raise Conflict(  # settling it would pay what was signed against another claim
+                f"care sheet {parsed.identifier} is already stored as Claim/"
+                f"{page.matches[0].id}, which is not the claim signed",
+                ("Claim.identifier",),
+                code=ErrorCode.DUPLICATE_IDENTIFIER,
+            )
         if page.matches:
             return page.matches[0].id
         if signature is None:

@@ -428,3 +428,37 @@ async def test_a_lookup_opens_the_insured_for_a_working_day_only(scene: Scene) -
             .where(insured_lookups.c.user_pk == user_pk)
         )
     assert rows == 1  # the expired one was swept by the second lookup
+
+
+async def test_a_signed_claim_does_not_settle_another_claim_of_its_number(scene: Scene) -> None:
+    """A claim stored unsigned under a care-sheet number is not what a later signed claim of
+    that number signed: the signed one is refused (409) rather than paid against the other."""
+    elidrissi = scene.people["dr.elidrissi"]
+    refs = scene.refs
+    claim = example_claim(care_sheet_number(2026, 880_003))
+    claim |= {
+        "patient": {"reference": refs[FATIMA]},
+        "provider": {"reference": elidrissi.practitioner},
+        "insurer": {"reference": refs[CNSS]},
+    }
+    claim["insurance"][0]["coverage"] = {"reference": refs[COVERAGE[FATIMA]]}
+    unsigned = json.loads(json.dumps(claim))
+    unsigned["item"][0]["net"]["value"] = 1500
+    stored = await elidrissi.http.post("/fhir/Claim", json=unsigned, headers=elidrissi.headers)
+    assert stored.status_code == 201, stored.text
+    key = await unlock_signing_key(scene.platform.engine, elidrissi.username, PASSWORD)
+    assert key is not None
+    claim["id"] = uuid.uuid4().hex
+    signed = provenance(key, elidrissi.practitioner, [claim], datetime.now(UTC))
+    before = await scene.platform.row_counts()
+    answer = await elidrissi.http.post(
+        "/fhir/Claim/$submit",
+        json={
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": claim}, {"resource": signed}],
+        },
+        headers=elidrissi.headers,
+    )
+    assert_outcome(answer, 409, ErrorCode.DUPLICATE_IDENTIFIER, "Claim.identifier")
+    assert await scene.platform.row_counts() == before
