@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from fse.errors import ErrorCode, Issue, Unprocessable
-from fse.store.dates import date_range
+from fse.store.dates import DateOutOfRange, date_range
 
 CARE_DATES: Mapping[str, tuple[str, ...]] = {
     # The care sheet paid by the engine: when it was written, the period billed, each line.
@@ -57,7 +57,7 @@ class FutureDate:
     value: str
 
 
-def _values(node: Any, segments: list[str], path: str) -> Iterator[tuple[str, Any]]:
+def values_with_paths(node: Any, segments: list[str], path: str) -> Iterator[tuple[str, Any]]:
     """Every value at ``segments`` under ``node``, with its path (lists get an index)."""
     if not segments:
         yield path, node
@@ -66,9 +66,9 @@ def _values(node: Any, segments: list[str], path: str) -> Iterator[tuple[str, An
     here = f"{path}.{segments[0]}"
     if isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _values(item, segments[1:], f"{here}[{index}]")
+            yield from values_with_paths(item, segments[1:], f"{here}[{index}]")
     elif value is not None:
-        yield from _values(value, segments[1:], here)
+        yield from values_with_paths(value, segments[1:], here)
 
 
 def latest_allowed(now: datetime, tolerance: timedelta, zone: tzinfo) -> tuple[datetime, date]:
@@ -84,7 +84,7 @@ def is_future(text: str, latest: datetime, today: date) -> bool:
     from its first day. Text that is not a FHIR date is left to the model check."""
     try:
         first, _ = date_range(text)
-    except OverflowError:  # an instant at the very end (or start) of the calendar
+    except DateOutOfRange:  # an instant past the very end (or start) of the calendar in UTC
         return text[:4] == "9999"
     except ValueError:
         return False
@@ -105,7 +105,7 @@ def future_dates(
     return [
         FutureDate(path, value)
         for element in elements
-        for path, value in _values(resource, element.split("."), str(rtype))
+        for path, value in values_with_paths(resource, element.split("."), str(rtype))
         if isinstance(value, str) and is_future(value, latest, today)
     ]
 

@@ -51,6 +51,9 @@ class ErrorCode(StrEnum):
     NOT_OWN_DATA = "FSE-0032"
     SIGNATURE_REQUIRED = "FSE-0033"
     DATE_IN_FUTURE = "FSE-0034"
+    VALUE_OUT_OF_RANGE = "FSE-0035"
+    INVALID_STRING = "FSE-0036"
+    NESTING_TOO_DEEP = "FSE-0037"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -107,6 +110,13 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.DATE_IN_FUTURE: (
         "A date of care, creation or dispense is later than now; see the path."
     ),
+    ErrorCode.VALUE_OUT_OF_RANGE: (
+        "A date, amount or number is outside what this server stores; see the path."
+    ),
+    ErrorCode.INVALID_STRING: (
+        "A string holds a control character or is over 1,048,576 characters; see the path."
+    ),
+    ErrorCode.NESTING_TOO_DEEP: "The JSON body nests objects and arrays over 64 levels deep.",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from fhir_profiles.validator import profile_of
 from fhir_profiles.validator import validate as profile_problems
 from fse.errors import BadRequest, ErrorCode, Issue, NotFound, Unprocessable
+from fse.limits import check_body, range_issues
 from fse.store.search_params import SUPPORTED_TYPES
 
 
@@ -47,12 +48,15 @@ def model_class(resource_type: str) -> type[BaseModel]:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, within the input limits (fse/limits.py): every door that
+    reads a FHIR body reads it here."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}", code=ErrorCode.MALFORMED_JSON) from exc
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", code=ErrorCode.MALFORMED_JSON)
+    check_body(value, body)
     return value
 
 
@@ -84,11 +88,12 @@ PROBLEM_ISSUE_TYPES = {
 
 def validation_issues(resource: dict[str, Any]) -> list[Issue]:
     """Every problem of the resource, each with its element path: first the R4B structure, then
-    (on a well-formed resource) the AMO guide's profiles and identifier rules."""
+    (on a well-formed resource) the ranges the index holds and the AMO guide's profiles and
+    identifier rules."""
     structural = _structure_issues(resource)
     if structural:
         return structural
-    return [
+    return range_issues(resource) + [
         Issue(
             ErrorCode.PROFILE_VIOLATION,
             f"{problem.path}: {problem.message}",

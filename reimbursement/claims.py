@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fse.errors import ErrorCode, Issue, Unprocessable
+from fse.limits import MAX_AMOUNT, MAX_QUANTITY, MAX_VERSION, amount_problem
 from reimbursement.core.model import CodeKind, Payee
 
 CANONICAL = "https://fse.cnss.ma/fhir"
@@ -121,11 +122,19 @@ def reference_id(reference: Any, rtype: str) -> str | None:
     return None
 
 
+def _out_of_range(message: str, path: str) -> Issue:
+    return Issue(ErrorCode.VALUE_OUT_OF_RANGE, f"{path}: {message}", (path,), issue_type="value")
+
+
 def _money(value: Any, path: str, problems: list[Issue]) -> Decimal:
     try:
         found = Decimal(str(value["value"]))
     except (TypeError, KeyError, InvalidOperation):
         problems.append(_problem("montant facturé manquant", path))
+        return Decimal("0.00")
+    too_large = amount_problem(found)
+    if too_large is not None:  # before the database: NUMERIC(14, 2) on PostgreSQL
+        problems.append(_out_of_range(too_large, f"{path}.value"))
         return Decimal("0.00")
     if found < 0 or found.as_tuple().exponent < -2:  # type: ignore[operator]
         problems.append(_problem("montant négatif ou au-delà du centime", f"{path}.value"))
@@ -135,6 +144,30 @@ def _money(value: Any, path: str, problems: list[Issue]) -> Decimal:
             _problem(f"devise {currency} : les montants sont en MAD", f"{path}.currency")
         )
     return found.quantize(Decimal("0.01"))
+
+
+def _factor(value: Any, path: str, problems: list[Issue]) -> Decimal:
+    """A line's quantity or coefficient: a number of NUMERIC(10, 2), else a problem (and 1)."""
+    try:
+        found = Decimal(str(value))
+    except InvalidOperation:
+        problems.append(_problem("nombre attendu", path, "value"))
+        return Decimal(1)
+    exponent = found.as_tuple().exponent
+    if amount_problem(found, MAX_QUANTITY) or not isinstance(exponent, int) or exponent < -2:
+        problems.append(
+            _out_of_range(f"{value} : au plus {MAX_QUANTITY}, deux décimales au plus", path)
+        )
+        return Decimal(1)
+    return found
+
+
+def _sequence(value: Any, path: str, problems: list[Issue]) -> int:
+    """A line's sequence: a positive whole number of the INTEGER column."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_VERSION:
+        problems.append(_problem(f"numéro de ligne {value!r} : entier positif attendu", path))
+        return 0
+    return value
 
 
 def _extension(element: dict[str, Any], url: str) -> dict[str, Any] | None:
@@ -172,11 +205,11 @@ def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine
         problems.append(_problem("date des soins au jour près attendue", f"{path}.{field}"))
         return None
     billed = _money(item.get("net"), f"{path}.net", problems)
-    coefficient = Decimal(1)
     extension = _extension(item, COEFFICIENT)
-    if extension is not None:
-        coefficient = Decimal(str(extension.get("valueDecimal", 1)))
-    quantity = Decimal(str((item.get("quantity") or {}).get("value", 1)))
+    coefficient = _factor(
+        (extension or {}).get("valueDecimal", 1), f"{path}.extension.valueDecimal", problems
+    )
+    quantity = _factor((item.get("quantity") or {}).get("value", 1), f"{path}.quantity", problems)
     if quantity <= 0 or coefficient <= 0:
         problems.append(_problem("quantité et coefficient sont positifs", f"{path}.quantity"))
     condition_id = None
@@ -196,7 +229,7 @@ def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine
             )
         )
     return ClaimLine(
-        sequence=int(item.get("sequence", index + 1)),
+        sequence=_sequence(item.get("sequence", index + 1), f"{path}.sequence", problems),
         kind=kind,
         code=str(coding["code"]),
         billed=billed,
@@ -206,6 +239,28 @@ def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine
         condition_id=condition_id,
         request_id=request_id,
     )
+
+
+def _check_lines(lines: list[ClaimLine | None], problems: list[Issue]) -> None:
+    """Each line's sequence once (the settlement's lines are keyed by it), and a total the
+    money columns hold."""
+    first: dict[int, int] = {}
+    for index, line in enumerate(lines):
+        if line is None or not line.sequence:
+            continue
+        if line.sequence in first:
+            taken = f"Claim.item[{first[line.sequence]}]"
+            problems.append(
+                _problem(
+                    f"numéro de ligne {line.sequence} déjà pris par {taken}",
+                    f"Claim.item[{index}].sequence",
+                    "duplicate",
+                )
+            )
+        first.setdefault(line.sequence, index)
+    total = sum((line.billed for line in lines if line is not None), Decimal(0))
+    if total > MAX_AMOUNT:
+        problems.append(_out_of_range(f"somme des lignes {total} > {MAX_AMOUNT}", "Claim.item"))
 
 
 def parse_claim(claim: dict[str, Any]) -> ParsedClaim:
@@ -242,6 +297,7 @@ def parse_claim(claim: dict[str, Any]) -> ParsedClaim:
     lines = [_line(claim, i, problems) for i in range(len(claim.get("item", []) or []))]
     if not lines:
         problems.append(_problem("au moins une ligne", "Claim.item"))
+    _check_lines(lines, problems)
     if problems:
         raise Unprocessable(
             problems[0].diagnostics,

@@ -25,6 +25,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.operations import OperationCall, OperationRegistry
 from fse.fhir_api.searching import searchset
 from fse.fhir_api.transaction import BundleProcessor
+from fse.limits import MAX_VERSION
 from fse.resources import parse_json, require_supported
 from fse.store.dates import date_range
 from fse.store.query import ID_RE, decode_cursor, encode_cursor
@@ -267,7 +268,7 @@ async def vread(rtype: str, rid: str, vid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     guard = _checked_id(request, rtype, rid, "r")
-    if not vid.isdigit():
+    if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_VERSION:
         raise NotFound(f"{rtype}/{rid} has no version {vid!r}")
     async with service.store.snapshot() as conn:
         stored = await service.store.vread(conn, rtype, rid, int(vid))

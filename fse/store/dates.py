@@ -16,10 +16,17 @@ _DATE_RE = re.compile(
 )
 
 
+class DateOutOfRange(ValueError):
+    """A well-formed FHIR dateTime whose instant, once its offset is applied, falls outside
+    [MIN_INSTANT, MAX_INSTANT]: ``9999-12-31T23:59:59-05:00`` is in year 10000 in UTC. The
+    index and every comparison work in UTC, so such a value cannot be stored or searched."""
+
+
 def date_range(text: str) -> tuple[datetime, datetime]:
     """The [low, high] instants a FHIR date, dateTime or instant denotes (no zone: UTC).
 
-    Raises ValueError for text that is not a FHIR date.
+    Raises ValueError for text that is not a FHIR date, DateOutOfRange (a ValueError) for one
+    whose instants fall outside [MIN_INSTANT, MAX_INSTANT] in UTC.
     """
     match = _DATE_RE.match(text.strip())
     if not match:
@@ -40,13 +47,19 @@ def date_range(text: str) -> tuple[datetime, datetime]:
     tz = _zone(g["tz"])
     second = int(g["S"] or 0)
     base = datetime(year, month, day, int(g["H"]), int(g["M"]), second, tzinfo=tz)
+    micro = int((g["f"][1:] + "000000")[:6]) if g["f"] else 0
+    try:
+        low = base.replace(microsecond=micro).astimezone(UTC)
+    except OverflowError:
+        raise DateOutOfRange(
+            f"{text!r} falls outside {instant_text(MIN_INSTANT)} .. {instant_text(MAX_INSTANT)}"
+            " once its offset is applied"
+        ) from None
     if g["f"]:
-        micro = int((g["f"][1:] + "000000")[:6])
-        instant = base.replace(microsecond=micro).astimezone(UTC)
-        return instant, instant
+        return low, low
     span = timedelta(seconds=1) if g["S"] is not None else timedelta(minutes=1)
-    low = base.astimezone(UTC)
-    return low, low + span - timedelta(microseconds=1)
+    # The last instant of the second (minute): never past MAX_INSTANT for a time that fits.
+    return low, low + (span - timedelta(microseconds=1))
 
 
 def _zone(text: str | None) -> tzinfo:

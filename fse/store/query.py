@@ -8,14 +8,15 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from fse.errors import BadRequest, ErrorCode
-from fse.store.dates import date_range
+from fse.limits import MAX_ROW_KEY, search_value_problem
+from fse.store.dates import DateOutOfRange, date_range
 from fse.store.search_params import (
     PARAMS_BY_NAME,
     SUPPORTED_TYPES,
@@ -96,6 +97,8 @@ def parse_date(name: str, raw: str) -> tuple[str, datetime, datetime]:
     prefix, text = split_prefix(raw)
     try:
         low, high = date_range(text)
+    except DateOutOfRange as exc:
+        raise _invalid(name, f"{name}: {exc}") from None
     except ValueError:
         message = f"{name}: '{raw}' is not a FHIR date (YYYY[-MM[-DD[Thh:mm...]]])"
         raise _invalid(name, message) from None
@@ -227,10 +230,11 @@ def decode_cursor(raw: str) -> tuple[Any, int]:
         value, pk = orjson.loads(base64.urlsafe_b64decode(padded))
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        if not isinstance(pk, int):
+            value = value.astimezone(UTC) if value.tzinfo else value
+        if not isinstance(pk, int) or not 0 <= pk <= MAX_ROW_KEY:
             raise ValueError(pk)
         return value, pk
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise _invalid("_cursor", "_cursor: not a cursor issued by this server") from exc
 
 
@@ -268,6 +272,9 @@ def parse_search(
     """Criteria for ``items`` (query string pairs); unknown parameters are listed, not raised."""
     query = SearchQuery(rtype, count=min(default_count, max_count))
     for key, raw in items:
+        problem = search_value_problem(key, raw)
+        if problem is not None:
+            raise _invalid(key, f"{key}: {problem}")
         name, _, modifier = key.partition(":")
         if key in IGNORED_PARAMS:
             continue
