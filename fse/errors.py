@@ -111,7 +111,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "A date of care, creation or dispense is later than now; see the path."
     ),
     ErrorCode.VALUE_OUT_OF_RANGE: (
-        "A date, amount or number is outside what this server stores; see the path."
+        "A date, number, amount or identifier is outside what this server stores; see the path."
     ),
     ErrorCode.INVALID_STRING: (
         "A string holds a control character or is over 1,048,576 characters; see the path."

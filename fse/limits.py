@@ -9,8 +9,9 @@ a 4xx OperationOutcome naming the element (docs/errors.md, "Input limits"):
   :data:`MAX_JSON_DEPTH` levels (400 FSE-0037); every string at most :data:`MAX_STRING_CHARS`
   characters (FHIR R4 ``string``; base64Binary and xhtml excepted) and without a control
   character but tab, carriage return and line feed (FHIR: ``[ \\r\\n\\t\\S]+``) (422 FSE-0036);
-- the dates and numbers a resource's search parameters index, and its dates of care: in the
-  range of the index once widened to instants in UTC (422 FSE-0035);
+- what a resource's search parameters index, and its dates of care: dates in the range of the
+  index once widened to instants in UTC, numbers below 10^18, token systems and business
+  identifiers of at most 255 characters, reference types and ids of at most 64 (422 FSE-0035);
 - amounts, quantities and coefficients of a claim the engine settles: :data:`MAX_AMOUNT`,
   :data:`MAX_QUANTITY` (422 FSE-0035, checked by ``reimbursement.claims``);
 - search parameter values: no control character (400 FSE-0014, ``fse.store.query``);
@@ -28,8 +29,8 @@ from typing import Any
 from fse.care_dates import CARE_DATES, values_with_paths
 from fse.errors import BadRequest, ErrorCode, Issue, Unprocessable
 from fse.store.dates import DateOutOfRange, date_range
-from fse.store.indexing import quantity_of
-from fse.store.search_params import SEARCH_PARAMS
+from fse.store.indexing import quantity_of, reference_of
+from fse.store.search_params import SEARCH_PARAMS, UNIQUE_IDENTIFIER_TYPES
 
 MAX_JSON_DEPTH = 64
 """Objects and arrays nested in a body, the Bundle and its entries included (FHIR resources
@@ -39,6 +40,10 @@ MAX_STRING_CHARS = 1_048_576
 UNBOUNDED_KEYS = frozenset({"data", "div"})
 """Elements that are not FHIR strings: base64Binary (Attachment, Signature, Binary ``data``)
 and xhtml (Narrative ``div``); the body size limit bounds them."""
+TOKEN_CHARS = 255
+"""Token systems and business identifiers are indexed in VARCHAR(255) columns."""
+ID_CHARS = 64
+"""A FHIR id (and a resource type) is at most 64 characters: VARCHAR(64) in the index."""
 MAX_VERSION = 2**31 - 1
 """Version numbers are an INTEGER column: a larger one names no version."""
 MAX_ROW_KEY = 2**63 - 1
@@ -56,9 +61,10 @@ would be rounded by PostgreSQL and kept by SQLite)."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 """What FHIR strings may not hold: C0 control characters but tab, line feed, carriage return."""
-_ESCAPED_CONTROL = re.compile(rb"(?<!\\)(?:\\\\)*\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])")
+_ESCAPED_CONTROL = re.compile(rb"\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])")
 """The same in JSON text: a raw control character is not JSON (orjson refuses it), so one can
-only come as a \\u00XX escape (an escaped backslash before ``u`` is not an escape)."""
+only come as a \\u00XX escape. Over-matching (an escaped backslash before ``u0000``) only
+makes the strings be looked at."""
 
 
 def _string_problem(text: str, bounded: bool) -> tuple[str, str] | None:
@@ -74,12 +80,18 @@ def _string_problem(text: str, bounded: bool) -> tuple[str, str] | None:
     return None
 
 
-def _too_deep(node: Any, depth: int) -> bool:
-    """Whether containers nest past MAX_JSON_DEPTH below ``node`` (never recursing past it)."""
-    if depth > MAX_JSON_DEPTH:
-        return True
-    children = node.values() if isinstance(node, dict) else node
-    return any(_too_deep(c, depth + 1) for c in children if isinstance(c, dict | list))
+def _too_deep(root: Any) -> bool:
+    """Whether containers nest past MAX_JSON_DEPTH (iterative: no recursion to exhaust; the
+    parsed value, not the text, so brackets inside strings cannot hide a level)."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
 
 
 def _walk(node: Any, path: str, depth: int, bounded: bool, issues: list[Issue]) -> None:
@@ -136,7 +148,7 @@ def check_body(value: Any, raw: bytes) -> None:
     cannot nest deeper, one of at most MAX_STRING_CHARS bytes holds no longer string, one
     without a \\u00XX control escape no control character; most bodies are not walked at all.
     """
-    deep = raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _too_deep(value, 1)
+    deep = raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _too_deep(value)
     strings = len(raw) > MAX_STRING_CHARS or _ESCAPED_CONTROL.search(raw) is not None
     if not deep and not strings:
         return
@@ -195,23 +207,90 @@ def _number_issues(path: str, value: Any) -> list[Issue]:
     ]
 
 
-def range_issues(resource: dict[str, Any]) -> list[Issue]:
-    """One issue per indexed date or number, or date of care, outside what the index holds:
-    a dateTime whose offset carries it past 9999 or before year 1 in UTC, a number of 10^18."""
+def _too_long(path: str, value: Any, limit: int) -> list[Issue]:
+    if not isinstance(value, str) or len(value) <= limit:
+        return []
+    return [
+        Issue(
+            ErrorCode.VALUE_OUT_OF_RANGE,
+            f"{path}: {len(value)} characters, over the {limit} the index holds",
+            (path,),
+            issue_type="too-long",
+        )
+    ]
+
+
+def _token_issues(path: str, value: Any) -> list[Issue]:
+    """A token's system (Identifier, Coding, CodeableConcept.coding) longer than its column;
+    codes are indexed by their first 255 characters."""
+    if not isinstance(value, dict):
+        return []
+    codings = value.get("coding")
+    if isinstance(codings, list):
+        return [
+            issue
+            for i, coding in enumerate(codings)
+            if isinstance(coding, dict)
+            for issue in _too_long(f"{path}.coding[{i}].system", coding.get("system"), TOKEN_CHARS)
+        ]
+    return _too_long(f"{path}.system", value.get("system"), TOKEN_CHARS)
+
+
+def _reference_issues(path: str, value: Any) -> list[Issue]:
+    target = reference_of(value)
+    if target is None or max(len(target[0]), len(target[1])) <= ID_CHARS:
+        return []
+    where = f"{path}.reference"
+    return [
+        Issue(
+            ErrorCode.VALUE_OUT_OF_RANGE,
+            f"{where}: a type and an id of at most {ID_CHARS} characters each (FHIR ids)",
+            (where,),
+            issue_type="too-long",
+        )
+    ]
+
+
+def _identifier_issues(rtype: str, resource: dict[str, Any]) -> list[Issue]:
+    """Business identifiers are unique per type on (system, value), each at most 255."""
+    if rtype not in UNIQUE_IDENTIFIER_TYPES:
+        return []
+    return [
+        issue
+        for path, ident in values_with_paths(resource, ["identifier"], rtype)
+        if isinstance(ident, dict)
+        for issue in _too_long(f"{path}.value", ident.get("value"), TOKEN_CHARS)
+    ]
+
+
+_CHECKS = {
+    "date": _date_issues,
+    "quantity": _number_issues,
+    "number": _number_issues,
+    "token": _token_issues,
+    "reference": _reference_issues,
+}
+
+
+def index_issues(resource: dict[str, Any]) -> list[Issue]:
+    """One issue per value the index cannot hold (the same on SQLite and PostgreSQL): a date
+    (indexed, or of care) whose offset carries it past 9999 or before year 1 in UTC, a number
+    of 10^18, a token system or identifier over 255 characters, a reference whose type or id is
+    over 64."""
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
         return []
     elements = {
         (path, param.type)
         for param in SEARCH_PARAMS.get(rtype, ())
-        if param.type in ("date", "quantity", "number")
+        if param.type in _CHECKS
         for path in param.paths
     } | {(path, "date") for path in CARE_DATES.get(rtype, ())}
     found: dict[tuple[str, ...], Issue] = {}
     for element, kind in sorted(elements):
         for path, value in values_with_paths(resource, element.split("."), rtype):
-            issues = _date_issues(path, value) if kind == "date" else _number_issues(path, value)
-            found.update((issue.expression, issue) for issue in issues)
+            found.update((issue.expression, issue) for issue in _CHECKS[kind](path, value))
+    found.update((issue.expression, issue) for issue in _identifier_issues(rtype, resource))
     return list(found.values())
 
 

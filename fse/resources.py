@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from fhir_profiles.validator import profile_of
 from fhir_profiles.validator import validate as profile_problems
 from fse.errors import BadRequest, ErrorCode, Issue, NotFound, Unprocessable
-from fse.limits import check_body, range_issues
+from fse.limits import check_body, index_issues
 from fse.store.search_params import SUPPORTED_TYPES
 
 
@@ -93,7 +93,7 @@ def validation_issues(resource: dict[str, Any]) -> list[Issue]:
     structural = _structure_issues(resource)
     if structural:
         return structural
-    return range_issues(resource) + [
+    return index_issues(resource) + [
         Issue(
             ErrorCode.PROFILE_VIOLATION,
             f"{problem.path}: {problem.message}",

@@ -160,6 +160,43 @@ async def test_an_indexed_number_over_the_index_is_422(
     assert await platform.row_counts() == before
 
 
+def with_identifier(system: str, value: str) -> dict[str, Any]:
+    body = patient()
+    body["identifier"].append({"system": system, "value": value})
+    return body
+
+
+TOO_LONG_FOR_THE_INDEX = [
+    (with_identifier("https://example.org/" + "s" * 255, "1"), "Patient.identifier[2].system"),
+    (with_identifier("https://example.org/id", "v" * 256), "Patient.identifier[2].value"),
+    (
+        patient(generalPractitioner=[{"reference": "Practitioner/" + "a" * 65}]),
+        "Patient.generalPractitioner[0].reference",
+    ),
+    (
+        encounter() | {"class": {"system": "https://example.org/" + "c" * 255, "code": "AMB"}},
+        "Encounter.class.system",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("resource", "path"), TOO_LONG_FOR_THE_INDEX, ids=[p for _, p in TOO_LONG_FOR_THE_INDEX]
+)
+async def test_a_token_or_reference_too_long_for_the_index_is_422(
+    client: httpx.AsyncClient, platform: Platform, resource: dict[str, Any], path: str
+) -> None:
+    """VARCHAR(255) and (64) on PostgreSQL: it answered 500 there and SQLite stored them."""
+    before = await platform.row_counts()
+    answer = await client.post(f"/fhir/{resource['resourceType']}", json=resource)
+    assert_outcome(answer, 422, ErrorCode.VALUE_OUT_OF_RANGE, path)
+    assert await platform.row_counts() == before
+
+
+async def test_an_identifier_of_255_characters_is_kept(client: httpx.AsyncClient) -> None:
+    await create(client, with_identifier("https://example.org/id", "v" * 255))
+
+
 @pytest.mark.parametrize(
     ("created", "code"),
     [
