@@ -29,6 +29,7 @@ from fse.export.runner import ExportRunner
 from fse.fhir_api.export import router as export_router
 from fse.fhir_api.http import fhir_response
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.negotiation import FhirRequestMiddleware
 from fse.fhir_api.operations import OperationRegistry
 from fse.fhir_api.operations.validate import VALIDATE
 from fse.fhir_api.routes import router as fhir_router
@@ -125,10 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(token_router)
     pages.mount(app)
     # The last added runs first: security headers (on every answer, refusals included),
-    # throttle by address, authenticate, throttle by caller, audit, route.
+    # throttle by address, what a FHIR request must be (URL, parameters, Accept),
+    # authenticate, throttle by caller, audit, route.
     app.add_middleware(ApiAuditMiddleware, audit=app.state.api_audit)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_caller(settings))
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    app.add_middleware(FhirRequestMiddleware)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_address(settings))
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     return app

@@ -51,6 +51,9 @@ class ErrorCode(StrEnum):
     NOT_OWN_DATA = "FSE-0032"
     SIGNATURE_REQUIRED = "FSE-0033"
     DATE_IN_FUTURE = "FSE-0034"
+    NOT_ACCEPTABLE = "FSE-0039"
+    URI_TOO_LONG = "FSE-0040"
+    REQUEST_TIMEOUT = "FSE-0041"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -106,6 +109,15 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.DATE_IN_FUTURE: (
         "A date of care, creation or dispense is later than now; see the path."
+    ),
+    ErrorCode.NOT_ACCEPTABLE: (
+        "Only application/fhir+json (FHIR R4) is served: see Accept and _format."
+    ),
+    ErrorCode.URI_TOO_LONG: (
+        "The URL is over the length limit; send the search as a POST _search form."
+    ),
+    ErrorCode.REQUEST_TIMEOUT: (
+        "The request body did not arrive in full in time (Content-Length larger than the body?)."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
@@ -227,3 +239,18 @@ class Forbidden(FhirError):
 class TooManyRequests(FhirError):
     status = 429
     issue_type = "throttled"
+
+
+class RequestTimeout(FhirError):
+    status = 408
+    issue_type = "timeout"
+
+
+class NotAcceptable(FhirError):
+    status = 406
+    issue_type = "not-supported"
+
+
+class UriTooLong(FhirError):
+    status = 414
+    issue_type = "too-long"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -13,8 +13,10 @@ from fse.fhir_api import bundles
 from fse.fhir_api.capability import capability_statement
 from fse.fhir_api.guard import Guard, guard_of
 from fse.fhir_api.http import (
+    FORM_TYPES,
     base_url,
     fhir_response,
+    form_items,
     parse_etag,
     prefer,
     read_body,
@@ -27,7 +29,7 @@ from fse.fhir_api.searching import searchset
 from fse.fhir_api.transaction import BundleProcessor
 from fse.resources import parse_json, require_supported
 from fse.store.dates import date_range
-from fse.store.query import ID_RE, decode_cursor, encode_cursor
+from fse.store.query import ID_RE, decode_cursor, encode_cursor, whole_number
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -128,8 +130,10 @@ async def search(rtype: str, request: Request) -> Response:
 async def search_post(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    form = (await request.body()).decode()
-    items = list(request.query_params.multi_items()) + parse_qsl(form, keep_blank_values=True)
+    headers = request.headers
+    empty = "content-type" not in headers and headers.get("content-length", "0") == "0"
+    form = b"" if empty else await read_body(request, service.settings.max_body_bytes, FORM_TYPES)
+    items = list(request.query_params.multi_items()) + form_items(form)
     return await _search(request, service, base, rtype, items)
 
 
@@ -157,13 +161,14 @@ async def create(rtype: str, request: Request) -> Response:
 def _page_size(raw: str | None, service: FhirService) -> int:
     if raw is None:
         return service.settings.default_page_size
-    if not raw.isdigit() or int(raw) == 0:
+    count = whole_number(raw)
+    if not count:
         raise BadRequest(
-            "_count must be a positive whole number",
+            "_count must be a positive whole number (ASCII digits)",
             ("_count",),
             code=ErrorCode.INVALID_SEARCH_PARAMETER,
         )
-    return min(int(raw), service.settings.max_page_size)
+    return min(count, service.settings.max_page_size)
 
 
 def since_param(raw: str | None) -> datetime | None:
@@ -171,6 +176,8 @@ def since_param(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
+        if not raw.isascii():  # the date pattern's \d also reads Arabic-Indic digits
+            raise ValueError(raw)
         return date_range(raw)[0]
     except ValueError:
         raise BadRequest(
@@ -267,10 +274,11 @@ async def vread(rtype: str, rid: str, vid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     guard = _checked_id(request, rtype, rid, "r")
-    if not vid.isdigit():
+    version = whole_number(vid)
+    if version is None:
         raise NotFound(f"{rtype}/{rid} has no version {vid!r}")
     async with service.store.snapshot() as conn:
-        stored = await service.store.vread(conn, rtype, rid, int(vid))
+        stored = await service.store.vread(conn, rtype, rid, version)
         await guard.require(conn, rtype, rid)
     headers = version_headers(stored, base)
     del headers["Location"]
