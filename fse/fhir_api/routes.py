@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from fse.errors import BadRequest, ErrorCode, Forbidden, MethodNotAllowed, NotFound
 from fse.fhir_api import bundles
@@ -28,6 +32,7 @@ from fse.fhir_api.operations import OperationCall, OperationRegistry
 from fse.fhir_api.searching import searchset
 from fse.fhir_api.transaction import BundleProcessor
 from fse.resources import parse_json, require_supported
+from fse.security.access import reserved
 from fse.store.dates import date_range
 from fse.store.query import ID_RE, decode_cursor, encode_cursor, whole_number
 
@@ -341,3 +346,39 @@ async def instance_operation(
     base = base_of(request)
     _checked_id(request, rtype, rid, None)
     return await _operation(request, service, operations, base, rtype, rid, name)
+
+
+WRITE_LETTERS = {create: "c", update: "u", delete: "d"}
+"""Route endpoints that are REST writes, by their interaction letter (``access.RESERVED``)."""
+OPERATIONS = (type_operation, instance_operation)
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods served at the request's URL, for the ``Allow`` header of a 405: every route
+    of that path, but for writes no one makes on the type (``access.RESERVED``), operation
+    routes where the last segment is no ``$operation``, and the refused method itself."""
+    methods: set[str] = set()
+    for route in _flat(routes):
+        if not isinstance(route, Route | APIRoute) or not route.methods:
+            continue
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        params = child.get("path_params", {})
+        letter = WRITE_LETTERS.get(route.endpoint)  # type: ignore[arg-type]
+        if letter is not None and reserved(params.get("rtype", ""), letter) is not None:
+            continue
+        if route.endpoint in OPERATIONS and not str(params.get("name", "")).startswith("$"):
+            continue
+        methods |= route.methods
+    methods.discard(scope["method"])
+    return sorted(methods, key=lambda m: (*METHOD_ORDER, m).index(m))
+
+
+def _flat(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes of the app, those of its included routers too (FastAPI keeps those behind a
+    wrapper that routes requests but shows no path)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _flat(included.routes) if included is not None else (route,)
