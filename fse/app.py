@@ -30,6 +30,7 @@ from fse.fhir_api.export import router as export_router
 from fse.fhir_api.http import fhir_response
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.negotiation import FhirRequestMiddleware
+from fse.fhir_api.openapi import fhir_openapi
 from fse.fhir_api.operations import OperationRegistry
 from fse.fhir_api.operations.validate import VALIDATE
 from fse.fhir_api.routes import allowed_methods
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.openapi = lambda: fhir_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.engine = engine
     app.state.runtime = runtime
