@@ -23,6 +23,9 @@ JSON_FORMATS = frozenset({"json", *JSON_TYPES})
 """``_format`` values answered (R4 \u00a73.1.0.1.9: 'json' or a JSON media type)."""
 ANSWERED = (FHIR_JSON, "application/json")
 """The media types the answers can be labelled with: an Accept must admit one of them."""
+EXPORT_FILES = "/fhir/$export-file/"
+NDJSON_ANSWERED = ("application/fhir+ndjson", "application/ndjson", *ANSWERED)
+"""A bulk export file is NDJSON (its errors JSON): Bulk Data clients ask for that."""
 
 
 def is_fhir(path: str) -> bool:
@@ -42,9 +45,10 @@ def check_request(scope: Scope) -> None:
     for name, value in form_items(query):
         if name == "_format":
             check_format(value)
+    answered = NDJSON_ANSWERED if scope["path"].startswith(EXPORT_FILES) else ANSWERED
     for name, value in scope["headers"]:
         if name == b"accept":
-            check_accept(value.decode("latin-1"))
+            check_accept(value.decode("latin-1"), answered)
 
 
 def check_format(value: str) -> None:
@@ -57,11 +61,11 @@ def check_format(value: str) -> None:
         )
 
 
-def check_accept(header: str) -> None:
+def check_accept(header: str, answered: tuple[str, ...] = ANSWERED) -> None:
     if not header.strip():
         return
     ranges = [media_type(part) for part in header.split(",") if part.strip()]
-    if not any(_quality(ranges, answer) > 0 for answer in ANSWERED):
+    if not any(_quality(ranges, answer) > 0 for answer in answered):
         raise NotAcceptable(
             f"Accept: {header}: only {FHIR_JSON} (FHIR R4) is served",
             code=ErrorCode.NOT_ACCEPTABLE,
