@@ -29,8 +29,11 @@ from fse.export.runner import ExportRunner
 from fse.fhir_api.export import router as export_router
 from fse.fhir_api.http import fhir_response
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.negotiation import FhirRequestMiddleware
+from fse.fhir_api.openapi import fhir_openapi
 from fse.fhir_api.operations import OperationRegistry
 from fse.fhir_api.operations.validate import VALIDATE
+from fse.fhir_api.routes import allowed_methods
 from fse.fhir_api.routes import router as fhir_router
 from fse.outbox import relay
 from fse.resources import model_class
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.openapi = lambda: fhir_openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.engine = engine
     app.state.runtime = runtime
@@ -125,10 +129,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(token_router)
     pages.mount(app)
     # The last added runs first: security headers (on every answer, refusals included),
-    # throttle by address, authenticate, throttle by caller, audit, route.
+    # throttle by address, what a FHIR request must be (URL, parameters, Accept),
+    # authenticate, throttle by caller, audit, route.
     app.add_middleware(ApiAuditMiddleware, audit=app.state.api_audit)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_caller(settings))
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    app.add_middleware(FhirRequestMiddleware)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_address(settings))
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     return app
@@ -172,16 +178,24 @@ async def close(app: FastAPI) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    def with_allow(request: Request, status: int, headers: dict[str, str]) -> dict[str, str]:
+        """A 405 names what the URL does allow (RFC 9110 §15.5.6)."""
+        if status == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
+        return headers
+
     @app.exception_handler(FhirError)
-    async def fhir_error(_request: Request, error: FhirError) -> Response:
-        return fhir_response(error.outcome(), error.status, error.headers or None)
+    async def fhir_error(request: Request, error: FhirError) -> Response:
+        headers = with_allow(request, error.status, dict(error.headers))
+        return fhir_response(error.outcome(), error.status, headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code, issue_type = HTTP_CODES.get(error.status_code, (ErrorCode.INVALID_REQUEST, "invalid"))
         message = f"{request.method} {request.url.path}: {error.detail}"
         outcome = operation_outcome([Issue(code, message, issue_type=issue_type)])
-        return fhir_response(outcome, error.status_code, dict(error.headers or {}))
+        headers = with_allow(request, error.status_code, dict(error.headers or {}))
+        return fhir_response(outcome, error.status_code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_request: Request, error: RequestValidationError) -> Response:

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = 20
     max_body_bytes: int = 5 * 1024 * 1024
+    body_timeout_seconds: float = 30
     max_bundle_entries: int = 500
     default_page_size: int = 20
     max_page_size: int = 200

@@ -54,6 +54,9 @@ class ErrorCode(StrEnum):
     VALUE_OUT_OF_RANGE = "FSE-0035"
     INVALID_STRING = "FSE-0036"
     NESTING_TOO_DEEP = "FSE-0037"
+    NOT_ACCEPTABLE = "FSE-0039"
+    URI_TOO_LONG = "FSE-0040"
+    REQUEST_TIMEOUT = "FSE-0041"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -117,6 +120,15 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "A string holds a control character or is over 1,048,576 characters; see the path."
     ),
     ErrorCode.NESTING_TOO_DEEP: "The JSON body nests objects and arrays over 64 levels deep.",
+    ErrorCode.NOT_ACCEPTABLE: (
+        "Only application/fhir+json (FHIR R4) is served: see Accept and _format."
+    ),
+    ErrorCode.URI_TOO_LONG: (
+        "The URL is over the length limit; send the search as a POST _search form."
+    ),
+    ErrorCode.REQUEST_TIMEOUT: (
+        "The request body did not arrive in full in time (Content-Length larger than the body?)."
+    ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 
@@ -237,3 +249,18 @@ class Forbidden(FhirError):
 class TooManyRequests(FhirError):
     status = 429
     issue_type = "throttled"
+
+
+class RequestTimeout(FhirError):
+    status = 408
+    issue_type = "timeout"
+
+
+class NotAcceptable(FhirError):
+    status = 406
+    issue_type = "not-supported"
+
+
+class UriTooLong(FhirError):
+    status = 414
+    issue_type = "too-long"

@@ -3,6 +3,10 @@
 With uvicorn's shared listening socket, whichever worker wakes first accepts a whole burst of
 keep-alive connections: under the benchmark all 16 clients landed on one of two workers while the
 other idled. With one socket per worker the kernel spreads connections across the workers.
+
+What the HTTP parser refuses before the app sees it (httptools reads no URL over 64 KB; bytes
+after a Content-Length shorter than the body make a broken next request) still answers an
+OperationOutcome (:class:`FhirHttpProtocol`); the app refuses URLs over 8 KB itself (414).
 """
 
 from __future__ import annotations
@@ -14,9 +18,35 @@ import sys
 import time
 from types import FrameType
 
+import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from fse.errors import ErrorCode, Issue, operation_outcome
+from fse.security.headers import RAW_EVERY_RESPONSE
 
 APP = "fse.app:create_app"
+
+
+class FhirHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, but a request its parser refuses (a URL over 64 KB, bytes
+    left over after a Content-Length shorter than the body, a malformed header) is answered
+    with an OperationOutcome, as the app answers, rather than uvicorn's plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        issue = Issue(ErrorCode.INVALID_REQUEST, f"not a valid HTTP/1.1 request: {msg}")
+        body = orjson.dumps(operation_outcome([issue]))
+        head = [b"HTTP/1.1 400 Bad Request"]
+        head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [name + b": " + value for name, value in RAW_EVERY_RESPONSE]
+        head += [
+            b"content-type: application/fhir+json",
+            b"content-length: " + str(len(body)).encode(),
+            b"cache-control: no-store",
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
 
 
 def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -36,6 +66,7 @@ def _config(quiet: bool) -> uvicorn.Config:
     return uvicorn.Config(
         APP,
         factory=True,
+        http=FhirHttpProtocol,
         proxy_headers=False,
         access_log=not quiet,
         log_level="warning" if quiet else "info",

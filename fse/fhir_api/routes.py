@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from fse.errors import BadRequest, ErrorCode, Forbidden, MethodNotAllowed, NotFound
 from fse.fhir_api import bundles
 from fse.fhir_api.capability import capability_statement
 from fse.fhir_api.guard import Guard, guard_of
 from fse.fhir_api.http import (
+    FORM_TYPES,
     base_url,
     fhir_response,
+    form_items,
     parse_etag,
     prefer,
     read_body,
@@ -27,8 +33,9 @@ from fse.fhir_api.searching import searchset
 from fse.fhir_api.transaction import BundleProcessor
 from fse.limits import MAX_VERSION
 from fse.resources import parse_json, require_supported
+from fse.security.access import reserved
 from fse.store.dates import date_range
-from fse.store.query import ID_RE, decode_cursor, encode_cursor
+from fse.store.query import ID_RE, decode_cursor, encode_cursor, whole_number
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -129,8 +136,10 @@ async def search(rtype: str, request: Request) -> Response:
 async def search_post(rtype: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
-    form = (await request.body()).decode()
-    items = list(request.query_params.multi_items()) + parse_qsl(form, keep_blank_values=True)
+    headers = request.headers
+    empty = "content-type" not in headers and headers.get("content-length", "0") == "0"
+    form = b"" if empty else await read_body(request, service.settings.max_body_bytes, FORM_TYPES)
+    items = list(request.query_params.multi_items()) + form_items(form)
     return await _search(request, service, base, rtype, items)
 
 
@@ -158,13 +167,14 @@ async def create(rtype: str, request: Request) -> Response:
 def _page_size(raw: str | None, service: FhirService) -> int:
     if raw is None:
         return service.settings.default_page_size
-    if not raw.isdigit() or int(raw) == 0:
+    count = whole_number(raw)
+    if not count:
         raise BadRequest(
-            "_count must be a positive whole number",
+            "_count must be a positive whole number (ASCII digits)",
             ("_count",),
             code=ErrorCode.INVALID_SEARCH_PARAMETER,
         )
-    return min(int(raw), service.settings.max_page_size)
+    return min(count, service.settings.max_page_size)
 
 
 def since_param(raw: str | None) -> datetime | None:
@@ -172,6 +182,8 @@ def since_param(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
+        if not raw.isascii():  # the date pattern's \d also reads Arabic-Indic digits
+            raise ValueError(raw)
         return date_range(raw)[0]
     except ValueError:
         raise BadRequest(
@@ -268,10 +280,11 @@ async def vread(rtype: str, rid: str, vid: str, request: Request) -> Response:
     service = service_of(request)
     base = base_of(request)
     guard = _checked_id(request, rtype, rid, "r")
-    if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_VERSION:
+    version = whole_number(vid)
+    if version is None or version > MAX_VERSION:
         raise NotFound(f"{rtype}/{rid} has no version {vid!r}")
     async with service.store.snapshot() as conn:
-        stored = await service.store.vread(conn, rtype, rid, int(vid))
+        stored = await service.store.vread(conn, rtype, rid, version)
         await guard.require(conn, rtype, rid)
     headers = version_headers(stored, base)
     del headers["Location"]
@@ -334,3 +347,39 @@ async def instance_operation(
     base = base_of(request)
     _checked_id(request, rtype, rid, None)
     return await _operation(request, service, operations, base, rtype, rid, name)
+
+
+WRITE_LETTERS = {create: "c", update: "u", delete: "d"}
+"""Route endpoints that are REST writes, by their interaction letter (``access.RESERVED``)."""
+OPERATIONS = (type_operation, instance_operation)
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods served at the request's URL, for the ``Allow`` header of a 405: every route
+    of that path, but for writes no one makes on the type (``access.RESERVED``), operation
+    routes where the last segment is no ``$operation``, and the refused method itself."""
+    methods: set[str] = set()
+    for route in _flat(routes):
+        if not isinstance(route, Route | APIRoute) or not route.methods:
+            continue
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        params = child.get("path_params", {})
+        letter = WRITE_LETTERS.get(route.endpoint)  # type: ignore[arg-type]
+        if letter is not None and reserved(params.get("rtype", ""), letter) is not None:
+            continue
+        if route.endpoint in OPERATIONS and not str(params.get("name", "")).startswith("$"):
+            continue
+        methods |= route.methods
+    methods.discard(scope["method"])
+    return sorted(methods, key=lambda m: (*METHOD_ORDER, m).index(m))
+
+
+def _flat(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes of the app, those of its included routers too (FastAPI keeps those behind a
+    wrapper that routes requests but shows no path)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _flat(included.routes) if included is not None else (route,)

@@ -62,11 +62,16 @@ def values_at(resource: dict[str, Any], path: str) -> list[Any]:
     return current
 
 
-def normalize(text: str) -> str:
+def fold(text: str) -> str:
     """Case- and accent-insensitive form used by string search ('Élodie' matches 'elodie')."""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(stripped.casefold().split())[:STRING_MAX]
+    return " ".join(stripped.casefold().split())
+
+
+def normalize(text: str) -> str:
+    """The folded form as indexed: its first ``STRING_MAX`` characters."""
+    return fold(text)[:STRING_MAX]
 
 
 def tokens_of(value: Any) -> list[tuple[str | None, str]]:

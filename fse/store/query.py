@@ -9,7 +9,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -17,12 +17,14 @@ import orjson
 from fse.errors import BadRequest, ErrorCode
 from fse.limits import MAX_ROW_KEY, search_value_problem
 from fse.store.dates import DateOutOfRange, date_range
+from fse.store.indexing import STRING_MAX
 from fse.store.search_params import (
     PARAMS_BY_NAME,
     SUPPORTED_TYPES,
     SearchParam,
     search_param,
 )
+from fse.store.string_match import longer_than_index
 
 ANY = object()
 """Token system wildcard: ``code`` alone matches any system."""
@@ -33,6 +35,13 @@ IGNORED_PARAMS = frozenset({"_format", "_pretty"})
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 """A FHIR logical id (R4 \u00a72.30.0.1 ``id``): what every id in a URL, a search or a signed
 claim must be."""
+DIGITS = re.compile(r"[0-9]+")
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+"""A FHIR decimal (R4 \u00a72.24.0.1 with the exponent the search syntax allows): ASCII digits
+only, where Python's ``int`` and ``Decimal`` also read '\u0663' or 'NaN'."""
+MAX_EXPONENT = 64
+"""Searched numbers stay within 10^\u00b164: beyond, no stored value compares, and PostgreSQL's
+numeric refuses them."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +85,17 @@ class SearchQuery:
     """Parameters as understood, for the Bundle's self and next links."""
 
 
+def whole_number(raw: str) -> int | None:
+    """The value of a string of ASCII digits; None for anything else (signs, spaces, '\u0663')."""
+    return int(raw) if DIGITS.fullmatch(raw) else None
+
+
 def _invalid(name: str, message: str) -> BadRequest:
     return BadRequest(message, (name,), code=ErrorCode.INVALID_SEARCH_PARAMETER)
 
 
 def split_prefix(raw: str) -> tuple[str, str]:
-    if len(raw) > 2 and raw[:2] in PREFIXES and (raw[2].isdigit() or raw[2] == "-"):
+    if len(raw) > 2 and raw[:2] in PREFIXES and raw[2] in "0123456789-":
         return raw[:2], raw[2:]
     return "eq", raw
 
@@ -96,6 +110,8 @@ def parse_token(raw: str) -> tuple[Any, str | None]:
 def parse_date(name: str, raw: str) -> tuple[str, datetime, datetime]:
     prefix, text = split_prefix(raw)
     try:
+        if not text.isascii():  # the pattern's \d would read '\u0662\u0660\u0662\u0666' as 2026
+            raise ValueError(text)
         low, high = date_range(text)
     except DateOutOfRange as exc:
         raise _invalid(name, f"{name}: {exc}") from None
@@ -109,10 +125,11 @@ def parse_number(name: str, raw: str) -> tuple[str, Decimal, Decimal, str | None
     number_text, _, rest = raw.partition("|")
     system, _, code = rest.partition("|")
     prefix, number_text = split_prefix(number_text)
-    try:
-        value = Decimal(number_text)
-    except InvalidOperation:
-        raise _invalid(name, f"{name}: '{raw}' is not a number") from None
+    if not DECIMAL.fullmatch(number_text):
+        raise _invalid(name, f"{name}: '{raw}' is not a number (ASCII digits, '.', exponent)")
+    value = Decimal(number_text)
+    if abs(value.adjusted()) > MAX_EXPONENT and value != 0:
+        raise _invalid(name, f"{name}: '{raw}' is out of range (10^\u00b1{MAX_EXPONENT})")
     exponent = value.as_tuple().exponent
     half = Decimal(5).scaleb((exponent if isinstance(exponent, int) else 0) - 1)
     return prefix, value - half, value + half, system or None, code or None
@@ -204,6 +221,10 @@ def _chain(rtype: str, key: str, raw: str) -> Chain:
             )
     if not inner:
         raise KeyError(key)
+    if any(longer_than_index(c) for c in inner.values()):
+        raise _invalid(
+            key, f"{key}: a chained string value is compared on its first {STRING_MAX} characters"
+        )
     return Chain(ref_name, tuple(inner), inner)
 
 
@@ -240,9 +261,10 @@ def decode_cursor(raw: str) -> tuple[Any, int]:
 
 def _control(query: SearchQuery, name: str, raw: str, max_count: int) -> None:
     if name == "_count":
-        if not raw.isdigit():
-            raise _invalid(name, "_count must be a whole number")
-        query.count = min(int(raw), max_count)
+        count = whole_number(raw)
+        if count is None:
+            raise _invalid(name, "_count must be a whole number (ASCII digits)")
+        query.count = min(count, max_count)
         query.echo.append((name, str(query.count)))
         return
     elif name == "_sort":

@@ -7,6 +7,7 @@ are claimed in ``unique_identifiers`` so two live resources never share one, eve
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -28,11 +29,15 @@ from fse.store.dates import instant_text
 from fse.store.indexing import IndexRows, extract, rows_by_kind
 from fse.store.pg_bulk import copy_bulk
 from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
-from fse.store.query import SearchQuery, encode_cursor
+from fse.store.query import Criterion, SearchQuery, decode_cursor, encode_cursor
 from fse.store.sealed_identifiers import SealedIdentifiers, shown_identifier
 from fse.store.search import compile_search
+from fse.store.string_match import beyond_index, matches
 from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
 from fse.store.tables import idx_reference as ref
+
+RECHECK_BATCH = 200
+"""Candidates read per round when string values longer than the index are compared whole."""
 
 
 @dataclass(frozen=True)
@@ -457,17 +462,52 @@ class ResourceStore:
         )
 
     async def search(self, conn: AsyncConnection, query: SearchQuery) -> Page:
-        statements, params = compile_search(self.sealed.query(query))
-        rows = (await conn.execute(statements.page, params)).all() if query.count else []
+        sealed = self.sealed.query(query)
+        rechecked = [c for c in query.criteria if isinstance(c, Criterion) and beyond_index(c)]
+        total = None
+        if rechecked:
+            wanted = query.count + 1 if query.count else 0
+            rows = await self._rechecked(conn, sealed, rechecked, wanted)
+            if query.total:
+                everything = dataclasses.replace(sealed, cursor=None)
+                total = len(await self._rechecked(conn, everything, rechecked, None))
+        else:
+            statements, params = compile_search(sealed)
+            rows = list((await conn.execute(statements.page, params)).all()) if query.count else []
+            total = await conn.scalar(statements.count, params) if query.total else None
         rtype, served = query.resource_type, self.sealed.served
         matches = [Match(rtype, r.id, served(r.content) or "", r.pk) for r in rows[: query.count]]
         next_cursor = None
         if len(rows) > query.count:
             last = rows[query.count - 1]
             next_cursor = encode_cursor(last.sort_key if query.sort else None, last.pk)
-        total = await conn.scalar(statements.count, params) if query.total else None
         included = await self._included(conn, query, matches)
         return Page(matches, included, next_cursor, total)
+
+    async def _rechecked(
+        self,
+        conn: AsyncConnection,
+        query: SearchQuery,
+        criteria: list[Criterion],
+        wanted: int | None,
+    ) -> list[Any]:
+        """The query's rows (from its cursor on) whose whole values pass ``criteria``, in order,
+        ``wanted`` at most (None: all): SQL narrows by the indexed prefix, batch by batch."""
+        batch = dataclasses.replace(query, count=RECHECK_BATCH, total=False)
+        kept: list[Any] = []
+        while wanted is None or len(kept) < wanted:
+            statements, params = compile_search(batch)
+            rows = (await conn.execute(statements.page, params)).all()
+            for row in rows[:RECHECK_BATCH]:
+                resource = orjson.loads(self.sealed.served(row.content) or "{}")
+                if all(matches(query.resource_type, resource, c) for c in criteria):
+                    kept.append(row)
+            if len(rows) <= RECHECK_BATCH:
+                break
+            last = rows[RECHECK_BATCH - 1]
+            cursor = encode_cursor(last.sort_key if query.sort else None, last.pk)
+            batch = dataclasses.replace(batch, cursor=decode_cursor(cursor))
+        return kept if wanted is None else kept[:wanted]
 
     async def _included(
         self, conn: AsyncConnection, query: SearchQuery, matches: list[Match]

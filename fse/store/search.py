@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from fse.store.dates import MAX_INSTANT
-from fse.store.indexing import normalize
+from fse.store.indexing import STRING_MAX, normalize
 from fse.store.query import ANY, Chain, Criterion, SearchQuery
 from fse.store.tables import (
     INDEX_TABLES,
@@ -57,6 +57,9 @@ BOUNDS_USED = {
 }
 """Which of (low, high) of the search value a prefix compares against."""
 LIKE_ESCAPE = "/"
+CUT_VALUE = "_" * STRING_MAX
+"""LIKE pattern of an indexed string of STRING_MAX characters: possibly cut, so a ``:contains``
+needle may lie past the index; ``fse.store.string_match`` compares such rows whole."""
 
 
 class Binder:
@@ -93,9 +96,11 @@ def _criterion_values(criterion: Criterion | Chain) -> list[Any]:
             out += [system] if isinstance(system, str) else []
         return out
     if kind == "string":
-        if criterion.modifier == "exact":
-            return [list(values)]
-        return [like_pattern(v, criterion.modifier == "contains") for v in values]
+        if criterion.modifier == "exact":  # as indexed; longer values are compared afterwards
+            return [[v[:STRING_MAX] for v in values]]
+        if criterion.modifier == "contains":  # and every value cut by the index, compared after
+            return [like_pattern(v, True) for v in values] + [CUT_VALUE]
+        return [like_pattern(v, False) for v in values]
     if kind in ("date", "lastUpdated"):
         return [v for prefix, low, high in values for v in _bounds(prefix, low, high)]
     if kind == "reference":
@@ -233,7 +238,8 @@ def _value_match(criterion: Criterion, b: Binder) -> ColumnElement[bool]:
     if kind == "string":
         if criterion.modifier == "exact":
             return idx_string.c.exact.in_(b(expanding=True))
-        return or_(*(idx_string.c.value.like(b(), escape=LIKE_ESCAPE) for _ in values))
+        patterns = len(values) + (1 if criterion.modifier == "contains" else 0)
+        return or_(*(idx_string.c.value.like(b(), escape=LIKE_ESCAPE) for _ in range(patterns)))
     if kind == "date":
         return or_(*(_date_match(v[0], idx_date.c.low, idx_date.c.high, b) for v in values))
     if kind == "reference":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,4 +115,86 @@ def test_forwarded_for_from_loopback_is_not_trusted(tmp_path: Path) -> None:
             assert logins == [401, 401, 401, 429]
     finally:
         server.terminate()  # one worker: uvicorn re-raises SIGTERM once stopped
+        server.wait(timeout=30)
+
+
+def raw_exchange(port: int, data: bytes, seconds: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client fixes them) and read the answer until the server
+    closes the connection: status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def outcome_code(headers: dict[str, str], body: bytes) -> str:
+    assert headers["content-type"].startswith("application/fhir+json"), (headers, body)
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    return outcome["issue"][0]["details"]["coding"][0]["code"]
+
+
+def test_requests_broken_at_the_http_level_get_an_operation_outcome(tmp_path: Path) -> None:
+    """Long URLs and lying Content-Lengths: uvicorn answered a plain-text 400, or nothing
+    until the client gave up (a Content-Length larger than the body)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FSE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+        "FSE_PORT": str(port),
+        "FSE_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem"),
+        "FSE_CIN_KEY_FILE": str(tmp_path / "cin-keys.json"),
+        "FSE_BODY_TIMEOUT_SECONDS": "1",
+        "FSE_PAYMENT_SCHEDULE": "false",
+    }
+    env.pop("FSE_REDIS_URL", None)
+    cli = [sys.executable, "-m", "fse.cli"]
+    subprocess.run([*cli, "migrate"], env=env, check=True, timeout=120, capture_output=True)
+    created = subprocess.run(
+        [*cli, "client", "create", "edges", "--scopes", "system/*.cruds"],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
+    client_id = re.search(r"client_id:\s*(\S+)", created)
+    secret = re.search(r"client_secret:\s*(\S+)", created)
+    assert client_id and secret, created
+    server = subprocess.Popen([*cli, "serve", "--quiet"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: answers(base + "/"))
+        token = httpx.post(
+            base + "/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id[1], secret[1]),
+        ).json()["access_token"]
+        auth = f"Host: x\r\nAuthorization: Bearer {token}\r\n".encode()
+        json_body = b"Content-Type: application/fhir+json\r\n"
+        patient = b'{"resourceType":"Patient"}'
+
+        def url(size: int) -> bytes:
+            return b"GET /fhir/Patient?family=" + b"a" * size + b" HTTP/1.1\r\n" + auth
+
+        status, headers, body = raw_exchange(port, url(20_000) + b"Connection: close\r\n\r\n")
+        assert (status, outcome_code(headers, body)) == (414, "FSE-0040")
+        status, headers, body = raw_exchange(port, url(100_000) + b"\r\n")
+        assert (status, outcome_code(headers, body)) == (400, "FSE-0021")
+        assert headers["x-content-type-options"] == "nosniff"
+        shorter = b"POST /fhir/Patient HTTP/1.1\r\n" + auth + json_body + b"Content-Length: 5\r\n"
+        status, headers, body = raw_exchange(port, shorter + b"\r\n" + patient)
+        assert (status, outcome_code(headers, body)) == (400, "FSE-0021")
+        larger = b"POST /fhir/Patient HTTP/1.1\r\n" + auth + json_body + b"Content-Length: 90\r\n"
+        started = time.monotonic()
+        status, headers, body = raw_exchange(port, larger + b"\r\n" + patient)
+        assert (status, outcome_code(headers, body)) == (408, "FSE-0041")
+        assert time.monotonic() - started < 8
+    finally:
+        server.terminate()
         server.wait(timeout=30)

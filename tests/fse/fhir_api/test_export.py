@@ -16,6 +16,7 @@ from fse.errors import ErrorCode
 from fse.export.jobs import create_job, delete_job, export_jobs, find_job
 from fse.export.runner import ExportRunner
 from fse.export.scope import ExportScope
+from fse.fhir_api.export import NDJSON
 from fse.resources import model_class
 from tests.builders import FHIR_JSON, claim, create, medication_request, patient, practitioner
 from tests.conftest import Platform
@@ -47,7 +48,7 @@ async def exported(client: httpx.AsyncClient, status_url: str) -> dict[str, list
     """Every exported resource per type, in file order, each line a valid FHIR resource."""
     found: dict[str, list[dict[str, Any]]] = {}
     for output in (await manifest_of(client, status_url))["output"]:
-        response = await client.get(output["url"])
+        response = await client.get(output["url"], headers={"accept": NDJSON})
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("application/fhir+ndjson")
         lines = [json.loads(line) for line in response.text.splitlines()]
