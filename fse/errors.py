@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     NOT_OWN_DATA = "FSE-0032"
     SIGNATURE_REQUIRED = "FSE-0033"
     DATE_IN_FUTURE = "FSE-0034"
+    DANGLING_REFERENCE = "FSE-0042"
+    DUPLICATE_FULL_URL = "FSE-0043"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -107,6 +109,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.DATE_IN_FUTURE: (
         "A date of care, creation or dispense is later than now; see the path."
     ),
+    ErrorCode.DANGLING_REFERENCE: (
+        "A reference names a resource that is neither stored nor in the Bundle; see the path."
+    ),
+    ErrorCode.DUPLICATE_FULL_URL: "Two entries of the Bundle have the same fullUrl (bdl-7).",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 
@@ -227,3 +233,11 @@ class Forbidden(FhirError):
 class TooManyRequests(FhirError):
     status = 429
     issue_type = "throttled"
+
+
+class InternalError(FhirError):
+    """The server failed where it could say so honestly: the diagnostics tell what was stored
+    (nothing, for a rolled-back transaction or a failed batch entry)."""
+
+    status = 500
+    issue_type = "exception"
