@@ -139,8 +139,6 @@ class BundleProcessor:
         self.guard = guard or Guard(None, service)
         self._searches: list[tuple[str, SearchQuery, Disclosed[Match]]] = []
         """Searches of GET entries, told to the guard once their transaction has ended."""
-        self._at: Entry | None = None
-        """The entry being planned or run (what a server error is reported against)."""
 
     def _authorize(self, entry: Entry) -> None:
         permission = PERMISSION.get(entry.method) or ("r" if entry.rid else "s")
@@ -182,27 +180,16 @@ class BundleProcessor:
             self._authorize(entry)
         results: dict[int, bytes] = {}
         written: list[Stored] = []
-        try:
-            async with self.service.store.transaction() as conn:
-                planned = await self._plan(conn, entries)
-                for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
-                    self._at = entry
-                    try:
-                        results[entry.index], stored = await self._run(conn, entry, planned)
-                    except FhirError as error:
-                        raise _in_entry(error, entry) from None
-                    if stored is not None:
-                        written.append(stored)
-        except FhirError:
-            raise
-        except Exception as error:  # rolled back above: say which entry, and that nothing stays
-            where = _where(self._at)
-            log.exception("transaction Bundle failed at %s; rolled back", where)
-            raise InternalError(
-                f"{where}: internal error; the transaction was rolled back, nothing was stored",
-                (f"Bundle.entry[{self._at.index}]",) if self._at else ("Bundle",),
-                code=ErrorCode.INTERNAL_ERROR,
-            ) from error
+        # Any other exception rolls it all back: the app's 500 "nothing was stored" is true.
+        async with self.service.store.transaction() as conn:
+            planned = await self._plan(conn, entries)
+            for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
+                try:
+                    results[entry.index], stored = await self._run(conn, entry, planned)
+                except FhirError as error:
+                    raise _in_entry(error, entry) from None
+                if stored is not None:
+                    written.append(stored)
         body = bundles.response_bundle(
             "transaction-response", [results[i] for i in range(len(entries))]
         )
@@ -223,7 +210,6 @@ class BundleProcessor:
         planned: dict[int, str | Stored] = {}
         mapping: dict[str, str] = {}
         for entry in entries:
-            self._at = entry
             if entry.method == "PUT" and _is_placeholder(entry.full_url):
                 mapping[str(entry.full_url)] = f"{entry.rtype}/{entry.rid}"
             if entry.method != "POST":
@@ -356,10 +342,6 @@ class Plan:
 
 def _is_placeholder(full_url: Any) -> bool:
     return isinstance(full_url, str) and full_url.startswith(PLACEHOLDERS)
-
-
-def _where(entry: Entry | None) -> str:
-    return f"entry[{entry.index}] ({entry.method} {entry.rtype})" if entry else "Bundle"
 
 
 def _failed(error: FhirError) -> bytes:
