@@ -3,7 +3,8 @@
 FHIR (R4 §3.1.0.11.2) resolves a ``urn:uuid:`` against the fullUrls of the Bundle and a
 relative ``Type/id`` (or an absolute URL on this server) against this server: one that resolves
 to nothing would be stored pointing at nothing, so it is refused (422 FSE-0042, one issue per
-reference, with its path). Not ours to resolve, so never dangling here: an absolute URL on
+reference, with its path); so is a conditional reference (``Patient?identifier=…``), which
+this server does not resolve. Not ours to resolve, so never dangling here: an absolute URL on
 another server, a reference by identifier alone, a contained ``#id``, canonical URLs (not
 References at all), and any other form this server does not read as local.
 
@@ -30,6 +31,9 @@ LOCAL = re.compile(
 )
 PLACEHOLDERS = ("urn:uuid:", "urn:oid:")
 """fullUrl forms that name an entry of the Bundle, never a stored resource."""
+CONDITIONAL = re.compile(r"^[A-Z][A-Za-z]{0,63}\?")
+"""``Patient?identifier=…``: a conditional reference. This server does not resolve them, so it
+refuses them rather than store a search as if it were a reference (``identifier`` serves)."""
 
 
 def references_in(node: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -72,6 +76,12 @@ async def refuse_dangling(
     for place, (_path, reference) in enumerate(found):
         if reference.startswith(PLACEHOLDERS):
             dangling[place] = f"{reference} is the fullUrl of no entry of the Bundle"
+            continue
+        if CONDITIONAL.match(reference):
+            dangling[place] = (
+                f"{reference} is a conditional reference, which this server does not resolve "
+                "(use Reference.identifier)"
+            )
             continue
         target = local_target(reference, base)
         if target is not None and "/".join(target) not in in_bundle:

@@ -283,8 +283,13 @@ async def gone_patient(client: httpx.AsyncClient) -> str:
             DOCTOR_URN,
             "Bundle.entry[2].resource.subject.reference",
         ),
+        (  # a conditional reference: not resolved here, so not stored as if it were
+            f"Patient?identifier={IMMAT}|123456789",
+            DOCTOR_URN,
+            "Bundle.entry[2].resource.subject.reference",
+        ),
     ],
-    ids=["dangling-urn", "unknown-local", "unknown-absolute", "deleted"],
+    ids=["dangling-urn", "unknown-local", "unknown-absolute", "deleted", "conditional"],
 )
 async def test_transaction_refuses_a_reference_to_nothing(
     client: httpx.AsyncClient, platform: Platform, subject: str, doctor: str, path: str
