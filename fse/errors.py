@@ -57,6 +57,8 @@ class ErrorCode(StrEnum):
     NOT_ACCEPTABLE = "FSE-0039"
     URI_TOO_LONG = "FSE-0040"
     REQUEST_TIMEOUT = "FSE-0041"
+    DANGLING_REFERENCE = "FSE-0042"
+    DUPLICATE_FULL_URL = "FSE-0043"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -129,6 +131,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.REQUEST_TIMEOUT: (
         "The request body did not arrive in full in time (Content-Length larger than the body?)."
     ),
+    ErrorCode.DANGLING_REFERENCE: (
+        "A reference names a resource that is neither stored nor in the Bundle; see the path."
+    ),
+    ErrorCode.DUPLICATE_FULL_URL: "Two entries of the Bundle have the same fullUrl (bdl-7).",
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 
@@ -264,3 +270,9 @@ class NotAcceptable(FhirError):
 class UriTooLong(FhirError):
     status = 414
     issue_type = "too-long"
+class InternalError(FhirError):
+    """The server failed where it could say so honestly: the diagnostics tell what was stored
+    (nothing, for a rolled-back transaction or a failed batch entry)."""
+
+    status = 500
+    issue_type = "exception"

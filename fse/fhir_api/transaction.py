@@ -2,11 +2,16 @@
 
 A transaction runs every entry in one database transaction: DELETE, then POST, then PUT, then
 GET; ``urn:uuid:`` fullUrls are replaced by the ids the server assigns. Any failure rolls the whole
-Bundle back and names the failing entry. A batch runs each entry in its own transaction.
+Bundle back and names the failing entry. A batch runs each entry in its own transaction and
+answers 200 whatever happens inside one: each entry has its own status (and OperationOutcome),
+an entry that failed, even on a server error, stored nothing, and one that succeeded says so.
+Both refuse a written resource whose references resolve to nothing (``references.py``) and a
+Bundle whose fullUrls are not unique (bdl-7).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
@@ -14,15 +19,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fse.errors import BadRequest, ErrorCode, FhirError, PayloadTooLarge
+from fse.errors import BadRequest, ErrorCode, FhirError, InternalError, PayloadTooLarge
 from fse.fhir_api import bundles
 from fse.fhir_api.guard import Disclosed, Guard
 from fse.fhir_api.http import parse_etag
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.references import PLACEHOLDERS, refuse_dangling
 from fse.fhir_api.searching import searchset
 from fse.resources import require_supported
 from fse.store.query import SearchQuery
 from fse.store.repository import Match, Stored, new_id
+
+log = logging.getLogger(__name__)
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
@@ -163,6 +171,7 @@ class BundleProcessor:
                 ("Bundle.entry",),
                 code=ErrorCode.BUNDLE_TOO_LARGE,
             )
+        _refuse_duplicate_full_urls(entries)
         return kind, entries
 
     async def transaction(self, raw_entries: list[Any]) -> tuple[bytes, list[Stored]]:
@@ -171,6 +180,7 @@ class BundleProcessor:
             self._authorize(entry)
         results: dict[int, bytes] = {}
         written: list[Stored] = []
+        # Any other exception rolls it all back: the app's 500 "nothing was stored" is true.
         async with self.service.store.transaction() as conn:
             planned = await self._plan(conn, entries)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
@@ -183,19 +193,25 @@ class BundleProcessor:
         body = bundles.response_bundle(
             "transaction-response", [results[i] for i in range(len(entries))]
         )
-        await self._tell_searches()
+        try:
+            await self._tell_searches()
+        except Exception:  # committed: the answer must say so; a lookup left unrecorded only
+            # closes the insured to the caller later (fail-safe), so it is logged, not answered
+            log.exception("transaction Bundle committed; recording its searches failed")
         return body, written
 
     async def _tell_searches(self) -> None:
-        for rtype, query, matches in self._searches:
+        searches, self._searches = self._searches, []
+        for rtype, query, matches in searches:
             await self.guard.searched(rtype, query, matches)
-        self._searches.clear()
 
-    async def _plan(self, conn: AsyncConnection, entries: list[Entry]) -> dict[int, str | Stored]:
+    async def _plan(self, conn: AsyncConnection, entries: list[Entry]) -> Plan:
         """Resolve conditional creates and pre-assign ids, then rewrite urn:uuid references."""
         planned: dict[int, str | Stored] = {}
         mapping: dict[str, str] = {}
         for entry in entries:
+            if entry.method == "PUT" and _is_placeholder(entry.full_url):
+                mapping[str(entry.full_url)] = f"{entry.rtype}/{entry.rid}"
             if entry.method != "POST":
                 continue
             try:
@@ -220,14 +236,19 @@ class BundleProcessor:
             for entry in entries:
                 if entry.resource is not None:
                     entry.resource = _rewrite_references(entry.resource, mapping)
-        return planned
+        targets = {
+            f"{e.rtype}/{plan.id if isinstance(plan, Stored) else plan}"
+            for e in entries
+            if (plan := planned.get(e.index)) is not None
+        }
+        return Plan(planned, targets)
 
     async def _run(
-        self, conn: AsyncConnection, entry: Entry, planned: dict[int, str | Stored]
+        self, conn: AsyncConnection, entry: Entry, planned: Plan
     ) -> tuple[bytes, Stored | None]:
         service, guard = self.service, self.guard
         if entry.method == "POST":
-            plan = planned[entry.index]
+            plan = planned.by_entry[entry.index]
             if isinstance(plan, Stored):  # a conditional match, required in _plan
                 return bundles.response_entry(
                     STATUS_TEXT[200], guard.passed(plan), base=self.base
@@ -235,6 +256,7 @@ class BundleProcessor:
             assert entry.resource is not None
             await guard.check_new(conn, entry.rtype, entry.resource)
             written = await service.create(conn, entry.rtype, entry.resource, rid=plan)
+            await self._refuse_dangling(conn, entry, planned)
             return bundles.response_entry(
                 STATUS_TEXT[201], guard.passed(written.stored), base=self.base
             ), written.stored
@@ -245,6 +267,7 @@ class BundleProcessor:
             written = await service.update(
                 conn, entry.rtype, entry.rid, entry.resource, entry.if_match
             )
+            await self._refuse_dangling(conn, entry, planned)
             return bundles.response_entry(
                 STATUS_TEXT[200], guard.passed(written.stored), base=self.base
             ), written.stored
@@ -255,6 +278,13 @@ class BundleProcessor:
             stored = await service.store.delete(conn, rtype, entry.rid)
             return bundles.response_entry(STATUS_TEXT[204]), stored
         return await self._get(conn, entry), None
+
+    async def _refuse_dangling(self, conn: AsyncConnection, entry: Entry, planned: Plan) -> None:
+        """After the write (it is valid), in its transaction: a failure rolls it back."""
+        assert entry.resource is not None
+        await refuse_dangling(
+            conn, self.service.store, self.base, entry.rtype, entry.resource, planned.targets
+        )
 
     async def _get(self, conn: AsyncConnection, entry: Entry) -> bytes:
         """A read or a search, answered (and disclosed) exactly as the same GET alone."""
@@ -277,19 +307,77 @@ class BundleProcessor:
         written: list[Stored] = []
         for index, raw in enumerate(raw_entries):
             try:
-                entry = _parse_entry(index, raw, self.base)
-                self._authorize(entry)
-                async with self.service.store.transaction() as conn:
-                    planned = await self._plan(conn, [entry])
-                    result, stored = await self._run(conn, entry, planned)
-                results.append(result)
-                if stored is not None:
-                    written.append(stored)
+                result, stored = await self._batch_entry(index, raw)
             except FhirError as error:
-                status = f"{error.status} {_reason(error.status)}"
-                results.append(bundles.response_entry(status, outcome=error.outcome()))
-        await self._tell_searches()
+                result, stored = _failed(error), None
+            except Exception:  # its transaction rolled back: this entry alone failed
+                log.exception("batch Bundle entry[%d] failed; it stored nothing", index)
+                result, stored = _failed(_crashed(index)), None
+            results.append(result)
+            if stored is not None:
+                written.append(stored)
         return bundles.response_bundle("batch-response", results), written
+
+    async def _batch_entry(self, index: int, raw: Any) -> tuple[bytes, Stored | None]:
+        """One entry alone, in its own transaction; its search told to the guard once that
+        has ended (a failure there withholds the entry's answer)."""
+        self._searches = []  # a failed entry's search was never answered
+        entry = _parse_entry(index, raw, self.base)
+        self._authorize(entry)
+        async with self.service.store.transaction() as conn:
+            planned = await self._plan(conn, [entry])
+            result = await self._run(conn, entry, planned)
+        await self._tell_searches()
+        return result
+
+
+@dataclass(frozen=True)
+class Plan:
+    by_entry: dict[int, str | Stored]
+    """Per POST entry: the id it will be created under, or the resource its condition matched."""
+    targets: set[str]
+    """``Type/id`` of every resource the POST entries create or match: references to them
+    resolve although they may not be stored yet."""
+
+
+def _is_placeholder(full_url: Any) -> bool:
+    return isinstance(full_url, str) and full_url.startswith(PLACEHOLDERS)
+
+
+def _failed(error: FhirError) -> bytes:
+    return bundles.response_entry(
+        f"{error.status} {_reason(error.status)}", outcome=error.outcome()
+    )
+
+
+def _crashed(index: int) -> InternalError:
+    """What a batch entry the server failed on answers: honest, and no detail of the cause."""
+    return InternalError(
+        f"entry[{index}]: internal error; this entry stored nothing "
+        "(the other entries' statuses stand)",
+        (f"Bundle.entry[{index}]",),
+        code=ErrorCode.INTERNAL_ERROR,
+    )
+
+
+def _refuse_duplicate_full_urls(entries: list[Any]) -> None:
+    """bdl-7: entries with the same fullUrl must differ by meta.versionId (400 FSE-0043)."""
+    seen: dict[tuple[str, Any], int] = {}
+    for index, raw in enumerate(entries):
+        if not isinstance(raw, dict) or not isinstance(raw.get("fullUrl"), str):
+            continue
+        resource = raw.get("resource")
+        meta = resource.get("meta") if isinstance(resource, dict) else None
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        key = (raw["fullUrl"], version if isinstance(version, str) else None)
+        if key in seen:
+            raise BadRequest(
+                f"entry[{index}].fullUrl {raw['fullUrl']!r} is also entry[{seen[key]}]'s: "
+                "a fullUrl names one entry (bdl-7)",
+                (f"Bundle.entry[{index}].fullUrl",),
+                code=ErrorCode.DUPLICATE_FULL_URL,
+            )
+        seen[key] = index
 
 
 def _reason(status: int) -> str:

@@ -403,6 +403,19 @@ class ResourceStore:
         )
         return found is not None
 
+    async def current_ids(self, conn: AsyncConnection, rtype: str, ids: set[str]) -> set[str]:
+        """Which of ``ids`` name a current (stored, not deleted) resource of the type."""
+        if not ids:
+            return set()
+        rows = await conn.execute(
+            select(resources.c.id).where(
+                resources.c.type == rtype,
+                resources.c.id.in_(sorted(ids)),
+                resources.c.deleted == false(),
+            )
+        )
+        return {row.id for row in rows}
+
     async def vread(self, conn: AsyncConnection, rtype: str, rid: str, version: int) -> Stored:
         row = (
             await conn.execute(

@@ -9,13 +9,15 @@ import httpx
 import pytest
 
 from fse.errors import ErrorCode, FhirError
-from tests.builders import FHIR_JSON, NGAP, claim, create, patient
+from tests.builders import FHIR_JSON, IMMAT, INPE, NGAP, claim, create, patient
 from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
 from tests.fse.fhir_api.test_transaction import PATIENT_URN, bundle, post
 
 GTIN = "urn:oid:1.3.160"
-PATIENT, DOCTOR = {"reference": "Patient/p1"}, {"reference": "Practitioner/d1"}
+# By identifier: batch and transaction entries may not reference resources that are not stored.
+PATIENT = {"identifier": {"system": IMMAT, "value": "123456789"}}
+DOCTOR = {"identifier": {"system": INPE, "value": "100000019"}}
 
 
 def encounter(start: str) -> dict[str, Any]:
