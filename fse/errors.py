@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     NOT_OWN_DATA = "FSE-0032"
     SIGNATURE_REQUIRED = "FSE-0033"
     DATE_IN_FUTURE = "FSE-0034"
+    NOT_READY = "FSE-0044"
+    REDIS_DEGRADED = "FSE-0045"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -106,6 +108,13 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.DATE_IN_FUTURE: (
         "A date of care, creation or dispense is later than now; see the path."
+    ),
+    ErrorCode.NOT_READY: (
+        "The platform cannot serve requests now: the database does not answer (GET /ready)."
+    ),
+    ErrorCode.REDIS_DEGRADED: (
+        "Redis does not answer: rate limits, cache and events run in-process in each worker "
+        "until it does (GET /ready)."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
