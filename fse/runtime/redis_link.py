@@ -27,12 +27,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 T = TypeVar("T")
 log = logging.getLogger("fse.runtime")
 
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What "Redis did not answer" looks like (refused, reset, timed out, loading, read-only...)."""
+
+CONFIRM_FACTOR = 3
+"""A timed-out operation starts an outage only if a PING given this many times longer fails."""
 
 IDLE_CHECK_SECONDS = 1
 """A pooled connection idle for longer is PINGed before use (a restart closed it meanwhile)."""
@@ -79,6 +83,7 @@ class RedisLink:
         self._down_at = 0.0
         self._next_probe = 0.0
         self._probe: asyncio.Task[None] | None = None
+        self._confirm: asyncio.Task[None] | None = None
 
     @property
     def deadline(self) -> float:
@@ -113,8 +118,27 @@ class RedisLink:
         return await fallback()
 
     def failed(self, error: BaseException) -> None:
-        """An operation found Redis unavailable: the outage starts (logged once)."""
+        """An operation found Redis unavailable. Refused or reset: the outage starts now. Timed
+        out: maybe Redis, maybe this process's event loop was busy (a slow request holding
+        it), so a PING confirms it first; meanwhile only that operation fell back."""
         self.last_error = _describe(error)
+        if not self.up:
+            return
+        if isinstance(error, TimeoutError | RedisTimeoutError):
+            if self._confirm is None or self._confirm.done():
+                self._confirm = asyncio.get_running_loop().create_task(self._confirm_outage())
+            return
+        self._down()
+
+    async def _confirm_outage(self) -> None:
+        try:
+            async with asyncio.timeout(CONFIRM_FACTOR * self.deadline):
+                await self.client.ping()
+        except REDIS_FAILURES as error:
+            self.last_error = _describe(error)
+            self._down()
+
+    def _down(self) -> None:
         if not self.up:
             return
         self.up = False
@@ -160,6 +184,8 @@ class RedisLink:
                     await self.client.ping()
             except REDIS_FAILURES as error:
                 self.failed(error)
+                if self._confirm is not None:
+                    await asyncio.shield(self._confirm)
         else:
             await self.probe()
         return self.state()
@@ -176,8 +202,9 @@ class RedisLink:
         }
 
     async def close(self) -> None:
-        if self._probe is not None and not self._probe.done():
-            self._probe.cancel()
+        for task in (self._probe, self._confirm):
+            if task is not None and not task.done():
+                task.cancel()
         await self.client.aclose()
         await self.blocking_client.aclose()
 

@@ -112,3 +112,14 @@ async def test_redis_unreachable_the_api_answers_and_ready_says_degraded(
         # the limit per address still applies, counted in this process
         statuses = [(await http.get("/fhir/metadata")).status_code for _ in range(12)]
     assert 429 in statuses and set(statuses) == {200, 429}
+
+
+async def test_the_cnss_dashboard_shows_redis_degraded(without_redis: Platform) -> None:
+    name = f"agent.{uuid.uuid4().hex[:8]}"
+    await create_user(without_redis.engine, name, "correct-horse-battery", Role.CNSS_AGENT, "A")
+    transport = httpx.ASGITransport(app=without_redis.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as agent:
+        assert (await login(agent, name, "correct-horse-battery")).status_code == 303
+        page = await agent.get("/cnss/tableau-de-bord")
+    assert page.status_code == 200, page.text
+    assert "Redis indisponible depuis" in page.text and "mode dégradé" in page.text
