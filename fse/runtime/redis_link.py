@@ -81,6 +81,7 @@ class RedisLink:
         self.down_since: datetime | None = None
         self.last_error: str | None = None
         self._down_at = 0.0
+        self._fallbacks_before = 0
         self._next_probe = 0.0
         self._probe: asyncio.Task[None] | None = None
         self._confirm: asyncio.Task[None] | None = None
@@ -145,6 +146,7 @@ class RedisLink:
         self.outages += 1
         self.down_since = datetime.now(UTC)
         self._down_at = time.monotonic()
+        self._fallbacks_before = sum(self.fallbacks.values())
         self._next_probe = self._down_at + self.probe_seconds
         log.warning(
             "Redis unavailable (%s): rate limits, cache and events use this process's "
@@ -161,7 +163,7 @@ class RedisLink:
             "Redis answers again after %.1f s down: rate limits, cache and events are shared "
             "again (%d operations were served in-process during the outage)",
             time.monotonic() - self._down_at,
-            sum(self.fallbacks.values()),
+            sum(self.fallbacks.values()) - self._fallbacks_before,
         )
         self.down_since = None
 
@@ -182,10 +184,9 @@ class RedisLink:
             try:
                 async with asyncio.timeout(self.deadline):
                     await self.client.ping()
-            except REDIS_FAILURES as error:
-                self.failed(error)
-                if self._confirm is not None:
-                    await asyncio.shield(self._confirm)
+            except REDIS_FAILURES as error:  # asked on purpose: no need to confirm
+                self.last_error = _describe(error)
+                self._down()
         else:
             await self.probe()
         return self.state()

@@ -185,3 +185,19 @@ async def test_the_relay_never_publishes_to_the_fallback(
     with pytest.raises(StreamUnavailable):  # known down: refused at once
         await runtime.events.publish({"n": 2})
     assert time.monotonic() - started < 0.1
+
+
+async def test_ready_check_answers_quickly_with_a_frozen_redis(
+    own_redis: OwnRedis, runtime: Runtime
+) -> None:
+    """`GET /ready` asks Redis now: a blackholed Redis is reported down within the deadline,
+    and answering again is noticed at the next check."""
+    assert (await runtime.check())["redis"]["status"] == "up"
+    own_redis.freeze()
+    try:
+        started = time.monotonic()
+        assert (await runtime.check())["redis"]["status"] == "down"
+        assert time.monotonic() - started < 1.5
+    finally:
+        own_redis.thaw()
+    assert (await runtime.check())["redis"]["status"] == "up"
