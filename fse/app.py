@@ -35,9 +35,11 @@ from fse.fhir_api.operations import OperationRegistry
 from fse.fhir_api.operations.validate import VALIDATE
 from fse.fhir_api.routes import allowed_methods
 from fse.fhir_api.routes import router as fhir_router
+from fse.health import router as health_router
 from fse.outbox import relay
 from fse.resources import model_class
-from fse.runtime import Runtime, build_runtime
+from fse.runtime import Runtime, runtime_for
+from fse.runtime.events import StreamUnavailable
 from fse.security.auth import Authenticator, AuthMiddleware
 from fse.security.cin import vault_for
 from fse.security.headers import SecurityHeadersMiddleware
@@ -67,7 +69,7 @@ HTTP_CODES = {
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = create_engine(settings.database_url, settings.db_pool_size)
-    runtime = build_runtime(settings.redis_url, settings.redis_namespace)
+    runtime = runtime_for(settings)
     operations = OperationRegistry()
     operations.register(VALIDATE)
 
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export_router)  # before fhir_router: /fhir/{rtype} would match $export
     app.include_router(fhir_router)
     app.include_router(token_router)
+    app.include_router(health_router)
     pages.mount(app)
     # The last added runs first: security headers (on every answer, refusals included),
     # throttle by address, what a FHIR request must be (URL, parameters, Accept),
@@ -151,13 +154,16 @@ async def seal_periodically(engine: AsyncEngine, seconds: float) -> None:
 
 
 async def relay_periodically(engine: AsyncEngine, runtime: Runtime, seconds: float) -> None:
-    """Publish the outbox to the event stream; a stream that is down is retried next round."""
+    """Publish the outbox to the event stream; a stream that is down is retried next round
+    (the outage itself is logged once, by the runtime)."""
     while True:
         await asyncio.sleep(seconds)
         try:
             await relay(engine, runtime.events)
-        except Exception:  # Redis down: the events wait in the database
-            log.warning("outbox relay: the event stream is unavailable; retrying", exc_info=True)
+        except StreamUnavailable:  # Redis down: the events wait in the database
+            pass
+        except Exception:
+            log.warning("outbox relay failed; retrying", exc_info=True)
 
 
 def warm_up() -> None:

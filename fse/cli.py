@@ -231,7 +231,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from fse.db import create_engine
-    from fse.runtime import build_runtime
+    from fse.runtime import runtime_for
     from fse.subscriptions.delivery import Round, http_client
     from fse.subscriptions.worker import Worker
 
@@ -245,7 +245,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
-        runtime = build_runtime(settings.redis_url, settings.redis_namespace)
+        runtime = runtime_for(settings)
         worker = Worker(engine, runtime.events, settings, relays=True, report=progress)
         try:
             if args.once:

@@ -21,6 +21,16 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="Unset: in-process runtime services.")
     redis_namespace: str = "fse"
+    redis_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest a Redis operation may take; past it, Redis counts as down.",
+    )
+    redis_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="While Redis is down, how often it is asked again (in the background).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

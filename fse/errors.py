@@ -59,6 +59,8 @@ class ErrorCode(StrEnum):
     REQUEST_TIMEOUT = "FSE-0041"
     DANGLING_REFERENCE = "FSE-0042"
     DUPLICATE_FULL_URL = "FSE-0043"
+    NOT_READY = "FSE-0044"
+    REDIS_DEGRADED = "FSE-0045"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -135,6 +137,13 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
         "A reference names a resource that is neither stored nor in the Bundle; see the path."
     ),
     ErrorCode.DUPLICATE_FULL_URL: "Two entries of the Bundle have the same fullUrl (bdl-7).",
+    ErrorCode.NOT_READY: (
+        "The platform cannot serve requests now: the database does not answer (GET /ready)."
+    ),
+    ErrorCode.REDIS_DEGRADED: (
+        "Redis does not answer: rate limits, cache and events run in-process in each worker "
+        "until it does (GET /ready)."
+    ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
 

@@ -211,6 +211,7 @@ async def board(request: Request) -> Response:
         "title": "Tableau de bord CNSS",
         "session": session,
         "figures": figures,
+        "runtime": request.app.state.runtime.health(),
         "names": names,
         "sheets_chart": bar_chart(
             "Feuilles de soins reçues par jour de soins et par régime",

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -17,6 +18,10 @@ from redis.asyncio import Redis
 Event = tuple[str, dict[str, Any]]
 log = logging.getLogger(__name__)
 LINGER_SECONDS = 0.002
+
+
+class StreamUnavailable(Exception):
+    """The shared stream cannot take an event now (Redis down): the outbox keeps it."""
 
 
 class EventStream(Protocol):
@@ -99,12 +104,22 @@ class MemoryEventStream:
 
 
 class RedisEventStream:
-    def __init__(self, client: Redis, namespace: str, max_len: int = 100_000) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        namespace: str,
+        max_len: int = 100_000,
+        blocking_client: Redis | None = None,
+    ) -> None:
         self._redis = client
+        self._blocking = blocking_client or client
+        """Blocking reads wait longer than the short socket timeout of ``client``."""
         self._key = f"{namespace}:events"
         self._max_len = max_len
         self._pending: list[bytes] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.on_failure: Callable[[BaseException, list[bytes]], None] | None = None
+        """Told of a queued batch Redis refused (instead of logging it)."""
 
     async def publish(self, event: dict[str, Any]) -> str:
         event_id = await self._redis.xadd(
@@ -130,8 +145,11 @@ class RedisEventStream:
                     for data in batch:
                         pipe.xadd(self._key, {"data": data}, maxlen=self._max_len, approximate=True)
                     await pipe.execute()
-            except Exception:  # the database is the truth; the outbox will make this durable
-                log.exception("could not publish %d events to Redis", len(batch))
+            except Exception as error:  # the database is the truth; the outbox makes it durable
+                if self.on_failure is None:
+                    log.exception("could not publish %d events to Redis", len(batch))
+                else:
+                    self.on_failure(error, batch)
 
     async def flush(self) -> None:
         if self._flusher is not None:
@@ -140,7 +158,7 @@ class RedisEventStream:
     async def read(self, after: str | None, count: int = 100, block_ms: int = 0) -> list[Event]:
         start = after or "0-0"
         if block_ms > 0:
-            reply = await self._redis.xread({self._key: start}, count=count, block=block_ms)
+            reply = await self._blocking.xread({self._key: start}, count=count, block=block_ms)
             entries = reply[0][1] if reply else []
         else:
             entries = await self._redis.xrange(self._key, min=f"({start}", count=count)
@@ -149,3 +167,5 @@ class RedisEventStream:
     async def close(self) -> None:
         await self.flush()
         await self._redis.aclose()
+        if self._blocking is not self._redis:
+            await self._blocking.aclose()

@@ -151,13 +151,16 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/deconnexion": (PUBLIC,),
     "/auth/token": (PUBLIC,),
     "/.well-known": (PUBLIC,),
+    "/health": (PUBLIC,),
+    "/ready": (PUBLIC,),
     "/espace": (SIGNED_IN,),
     "/medecin": (Role.PRESCRIBER,),
     "/pharmacie": (Role.PHARMACIST,),
     "/cnss": (Role.CNSS_AGENT,),
 }
 """Each section of the web screens (a path and what is below it) and who opens it. The
-logout form is public: without a session it just goes back to the login page."""
+logout form is public: without a session it just goes back to the login page. ``/health`` and
+``/ready`` are for load balancers: they name no data (``fse/health.py``)."""
 
 
 @dataclass(frozen=True)

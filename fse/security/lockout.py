@@ -7,7 +7,9 @@ concurrent guesses cannot all slip under the limit; a success (or an error that 
 nothing) gives its count back. An attempt over a limit is refused without checking the
 credentials at all (no oracle, no argon2 work) and is not counted either, so the lock ends when
 the window has passed. The counters are the runtime's rate limiter: Redis when configured
-(shared by every worker), in-process otherwise.
+(shared by every worker), in-process otherwise, and in-process while Redis does not answer (a
+count taken in Redis and given back during an outage is not given back there: it errs on the
+side of counting).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Two counters, both in the runtime's rate limiter (Redis when configured, so ever
 every server shares them): per client address (``fse/security/addresses.py``: the peer, or what
 a trusted proxy saw), before authentication; then per caller, after
 it: a system client (its client id) or a signed-in person (their user name), each with its own
-limit.
+limit. While Redis does not answer, the limiter counts in each worker's memory instead
+(``fse/runtime/degraded.py``): limits keep applying, per worker, and no request fails for it.
 """
 
 from __future__ import annotations

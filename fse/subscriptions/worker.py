@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fse.config import Settings
 from fse.outbox import relay
-from fse.runtime.events import EventStream
+from fse.runtime.events import EventStream, StreamUnavailable
 from fse.security.cin import vault_for
 from fse.store.repository import ResourceStore
 from fse.subscriptions.delivery import Policy, Round, deliver_due, http_client
@@ -65,6 +65,8 @@ class Worker:
         if self.relays:
             try:
                 await relay(self.engine, self.events)
+            except StreamUnavailable:  # Redis down (logged once by the runtime): they wait
+                pass
             except Exception:  # the stream is down: events wait in the outbox
                 log.warning("worker: the event stream is unavailable; relaying later")
         await fan_out(self.engine)
