@@ -65,17 +65,25 @@ async def reload_published_books(app: FastAPI, settings: Settings) -> None:
 
 
 async def run_payment_schedule(settings: Settings) -> None:
-    """Sleep until each cut-off, then pay for it unless another worker does (``pay_at_cutoff``).
-    A failure is logged and the next cut-off still comes: what is unpaid waits for it."""
+    """Sleep until each cut-off, then pay for it unless another worker does (``pay_at_cutoff``),
+    in the background: this worker is awake at the next cut-off however long the pay takes. A
+    failure is logged and the next cut-off still comes: what is unpaid waits for it."""
     _show_payments_log()
     schedule = schedule_of(settings)
+    running: set[asyncio.Task[None]] = set()
     while True:
         cutoff = schedule.next_cutoff(datetime.now(UTC))
         await asyncio.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
-        try:
-            await pay_at_cutoff(settings, cutoff)
-        except Exception:
-            log.exception("payment at cut-off %s failed", cutoff)
+        task = asyncio.create_task(_logged_pay(settings, cutoff))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+
+async def _logged_pay(settings: Settings, cutoff: datetime) -> None:
+    try:
+        await pay_at_cutoff(settings, cutoff)
+    except Exception:
+        log.exception("payment at cut-off %s failed", cutoff)
 
 
 async def pay_at_cutoff(settings: Settings, cutoff: datetime) -> int | None:
