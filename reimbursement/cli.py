@@ -11,6 +11,7 @@ from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
 from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
+from reimbursement.payment_lock import PaymentsBusy
 from reimbursement.payments import BatchResult, Payments
 from reimbursement.reference_data import load_books
 from reimbursement.tariff_import import ImportRefused, plan_import, publish, read_version
@@ -32,7 +33,14 @@ async def _pay(settings: Settings) -> list[BatchResult]:
 
 
 def pay(settings: Settings) -> int:
-    results = asyncio.run(_pay(settings))
+    try:
+        results = asyncio.run(_pay(settings))
+    except PaymentsBusy:
+        print(
+            "another fse pay is paying now (it holds the payment lock): nothing done here; "
+            "what it leaves unpaid waits for the next run"
+        )
+        return 0
     if not results:
         print("nothing to pay: no approved benefit waiting (with a declared RIB)")
     for result in results:

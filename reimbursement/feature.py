@@ -1,6 +1,7 @@
 """What the reimbursement package contributes to the app: its FHIR operations, the CNSS agents'
 console, the settlement service, and the payment schedule (a batch at each cut-off, run as
-``fse pay`` in its own process so a large batch never stalls the server's requests)."""
+``fse pay`` in its own process so a large batch never stalls the server's requests, by one
+worker of the cluster only)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from fse.config import Settings
+from fse.db import create_engine
 from fse.fhir_api.operations import OperationRegistry
 from fse.web.templates import add_directory
 from reimbursement.console import router as console_router
 from reimbursement.operations import OPERATIONS
+from reimbursement.payment_runs import claim_cutoff, record_exit, this_worker
 from reimbursement.reference_data import load_books, published_state
 from reimbursement.schedule import PaymentSchedule
 from reimbursement.settle import Settlement
@@ -62,15 +65,53 @@ async def reload_published_books(app: FastAPI, settings: Settings) -> None:
 
 
 async def run_payment_schedule(settings: Settings) -> None:
-    """Sleep until each cut-off, then run ``fse pay`` (safe to overlap: batches are locked)."""
+    """Sleep until each cut-off, then pay for it unless another worker does (``pay_at_cutoff``),
+    in the background: this worker is awake at the next cut-off however long the pay takes. A
+    failure is logged and the next cut-off still comes: what is unpaid waits for it."""
+    _show_payments_log()
     schedule = schedule_of(settings)
+    running: set[asyncio.Task[None]] = set()
     while True:
         cutoff = schedule.next_cutoff(datetime.now(UTC))
         await asyncio.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
+        task = asyncio.create_task(_logged_pay(settings, cutoff))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+
+async def _logged_pay(settings: Settings, cutoff: datetime) -> None:
+    try:
+        await pay_at_cutoff(settings, cutoff)
+    except Exception:
+        log.exception("payment at cut-off %s failed", cutoff)
+
+
+async def pay_at_cutoff(settings: Settings, cutoff: datetime) -> int | None:
+    """Run ``fse pay`` for ``cutoff`` if this worker is the first to claim it, cluster-wide
+    (every worker of every server wakes at the same cut-off); return its exit code, or None
+    when another worker has it. ``fse pay`` itself is safe to overlap (payment lock)."""
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        if not await claim_cutoff(engine, cutoff, datetime.now(UTC)):
+            log.info("cut-off %s: another worker runs fse pay; nothing done here", cutoff)
+            return None
+        log.info("cut-off %s: %s runs fse pay", cutoff, this_worker())
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "fse.cli", "pay", "--database-url", settings.database_url
         )
         code = await process.wait()
-        log.log(
-            logging.INFO if code == 0 else logging.ERROR, "fse pay at %s: exit %s", cutoff, code
-        )
+        await record_exit(engine, cutoff, code, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    log.log(logging.INFO if code == 0 else logging.ERROR, "fse pay at %s: exit %s", cutoff, code)
+    return code
+
+
+def _show_payments_log() -> None:
+    """Payment runs belong in the server's log: on stderr at INFO unless logging is set up."""
+    if logging.getLogger().handlers or log.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)

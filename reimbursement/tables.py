@@ -2,8 +2,8 @@
 
 The invariants live here, in the database: one settlement per care-sheet identifier (idempotent
 submit); one benefit entry per settlement; payment batches covering disjoint ranges of approval
-numbers (nothing paid twice). Every journal of the double-entry ledger sums to zero, which
-``fse ledger check`` proves.
+numbers (nothing paid twice), each booked once; one payment run per cut-off. Every journal of
+the double-entry ledger sums to zero, which ``fse ledger check`` proves.
 """
 
 from __future__ import annotations
@@ -57,6 +57,18 @@ payment_batches = Table(
     Column("file_sha256", String(64), nullable=True),
     Column("reconciliation_id", String(64), nullable=True),
     Column("paid_at", UtcDateTime, nullable=True),
+)
+
+payment_runs = Table(
+    "payment_runs",
+    metadata,
+    # The leader row of a cut-off: each server worker wakes at the cut-off and inserts it; the
+    # one whose insert succeeds runs `fse pay`, the others find it and do nothing.
+    Column("cutoff", UtcDateTime, primary_key=True),
+    Column("worker", String(140), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("exit_code", Integer, nullable=True),
 )
 
 settlements = Table(
@@ -133,6 +145,8 @@ ledger_entries = Table(
     UniqueConstraint("settlement_pk", "account", "kind", name="uq_ledger_entries_once"),
     Index("ix_ledger_entries_journal", "journal"),
     Index("ix_ledger_entries_batch_pk", "batch_pk"),
+    # A batch is booked once: one payment entry per account (settlement entries have no batch).
+    Index("ux_ledger_entries_batch_once", "batch_pk", "account", "kind", unique=True),
 )
 
 claim_reviews = Table(
@@ -149,6 +163,7 @@ claim_reviews = Table(
 
 REIMBURSEMENT_TABLES = (
     payment_batches,
+    payment_runs,
     settlements,
     settlement_lines,
     ledger_entries,

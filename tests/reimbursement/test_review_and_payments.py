@@ -232,17 +232,18 @@ async def test_the_database_refuses_double_payment_and_the_check_sees_tampering(
     with pytest.raises(IntegrityError):  # nor expensed twice
         async with platform.engine.begin() as conn:
             await conn.execute(insert(ledger_entries).values(**benefit))
+    fraud = {
+        "journal": "fraud",
+        "account": "bank",
+        "kind": "payment",
+        "amount": Decimal("-56.00"),
+        "created_at": now,
+    }
+    with pytest.raises(IntegrityError):  # nor the batch booked twice
+        async with platform.engine.begin() as conn:
+            await conn.execute(insert(ledger_entries).values(**fraud, batch_pk=batch.pk))
     async with platform.engine.begin() as conn:
-        await conn.execute(
-            insert(ledger_entries).values(
-                journal="fraud",
-                account="bank",
-                kind="payment",
-                amount=Decimal("-56.00"),
-                batch_pk=batch.pk,
-                created_at=now,
-            )
-        )
+        await conn.execute(insert(ledger_entries).values(**fraud))
     report = await check_ledger(platform.engine)
     assert not report.ok
     assert any("fraud" in problem for problem in report.problems)
