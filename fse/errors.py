@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     NOT_OWN_DATA = "FSE-0032"
     SIGNATURE_REQUIRED = "FSE-0033"
     DATE_IN_FUTURE = "FSE-0034"
+    DATABASE_UNAVAILABLE = "FSE-0047"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -106,6 +107,9 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.DATE_IN_FUTURE: (
         "A date of care, creation or dispense is later than now; see the path."
+    ),
+    ErrorCode.DATABASE_UNAVAILABLE: (
+        "The database cannot be reached; nothing was done. Retry after the Retry-After delay."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
@@ -227,3 +231,11 @@ class Forbidden(FhirError):
 class TooManyRequests(FhirError):
     status = 429
     issue_type = "throttled"
+
+
+class Unavailable(FhirError):
+    """The database (or another service the answer needs) cannot be reached: a transient
+    refusal, nothing done, with when to retry."""
+
+    status = 503
+    issue_type = "transient"
