@@ -190,8 +190,8 @@ class ApiAudit:
         text = orjson.dumps(draft).decode()
         try:
             await append(self.fhir.store.engine, [text])
-        except Exception:
-            log.warning("the access log cannot be written; the answer is withheld", exc_info=True)
+        except Exception as error:  # the database is down: kept here, written when it is back
+            log.warning("the access log cannot be written: %s", error)
             self._pending.append(text)
             return False
         return True
@@ -251,8 +251,8 @@ class ApiAudit:
             await asyncio.sleep(seconds)
             try:
                 await self.flush()
-            except Exception:  # the database is down: the rows wait, retried next round
-                log.warning("storing API audit events failed; retrying", exc_info=True)
+            except Exception as error:  # the database is down: the rows wait, retried next round
+                log.warning("storing API audit events failed (%s); retrying", error)
 
 
 UNRECORDED = orjson.dumps(
