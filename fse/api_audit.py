@@ -73,9 +73,11 @@ VERBS = {"R": "consulté", "C": "enregistré", "U": "modifié", "D": "supprimé"
 
 def masked(param: str, value: str) -> str:
     """A searched identifier as the log shows it: a CIN masked as the screens' log masks it
-    (``…/sid/cin|BE****56``), with or without its system; other identifiers as they are."""
+    (``…/sid/cin|BE****56``), with or without its system, chained (``patient.identifier``)
+    or not; other identifiers as they are."""
     system, bar, code = value.rpartition("|")
-    if param == "identifier" and (system == CIN_SYSTEM or (not bar and not cin_problem(code))):
+    searched = param.rsplit(".", 1)[-1].split(":", 1)[0]  # patient.identifier, identifier:of-type
+    if searched == "identifier" and (system == CIN_SYSTEM or (not bar and not cin_problem(code))):
         return f"{system}{bar}{masked_cin(code)}"
     return value
 

@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 from fhir.resources.R4B.auditevent import AuditEvent
 
-from fse.api_audit import ApiAudit, interaction_of
+from fse.api_audit import ApiAudit, interaction_of, masked
 from fse.security.users import Role
 from tests.conftest import Platform
 from tests.prescriber.test_lookup import signed_in
@@ -195,3 +195,14 @@ def test_each_interaction_is_named_with_its_fhir_code_and_audit_action() -> None
         assert target is not None and target[2:] == expected, (method, path, target)
         assert target[2] in RESTFUL_INTERACTION
     assert interaction_of("GET", "/fhir/Practitioner/1") is None  # not personal data
+
+
+def test_a_cin_searched_through_a_chain_is_masked_in_the_log() -> None:
+    """The record is in the database before the answer leaves: a CIN must never be in it."""
+    cin = "https://fse.cnss.ma/fhir/sid/cin|BE123456"
+    for param in ("identifier", "patient.identifier", "beneficiary:Patient.identifier"):
+        assert masked(param, cin) == "https://fse.cnss.ma/fhir/sid/cin|BE****56", param
+    assert masked("patient.identifier", "BE123456") == "BE****56"
+    assert masked("identifier", "https://fse.cnss.ma/fhir/sid/fse|FSE-1") == (
+        "https://fse.cnss.ma/fhir/sid/fse|FSE-1"
+    )
