@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
@@ -68,6 +68,7 @@ ACTIONS = {
     "transaction": "E",
 }
 """AuditEvent.action of each http://hl7.org/fhir/restful-interaction code (a query is E)."""
+READS = frozenset({"read", "vread", "history-instance", "history-type", "search-type"})
 VERBS = {"R": "consulté", "C": "enregistré", "U": "modifié", "D": "supprimé", "E": "traité"}
 
 
@@ -122,9 +123,12 @@ def name_for_audit(state: Any, entities: list[dict[str, Any]]) -> None:
 
 
 class ApiAudit:
-    def __init__(self, fhir: FhirService, zone: str) -> None:
+    def __init__(self, fhir: FhirService, zone: str, spool: AsyncEngine | None = None) -> None:
         self.fhir = fhir
         self.zone = ZoneInfo(zone)
+        self.spool = spool or fhir.store.engine
+        """Where reads are recorded: on PostgreSQL an engine committing without waiting for
+        the WAL's fsync (``create_engine(synchronous_commit=False)``)."""
         self._pending: list[str] = []
         """Drafts the database refused (it was down): written at the next flush."""
         self._callers: dict[str, tuple[float, Caller]] = {}
@@ -186,12 +190,13 @@ class ApiAudit:
             "entity": entities,
         }
 
-    async def write(self, draft: dict[str, Any]) -> bool:
+    async def write(self, draft: dict[str, Any], change: bool = True) -> bool:
         """Make a request's record durable now; False (kept in memory, written at the next
-        flush) when the database refuses it."""
+        flush) when the database refuses it. A ``change``'s record waits for the disk as the
+        change did; a read's is committed without waiting for the WAL's fsync (the spool)."""
         text = orjson.dumps(draft).decode()
         try:
-            await append(self.fhir.store.engine, [text])
+            await append(self.fhir.store.engine if change else self.spool, [text])
         except Exception as error:  # the database is down: kept here, written when it is back
             log.warning("the access log cannot be written: %s", error)
             self._pending.append(text)
@@ -299,7 +304,10 @@ class ApiAuditMiddleware:
                 datetime.now().astimezone(),
                 state.get(AUDITED),
             )
-            return draft is None or await self.audit.write(draft)
+            if draft is None:
+                return True
+            read = scope["method"] in ("GET", "HEAD") or draft["subtype"][0]["code"] in READS
+            return await self.audit.write(draft, change=not read)
 
         async def sending(message: Message) -> None:
             nonlocal started, withheld

@@ -111,7 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operations = operations
     app.state.subscription_topics = Topics()
     app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
-    app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone)
+    spool = None
+    if app.state.fhir.store.is_postgres:  # reads' access records: no wait for the WAL fsync
+        spool = create_engine(settings.database_url, 8, synchronous_commit=False)
+    app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone, spool)
     app.state.exports = ExportRunner(app.state.fhir.store, settings)
     _install_error_handlers(app)
     app.state.signing_key = load_or_create_key(settings.signing_key_file)
@@ -171,6 +174,8 @@ def warm_up() -> None:
 async def close(app: FastAPI) -> None:
     await app.state.exports.close()
     await app.state.runtime.close()
+    if app.state.api_audit.spool is not app.state.engine:
+        await app.state.api_audit.spool.dispose()
     await app.state.engine.dispose()
 
 
