@@ -20,11 +20,11 @@ from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
-from fse.access_log import append, take
+from fse.access_log import Spool, append, take
 from fse.audit import narrative
 from fse.callers import Caller, caller_of
 from fse.errors import ErrorCode, Issue, operation_outcome
@@ -123,12 +123,11 @@ def name_for_audit(state: Any, entities: list[dict[str, Any]]) -> None:
 
 
 class ApiAudit:
-    def __init__(self, fhir: FhirService, zone: str, spool: AsyncEngine | None = None) -> None:
+    def __init__(self, fhir: FhirService, zone: str, spool: Spool | None = None) -> None:
         self.fhir = fhir
         self.zone = ZoneInfo(zone)
-        self.spool = spool or fhir.store.engine
-        """Where reads are recorded: on PostgreSQL an engine committing without waiting for
-        the WAL's fsync (``create_engine(synchronous_commit=False)``)."""
+        self.spool = spool
+        """The access log's writer on PostgreSQL; None: through the store's engine (SQLite)."""
         self._pending: list[str] = []
         """Drafts the database refused (it was down): written at the next flush."""
         self._callers: dict[str, tuple[float, Caller]] = {}
@@ -196,7 +195,10 @@ class ApiAudit:
         change did; a read's is committed without waiting for the WAL's fsync (the spool)."""
         text = orjson.dumps(draft).decode()
         try:
-            await append(self.fhir.store.engine if change else self.spool, [text])
+            if self.spool is not None:
+                await self.spool.append([text], wait_for_disk=change)
+            else:
+                await append(self.fhir.store.engine, [text])
         except Exception as error:  # the database is down: kept here, written when it is back
             log.warning("the access log cannot be written: %s", error)
             self._pending.append(text)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_profiles.validator import warm_up as warm_up_guide
+from fse.access_log import Spool
 from fse.api_audit import ApiAudit, ApiAuditMiddleware
 from fse.audit_chain import seal
 from fse.config import Settings
@@ -111,9 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operations = operations
     app.state.subscription_topics = Topics()
     app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
-    spool = None
-    if app.state.fhir.store.is_postgres:  # reads' access records: no wait for the WAL fsync
-        spool = create_engine(settings.database_url, 8, synchronous_commit=False)
+    spool = Spool(settings.database_url) if app.state.fhir.store.is_postgres else None
     app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone, spool)
     app.state.exports = ExportRunner(app.state.fhir.store, settings)
     _install_error_handlers(app)
@@ -174,8 +173,8 @@ def warm_up() -> None:
 async def close(app: FastAPI) -> None:
     await app.state.exports.close()
     await app.state.runtime.close()
-    if app.state.api_audit.spool is not app.state.engine:
-        await app.state.api_audit.spool.dispose()
+    if app.state.api_audit.spool is not None:
+        await app.state.api_audit.spool.close()
     await app.state.engine.dispose()
 
 

@@ -15,13 +15,8 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def create_engine(url: str, pool_size: int = 20, synchronous_commit: bool = True) -> AsyncEngine:
-    """An async engine whose JSON columns carry text untouched (we store and serve JSON text).
-
-    ``synchronous_commit=False`` (PostgreSQL): a commit returns once the server has it, before
-    its WAL reaches the disk (within 3 x ``wal_writer_delay``): visible at once, it survives
-    the client process dying, not PostgreSQL crashing in that fraction of a second. For the
-    access log of reads, where the fsync made each read wait 1.6 ms longer."""
+def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    """An async engine whose JSON columns carry text untouched (we store and serve JSON text)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -46,9 +41,6 @@ def create_engine(url: str, pool_size: int = 20, synchronous_commit: bool = True
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_reset_on_return=None,
-        connect_args={}
-        if synchronous_commit
-        else {"server_settings": {"synchronous_commit": "off"}},
     )
     _drop_closed_connections(engine)
     return engine
