@@ -15,15 +15,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_profiles.validator import warm_up as warm_up_guide
+from fse.access_log import Spool
 from fse.api_audit import ApiAudit, ApiAuditMiddleware
 from fse.audit_chain import seal
 from fse.config import Settings
-from fse.db import create_engine
-from fse.errors import ErrorCode, FhirError, Issue, operation_outcome
+from fse.db import create_engine, unavailable
+from fse.errors import ErrorCode, FhirError, Issue, Unavailable, operation_outcome
 from fse.export.jobs import fail_stale_jobs
 from fse.export.runner import ExportRunner
 from fse.fhir_api.export import router as export_router
@@ -58,6 +61,7 @@ from reimbursement import feature as reimbursement
 
 log = logging.getLogger("fse")
 
+DATABASE_RETRY_AFTER_SECONDS = 5
 HTTP_CODES = {
     404: (ErrorCode.NOT_FOUND, "not-found"),
     405: (ErrorCode.METHOD_NOT_ALLOWED, "not-supported"),
@@ -114,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operations = operations
     app.state.subscription_topics = Topics()
     app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
-    app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone)
+    spool = Spool(settings.database_url) if app.state.fhir.store.is_postgres else None
+    app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone, spool)
     app.state.exports = ExportRunner(app.state.fhir.store, settings)
     _install_error_handlers(app)
     app.state.signing_key = load_or_create_key(settings.signing_key_file)
@@ -180,6 +185,8 @@ def warm_up() -> None:
 async def close(app: FastAPI) -> None:
     await app.state.exports.close()
     await app.state.runtime.close()
+    if app.state.api_audit.spool is not None:
+        await app.state.api_audit.spool.close()
     await app.state.engine.dispose()
 
 
@@ -208,8 +215,25 @@ def _install_error_handlers(app: FastAPI) -> None:
         outcome = operation_outcome([Issue(ErrorCode.INVALID_REQUEST, str(error.errors()))])
         return fhir_response(outcome, 400)
 
+    async def database_error(request: Request, error: Exception) -> Response:
+        if not unavailable(error):
+            return await unexpected(request, error)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+        refused = Unavailable(
+            "the database cannot be reached; nothing was done, retry later",
+            code=ErrorCode.DATABASE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+        return fhir_response(refused.outcome(), refused.status, refused.headers)
+
+    # Registered by class, so the answer passes the middlewares (audit, security headers).
+    for database_failure in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+        app.add_exception_handler(database_failure, database_error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
+        if unavailable(error):  # raised in a middleware, before the routes' handlers
+            return await database_error(request, error)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         outcome = operation_outcome(
             [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -33,7 +33,7 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         return engine
     # Every use of a connection ends its own transaction (commit or rollback in a context
     # manager), so the pool need not issue a ROLLBACK round trip on each checkin.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         json_serializer=_identity,
         json_deserializer=_identity,
@@ -42,6 +42,54 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         pool_pre_ping=False,
         pool_reset_on_return=None,
     )
+    _drop_closed_connections(engine)
+    return engine
+
+
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """pool_pre_ping without its round trip: a pooled connection the server closed (PostgreSQL
+    restarted, or ended the backend) is replaced at checkout rather than failing the request.
+    asyncpg learns of the close as soon as the server's goodbye arrives, so a restart is seen by
+    the first request after it, not by its failure."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        raw = getattr(dbapi_connection, "_connection", None)
+        if raw is not None and raw.is_closed():
+            raise exc.DisconnectionError("the server closed this pooled connection")
+
+
+UNAVAILABLE_NAMES = frozenset(
+    {
+        "CannotConnectNowError",  # the database system is starting up / shutting down
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether an error means the database cannot be reached now (refused, restarting, the
+    connection lost), rather than a fault of the request or the code: such a request is
+    answered 503 with Retry-After, never 500."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (ConnectionError, TimeoutError, exc.TimeoutError)):
+            return True
+        if type(current).__name__ in UNAVAILABLE_NAMES:
+            return True
+        if "connection is closed" in str(current) or "connection was closed" in str(current):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

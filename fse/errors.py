@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_FULL_URL = "FSE-0043"
     NOT_READY = "FSE-0044"
     REDIS_DEGRADED = "FSE-0045"
+    DATABASE_UNAVAILABLE = "FSE-0047"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -143,6 +144,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.REDIS_DEGRADED: (
         "Redis does not answer: rate limits, cache and events run in-process in each worker "
         "until it does (GET /ready)."
+    ErrorCode.DATABASE_UNAVAILABLE: (
+        "The database cannot be reached; nothing was done. Retry after the Retry-After delay."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }
@@ -285,3 +288,9 @@ class InternalError(FhirError):
 
     status = 500
     issue_type = "exception"
+class Unavailable(FhirError):
+    """The database (or another service the answer needs) cannot be reached: a transient
+    refusal, nothing done, with when to retry."""
+
+    status = 503
+    issue_type = "transient"

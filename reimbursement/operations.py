@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
 
+from fse.api_audit import name_for_audit
 from fse.fhir_api.guard import guard_of
 from fse.fhir_api.http import fhir_response, read_body
 from fse.fhir_api.operations import Operation, OperationCall
 from fse.resources import check_type, parse_json
+from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.eligibility import check_eligibility
 from reimbursement.review import review_claim
 from reimbursement.settle import Settlement
@@ -44,8 +48,26 @@ async def submit_claim(call: OperationCall) -> Response:
         check_type(claim, "Claim")
         signed = await checked_signature(call.service, guard, body, claim)
     settled = await _settlement(call).submit(claim, signed)
+    name_for_audit(call.request.state, _concerned(settled.response))
     headers = {"X-FSE-Replayed": "true"} if settled.replayed else None
     return fhir_response(settled.response, 200, headers)
+
+
+def _concerned(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a $submit's AuditEvent names: the insured, and the Claim with its care-sheet number
+    (the ClaimResponse carries both, as settled or replayed)."""
+    entities: list[dict[str, Any]] = []
+    patient = (response.get("patient") or {}).get("reference")
+    if patient:
+        entities.append({"what": {"reference": patient}, "type": {"code": "1"}})
+    claim = (response.get("request") or {}).get("reference")
+    numbers = [i.get("value") for i in response.get("identifier", []) if i.get("value")]
+    if claim:
+        what: dict[str, Any] = {"reference": claim}
+        if numbers:
+            what["identifier"] = {"system": CARE_SHEET_SYSTEM, "value": numbers[0]}
+        entities.append({"what": what, "type": {"code": "2"}})
+    return entities
 
 
 async def submit_eligibility(call: OperationCall) -> Response:

@@ -10,11 +10,11 @@ from datetime import datetime
 import httpx
 from fhir.resources.R4B.auditevent import AuditEvent
 
-from fse.api_audit import interaction_of
+from fse.api_audit import ApiAudit, interaction_of, masked
 from fse.security.users import Role
 from tests.conftest import Platform
 from tests.prescriber.test_lookup import signed_in
-from tests.reimbursement.demo import FATIMA, PHARMACIST, PHARMACY, load_demo
+from tests.reimbursement.demo import FATIMA, FSE, PHARMACIST, PHARMACY, act, claim, load_demo
 
 
 async def test_reads_searches_and_refusals_of_personal_data_are_audited(
@@ -22,7 +22,7 @@ async def test_reads_searches_and_refusals_of_personal_data_are_audited(
 ) -> None:
     refs = await load_demo(client)
     audit = platform.app.state.api_audit
-    audit.drain()  # what loading the demo data logged
+    await audit.drain()  # what loading the demo data logged
     fatima = refs[FATIMA]
     cin = "https://fse.cnss.ma/fhir/sid/cin|BE123456"
     await client.get(f"/fhir/{fatima}")
@@ -40,7 +40,7 @@ async def test_reads_searches_and_refusals_of_personal_data_are_audited(
         await client.get("/fhir/AuditEvent", params={"subtype": "read,search-type", "_count": 50})
     ).json()
     events = [e["resource"] for e in log["entry"]]
-    audit.drain()  # this search was logged too
+    await audit.drain()  # this search was logged too
     for event in events:
         AuditEvent.model_validate(event)
     described = sorted(
@@ -81,12 +81,12 @@ async def test_a_signed_in_pharmacist_is_logged_with_their_role_and_pharmacy(
     refs = await load_demo(client)
     audit = platform.app.state.api_audit
     await signed_in(platform, browser, Role.PHARMACIST, refs[PHARMACIST])
-    audit.drain()
+    await audit.drain()
     assert (await browser.get(f"/fhir/{refs[FATIMA]}")).status_code == 200
     assert await audit.flush() == 1
     log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
     (event,) = [e["resource"] for e in log["entry"]]
-    audit.drain()
+    await audit.drain()
     caller, pharmacy = event["agent"]
     assert caller["who"] == {"reference": refs[PHARMACIST]}
     assert (caller["name"], caller["role"][0]["text"]) == ("Dr Test", "Pharmacien")
@@ -97,12 +97,11 @@ async def test_a_signed_in_pharmacist_is_logged_with_their_role_and_pharmacy(
 
 def test_each_bulk_export_file_downloaded_is_audited(platform: Platform) -> None:
     audit = platform.app.state.api_audit
-    audit.drain()
     now = datetime.now().astimezone()
-    audit.record("c-1", "GET", "/fhir/$export-file/job1/Patient-1.ndjson", "", 200, now)
-    audit.record("c-1", "GET", "/fhir/$export-status/job1", "", 200, now)  # no data in it
-    audit.record("c-1", "GET", "/fhir/Practitioner/12", "", 200, now)  # not personal data
-    (event,) = audit.drain()
+    event = audit.draft("c-1", "GET", "/fhir/$export-file/job1/Patient-1.ndjson", "", 200, now)
+    assert audit.draft("c-1", "GET", "/fhir/$export-status/job1", "", 200, now) is None  # no data
+    assert audit.draft("c-1", "GET", "/fhir/Practitioner/12", "", 200, now) is None  # not personal
+    assert event is not None
     assert event["entity"][-1]["what"] == {"display": "$export-file/job1/Patient-1.ndjson"}
     assert (event["action"], event["subtype"][0]["code"]) == ("R", "operation")
 
@@ -113,16 +112,61 @@ async def test_a_write_through_the_api_is_audited_with_its_insured(
     refs = await load_demo(client)
     audit = platform.app.state.api_audit
     fatima = (await client.get(f"/fhir/{refs[FATIMA]}")).json()
-    audit.drain()
+    await audit.drain()
     fatima["telecom"] = [{"system": "phone", "value": "+212600000000"}]
     assert (await client.put(f"/fhir/{refs[FATIMA]}", json=fatima)).status_code == 200
     assert await audit.flush() == 1
     log = (await client.get("/fhir/AuditEvent", params={"action": "U"})).json()
     (event,) = [e["resource"] for e in log["entry"]]
-    audit.drain()
+    await audit.drain()
     assert (event["outcome"], event["subtype"][0]["code"]) == ("0", "update")
     assert event["entity"][0]["what"] == {"reference": refs[FATIMA]}
     assert "a modifié des données par l'API FHIR" in html.unescape(event["text"]["div"])
+
+
+async def test_an_answered_read_is_on_record_even_if_its_worker_dies_right_after(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """The record is durable before the answer leaves: a worker that dies once it has answered
+    (nothing of its memory survives) loses nothing; another worker stores the event."""
+    refs = await load_demo(client)
+    await platform.app.state.api_audit.drain()
+    assert (await client.get(f"/fhir/{refs[FATIMA]}")).status_code == 200
+    another_worker = ApiAudit(platform.app.state.fhir, platform.settings.payment_timezone)
+    assert await another_worker.flush() == 1
+    log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
+    await platform.app.state.api_audit.drain()
+    assert [e["resource"]["entity"][-1]["what"] for e in log["entry"]] == [
+        {"display": refs[FATIMA]}
+    ]
+
+
+async def test_a_submit_is_audited_with_its_claim_and_insured(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    audit = platform.app.state.api_audit
+    sheet = claim(refs, FATIMA, [act("C", "80.00")])
+    number = sheet["identifier"][0]["value"]
+    await audit.drain()
+    answer = await client.post("/fhir/Claim/$submit", json=sheet)
+    assert answer.status_code == 200, answer.text
+    replay = await client.post("/fhir/Claim/$submit", json=sheet)
+    assert replay.headers.get("X-FSE-Replayed") == "true"
+    claim_ref = answer.json()["request"]["reference"]
+    assert await audit.flush() == 2
+    log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
+    await audit.drain()
+    events = [e["resource"] for e in log["entry"]]
+    assert len(events) == 2  # the submit and its replay, both in the insured's log
+    for event in events:
+        assert event["subtype"][0]["code"] == "operation"
+        whats = [entity["what"] for entity in event["entity"]]
+        assert whats == [
+            {"reference": refs[FATIMA]},
+            {"reference": claim_ref, "identifier": {"system": FSE, "value": number}},
+            {"display": "Claim"},
+        ]
 
 
 RESTFUL_INTERACTION = {  # http://hl7.org/fhir/restful-interaction (R4)
@@ -151,3 +195,14 @@ def test_each_interaction_is_named_with_its_fhir_code_and_audit_action() -> None
         assert target is not None and target[2:] == expected, (method, path, target)
         assert target[2] in RESTFUL_INTERACTION
     assert interaction_of("GET", "/fhir/Practitioner/1") is None  # not personal data
+
+
+def test_a_cin_searched_through_a_chain_is_masked_in_the_log() -> None:
+    """The record is in the database before the answer leaves: a CIN must never be in it."""
+    cin = "https://fse.cnss.ma/fhir/sid/cin|BE123456"
+    for param in ("identifier", "patient.identifier", "beneficiary:Patient.identifier"):
+        assert masked(param, cin) == "https://fse.cnss.ma/fhir/sid/cin|BE****56", param
+    assert masked("patient.identifier", "BE123456") == "BE****56"
+    assert masked("identifier", "https://fse.cnss.ma/fhir/sid/fse|FSE-1") == (
+        "https://fse.cnss.ma/fhir/sid/fse|FSE-1"
+    )
