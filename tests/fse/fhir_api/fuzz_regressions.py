@@ -185,6 +185,20 @@ REPLAYS: tuple[Replay, ...] = (
     ),
 )
 
+FUZZER = "test_fuzz.py (GET /fhir/{rtype} on PostgreSQL)"
+
+FOUND_BY_THE_FUZZER: tuple[Replay, ...] = (
+    Replay(
+        "search-quantity-beyond-index-range",
+        "GET",
+        "/fhir/ChargeItem",
+        frozenset({200}),
+        FUZZER,
+        params=(("quantity", "lt1e400"),),
+    ),
+)
+REPLAYS += FOUND_BY_THE_FUZZER
+
 NEVER_A_500_NEVER_A_LIE: frozenset[str] = frozenset(
     {
         "create-birthdate-9999",
