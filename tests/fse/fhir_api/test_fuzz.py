@@ -287,10 +287,18 @@ def _target(backend: str, tmp: Path) -> Iterator[Target]:
 
 
 SEARCH_PATHS = ("/fhir/{rtype}", "/fhir/{rtype}/_search")
-OWNERS: dict[str, tuple[str, ...]] = {}
-for _rtype, _params in SEARCH_PARAMS.items():
-    for _param in _params:
-        OWNERS[_param.name] = (*OWNERS.get(_param.name, ()), _rtype)
+
+
+def _owners() -> dict[str, tuple[str, ...]]:
+    """Search parameter name -> the types that declare it."""
+    owners: dict[str, tuple[str, ...]] = {}
+    for rtype, params in SEARCH_PARAMS.items():
+        for param in params:
+            owners[param.name] = (*owners.get(param.name, ()), rtype)
+    return owners
+
+
+OWNERS = _owners()
 WRITE_PATHS = ("/fhir/{rtype}", "/fhir/{rtype}/{rid}")
 
 
