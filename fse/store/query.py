@@ -25,6 +25,7 @@ from fse.store.search_params import (
     search_param,
 )
 from fse.store.string_match import longer_than_index
+from fse.store.tables import QUANTITY_MAX
 
 ANY = object()
 """Token system wildcard: ``code`` alone matches any system."""
@@ -132,7 +133,14 @@ def parse_number(name: str, raw: str) -> tuple[str, Decimal, Decimal, str | None
         raise _invalid(name, f"{name}: '{raw}' is out of range (10^\u00b1{MAX_EXPONENT})")
     exponent = value.as_tuple().exponent
     half = Decimal(5).scaleb((exponent if isinstance(exponent, int) else 0) - 1)
-    return prefix, value - half, value + half, system or None, code or None
+    low, high = _within_index(value - half), _within_index(value + half)
+    return prefix, low, high, system or None, code or None
+
+
+def _within_index(bound: Decimal) -> Decimal:
+    """A bound past what the index holds compares like the index's own limit: ``lt1e400`` finds
+    every stored number, ``gt1e400`` none (PostgreSQL refuses the bound itself)."""
+    return max(-QUANTITY_MAX, min(QUANTITY_MAX, bound))
 
 
 def parse_reference(

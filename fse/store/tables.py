@@ -8,6 +8,7 @@ All timestamps are stored as naive UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -159,9 +160,13 @@ idx_reference = _index_table(
     ),
 )
 
+QUANTITY_PRECISION, QUANTITY_SCALE = 24, 6
+QUANTITY_MAX = Decimal(10) ** (QUANTITY_PRECISION - QUANTITY_SCALE) - Decimal(10) ** -QUANTITY_SCALE
+"""The largest number idx_quantity holds (PostgreSQL refuses a larger one, even as a bound)."""
+
 idx_quantity = _index_table(
     "idx_quantity",
-    Column("value", Numeric(24, 6), nullable=False),
+    Column("value", Numeric(QUANTITY_PRECISION, QUANTITY_SCALE), nullable=False),
     Column("system", String(255), nullable=True),
     Column("code", String(64), nullable=True),
     indexes=(Index("ix_idx_quantity_lookup", "type", "param", "value", "resource_pk"),),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from fse.errors import ErrorCode
 from tests.builders import (
@@ -287,6 +288,29 @@ async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
     assert ids(await search(client, "ChargeItem", quantity="30")) == [two["id"]]
     assert ids(await search(client, "ChargeItem", quantity="gt5")) == [two["id"]]
     assert ids(await search(client, "ChargeItem", **{"factor-override": "1.5"})) == [one["id"]]
+
+
+@pytest.mark.parametrize("huge", ["1e400", "99999999999999999999"])
+async def test_numbers_beyond_what_the_index_holds_still_compare(
+    client: httpx.AsyncClient, huge: str
+) -> None:
+    """Found by the fuzzer: PostgreSQL's index column cannot hold such a bound (500 there)."""
+    owner = await create(client, patient())
+    charge = {
+        "resourceType": "ChargeItem",
+        "status": "billable",
+        "code": {"coding": [{"system": NGAP, "code": "K"}]},
+        "subject": {"reference": f"Patient/{owner['id']}"},
+        "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
+        "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
+        "quantity": {"value": 30},
+    }
+    stored = await create(client, charge)
+    assert ids(await search(client, "ChargeItem", quantity=f"lt{huge}")) == [stored["id"]]
+    assert ids(await search(client, "ChargeItem", quantity=f"gt-{huge}")) == [stored["id"]]
+    assert ids(await search(client, "ChargeItem", quantity=f"ge{huge}")) == []
+    assert ids(await search(client, "ChargeItem", quantity=huge)) == []
+    assert ids(await search(client, "ChargeItem", quantity=f"ne{huge}")) == [stored["id"]]
 
 
 async def test_subject_and_patient_search_the_same_reference(client: httpx.AsyncClient) -> None:
