@@ -144,6 +144,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.REDIS_DEGRADED: (
         "Redis does not answer: rate limits, cache and events run in-process in each worker "
         "until it does (GET /ready)."
+    ),
     ErrorCode.DATABASE_UNAVAILABLE: (
         "The database cannot be reached; nothing was done. Retry after the Retry-After delay."
     ),
@@ -282,12 +283,16 @@ class NotAcceptable(FhirError):
 class UriTooLong(FhirError):
     status = 414
     issue_type = "too-long"
+
+
 class InternalError(FhirError):
     """The server failed where it could say so honestly: the diagnostics tell what was stored
     (nothing, for a rolled-back transaction or a failed batch entry)."""
 
     status = 500
     issue_type = "exception"
+
+
 class Unavailable(FhirError):
     """The database (or another service the answer needs) cannot be reached: a transient
     refusal, nothing done, with when to retry."""

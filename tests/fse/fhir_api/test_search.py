@@ -290,7 +290,7 @@ async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
     assert ids(await search(client, "ChargeItem", **{"factor-override": "1.5"})) == [one["id"]]
 
 
-@pytest.mark.parametrize("huge", ["1e400", "99999999999999999999"])
+@pytest.mark.parametrize("huge", ["1e60", "99999999999999999999"])
 async def test_numbers_beyond_what_the_index_holds_still_compare(
     client: httpx.AsyncClient, huge: str
 ) -> None:
