@@ -128,9 +128,4 @@ def refuse_future_dates(
         )
         for f in found
     ]
-    raise Unprocessable(
-        issues[0].diagnostics,
-        issues[0].expression,
-        code=ErrorCode.DATE_IN_FUTURE,
-        issues=issues,
-    )
+    raise Unprocessable.of(issues, ErrorCode.DATE_IN_FUTURE)

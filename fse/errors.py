@@ -7,9 +7,10 @@ stable code from :class:`ErrorCode` in ``issue.details.coding`` and the element 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 ERROR_CODE_SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/fse-error"
 
@@ -200,6 +201,15 @@ class FhirError(Exception):
 
     def outcome(self) -> dict[str, Any]:
         return operation_outcome(self.issues)
+
+    @classmethod
+    def of(cls, issues: Sequence[Issue], code: ErrorCode | None = None) -> Self:
+        """The error carrying ``issues`` (one per offending element); its text and path are the
+        first issue's, its code ``code`` or else the first issue's."""
+        first = issues[0]
+        return cls(
+            first.diagnostics, first.expression, code=code or first.code, issues=list(issues)
+        )
 
 
 class BadRequest(FhirError):

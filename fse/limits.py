@@ -156,12 +156,7 @@ def check_body(value: Any, raw: bytes) -> None:
     issues: list[Issue] = []
     _walk(value, root if isinstance(root, str) else "$", 1, True, issues)
     if issues:
-        raise Unprocessable(
-            issues[0].diagnostics,
-            issues[0].expression,
-            code=ErrorCode.INVALID_STRING,
-            issues=issues,
-        )
+        raise Unprocessable.of(issues, ErrorCode.INVALID_STRING)
 
 
 def search_value_problem(key: str, raw: str) -> str | None:

@@ -135,9 +135,4 @@ def _structure_issues(resource: dict[str, Any]) -> list[Issue]:
 def validate(resource: dict[str, Any]) -> None:
     issues = validation_issues(resource)
     if issues:
-        raise Unprocessable(
-            issues[0].diagnostics,
-            issues[0].expression,
-            code=ErrorCode.INVALID_RESOURCE,
-            issues=issues,
-        )
+        raise Unprocessable.of(issues, ErrorCode.INVALID_RESOURCE)

@@ -299,12 +299,7 @@ def parse_claim(claim: dict[str, Any]) -> ParsedClaim:
         problems.append(_problem("au moins une ligne", "Claim.item"))
     _check_lines(lines, problems)
     if problems:
-        raise Unprocessable(
-            problems[0].diagnostics,
-            problems[0].expression,
-            code=ErrorCode.CLAIM_NOT_ADJUDICABLE,
-            issues=problems,
-        )
+        raise Unprocessable.of(problems, ErrorCode.CLAIM_NOT_ADJUDICABLE)
     payee_code = next(
         (c.get("code") for c in ((claim.get("payee") or {}).get("type") or {}).get("coding", [])),
         None,

@@ -102,4 +102,4 @@ async def refuse_dangling(
             )
             for place, why in sorted(dangling.items())
         ]
-        raise Unprocessable(issues[0].diagnostics, issues=issues)
+        raise Unprocessable.of(issues)
