@@ -11,15 +11,18 @@ OperationOutcome (:class:`FhirHttpProtocol`); the app refuses URLs over 8 KB its
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import signal
 import socket
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 import orjson
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from fse.errors import ErrorCode, Issue, operation_outcome
@@ -60,6 +63,25 @@ def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+PLATFORM_LOGGERS = ("fse", "fhir_profiles", "prescriber", "pharmacy", "reimbursement")
+
+
+def _logging() -> dict[str, Any]:
+    """uvicorn's logging, plus the platform's own loggers on stderr from INFO (payment runs at
+    a cut-off, Redis outages and recoveries, reference data reloads), ``--quiet`` or not: it
+    silences uvicorn's access log and chatter only."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["platform"] = {"format": "%(asctime)s %(name)s %(levelname)s: %(message)s"}
+    config["handlers"]["platform"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "platform",
+        "stream": "ext://sys.stderr",
+    }
+    for name in PLATFORM_LOGGERS:
+        config["loggers"][name] = {"handlers": ["platform"], "level": "INFO", "propagate": False}
+    return config
+
+
 def _config(quiet: bool) -> uvicorn.Config:
     """uvicorn must not rewrite the client from X-Forwarded-For (by default it trusts any
     loopback peer): fse/security/addresses.py decides, from FSE_TRUSTED_PROXIES."""
@@ -69,6 +91,7 @@ def _config(quiet: bool) -> uvicorn.Config:
         http=FhirHttpProtocol,
         proxy_headers=False,
         access_log=not quiet,
+        log_config=_logging(),
         log_level="warning" if quiet else "info",
     )
 

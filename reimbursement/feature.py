@@ -68,7 +68,6 @@ async def run_payment_schedule(settings: Settings) -> None:
     """Sleep until each cut-off, then pay for it unless another worker does (``pay_at_cutoff``),
     in the background: this worker is awake at the next cut-off however long the pay takes. A
     failure is logged and the next cut-off still comes: what is unpaid waits for it."""
-    _show_payments_log()
     schedule = schedule_of(settings)
     running: set[asyncio.Task[None]] = set()
     while True:
@@ -105,13 +104,3 @@ async def pay_at_cutoff(settings: Settings, cutoff: datetime) -> int | None:
         await engine.dispose()
     log.log(logging.INFO if code == 0 else logging.ERROR, "fse pay at %s: exit %s", cutoff, code)
     return code
-
-
-def _show_payments_log() -> None:
-    """Payment runs belong in the server's log: on stderr at INFO unless logging is set up."""
-    if logging.getLogger().handlers or log.handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)

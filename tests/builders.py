@@ -33,6 +33,19 @@ def patient(
     }
 
 
+def charge_item(patient_id: str, **fields: Any) -> dict[str, Any]:
+    """A billed act (NGAP K) on the insured, with ``fields`` added or replaced."""
+    return {
+        "resourceType": "ChargeItem",
+        "status": "billable",
+        "code": {"coding": [{"system": NGAP, "code": "K"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
+        "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
+        **fields,
+    }
+
+
 def practitioner(inpe: str = "100000019", family: str = "Benali") -> dict[str, Any]:
     return {
         "resourceType": "Practitioner",

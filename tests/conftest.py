@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,14 @@ from fse.security.clients import create_client
 from fse.security.tables import SECURITY_TABLES
 from fse.security.tokens import issue
 from fse.store.tables import metadata
-from tests.services import REDIS_URL, create_pg_database, drop_pg_database, migrate_async
+from tests.services import (
+    REDIS_URL,
+    OwnRedis,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    migrate_async,
+)
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -127,3 +134,13 @@ async def browser(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=platform.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """Our own redis-server, on its own port, that a test may stop and start again (never the
+    shared one)."""
+    redis = OwnRedis(tmp_path, free_port())
+    redis.start()
+    yield redis
+    redis.stop()

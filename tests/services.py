@@ -55,6 +55,22 @@ async def migrate_async(url: str) -> None:
     await asyncio.to_thread(migrate, url)
 
 
+def server_env(database_url: str, files: Path, **settings: str) -> dict[str, str]:
+    """The environment of an ``fse`` subprocess a test starts: no ``FSE_`` variable inherited
+    (no shared Redis unless ``settings`` names one), every file the server writes under
+    ``files``, then ``settings`` (``FSE_…`` names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FSE_")}
+    return env | {
+        "FSE_DATABASE_URL": database_url,
+        "FSE_SIGNING_KEY_FILE": str(files / "signing-key.pem"),
+        "FSE_CIN_KEY_FILE": str(files / "cin-keys.json"),
+        "FSE_PAYMENTS_DIR": str(files / "payments"),
+        "FSE_REFERENCE_DATA_DIR": str(files / "reference-data"),
+        "FSE_EXPORT_DIR": str(files / "exports"),
+        **settings,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

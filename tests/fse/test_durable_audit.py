@@ -24,7 +24,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fse.bench import _free_port, listening_sockets
+from fse.bench import listening_sockets
 from fse.config import Settings
 from fse.db import create_engine
 from fse.errors import ErrorCode
@@ -36,7 +36,13 @@ from reimbursement.tables import settlements
 from tests.fse.fhir_api.test_errors import assert_outcome
 from tests.fse.test_serve import wait_for, worker_pids
 from tests.reimbursement.demo import FATIMA, act, claim, load_demo
-from tests.services import create_pg_database, drop_pg_database, migrate_async
+from tests.services import (
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    migrate_async,
+    server_env,
+)
 
 SUBMIT = "/fhir/Claim/$submit"
 AUDIENCE = "urn:fse:fhir"
@@ -66,27 +72,19 @@ class Server:
 
 @asynccontextmanager
 async def served(url: str, tmp: Path, workers: int = 2) -> AsyncIterator[Server]:
-    port = _free_port()
-    files = {
-        "FSE_SIGNING_KEY_FILE": tmp / "signing-key.pem",
-        "FSE_CIN_KEY_FILE": tmp / "cin-keys.json",
-        "FSE_PAYMENTS_DIR": tmp / "payments",
-        "FSE_REFERENCE_DATA_DIR": tmp / "reference-data",
-        "FSE_EXPORT_DIR": tmp / "exports",
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FSE_")}  # no Redis
-    env |= {k: str(v) for k, v in files.items()}
-    env |= {
-        "FSE_DATABASE_URL": url,
-        "FSE_PORT": str(port),
-        "FSE_PAYMENT_SCHEDULE": "false",
-        "FSE_RATE_LIMIT_PER_MINUTE": "0",
-        "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "0",
-        "FSE_RATE_LIMIT_PER_USER": "0",
-        "FSE_DB_POOL_SIZE": "5",
-    }
-    key = load_or_create_key(files["FSE_SIGNING_KEY_FILE"])  # made once, before the workers
-    vault_for(Settings(cin_key_file=files["FSE_CIN_KEY_FILE"]))
+    port = free_port()
+    env = server_env(  # no Redis
+        url,
+        tmp,
+        FSE_PORT=str(port),
+        FSE_PAYMENT_SCHEDULE="false",
+        FSE_RATE_LIMIT_PER_MINUTE="0",
+        FSE_RATE_LIMIT_PER_SYSTEM_CLIENT="0",
+        FSE_RATE_LIMIT_PER_USER="0",
+        FSE_DB_POOL_SIZE="5",
+    )
+    key = load_or_create_key(Path(env["FSE_SIGNING_KEY_FILE"]))  # made once, before the workers
+    vault_for(Settings(cin_key_file=Path(env["FSE_CIN_KEY_FILE"])))
     engine = create_engine(url)
     try:
         client, _secret = await create_client(
@@ -243,7 +241,7 @@ def private_cluster() -> Iterator[tuple[int, list[str]]]:
     if os.geteuid() == 0:  # initdb refuses root: run the cluster as postgres
         shutil.chown(root, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     data = root / "data"
     subprocess.run(
         [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from fse.bench import _free_port, listening_sockets
+from fse.bench import listening_sockets
+from tests.services import free_port, server_env
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float = 30) -> bool:
@@ -42,9 +43,8 @@ def worker_pids(parent: int) -> list[int]:
 
 def test_two_workers_listen_serve_restart_and_stop(tmp_path: Path) -> None:
     database = tmp_path / "serve.sqlite3"
-    port = _free_port()
-    env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}", "FSE_PORT": str(port)}
-    env.pop("FSE_REDIS_URL", None)
+    port = free_port()
+    env = server_env(f"sqlite:///{database}", tmp_path, FSE_PORT=str(port))
     subprocess.run([sys.executable, "-m", "fse.cli", "migrate"], env=env, check=True, timeout=120)
     server = subprocess.Popen(
         [sys.executable, "-m", "fse.cli", "serve", "--workers", "2", "--quiet"], env=env
@@ -75,18 +75,14 @@ def answers(url: str) -> bool:
 def test_forwarded_for_from_loopback_is_not_trusted(tmp_path: Path) -> None:
     """uvicorn used to rewrite the client from X-Forwarded-For for any loopback peer, so one
     local client forging the header was as many addresses: no throttle ever bit."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FSE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
-        "FSE_PORT": str(port),
-        "FSE_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem"),
-        "FSE_CIN_KEY_FILE": str(tmp_path / "cin-keys.json"),
-        "FSE_RATE_LIMIT_PER_MINUTE": "3",
-        "FSE_LOGIN_FAILURES_PER_ADDRESS": "3",
-    }
-    for name in ("FSE_REDIS_URL", "FSE_TRUSTED_PROXIES"):
-        env.pop(name, None)
+    port = free_port()
+    env = server_env(
+        f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+        tmp_path,
+        FSE_PORT=str(port),
+        FSE_RATE_LIMIT_PER_MINUTE="3",
+        FSE_LOGIN_FAILURES_PER_ADDRESS="3",
+    )
     subprocess.run([sys.executable, "-m", "fse.cli", "migrate"], env=env, check=True, timeout=120)
     server = subprocess.Popen([sys.executable, "-m", "fse.cli", "serve", "--quiet"], env=env)
     base = f"http://127.0.0.1:{port}"
@@ -142,17 +138,14 @@ def outcome_code(headers: dict[str, str], body: bytes) -> str:
 def test_requests_broken_at_the_http_level_get_an_operation_outcome(tmp_path: Path) -> None:
     """Long URLs and lying Content-Lengths: uvicorn answered a plain-text 400, or nothing
     until the client gave up (a Content-Length larger than the body)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FSE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
-        "FSE_PORT": str(port),
-        "FSE_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem"),
-        "FSE_CIN_KEY_FILE": str(tmp_path / "cin-keys.json"),
-        "FSE_BODY_TIMEOUT_SECONDS": "1",
-        "FSE_PAYMENT_SCHEDULE": "false",
-    }
-    env.pop("FSE_REDIS_URL", None)
+    port = free_port()
+    env = server_env(
+        f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+        tmp_path,
+        FSE_PORT=str(port),
+        FSE_BODY_TIMEOUT_SECONDS="1",
+        FSE_PAYMENT_SCHEDULE="false",
+    )
     cli = [sys.executable, "-m", "fse.cli"]
     subprocess.run([*cli, "migrate"], env=env, check=True, timeout=120, capture_output=True)
     created = subprocess.run(

@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from reimbursement.tables import ledger_entries, payment_batches
 from tests.conftest import Platform
 from tests.reimbursement.demo import FATIMA, act, claim, load_demo
 from tests.reimbursement.test_review_and_payments import payments
+from tests.services import free_port
 
 SUBMIT = "/fhir/Claim/$submit"
 KILL_STEPS = ("assigned", "written", "recorded", "renamed", "completing")
@@ -203,12 +203,6 @@ async def test_two_fse_pay_started_at_once_write_one_batch_and_one_file(
     await _paid_once(platform, out)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 RUNS = re.compile(r"cut-off (.+?): \S+ runs fse pay")
 SKIPS = re.compile(r"cut-off (.+?): another worker runs fse pay; nothing done here")
 EXITS = re.compile(r"fse pay at (.+?): exit (-?\d+)")
@@ -234,7 +228,7 @@ async def test_two_server_workers_at_a_cutoff_run_one_pay(
     if platform.settings.redis_url:
         environ["FSE_REDIS_URL"] = platform.settings.redis_url
     log = tmp_path / "server.log"
-    serve = ["serve", "--workers", "2", "--port", str(_free_port()), "--quiet"]
+    serve = ["serve", "--workers", "2", "--port", str(free_port()), "--quiet"]
     with log.open("w") as sink:
         server = subprocess.Popen(
             [sys.executable, "-m", "fse.cli", *serve],

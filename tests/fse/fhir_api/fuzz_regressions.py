@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.builders import NGAP, patient
+from tests.builders import charge_item, patient
 
 FHIR_JSON = "application/fhir+json"
 CLIENT_ERROR = frozenset(range(400, 500))
@@ -208,17 +208,7 @@ REPLAYS += (
         CLIENT_ERROR,
         PROBED,
         headers=JSON_BODY,
-        body=fhir_json(
-            {
-                "resourceType": "ChargeItem",
-                "status": "billable",
-                "code": {"coding": [{"system": NGAP, "code": "K"}]},
-                "subject": {"reference": "Patient/p1"},
-                "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
-                "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
-                "quantity": {"value": 1e20},
-            }
-        ),
+        body=fhir_json(charge_item("p1", quantity={"value": 1e20})),
     ),
 )
 

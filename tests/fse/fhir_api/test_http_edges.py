@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 
 from fse.errors import ErrorCode
 from fse.fhir_api.negotiation import MAX_URL_BYTES
-from tests.builders import FHIR_JSON, NGAP, create, patient
+from tests.builders import FHIR_JSON, charge_item, create, patient
 from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
 
@@ -157,16 +157,7 @@ async def test_versions_are_ascii_digits(client: httpx.AsyncClient, platform: Pl
 
 async def test_numbers_still_search(client: httpx.AsyncClient) -> None:
     owner = await create(client, patient())
-    charge = {
-        "resourceType": "ChargeItem",
-        "status": "billable",
-        "code": {"coding": [{"system": NGAP, "code": "K"}]},
-        "subject": {"reference": f"Patient/{owner['id']}"},
-        "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
-        "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
-        "quantity": {"value": 30},
-    }
-    made = await create(client, charge)
+    made = await create(client, charge_item(owner["id"], quantity={"value": 30}))
     for value in ("30", "gt5", "3e1", "30.0", "-1e-3", "ge2.5E+1"):
         found = await client.get("/fhir/ChargeItem", params={"quantity": value, "_count": "3"})
         assert found.status_code == 200, (value, found.text)

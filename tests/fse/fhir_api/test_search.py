@@ -12,6 +12,7 @@ from tests.builders import (
     FSE,
     IMMAT,
     NGAP,
+    charge_item,
     claim,
     create,
     medication_request,
@@ -275,16 +276,8 @@ async def test_post_search_with_form_body(client: httpx.AsyncClient) -> None:
 
 async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
     owner = await create(client, patient())
-    base = {
-        "resourceType": "ChargeItem",
-        "status": "billable",
-        "code": {"coding": [{"system": NGAP, "code": "K"}]},
-        "subject": {"reference": f"Patient/{owner['id']}"},
-        "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
-        "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
-    }
-    one = await create(client, {**base, "quantity": {"value": 1}, "factorOverride": 1.5})
-    two = await create(client, {**base, "quantity": {"value": 30}})
+    one = await create(client, charge_item(owner["id"], quantity={"value": 1}, factorOverride=1.5))
+    two = await create(client, charge_item(owner["id"], quantity={"value": 30}))
     assert ids(await search(client, "ChargeItem", quantity="30")) == [two["id"]]
     assert ids(await search(client, "ChargeItem", quantity="gt5")) == [two["id"]]
     assert ids(await search(client, "ChargeItem", **{"factor-override": "1.5"})) == [one["id"]]
@@ -296,16 +289,7 @@ async def test_numbers_beyond_what_the_index_holds_still_compare(
 ) -> None:
     """Found by the fuzzer: PostgreSQL's index column cannot hold such a bound (500 there)."""
     owner = await create(client, patient())
-    charge = {
-        "resourceType": "ChargeItem",
-        "status": "billable",
-        "code": {"coding": [{"system": NGAP, "code": "K"}]},
-        "subject": {"reference": f"Patient/{owner['id']}"},
-        "occurrenceDateTime": "2026-11-20T10:00:00+01:00",
-        "performer": [{"actor": {"reference": "Practitioner/surgeon"}}],
-        "quantity": {"value": 30},
-    }
-    stored = await create(client, charge)
+    stored = await create(client, charge_item(owner["id"], quantity={"value": 30}))
     assert ids(await search(client, "ChargeItem", quantity=f"lt{huge}")) == [stored["id"]]
     assert ids(await search(client, "ChargeItem", quantity=f"gt-{huge}")) == [stored["id"]]
     assert ids(await search(client, "ChargeItem", quantity=f"ge{huge}")) == []

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +20,6 @@ from fse.runtime.events import StreamUnavailable
 from tests.services import OwnRedis, free_port
 
 WINDOW = 60
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    redis = OwnRedis(tmp_path, free_port())
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 @pytest.fixture

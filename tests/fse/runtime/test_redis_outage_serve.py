@@ -5,7 +5,6 @@ every settled care sheet stored, and the rate limiter shared by both workers aga
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,14 @@ from fse.security.clients import create_client
 from fse.security.users import Role, create_user
 from tests.fse.test_serve import wait_for
 from tests.reimbursement.demo import FATIMA, act, claim, load_demo
-from tests.services import OwnRedis, create_pg_database, drop_pg_database, free_port, migrate_async
+from tests.services import (
+    OwnRedis,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    migrate_async,
+    server_env,
+)
 
 FSE = "https://fse.cnss.ma/fhir/sid/fse"
 PASSWORD = "correct-horse-battery"
@@ -79,23 +85,18 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[Server, OwnRedis]]:
         username,
         tmp_path / "server.log",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FSE_")}
-    env |= {
-        "FSE_DATABASE_URL": url,
-        "FSE_REDIS_URL": redis.url,
-        "FSE_REDIS_NAMESPACE": running.namespace,
-        "FSE_PORT": str(running.port),
-        "FSE_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem"),
-        "FSE_CIN_KEY_FILE": str(tmp_path / "cin-keys.json"),
-        "FSE_PAYMENTS_DIR": str(tmp_path / "payments"),
-        "FSE_REFERENCE_DATA_DIR": str(tmp_path / "reference-data"),
-        "FSE_EXPORT_DIR": str(tmp_path / "exports"),
-        "FSE_PAYMENT_SCHEDULE": "false",
-        "FSE_RATE_LIMIT_PER_MINUTE": "1000000",  # counted (in Redis), never reached
-        "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "1000000",
-        "FSE_LOGIN_FAILURES_PER_ADDRESS": "1000000",
-        "FSE_LOGIN_FAILURES_PER_ACCOUNT": "1000000",
-    }
+    env = server_env(
+        url,
+        tmp_path,
+        FSE_REDIS_URL=redis.url,
+        FSE_REDIS_NAMESPACE=running.namespace,
+        FSE_PORT=str(running.port),
+        FSE_PAYMENT_SCHEDULE="false",
+        FSE_RATE_LIMIT_PER_MINUTE="1000000",  # counted (in Redis), never reached
+        FSE_RATE_LIMIT_PER_SYSTEM_CLIENT="1000000",
+        FSE_LOGIN_FAILURES_PER_ADDRESS="1000000",
+        FSE_LOGIN_FAILURES_PER_ACCOUNT="1000000",
+    )
     with running.log.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "fse.cli", "serve", "--workers", "2", "--quiet"],
