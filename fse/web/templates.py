@@ -6,7 +6,10 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from fse.web.formats import FILTERS
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters.update(FILTERS)
 
 
 def add_directory(directory: Path) -> None:
