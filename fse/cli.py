@@ -197,14 +197,22 @@ def _ledger(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from fse.api_audit import ApiAudit
     from fse.audit_chain import seal, verify
     from fse.db import create_engine
+    from fse.fhir_api.interactions import standalone_service
 
     def progress(links: int) -> None:
         print(f"\raudit: {links:,} links verified ", end="", file=sys.stderr, flush=True)
 
     async def run() -> int:
-        engine = create_engine(_settings(args).database_url)
+        settings = _settings(args)
+        if args.action == "seal":  # rows a stopped server left in the access log come first
+            async with standalone_service(settings) as fhir:
+                converted = await ApiAudit(fhir, settings.payment_timezone).flush()
+            if converted:
+                print(f"audit: {converted:,} access-log record(s) stored as AuditEvents")
+        engine = create_engine(settings.database_url)
         try:
             if args.action == "seal":
                 sealed = await seal(engine)
@@ -473,7 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the hash-chained audit trail")
     audit_sub = audit.add_subparsers(dest="action", required=True)
-    audit_sub.add_parser("seal", help="chain the audit events written since the last seal")
+    audit_sub.add_parser(
+        "seal",
+        help="store what the access log still holds as AuditEvents, then chain the audit "
+        "events written since the last seal",
+    )
     audit_sub.add_parser("verify", help="prove no audit event was altered or removed")
     audit.add_argument("--database-url")
     audit.set_defaults(run=_audit)

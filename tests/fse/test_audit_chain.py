@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from sqlalchemy import delete, select, update
 
+from fse.api_audit import ApiAudit
 from fse.audit import audit_read
 from fse.audit_chain import GENESIS, audit_chain, link, seal, verify
 from fse.store.tables import resources
@@ -114,3 +117,28 @@ def test_fse_audit_seal_and_verify_as_commands(tmp_path: Path) -> None:
         )
     broken = fse("audit", "verify", database=database)
     assert broken.returncode == 1 and "AuditEvent/a1 was altered" in broken.stdout
+
+
+def test_fse_audit_seal_first_stores_what_a_stopped_server_left_in_the_access_log(
+    tmp_path: Path,
+) -> None:
+    """A server stopped before its flush leaves access-log rows: sealing must not skip them."""
+    database = tmp_path / "audit.sqlite3"
+    assert fse("migrate", database=database).returncode == 0
+    draft = ApiAudit(None, "Africa/Casablanca").draft(  # type: ignore[arg-type]
+        "cnss-si", "GET", "/fhir/Patient/p1", "", 200, datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    )
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO api_access_log (draft) VALUES (?)", (json.dumps(draft),))
+    sealed = fse("audit", "seal", database=database)
+    assert sealed.returncode == 0, sealed.stderr
+    assert "audit: 1 access-log record(s) stored as AuditEvents" in sealed.stdout
+    assert "audit: 1 event(s) sealed" in sealed.stdout
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM api_access_log").fetchone() == (0,)
+        (content,) = db.execute(
+            "SELECT content FROM resources WHERE type = 'AuditEvent'"
+        ).fetchone()
+    event = json.loads(content)
+    assert event["entity"][0]["what"]["reference"] == "Patient/p1"
+    assert "03/12/2026 à 10:00" in event["text"]["div"]
