@@ -38,6 +38,7 @@ from fse.fhir_api.operations import OperationRegistry
 from fse.fhir_api.operations.validate import VALIDATE
 from fse.fhir_api.routes import allowed_methods
 from fse.fhir_api.routes import router as fhir_router
+from fse.head import HeadAsGetMiddleware
 from fse.health import router as health_router
 from fse.outbox import relay
 from fse.resources import model_class
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FhirRequestMiddleware)
     app.add_middleware(ThrottleMiddleware, limiter=runtime.limiter, rule=by_address(settings))
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(HeadAsGetMiddleware)
     return app
 
 

@@ -68,6 +68,11 @@ def _checked_id(request: Request, rtype: str, rid: str, letter: str | None) -> G
     guard = guard_of(request)
     if letter is not None:
         guard.allow_interaction(rtype, letter)
+    if rid == "_search":
+        raise MethodNotAllowed(
+            f"{rtype}/_search is searched with POST and a form body",
+            code=ErrorCode.METHOD_NOT_ALLOWED,
+        )
     if not ID_RE.match(rid):
         raise NotFound(f"{rtype}/{rid} not found: not a valid id")
     return guard
@@ -360,6 +365,7 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
     of that path, but for writes no one makes on the type (``access.RESERVED``), operation
     routes where the last segment is no ``$operation``, and the refused method itself."""
     methods: set[str] = set()
+    scope = {**scope, "path_params": {}}  # not the matched route's: each route's own
     for route in _flat(routes):
         if not isinstance(route, Route | APIRoute) or not route.methods:
             continue
@@ -372,7 +378,11 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
             continue
         if route.endpoint in OPERATIONS and not str(params.get("name", "")).startswith("$"):
             continue
+        if "rid" in params and not ID_RE.match(params["rid"]):
+            continue  # /Patient/_search is no resource: its GET, PUT and DELETE do not apply
         methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # HeadAsGetMiddleware
     methods.discard(scope["method"])
     return sorted(methods, key=lambda m: (*METHOD_ORDER, m).index(m))
 

@@ -131,11 +131,11 @@ async def test_the_cnss_dashboard_shows_redis_degraded(without_redis: Platform) 
 )
 async def test_health_and_ready_answer_only_get(platform: Platform, method: str, path: str) -> None:
     """The two public doors change nothing: any other method is a 405 OperationOutcome naming
-    GET in ``Allow``, whatever the body, and nothing is stored."""
+    GET and HEAD in ``Allow``, whatever the body, and nothing is stored."""
     before = await platform.row_counts()
     transport = httpx.ASGITransport(app=platform.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
         response = await anonymous.request(method, path, content=b'{"resourceType":"Patient"}')
     assert_outcome(response, 405, ErrorCode.METHOD_NOT_ALLOWED)
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
     assert await platform.row_counts() == before

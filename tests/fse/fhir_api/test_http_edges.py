@@ -290,20 +290,23 @@ async def test_url_over_the_limit_is_414(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("PATCH", "/fhir/Patient/p1", {"GET", "PUT", "DELETE"}),
-        ("POST", "/fhir/Patient/p1", {"GET", "PUT", "DELETE"}),
-        ("DELETE", "/fhir/Patient", {"GET", "POST"}),
-        ("PUT", "/fhir/Patient", {"GET", "POST"}),
+        ("PATCH", "/fhir/Patient/p1", {"GET", "HEAD", "PUT", "DELETE"}),
+        ("POST", "/fhir/Patient/p1", {"GET", "HEAD", "PUT", "DELETE"}),
+        ("DELETE", "/fhir/Patient", {"GET", "HEAD", "POST"}),
+        ("PUT", "/fhir/Patient", {"GET", "HEAD", "POST"}),
         ("GET", "/fhir", {"POST"}),
-        ("PUT", "/fhir/Claim/c1", {"GET"}),
-        ("DELETE", "/fhir/Claim/c1", {"GET"}),
-        ("PATCH", "/fhir/Claim/c1", {"GET"}),
-        ("POST", "/fhir/MedicationDispense", {"GET"}),
-        ("DELETE", "/fhir/MedicationDispense", {"GET"}),
-        ("PUT", "/fhir/AuditEvent/a1", {"GET"}),
-        ("PUT", "/fhir/ClaimResponse/r1", {"GET"}),
-        ("DELETE", "/fhir/Patient/p1/_history", {"GET"}),
-        ("PUT", "/fhir/Patient/unknown-id", {"GET", "DELETE"}),
+        ("PUT", "/fhir/Claim/c1", {"GET", "HEAD"}),
+        ("DELETE", "/fhir/Claim/c1", {"GET", "HEAD"}),
+        ("PATCH", "/fhir/Claim/c1", {"GET", "HEAD"}),
+        ("POST", "/fhir/MedicationDispense", {"GET", "HEAD"}),
+        ("DELETE", "/fhir/MedicationDispense", {"GET", "HEAD"}),
+        ("PUT", "/fhir/AuditEvent/a1", {"GET", "HEAD"}),
+        ("PUT", "/fhir/ClaimResponse/r1", {"GET", "HEAD"}),
+        ("DELETE", "/fhir/Patient/p1/_history", {"GET", "HEAD"}),
+        ("PUT", "/fhir/Patient/unknown-id", {"GET", "HEAD", "DELETE"}),
+        ("GET", "/fhir/Patient/_search", {"POST"}),
+        ("PUT", "/fhir/Patient/_search", {"POST"}),
+        ("DELETE", "/fhir/Patient/_search", {"POST"}),
     ],
 )
 async def test_405_lists_what_the_url_allows(
@@ -319,6 +322,27 @@ async def test_405_lists_what_the_url_allows(
     assert_outcome(response, 405, code)
     listed = {m.strip() for m in response.headers["allow"].split(",")}
     assert listed == allowed
+
+
+@pytest.mark.parametrize("path", ["/fhir/metadata", "/fhir/Patient?_count=1", "/health", "/"])
+async def test_head_answers_as_get_without_a_body(client: httpx.AsyncClient, path: str) -> None:
+    """RFC 9110: a server that answers GET answers HEAD, same status and headers, no body."""
+    await create(client, patient())
+    got = await client.get(path)
+    head = await client.head(path)
+    assert head.status_code == got.status_code == 200, head.text
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    if "/Patient" not in path:  # a search's Bundle names its own moment: its length may differ
+        assert head.headers["content-length"] == got.headers["content-length"]
+
+
+async def test_head_goes_through_the_same_doors(platform: Platform) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=platform.app), base_url="http://test"
+    ) as anonymous:
+        answer = await anonymous.head("/fhir/Patient")
+    assert answer.status_code == 401 and answer.content == b""
 
 
 # -- the OpenAPI document ----------------------------------------------------------------------
