@@ -3,6 +3,7 @@ secret shown once and kept only as an argon2 hash."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,6 +90,7 @@ async def find_client(engine: AsyncEngine, client_id: str) -> tuple[SystemClient
 async def authenticate(engine: AsyncEngine, client_id: str, secret: str) -> SystemClient | None:
     """The active client with this id and secret, else None (timing does not tell which failed)."""
     found = await find_client(engine, client_id)
-    if not password_matches(found[1] if found else None, secret) or found is None:
+    matches = await asyncio.to_thread(password_matches, found[1] if found else None, secret)
+    if not matches or found is None:
         return None
     return None if found[0].revoked else found[0]

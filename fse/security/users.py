@@ -5,6 +5,7 @@ Passwords are argon2 hashes; a failed login takes the same time whether or not t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -109,7 +110,7 @@ async def unlock_signing_key(
     """The user's private signing key, opened with their password (None if wrong or none)."""
     async with engine.connect() as conn:
         sealed = await conn.scalar(select(users.c.signing_key).where(users.c.username == username))
-    return unseal(sealed, password) if sealed else None
+    return await asyncio.to_thread(unseal, sealed, password) if sealed else None
 
 
 async def find_user(engine: AsyncEngine, username: str) -> User | None:
@@ -121,6 +122,7 @@ async def find_user(engine: AsyncEngine, username: str) -> User | None:
 async def authenticate_user(engine: AsyncEngine, username: str, password: str) -> User | None:
     async with engine.connect() as conn:
         row = (await conn.execute(select(users).where(users.c.username == username))).first()
-    if not password_matches(row.password_hash if row is not None else None, password):
+    stored = row.password_hash if row is not None else None
+    if not await asyncio.to_thread(password_matches, stored, password):
         return None
     return user_from_row(row) if row is not None and row.disabled_at is None else None
