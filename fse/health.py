@@ -11,6 +11,7 @@ the state is this worker's (each worker has its own connections).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from fse.errors import ErrorCode, Issue, operation_outcome
 from fse.fhir_api.http import fhir_response
 
+log = logging.getLogger("fse.health")
 router = APIRouter(tags=["Exploitation"])
 DATABASE_TIMEOUT_SECONDS = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -37,6 +39,7 @@ async def ready(request: Request) -> Response:
     database = await database_state(request)
     runtime = await request.app.state.runtime.check()
     redis = runtime["redis"]
+    redis.pop("lastError", None)  # shown to CNSS agents on their dashboard, not to anyone
     if redis["status"] == "down":
         redis["code"] = ErrorCode.REDIS_DEGRADED.value
     if database["status"] != "up":
@@ -63,7 +66,7 @@ async def ready(request: Request) -> Response:
 def _redis_issue(redis: dict[str, Any]) -> Issue:
     return Issue(
         ErrorCode.REDIS_DEGRADED,
-        f"redis: down since {redis['downSince']} ({redis['lastError']})",
+        f"redis: down since {redis['downSince']}; the platform runs in-process (degraded)",
         ("redis",),
         severity="warning",
         issue_type="transient",
@@ -78,7 +81,10 @@ async def database_state(request: Request) -> dict[str, Any]:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as error:  # any failure to answer is "not ready", never a 500
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return {"status": "down", "backend": engine.dialect.name, "error": reason[:200]}
+        # The door is public: the answer names the kind of failure, the log its details
+        # (addresses, users, database names are no one else's business).
+        log.warning("readiness: the database does not answer: %s", error)
+        kind = "timeout" if isinstance(error, TimeoutError) else type(error).__name__
+        return {"status": "down", "backend": engine.dialect.name, "error": kind}
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     return {"status": "up", "backend": engine.dialect.name, "latencyMs": elapsed}

@@ -59,6 +59,8 @@ async def test_ready_is_503_when_the_database_does_not_answer(tmp_path: Path) ->
             response = await anonymous.get("/ready")
         assert_outcome(response, 503, ErrorCode.NOT_READY, "database")
         assert response.headers["retry-after"]
+        # a public door: the kind of failure, not the address or database behind it
+        assert "127.0.0.1" not in response.text and "absent" not in response.text
     finally:
         await close(app)
 
@@ -108,6 +110,7 @@ async def test_redis_unreachable_the_api_answers_and_ready_says_degraded(
         assert body["checks"]["redis"]["status"] == "down"
         assert body["checks"]["redis"]["code"] == ErrorCode.REDIS_DEGRADED.value
         assert body["checks"]["redis"]["fallbacks"] > 0
+        assert "lastError" not in body["checks"]["redis"] and "127.0.0.1" not in ready.text
 
         # the limit per address still applies, counted in this process
         statuses = [(await http.get("/fhir/metadata")).status_code for _ in range(12)]
