@@ -46,7 +46,10 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str] | No
 
 @router.post("/auth/token", summary="OAuth2 token (client credentials)")
 async def token(request: Request) -> JSONResponse:
-    form = dict(parse_qsl((await request.body()).decode(errors="replace")))
+    try:
+        form = dict(parse_qsl((await request.body()).decode(), errors="strict"))
+    except UnicodeDecodeError:  # no secret is checked on bytes replaced by U+FFFD
+        return oauth_error(400, "invalid_request", "the form is not UTF-8 text")
     if form.get("grant_type") != "client_credentials":
         return oauth_error(400, "unsupported_grant_type", "only grant_type=client_credentials")
     credentials = _credentials(request, form)

@@ -129,6 +129,25 @@ async def test_token_endpoint_errors(anonymous: httpx.AsyncClient, platform: Pla
             400,
             "unsupported_grant_type",
         ),
+        (  # a secret sent as bytes that are not UTF-8 is refused, not checked as U+FFFD
+            await anonymous.post(
+                "/auth/token",
+                content=f"grant_type=client_credentials&client_id={client_id}&client_secret=%FF",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            await anonymous.post(
+                "/auth/token",
+                content=b"grant_type=client_credentials&client_secret=\xff",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                auth=(client_id, secret),
+            ),
+            400,
+            "invalid_request",
+        ),
         (
             await token_via_endpoint(anonymous, client_id, secret, scope="system/Patient.c"),
             400,
