@@ -1,31 +1,50 @@
-"""The CNSS agents' console (French, server-rendered): the queue of held claims with the rule
-that fired and its evidence, a decision with a reason (release or reject, audited), and the
+"""The CNSS agents' console (French, server-rendered): the queue of held claims with the rules
+that fired (named in French), who each is held on and its evidence, filtered by rule, regime,
+professional and date of care, searched by sheet number or immatriculation, paged; each sheet
+opens in full (``sheet_file``); a decision with a reason (release or reject, audited), and the
 recent decisions with the payment batch that paid them."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.audit import audit_read
 from fse.errors import FhirError
+from fse.fhir_api.interactions import FhirService
 from fse.security.sessions import Session
 from fse.web.charts import bar_chart
 from fse.web.login import page_session, posted_form
 from fse.web.templates import TEMPLATES
+from reimbursement.context import search
+from reimbursement.core.anomalies import RULE_NAMES, rule_name
 from reimbursement.dashboard import DELAYS, dashboard
 from reimbursement.ledger import batch_holding
 from reimbursement.review import DECISIONS, review_claim
-from reimbursement.tables import claim_reviews, settlements
+from reimbursement.sheet_file import (
+    REGIME_LABELS,
+    SID,
+    evidence_of,
+    number_of,
+    regime_label,
+    settlement_key,
+    sheet_file,
+)
+from reimbursement.tables import claim_reviews, settlement_holds, settlements
 
 router = APIRouter(include_in_schema=False)
-QUEUE_SIZE = 50
+PAGE_SIZE = 20
+IMMATRICULATION = re.compile(r"^\d{9}$")
 
 
 @dataclass(frozen=True)
@@ -35,12 +54,12 @@ class HeldClaim:
     patient_id: str
     patient: str
     provider: str
+    regime: str
     care_date: date
     billed: Decimal
     benefit: Decimal
-    rules: list[str]
-    evidence: list[str]
-    """The ClaimResponse's notes: each rule that fired, with what it measured."""
+    holds: list[tuple[str, str, list[str]]]
+    """Each rule that fired: its French name, the professional it is held on, what it measured."""
 
 
 @dataclass(frozen=True)
@@ -54,40 +73,164 @@ class Decided:
     batch: str | None
 
 
-async def held_claims(request: Request) -> list[HeldClaim]:
+@dataclass(frozen=True)
+class Filters:
+    """The queue's filters, from the GET form (every field optional; a bad one is ignored and
+    said)."""
+
+    rule: str = ""
+    regime: str = ""
+    provider: str = ""
+    start: date | None = None
+    end: date | None = None
+    page: int = 1
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> Filters:
+        problems = []
+        rule = query.get("regle", "")
+        if rule and rule not in RULE_NAMES:
+            problems.append("règle inconnue")
+            rule = ""
+        regime = query.get("regime", "")
+        if regime and regime not in REGIME_LABELS:
+            problems.append("régime inconnu")
+            regime = ""
+        days = []
+        for name, label in (("du", "date de début"), ("au", "date de fin")):
+            text = query.get(name, "").strip()
+            try:
+                days.append(date.fromisoformat(text) if text else None)
+            except ValueError:
+                problems.append(f"{label} illisible (JJ/MM/AAAA attendu)")
+                days.append(None)
+        try:
+            page = max(1, int(query.get("page", "1") or 1))
+        except ValueError:
+            page = 1
+        return cls(rule, regime, query.get("professionnel", ""), *days, page, tuple(problems))
+
+    def query(self, page: int | None = None) -> str:
+        """These filters as a query string (for the pages' links)."""
+        values = {
+            "regle": self.rule,
+            "regime": self.regime,
+            "professionnel": self.provider,
+            "du": self.start.isoformat() if self.start else "",
+            "au": self.end.isoformat() if self.end else "",
+            "page": str(page or self.page),
+        }
+        return urlencode({k: v for k, v in values.items() if v and (k != "page" or v != "1")})
+
+
+async def _insured_ids(fhir: FhirService, conn: AsyncConnection, immatriculation: str) -> set[str]:
+    """The insured with this immatriculation and the beneficiaries of their rights."""
+    token = f"{SID}/immatriculation|{immatriculation}"
+    people = await search(fhir, conn, "Patient", [("identifier", token)])
+    ids = {p["id"] for p in people}
+    for pid in list(ids):
+        for coverage in await search(fhir, conn, "Coverage", [("subscriber", f"Patient/{pid}")]):
+            beneficiary = (coverage.get("beneficiary") or {}).get("reference", "")
+            if beneficiary.startswith("Patient/"):
+                ids.add(beneficiary.removeprefix("Patient/"))
+    return ids
+
+
+async def held_claims(
+    request: Request, filters: Filters, patients: set[str] | None = None
+) -> tuple[list[HeldClaim], int]:
+    """One page of the held claims matching the filters (oldest first), and how many match."""
     fhir = request.app.state.fhir
-    s = settlements.c
+    s, h = settlements.c, settlement_holds.c
+    where = [s.status == "held"]
+    if filters.rule:
+        where.append(exists().where(h.settlement_pk == s.pk, h.rule == filters.rule))
+    if filters.regime:
+        where.append(s.regime == filters.regime)
+    if filters.provider:
+        where.append(
+            or_(
+                s.provider_ref == filters.provider,
+                exists().where(h.settlement_pk == s.pk, h.professional_ref == filters.provider),
+            )
+        )
+    if filters.start:
+        where.append(s.care_date >= filters.start)
+    if filters.end:
+        where.append(s.care_date <= filters.end)
+    if patients is not None:
+        where.append(s.patient_id.in_(sorted(patients) or [""]))
     async with fhir.store.snapshot() as conn:
+        total = int(await conn.scalar(select(func.count()).where(*where)) or 0)
         rows = (
             await conn.execute(
                 select(settlements)
-                .where(s.status == "held")
-                .order_by(s.received_at)
-                .limit(QUEUE_SIZE)
+                .where(*where)
+                .order_by(s.received_at, s.pk)
+                .offset((filters.page - 1) * PAGE_SIZE)
+                .limit(PAGE_SIZE)
+            )
+        ).all()
+        fired = (
+            await conn.execute(
+                select(h.settlement_pk, h.rule, h.professional_ref)
+                .where(h.settlement_pk.in_([r.pk for r in rows] or [0]))
+                .order_by(h.pk)
             )
         ).all()
         people = {f"Patient/{r.patient_id}" for r in rows} | {r.provider_ref for r in rows}
-        names = await fhir.display_names(conn, people)
+        names = await fhir.display_names(conn, people | {f.professional_ref for f in fired})
         held = []
         for row in rows:
             stored = await fhir.store.read(conn, "ClaimResponse", row.response_id)
             response = orjson.loads(stored.content or "{}")
-            notes = [n.get("text", "") for n in response.get("processNote", [])]
+            evidence = evidence_of([n.get("text", "") for n in response.get("processNote", [])])
             held.append(
                 HeldClaim(
                     response_id=row.response_id,
-                    number=row.claim_key.rsplit("|", 1)[-1],
+                    number=number_of(row.claim_key),
                     patient_id=row.patient_id,
                     patient=names[f"Patient/{row.patient_id}"],
                     provider=names[row.provider_ref],
+                    regime=regime_label(row.regime),
                     care_date=row.care_date,
                     billed=row.billed,
                     benefit=row.benefit,
-                    rules=(row.hold_rules or "").split(","),
-                    evidence=[n for n in notes if n.startswith("R13")],
+                    holds=[
+                        (rule_name(f.rule), names[f.professional_ref], evidence.get(f.rule, []))
+                        for f in fired
+                        if f.settlement_pk == row.pk
+                    ],
                 )
             )
-    return held
+    return held, total
+
+
+async def queue_choices(request: Request) -> list[tuple[str, str]]:
+    """The professionals the held claims are on or held on (the provider filter's choices)."""
+    fhir = request.app.state.fhir
+    s, h = settlements.c, settlement_holds.c
+    async with fhir.store.snapshot() as conn:
+        refs = set(
+            (await conn.execute(select(s.provider_ref).where(s.status == "held").distinct()))
+            .scalars()
+            .all()
+        )
+        refs |= set(
+            (
+                await conn.execute(
+                    select(h.professional_ref)
+                    .select_from(settlement_holds.join(settlements))
+                    .where(s.status == "held")
+                    .distinct()
+                )
+            )
+            .scalars()
+            .all()
+        )
+        names = await fhir.display_names(conn, refs)
+    return sorted(names.items(), key=lambda item: item[1])
 
 
 async def recent_decisions(request: Request, count: int = 20) -> list[Decided]:
@@ -108,7 +251,7 @@ async def recent_decisions(request: Request, count: int = 20) -> list[Decided]:
             decided.append(
                 Decided(
                     number=row.claim_key.rsplit("|", 1)[-1],
-                    decision="libérée" if row.decision == "release" else "rejetée",
+                    decision="libérée" if row.decision == "release" else "refusée après contrôle",
                     reason=row.reason,
                     reviewer=row.reviewer.removeprefix("user:"),
                     decided_at=row.decided_at,
@@ -123,7 +266,27 @@ async def _console(
     request: Request, session: Session, error: str = "", done: str = "", status_code: int = 200
 ) -> Response:
     zone = request.app.state.settlement.schedule.zone
-    held = await held_claims(request)
+    filters = Filters.of(request.query_params if request.method == "GET" else {})
+    searched = request.query_params.get("q", "").strip() if request.method == "GET" else ""
+    patients = None
+    notice = ""
+    if searched:
+        compact = searched.replace(" ", "")
+        fhir = request.app.state.fhir
+        async with fhir.store.snapshot() as conn:
+            if IMMATRICULATION.match(compact):
+                patients = await _insured_ids(fhir, conn, compact)
+                if not patients:
+                    notice = f"Aucun assuré immatriculé {compact}."
+            else:
+                key = settlement_key(searched.upper())
+                found = await conn.scalar(
+                    select(settlements.c.claim_key).where(settlements.c.claim_key == key)
+                )
+                if found is not None:
+                    return RedirectResponse(f"/cnss/feuilles/{number_of(found)}", status_code=303)
+                notice = f"Aucune feuille n° {searched}."
+    held, total = await held_claims(request, filters, patients)
     if held and request.method == "GET":
         # The agent sees who the held sheets are for: each insured's log says so. (A refused
         # decision shows the same queue again: that is not a new look, and nothing is written.)
@@ -134,10 +297,23 @@ async def _console(
             "console CNSS : feuilles retenues pour contrôle",
             "Plateforme FSE - console CNSS",
         )
+    pages = max(1, -(-total // PAGE_SIZE))
     context = {
         "title": "Console CNSS",
         "session": session,
         "held": held,
+        "total": total,
+        "filters": filters,
+        "searched": searched,
+        "notice": notice,
+        "page": filters.page,
+        "pages": pages,
+        "previous": f"/cnss?{filters.query(filters.page - 1)}" if filters.page > 1 else None,
+        "next": f"/cnss?{filters.query(filters.page + 1)}" if filters.page < pages else None,
+        "rules": sorted(RULE_NAMES.items(), key=lambda item: item[1]),
+        "rule_name": rule_name,
+        "regimes": REGIME_LABELS,
+        "providers": await queue_choices(request),
         "decided": await recent_decisions(request),
         "zone": zone,
         "error": error,
@@ -154,6 +330,31 @@ async def console(request: Request) -> Response:
     if isinstance(session, Response):
         return session
     return await _console(request, session, done=request.query_params.get("fait", ""))
+
+
+@router.get("/cnss/feuilles/{number}", response_class=HTMLResponse)
+async def sheet(request: Request, number: str) -> Response:
+    """One sheet in full, to decide on it (or to see what became of it)."""
+    session = await page_session(request)
+    if isinstance(session, Response):
+        return session
+    settlement = request.app.state.settlement
+    fhir = settlement.fhir
+    async with fhir.store.snapshot() as conn:
+        found = await sheet_file(fhir, settlement.books, conn, number)
+    context: dict[str, object] = {"title": f"Feuille {number}", "session": session}
+    if found is None:
+        context["missing"] = number
+        return TEMPLATES.TemplateResponse(request, "cnss_feuille.html", context, status_code=404)
+    await audit_read(
+        fhir,
+        f"user:{session.user.username}",
+        [found.patient_id],
+        f"console CNSS : feuille {number}",
+        "Plateforme FSE - console CNSS",
+    )
+    context |= {"sheet": found, "zone": settlement.schedule.zone}
+    return TEMPLATES.TemplateResponse(request, "cnss_feuille.html", context)
 
 
 @router.post("/cnss/controle/{response_id}", response_class=HTMLResponse)
@@ -186,14 +387,6 @@ async def decide(request: Request, response_id: str) -> Response:
     return RedirectResponse(f"/cnss?fait={number}", status_code=303)
 
 
-REGIME_LABELS = {
-    "salaries": "Salariés",
-    "tns": "TNS",
-    "tadamon": "Tadamon",
-    "achamil": "Achamil",
-}
-
-
 @router.get("/cnss/tableau-de-bord", response_class=HTMLResponse)
 async def board(request: Request) -> Response:
     session = await page_session(request)
@@ -213,6 +406,7 @@ async def board(request: Request) -> Response:
         "figures": figures,
         "runtime": request.app.state.runtime.health(),
         "names": names,
+        "rule_name": rule_name,
         "sheets_chart": bar_chart(
             "Feuilles de soins reçues par jour de soins et par régime",
             days,

@@ -314,6 +314,7 @@ async def prescription(
         status=str(request.get("status")),
         remaining=prescribed - Decimal(str(dispensed or 0)),
         substitutable=bool(substitution.get("allowedBoolean", True)),
+        prescriber=(request.get("requester") or {}).get("reference") or None,
     )
 
 

@@ -1,6 +1,7 @@
 """The figures of the agents' dashboard, aggregated in the database (a day is ~110,000 sheets):
 sheets and amounts per day and regime, time from care to payment, the share paid the day it
-was received, the held claims, and the providers whose sheets trip the anomaly rules most."""
+was received, the held claims, and the professionals whose acts or prescriptions trip the
+anomaly rules most."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reimbursement.tables import payment_batches, settlements
+from reimbursement.tables import payment_batches, settlement_holds, settlements
 
 DELAYS = ("même jour", "1 jour", "2 jours", "3 à 7 jours", "plus de 7 jours")
 
@@ -37,7 +38,8 @@ class Dashboard:
     held: int = 0
     held_amount: Decimal = Decimal("0.00")
     indicators: list[tuple[str, str, int]] = field(default_factory=list)
-    """(provider reference, rule, sheets held by it), most frequent first."""
+    """(professional, rule, sheets held by it), most frequent first: the professional whose
+    act or prescription triggered the rule (a costly medicine's prescriber, not the pharmacy)."""
 
     @property
     def same_day_share(self) -> Decimal | None:
@@ -89,13 +91,14 @@ async def dashboard(conn: AsyncConnection, today: date, span: int = 14) -> Dashb
         )
     ).one()
     board.held, board.held_amount = int(held), Decimal(amount)
-    fired: Counter[tuple[str, str]] = Counter()
-    for provider, rules, count in await conn.execute(
-        select(s.provider_ref, s.hold_rules, func.count())
-        .where(s.hold_rules.is_not(None), s.care_date >= first)
-        .group_by(s.provider_ref, s.hold_rules)
-    ):
-        for rule in str(rules).split(","):
-            fired[(provider, rule)] += int(count)
-    board.indicators = [(p, r, n) for (p, r), n in fired.most_common(10)]
+    h = settlement_holds.c
+    fired = await conn.execute(
+        select(h.professional_ref, h.rule, func.count().label("held"))
+        .select_from(settlement_holds.join(settlements))
+        .where(s.care_date >= first)
+        .group_by(h.professional_ref, h.rule)
+        .order_by(func.count().desc(), h.professional_ref, h.rule)
+        .limit(10)
+    )
+    board.indicators = [(str(p), str(r), int(n)) for p, r, n in fired]
     return board

@@ -30,7 +30,7 @@ from reimbursement.core.model import Decision
 from reimbursement.ledger import approval_number, book_benefit
 from reimbursement.responses import claim_response, explanation_of_benefit
 from reimbursement.schedule import PaymentSchedule
-from reimbursement.tables import settlement_lines, settlements
+from reimbursement.tables import settlement_holds, settlement_lines, settlements
 
 
 @dataclass(frozen=True)
@@ -278,5 +278,17 @@ class Settlement:
                 for line, decided in zip(parsed.lines, decision.lines, strict=True)
             ],
         )
+        if decision.holds:
+            await conn.execute(
+                insert(settlement_holds),
+                [
+                    {
+                        "settlement_pk": settlement_pk,
+                        "rule": hold.rule,
+                        "professional_ref": hold.professional or parsed.provider_ref,
+                    }
+                    for hold in decision.holds
+                ],
+            )
         if decision.status == "approved":
             await book_benefit(conn, settlement_pk, decision.benefit, now)

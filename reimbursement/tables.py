@@ -161,6 +161,19 @@ claim_reviews = Table(
     UniqueConstraint("settlement_pk", name="uq_claim_reviews_settlement_pk"),
 )
 
+settlement_holds = Table(
+    "settlement_holds",
+    metadata,
+    # One row per anomaly rule that held a sheet, with the professional answerable for it: the
+    # prescriber of a costly medicine (not the pharmacy that dispensed it), else the provider.
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("settlement_pk", PrimaryKey, ForeignKey("settlements.pk"), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("professional_ref", String(140), nullable=False),
+    UniqueConstraint("settlement_pk", "rule", name="uq_settlement_holds_rule"),
+    Index("ix_settlement_holds_professional", "professional_ref", "rule"),
+)
+
 REIMBURSEMENT_TABLES = (
     payment_batches,
     payment_runs,
@@ -168,6 +181,7 @@ REIMBURSEMENT_TABLES = (
     settlement_lines,
     ledger_entries,
     claim_reviews,
+    settlement_holds,
 )
 
 APPROVAL_SEQUENCE = "settlement_approval_seq"

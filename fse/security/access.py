@@ -157,6 +157,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/medecin": (Role.PRESCRIBER,),
     "/pharmacie": (Role.PHARMACIST,),
     "/cnss": (Role.CNSS_AGENT,),
+    "/cnss/feuilles": (Role.CNSS_AGENT,),
 }
 """Each section of the web screens (a path and what is below it) and who opens it. The
 logout form is public: without a session it just goes back to the login page. ``/health`` and

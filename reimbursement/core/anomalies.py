@@ -15,6 +15,31 @@ from reimbursement.core.dated import newest_first, parse_date, version_on
 from reimbursement.core.medicines import MedicineList
 from reimbursement.core.model import CareSheet, CodeKind, Hold, Line, LineDecision
 
+RULE_NAMES: dict[str, str] = {
+    "before_provider_start": "acte daté avant l'installation du professionnel",
+    "practitioner_daily_volume": (
+        "volume d'actes du praticien sur la journée très au-dessus de ses pairs"
+    ),
+    "costly_medicine": "médicament coûteux prescrit hors ALD/ALC reconnue",
+    "beneficiary_frequency": "fréquence de consultations du bénéficiaire au-delà de la norme",
+    "identical_amounts": (
+        "montant identique répété sur de nombreuses feuilles du même professionnel"
+    ),
+}
+"""What each rule is called, in French: the one place every screen and answer names a rule."""
+
+
+def rule_name(rule: str) -> str:
+    """The French name of ``rule``, capitalised for a label; an unknown code stands as itself."""
+    name = RULE_NAMES.get(rule, rule)
+    return name[:1].upper() + name[1:]
+
+
+def _hold(
+    rule: str, sheet: CareSheet, evidence: dict[str, str], professional: str | None = None
+) -> Hold:
+    return Hold(rule, RULE_NAMES[rule], evidence, professional or sheet.provider.reference)
+
 
 @dataclass(frozen=True)
 class AnomalyRulesVersion:
@@ -72,9 +97,9 @@ def _before_provider_start(
     early = sorted(line.care_date for line in lines if start and line.care_date < start)
     if not early:
         return None
-    return Hold(
+    return _hold(
         "before_provider_start",
-        "acte daté avant l'installation du professionnel",
+        sheet,
         {"date_des_soins": early[0].isoformat(), "installation": str(start)},
     )
 
@@ -92,9 +117,9 @@ def _practitioner_daily_volume(
         limit = max(limit, Decimal(settings["peer_factor"]) * peers)
     if total <= limit:
         return None
-    return Hold(
+    return _hold(
         "practitioner_daily_volume",
-        "volume d'actes du praticien sur la journée très au-dessus de ses pairs",
+        sheet,
         {
             "actes_du_jour": str(total),
             "seuil": str(limit),
@@ -112,10 +137,12 @@ def _costly_medicine(
             continue
         medicine = medicines.get(line.code, line.care_date)
         if medicine is not None and medicine.ppv >= threshold:
-            return Hold(
+            prescriber = line.prescription.prescriber if line.prescription else None
+            return _hold(
                 "costly_medicine",
-                "médicament coûteux prescrit hors ALD/ALC reconnue",
+                sheet,
                 {"ean": line.code, "ppv": str(medicine.ppv), "seuil": str(threshold)},
+                prescriber,
             )
     return None
 
@@ -138,9 +165,9 @@ def _beneficiary_frequency(
     total = sheet.history.recent_consultations + here
     if not here or total <= int(settings["max_consultations"]):
         return None
-    return Hold(
+    return _hold(
         "beneficiary_frequency",
-        "fréquence de consultations du bénéficiaire au-delà de la norme",
+        sheet,
         {
             "consultations": str(total),
             "jours": str(settings["days"]),
@@ -156,9 +183,9 @@ def _identical_amounts(
     if not lines or repeated < int(settings["same_day_claims_at_least"]):
         return None
     billed = sum((line.billed for line in sheet.lines), Decimal(0))
-    return Hold(
+    return _hold(
         "identical_amounts",
-        "montant identique répété sur de nombreuses feuilles du même professionnel",
+        sheet,
         {"montant": str(billed), "feuilles_du_jour": str(repeated)},
     )
 

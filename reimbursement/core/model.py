@@ -72,6 +72,8 @@ class PrescriptionLine:
     status: str
     remaining: Decimal
     substitutable: bool = True
+    prescriber: str | None = None
+    """Who wrote the prescription (MedicationRequest.requester), answerable for what it asks."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,9 @@ class Hold:
     rule: str
     message: str
     evidence: dict[str, str]
+    professional: str | None = None
+    """Whose act or prescription triggered the rule (``Type/id``): the prescriber of a costly
+    medicine, not the pharmacy that dispensed it; the sheet's provider otherwise."""
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ import httpx
 
 from fse.security.users import Role
 from fse.web.charts import bar_chart
+from fse.web.formats import mad
 from reimbursement.dashboard import DELAYS, dashboard, delay_bucket
 from tests.conftest import Platform
 from tests.pharmacy.test_pages import signed_in
-from tests.reimbursement.demo import FATIMA, OUAZZANI, PHARMACY, act, claim, load_demo
+from tests.reimbursement.demo import DR_ELIDRISSI, FATIMA, OUAZZANI, act, claim, load_demo
+from tests.reimbursement.test_console import visible
 from tests.reimbursement.test_review_and_payments import held_claim, payments
 
 SUBMIT = "/fhir/Claim/$submit"
@@ -41,12 +43,18 @@ async def test_sheets_amounts_delays_holds_and_indicators(
     assert board.paid == 3 and board.paid_same_day == 3 and board.same_day_share == 100
     assert sum(board.delays.values()) == 3
     assert (board.held, board.held_amount) == (1, Decimal("6895.00"))
-    assert board.indicators == [(refs[PHARMACY], "costly_medicine", 1)]
+    # HERCEPTA is held on Dr El Idrissi's prescription, not on the pharmacy that dispensed it
+    assert board.indicators == [(refs[DR_ELIDRISSI], "costly_medicine", 1)]
     async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
         page = await agent.get("/cnss/tableau-de-bord")
     assert page.status_code == 200
-    assert page.text.count("<svg") == 3 and "Pharmacie Al Amal" in page.text
-    assert "costly_medicine" in page.text and "6895.00 MAD en attente" in page.text
+    assert page.text.count("<svg") == 3
+    most_held = page.text[page.text.index('id="indicateurs"') :]
+    assert "dont l'acte ou la prescription a déclenché la règle" in most_held  # says so
+    assert "<td>Salma El Idrissi</td>" in most_held and "Pharmacie Al Amal" not in most_held
+    assert "<td>Médicament coûteux prescrit hors ALD/ALC reconnue</td>" in most_held
+    assert "costly_medicine" not in visible(page.text)
+    assert f"{mad('6895.00')} en attente" in page.text
 
 
 def test_delays_fall_in_the_buckets_people_read() -> None:

@@ -37,15 +37,22 @@ ZOVIRAX = "6118001701407"
 PAIN = "{urn:iso:std:iso:20022:tech:xsd:pain.001.001.03}"
 
 
-async def prescribe(client: httpx.AsyncClient, refs: dict[str, str], ean: str, boxes: int) -> str:
+async def prescribe(
+    client: httpx.AsyncClient,
+    refs: dict[str, str],
+    ean: str,
+    boxes: int,
+    patient: str = FATIMA,
+    prescriber: str = "0011",
+) -> str:
     request = {
         "resourceType": "MedicationRequest",
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.3.160", "code": ean}]},
-        "subject": {"reference": refs[FATIMA]},
+        "subject": {"reference": refs[patient]},
         "authoredOn": "2026-11-20T09:45:00+01:00",
-        "requester": {"reference": refs["0011"]},
+        "requester": {"reference": refs[prescriber]},
         "dosageInstruction": [{"text": "selon le schéma de l'oncologue"}],
         "dispenseRequest": {"quantity": {"value": boxes, "unit": "boîte"}},
     }
@@ -59,13 +66,20 @@ def tiers_payant() -> dict[str, Any]:
     return {"type": {"coding": [coding]}}
 
 
-async def held_claim(client: httpx.AsyncClient, refs: dict[str, str]) -> dict[str, Any]:
-    request = await prescribe(client, refs, HERCEPTA, 1)
+async def held_claim(
+    client: httpx.AsyncClient,
+    refs: dict[str, str],
+    patient: str = FATIMA,
+    pharmacy: str = PHARMACY,
+    day: str = "2026-11-20",
+) -> dict[str, Any]:
+    """HERCEPTA (prescribed by Dr El Idrissi) dispensed outside an ALD: held for review."""
+    request = await prescribe(client, refs, HERCEPTA, 1, patient)
     sheet = claim(
         refs,
-        FATIMA,
-        [medicine(HERCEPTA, "9850.00", request)],
-        provider=PHARMACY,
+        patient,
+        [medicine(HERCEPTA, "9850.00", request, day=day)],
+        provider=pharmacy,
         kind="pharmacy",
         payee=tiers_payant(),
     )
