@@ -1,8 +1,8 @@
 """settlement holds (each anomaly rule that held a sheet, and the professional answerable)
 
-Revision ID: 0019
+Revision ID: 0017
 Revises: 0016
-Create Date: 2026-12-05 10:00:00.000000
+Create Date: 2026-12-03 08:00:00.000000
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
