@@ -86,9 +86,7 @@ def test_closed_rights_are_shown_and_the_sheet_is_still_written(server: str, pag
     sign_in(page, server)
     page.get_by_label("Immatriculation ou CIN de l'assuré").fill("A654321")
     page.get_by_role("button", name="Rechercher").click()
-    expect(
-        page.get_by_text("Droits non ouverts : droits fermés : cotisations impayées")
-    ).to_be_visible()
+    expect(page.get_by_text("Droits fermés : cotisations impayées", exact=True)).to_be_visible()
     shot(page, "11-droits-fermes")
     page.get_by_role("link", name="Établir une feuille de soins pour Youssef Tazi").click()
     page.get_by_label("Acte 1 : cotation").fill("C")

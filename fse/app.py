@@ -56,6 +56,7 @@ from fse.subscriptions.criteria import Topics
 from fse.subscriptions.routes import router as subscriptions_router
 from fse.subscriptions.worker import Worker
 from fse.web import pages
+from fse.web.errors import error_page, wants_html
 from pharmacy import feature as pharmacy
 from prescriber import feature as prescriber
 from reimbursement import feature as reimbursement
@@ -199,13 +200,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
         return headers
 
+    # A browser on a screen gets a French page (fse/web/errors.py); the API its
+    # OperationOutcome. The API's English texts never reach the page.
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, error: FhirError) -> Response:
         headers = with_allow(request, error.status, dict(error.headers))
+        if wants_html(request):
+            return await error_page(request, error.status, headers=headers)
         return fhir_response(error.outcome(), error.status, headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if wants_html(request):
+            headers = with_allow(request, error.status_code, dict(error.headers or {}))
+            return await error_page(request, error.status_code, headers=headers)
         code, issue_type = HTTP_CODES.get(error.status_code, (ErrorCode.INVALID_REQUEST, "invalid"))
         message = f"{request.method} {request.url.path}: {error.detail}"
         outcome = operation_outcome([Issue(code, message, issue_type=issue_type)])
@@ -213,7 +221,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return fhir_response(outcome, error.status_code, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def request_error(_request: Request, error: RequestValidationError) -> Response:
+    async def request_error(request: Request, error: RequestValidationError) -> Response:
+        if wants_html(request):
+            return await error_page(request, 400)
         outcome = operation_outcome([Issue(ErrorCode.INVALID_REQUEST, str(error.errors()))])
         return fhir_response(outcome, 400)
 
@@ -226,6 +236,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             code=ErrorCode.DATABASE_UNAVAILABLE,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
+        if wants_html(request):
+            return await error_page(request, refused.status, headers=refused.headers)
         return fhir_response(refused.outcome(), refused.status, refused.headers)
 
     # Registered by class, so the answer passes the middlewares (audit, security headers).
@@ -237,6 +249,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if unavailable(error):  # raised in a middleware, before the routes' handlers
             return await database_error(request, error)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if wants_html(request):
+            return await error_page(request, 500)
         outcome = operation_outcome(
             [
                 Issue(

@@ -14,7 +14,7 @@ from fse.config import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from fse.serve import serve
+    from fse.serve import PortUnavailable, port_problem, serve
 
     for flag, env in (("database_url", "FSE_DATABASE_URL"), ("redis_url", "FSE_REDIS_URL")):
         value = getattr(args, flag)
@@ -23,13 +23,21 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     host, port = args.host or settings.host, args.port or settings.port
     workers = args.workers or settings.workers
+    problem = port_problem(host, port)
+    if problem is not None:
+        print(problem, file=sys.stderr, flush=True)
+        return 1
     print(f"FSE platform on http://{host}:{port}  (FHIR base /fhir, docs /docs)", flush=True)
     print(
         f"database: {_redacted(settings.database_url)}; runtime: "
         f"{'redis' if settings.redis_url else 'in-process'}; workers: {workers}",
         flush=True,
     )
-    return serve(host, port, workers, args.quiet)
+    try:
+        return serve(host, port, workers, args.quiet)
+    except PortUnavailable as unavailable:
+        print(unavailable, file=sys.stderr, flush=True)
+        return 1
 
 
 def _redacted(url: str) -> str:

@@ -12,6 +12,7 @@ OperationOutcome (:class:`FhirHttpProtocol`); the app refuses URLs over 8 KB its
 from __future__ import annotations
 
 import copy
+import errno
 import multiprocessing
 import signal
 import socket
@@ -63,6 +64,41 @@ def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+class PortUnavailable(Exception):
+    """The address cannot be listened on; the message says why and what to do (French first,
+    then English), for a terminal, without a traceback."""
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port`` (None: it can). Asked before anything
+    is printed or spawned, so ``make run`` on a taken port says so instead of announcing a
+    server and dying with ``OSError: [Errno 98]``."""
+    try:
+        _socket(host, port, reuse_port=False).close()
+    except OSError as error:
+        return unavailable_message(host, port, error)
+    return None
+
+
+def unavailable_message(host: str, port: int, error: OSError) -> str:
+    other = port + 10 if port + 10 <= 65535 else 8010
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"le port {port} est déjà utilisé ; choisissez-en un autre : PORT={other} make run "
+            f"(ou fse serve --port {other})\n"
+            f"port {port} is already in use; choose another one: PORT={other} make run"
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"le port {port} est réservé (droits administrateur) ; choisissez-en un autre : "
+            f"PORT={other} make run\nport {port} needs privileges; choose another one"
+        )
+    return (
+        f"impossible d'écouter sur {host}:{port} ({error.strerror}) ; vérifiez FSE_HOST et "
+        f"FSE_PORT\ncannot listen on {host}:{port} ({error.strerror})"
+    )
+
+
 PLATFORM_LOGGERS = ("fse", "fhir_profiles", "prescriber", "pharmacy", "reimbursement")
 
 
@@ -104,7 +140,11 @@ def _worker(host: str, port: int, quiet: bool) -> None:
 def serve(host: str, port: int, workers: int, quiet: bool) -> int:
     """Serve until interrupted; restart a worker that dies."""
     if workers <= 1:
-        uvicorn.Server(_config(quiet)).run(sockets=[_socket(host, port, reuse_port=False)])
+        try:
+            sock = _socket(host, port, reuse_port=False)
+        except OSError as error:  # taken between the check and now
+            raise PortUnavailable(unavailable_message(host, port, error)) from None
+        uvicorn.Server(_config(quiet)).run(sockets=[sock])
         return 0
     context = multiprocessing.get_context("spawn")
     processes: list[multiprocessing.process.BaseProcess] = []

@@ -34,6 +34,7 @@ from fse.outbox import emit
 from fse.security.provenance import provenance, sign
 from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
+from fse.web.formats import date_fr, mad
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
@@ -260,8 +261,8 @@ def _check_product(
     ceiling = given.ppv * line.quantity
     if line.price > ceiling:
         raise DispenseRefused(
-            f"Prix {line.price} MAD au-dessus du prix public (PPV {given.ppv} × "
-            f"{boxes(line.quantity)} = {ceiling} MAD).",
+            f"Prix {mad(line.price)} au-dessus du prix public (PPV {mad(given.ppv)} × "
+            f"{boxes(line.quantity)} = {mad(ceiling)}).",
             field,
         )
     if line.ean == prescribed_ean:
@@ -300,7 +301,8 @@ async def _prescription(
         raise DispenseConflict("Ligne déjà entièrement délivrée.", field)
     end = ((request.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("end")
     if end and date.fromisoformat(end[:10]) < today:
-        raise DispenseRefused(f"Prescription expirée le {end[:10]}.", field)
+        expired = date_fr(end[:10])
+        raise DispenseRefused(f"Prescription expirée le {expired}.", field)
     if line.quantity <= 0 or line.quantity != line.quantity.to_integral_value():
         raise DispenseRefused("Quantité : un nombre entier de boîtes, au moins 1.", field)
     return request, stored.version

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.security.access_codes import code_matches
 from fse.security.sessions import Session
+from fse.web.errors import error_page
 from fse.web.login import page_session, posted_form, signing_key_of
 from fse.web.templates import TEMPLATES
 from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
@@ -23,6 +24,11 @@ from pharmacy.reversal import reverse_dispense
 
 router = APIRouter(include_in_schema=False)
 LOOKUP_WINDOW_SECONDS = 3600
+DISPENSE_NOT_FOUND = (
+    "Délivrance introuvable : aucune délivrance de votre pharmacie ne porte ce numéro."
+)
+CONFIRM = "confirmer"
+"""The field the confirmation step posts: without it, reversing only asks."""
 
 
 def _today(request: Request) -> date:
@@ -228,7 +234,7 @@ async def _own_dispense(
     session, pharmacist = found
     view = await load_dispense(request.app.state.fhir, number)
     if view is None or view.pharmacy != pharmacist.pharmacy:
-        return HTMLResponse("Délivrance introuvable.", status_code=404)
+        return await error_page(request, 404, DISPENSE_NOT_FOUND)
     view.created_at = view.created_at.astimezone(request.app.state.settlement.schedule.zone)
     return session, pharmacist, view
 
@@ -284,6 +290,18 @@ async def reverse(request: Request, number: str) -> Response:
     posted = await posted_form(request, session)
     if isinstance(posted, Response):
         return posted
+    if view.reversed:
+        return _dispense_page(
+            request, session, pharmacist, view, "Cette délivrance est déjà annulée.", 409
+        )
+    if posted.get(CONFIRM) != "oui":  # the first press only asks, saying what will happen
+        context = {
+            "title": f"Annuler la délivrance {number} ?",
+            "session": session,
+            "pharmacist": pharmacist,
+            "view": view,
+        }
+        return _page(request, "pharmacie_annuler.html", context)
     zone = request.app.state.settlement.schedule.zone
     try:
         await reverse_dispense(request.app.state.fhir, pharmacist, number, datetime.now(UTC), zone)

@@ -16,6 +16,7 @@ from fhir_profiles.identifiers import masked_cin
 from fse.audit import audit_read as record_read
 from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
+from fse.web.formats import date_fr
 from reimbursement.context import beneficiary_of, coverage_periods, exonerations, search
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration, Rights
@@ -52,10 +53,38 @@ class Insured:
     main_insured: str | None
     rights: Rights
     exonerations: tuple[Exoneration, ...]
+    regime_code: str | None = None
+    """The regime of today's rights, else of the latest rights period (a deceased insured,
+    closed rights: the doctor still sees which regime they were under)."""
+    deceased_on: date | None = None
 
     @property
     def regime(self) -> str:
-        return REGIMES.get(self.rights.regime or "", "régime inconnu")
+        code = self.rights.regime or self.regime_code or ""
+        return REGIMES.get(code, code or "régime inconnu")
+
+    @property
+    def deceased(self) -> str:
+        """The marker shown beside the name (empty for the living)."""
+        if self.deceased_on is None:
+            return ""
+        ending = "e" if self.gender == "female" else ""
+        return f"décédé{ending} le {date_fr(self.deceased_on)}"
+
+    @property
+    def rights_line(self) -> str:
+        """Closed or not yet open rights in one label: "Droits fermés : cotisations impayées",
+        "Droits non ouverts : stage en cours (ouverture le 01/03/2027)"; never the label
+        twice, nor a space before the full stop."""
+        message = self.rights.message
+        text = (
+            message[:1].upper() + message[1:]
+            if message.startswith("droits ")
+            else f"Droits non ouverts : {message}"
+        )
+        if self.rights.opens_on is not None:
+            text += f" (ouverture le {date_fr(self.rights.opens_on)})"
+        return text
 
 
 def _identifier(resource: dict[str, Any], name: str) -> str | None:
@@ -145,7 +174,9 @@ async def _insured(
     )
     main = subscribers.get(rights.coverage_id or "")
     main_name = name_of(_latin(main)) if main and main["id"] != patient["id"] else None
-    birth = beneficiary_of(patient).birth_date
+    beneficiary = beneficiary_of(patient)
+    birth = beneficiary.birth_date
+    latest = max(periods, key=lambda p: p.start, default=None)
     return Insured(
         patient_id=patient["id"],
         name=name_of(_latin(patient)),
@@ -160,6 +191,8 @@ async def _insured(
         main_insured=main_name,
         rights=rights,
         exonerations=await exonerations(fhir, conn, patient["id"]),
+        regime_code=rights.regime or (latest.regime if latest else None),
+        deceased_on=beneficiary.deceased_on,
     )
 
 

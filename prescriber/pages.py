@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.security.access_codes import access_code
 from fse.security.sessions import Session
+from fse.web.errors import error_page
 from fse.web.login import page_session, posted_form, signing_key_of
 from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
@@ -35,6 +36,11 @@ REVIEW_EXPIRED = (
     "Cette relecture est incomplète ou trop ancienne : rien n'a été enregistré. Vérifiez la "
     "feuille ci-dessous puis signez à nouveau."
 )
+PATIENT_NOT_FOUND = "Patient introuvable : recherchez l'assuré à nouveau depuis l'espace médecin."
+SHEET_NOT_FOUND = "Feuille introuvable : aucune de vos feuilles de soins ne porte ce numéro."
+REVIEW_NOT_FOUND = "Relecture introuvable : saisissez la feuille à nouveau."
+CONFIRM = "confirmer"
+"""The field the confirmation step posts: without it, cancelling only asks."""
 SETTLEMENT_FAILED = (
     "La feuille n'a pas été signée : le calcul du remboursement a échoué. Rien n'a été "
     "enregistré (ni feuille, ni prescription, ni remboursement). Réessayez dans quelques "
@@ -153,7 +159,7 @@ async def new_sheet(request: Request) -> Response:
         return session
     person = await _person(request, session, request.query_params.get("patient", ""))
     if person is None:
-        return HTMLResponse("Patient introuvable.", status_code=404)
+        return await error_page(request, 404, PATIENT_NOT_FOUND)
     context = {"session": session, **_form_context(request, person, {}, {})}
     return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context)
 
@@ -168,7 +174,7 @@ async def sheet_action(request: Request) -> Response:
         return values
     person = await _person(request, session, values.get("patient", ""))
     if person is None:
-        return HTMLResponse("Patient introuvable.", status_code=404)
+        return await error_page(request, 404, PATIENT_NOT_FOUND)
     visit = _visit(request, person, values)
     context = {"session": session, **_form_context(request, person, values, visit.errors)}
     action = values.get("action")
@@ -230,7 +236,7 @@ async def review_page(request: Request, key: str) -> Response:
     found = await load_review(request.app.state.fhir, _reader(session), key)
     person = await _person(request, session, found[0]) if found else None
     if found is None or person is None:
-        return HTMLResponse("Relecture introuvable : saisissez la feuille à nouveau.", 404)
+        return await error_page(request, 404, REVIEW_NOT_FOUND)
     _, values, signed = found
     visit = _visit(request, person, values)
     context = {"session": session, **_form_context(request, person, values, visit.errors)}
@@ -288,7 +294,7 @@ async def signed_sheet(request: Request, number: str) -> Response:
         return session
     view = await _own_sheet(request, session, number)
     if view is None:
-        return HTMLResponse("Feuille introuvable.", status_code=404)
+        return await error_page(request, 404, SHEET_NOT_FOUND)
     context = {"title": f"Feuille {number}", "session": session, "sheet": view}
     return TEMPLATES.TemplateResponse(request, "medecin_resultat.html", context)
 
@@ -300,7 +306,7 @@ async def patient_copy(request: Request, number: str) -> Response:
         return session
     view = await _own_sheet(request, session, number)
     if view is None:
-        return HTMLResponse("Feuille introuvable.", status_code=404)
+        return await error_page(request, 404, SHEET_NOT_FOUND)
     qr = segno.make(number, error="m").svg_inline(scale=4, title=f"Feuille {number}")
     context = {
         "title": f"Copie patient {number}",
@@ -322,16 +328,20 @@ async def cancel(request: Request, number: str) -> Response:
         return posted
     view = await _own_sheet(request, session, number)
     if view is None:
-        return HTMLResponse("Feuille introuvable.", status_code=404)
+        return await error_page(request, 404, SHEET_NOT_FOUND)
+    context = {"title": f"Feuille {number}", "session": session, "sheet": view}
+    if view.cancelled:
+        context["error"] = "Cette feuille est déjà annulée."
+        return TEMPLATES.TemplateResponse(
+            request, "medecin_resultat.html", context, status_code=409
+        )
+    if posted.get(CONFIRM) != "oui":  # the first press only asks, saying what will happen
+        context["title"] = f"Annuler la feuille {number} ?"
+        return TEMPLATES.TemplateResponse(request, "medecin_annuler.html", context)
     try:
         await cancel_sheet(request.app.state.fhir, view, view.author, datetime.now(UTC))
     except SheetRefused as refused:
-        context = {
-            "title": f"Feuille {number}",
-            "session": session,
-            "sheet": view,
-            "error": str(refused),
-        }
+        context["error"] = str(refused)
         return TEMPLATES.TemplateResponse(
             request, "medecin_resultat.html", context, status_code=409
         )

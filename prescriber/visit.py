@@ -114,6 +114,18 @@ def _integer(text: str, low: int, high: int) -> int | None:
     return int(text) if text.strip().isdigit() and low <= int(text) <= high else None
 
 
+def coefficient_rule(code: str, low: Decimal, high: Decimal) -> str:
+    """What the coefficient of ``code`` may be, in French (a fixed one says so)."""
+    if low == high:
+        return f"Coefficient fixé à {_french(low)} pour {code} : laissez le champ vide."
+    return f"Coefficient entre {_french(low)} et {_french(high)} pour {code}."
+
+
+def _french(number: Decimal) -> str:
+    """``1.5`` as ``1,5``; ``400`` stays ``400``."""
+    return f"{number.normalize():f}".replace(".", ",")
+
+
 def read_visit(
     form: dict[str, str],
     key_letters: dict[str, Tariff],
@@ -149,8 +161,9 @@ def read_visit(
             coefficient is None
             or not tariff.coefficient_min <= coefficient <= tariff.coefficient_max
         ):
-            low, high = tariff.coefficient_min, tariff.coefficient_max
-            errors[f"{p}-coef"] = f"Coefficient entre {low} et {high} pour {code}."
+            errors[f"{p}-coef"] = coefficient_rule(
+                code, tariff.coefficient_min, tariff.coefficient_max
+            )
             continue
         amount = _decimal(fee)
         if amount is None or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fse.web.formats import mad as mad_fr
 from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.core.model import Decision, LineDecision, Payee
 from reimbursement.core.reasons import SYSTEM as REASON_SYSTEM
@@ -77,7 +78,7 @@ def _totals(decision: Decision) -> list[dict[str, Any]]:
 def disposition(decision: Decision) -> str:
     if decision.outcome == "error":
         return "Feuille rejetée : " + " ; ".join(message for _, message in decision.errors)
-    total = f"{decision.benefit:.2f} MAD"
+    total = mad_fr(decision.benefit)
     if decision.outcome == "queued":
         rules = " ; ".join(hold.message for hold in decision.holds)
         return f"Feuille retenue pour contrôle CNSS ({rules}) ; remboursement prévu {total}"

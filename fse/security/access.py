@@ -147,6 +147,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/docs": (PUBLIC,),
     "/openapi.json": (PUBLIC,),
     "/static": (PUBLIC,),
+    "/favicon.ico": (PUBLIC,),
     "/connexion": (PUBLIC,),
     "/deconnexion": (PUBLIC,),
     "/auth/token": (PUBLIC,),

@@ -31,7 +31,7 @@ RAW_EVERY_RESPONSE = tuple(
     (name.lower().encode(), value.encode()) for name, value in EVERY_RESPONSE.items()
 )
 """As ASGI sends them (lower-case bytes): one list append per response, no header parsing."""
-PUBLIC_PATHS = frozenset({"/fhir/metadata", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/fhir/metadata", "/openapi.json", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/.well-known/")
 
 

@@ -27,10 +27,15 @@ from fse.security.sessions import (
 )
 from fse.security.tokens import SigningKey
 from fse.security.users import SIGNING_ROLES, authenticate_user, unlock_signing_key
+from fse.web.errors import error_page
 from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "fse_login_csrf"
+CSRF_REFUSED = (
+    "Le formulaire a expiré ou ne vient pas de cette page : rien n'a été fait. Rechargez la "
+    "page puis recommencez."
+)
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -151,7 +156,7 @@ async def logout(request: Request) -> Response:
         return RedirectResponse("/connexion", status_code=303)
     form = await form_of(request)
     if not secrets.compare_digest(session.csrf_token, form.get("csrf", "")):
-        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+        return await error_page(request, 403, CSRF_REFUSED, title="Requête refusée")
     await close_session(request.app.state.engine, request.cookies[COOKIE_NAME])
     response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(COOKIE_NAME)
@@ -162,7 +167,7 @@ async def posted_form(request: Request, session: Session) -> dict[str, str] | Re
     """The submitted form, if it carries this session's CSRF token; else a 403 to return."""
     values = await form_of(request)
     if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
-        return HTMLResponse("Requête refusée (jeton CSRF invalide).", status_code=403)
+        return await error_page(request, 403, CSRF_REFUSED, title="Requête refusée")
     return values
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from fse.web import login
@@ -23,6 +23,12 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "home.html", {"title": "Plateforme FSE"})
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """Browsers ask for it on every page whatever the ``<link>`` says: answered, never 404."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon")
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -110,10 +110,12 @@ def rights_on(
 ) -> Rights:
     version = rules.on(day)
     if version is None:
-        return Rights(False, Reason.RIGHTS_CLOSED, f"aucune règle AMO en vigueur le {day}")
+        return Rights(False, Reason.RIGHTS_CLOSED, f"aucune règle AMO en vigueur le {day:%d/%m/%Y}")
     if beneficiary.deceased_on is not None and day > beneficiary.deceased_on:
         return Rights(
-            False, Reason.RIGHTS_CLOSED, f"bénéficiaire décédé le {beneficiary.deceased_on}"
+            False,
+            Reason.RIGHTS_CLOSED,
+            f"bénéficiaire décédé le {beneficiary.deceased_on:%d/%m/%Y}",
         )
     covering = sorted(
         (p for p in periods if _covers(p, day, version)), key=lambda p: PREFERENCE.get(p.status, 9)

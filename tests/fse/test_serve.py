@@ -191,3 +191,31 @@ def test_requests_broken_at_the_http_level_get_an_operation_outcome(tmp_path: Pa
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_taken_port_is_said_in_french_with_how_to_choose_another(tmp_path: Path) -> None:
+    """`make run` while another server holds the port: no "FSE platform on http://…" followed
+    by a traceback, but what to do, and a failing exit status for make."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = server_env(
+            f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+            tmp_path,
+            FSE_HOST="127.0.0.1",
+            FSE_PORT=str(port),
+        )
+        for extra in ([], ["--workers", "2"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "fse.cli", "serve", "--quiet", *extra],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode != 0
+            assert f"le port {port} est déjà utilisé" in done.stderr
+            assert f"PORT={port + 10} make run" in done.stderr
+            assert "Traceback" not in done.stderr + done.stdout
+            assert "Errno" not in done.stderr and "FSE platform on" not in done.stdout

@@ -120,8 +120,19 @@ async def test_find_dispense_with_a_generic_see_amounts_print_and_reverse(
         tampered = {**view.receipt, "rembourse_par_cnss": "999.00"}
         assert not verify(jwk, signature[1], [tampered])
         csrf = fields["csrf"]
-        reversed_ = await http.post(f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf})
+        # The first press only asks, saying what will happen; nothing is reversed yet.
+        asked = await http.post(f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf})
+        assert asked.status_code == 200 and "Confirmer l'annulation ?" in asked.text
+        assert "1 × CICLOVIRAL" in asked.text and 'name="confirmer" value="oui"' in asked.text
+        assert "ANNULÉE" not in (await http.get(done.headers["location"])).text
+        reversed_ = await http.post(
+            f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf, "confirmer": "oui"}
+        )
         assert reversed_.status_code == 303
+        again = await http.post(
+            f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf, "confirmer": "oui"}
+        )
+        assert again.status_code == 409 and "déjà annulée" in again.text
         assert "ANNULÉE" in (await http.get(done.headers["location"])).text
         assert number in (await http.get("/pharmacie")).text  # today's dispenses
 
@@ -170,7 +181,7 @@ async def test_form_errors_stay_beside_their_line_and_store_nothing(
             ({f"qte-{ciclo}": "1", f"prix-{ciclo}": "douze"}, 422, "Prix invalide"),
             ({f"qte-{ciclo}": "1", f"produit-{ciclo}": "6118001701407"}, 422, "non substituable"),
             ({}, 422, "Indiquez au moins une quantité"),
-            ({f"qte-{ciclo}": "1", "csrf": "forged"}, 403, "CSRF"),
+            ({f"qte-{ciclo}": "1", "csrf": "forged"}, 403, "Requête refusée"),
         ):
             answer = await http.post("/pharmacie/delivrer", data={**fields, **change})
             assert answer.status_code == status and message in answer.text, change

@@ -3,6 +3,7 @@ only."""
 
 from __future__ import annotations
 
+import html
 import uuid
 from datetime import date
 
@@ -81,8 +82,17 @@ async def test_the_page_shows_rights_and_each_lookup_is_audited(
     await signed_in(platform, browser, Role.PRESCRIBER, refs[DR_BENALI])
     page = await browser.get("/medecin/assure", params={"q": "A654321"})
     assert page.status_code == 200
-    assert "Youssef Tazi" in page.text and "Droits non ouverts" in page.text
-    assert "les soins restent à la charge du patient" in page.text
+    text = html.unescape(page.text)
+    # One label, no stray space: "Droits fermés : cotisations impayées." (it once read
+    # "Droits non ouverts : droits fermés : cotisations impayées .")
+    assert (
+        "Youssef Tazi" in text and "<strong>Droits fermés : cotisations impayées</strong>." in text
+    )
+    assert "Droits non ouverts : droits fermés" not in text
+    assert "les soins restent à la charge du patient" in text
+    assert "(ouverture le 01/01/2027)" in html.unescape(
+        (await browser.get("/medecin/assure", params={"q": "456789123"})).text
+    )  # a waiting period says when, in JJ/MM/AAAA
     events = (await client.get("/fhir/AuditEvent")).json()["entry"]
     audit = events[0]["resource"]
     assert audit["agent"][0]["who"]["reference"] == refs[DR_BENALI]
@@ -105,3 +115,21 @@ async def test_a_pharmacist_cannot_open_the_doctor_pages(
 async def test_without_a_session_the_doctor_pages_ask_to_log_in(browser: httpx.AsyncClient) -> None:
     page = await browser.get("/medecin/assure?q=123456789")
     assert page.status_code == 303 and page.headers["location"].startswith("/connexion")
+
+
+async def test_a_deceased_insured_shows_the_regime_a_marker_and_no_new_sheet(
+    platform: Platform, refs: dict[str, str], browser: httpx.AsyncClient
+) -> None:
+    """Hassan Idrissi died on 10/06/2026: the doctor sees his regime (not "régime inconnu"),
+    that he died and when, and is not offered to write a sheet for him; his widow is."""
+    hassan, latifa, *_ = await lookup(platform, "789123456")
+    assert hassan.regime == "AMO salariés" and hassan.deceased == "décédé le 10/06/2026"
+    assert hassan.rights.message == "bénéficiaire décédé le 10/06/2026"  # never ISO
+    assert latifa.deceased == ""
+    await signed_in(platform, browser, Role.PRESCRIBER, refs[DR_BENALI])
+    page = html.unescape((await browser.get("/medecin/assure", params={"q": "789123456"})).text)
+    hassan_card, latifa_card = page.split('<section class="card insured"')[1:3]
+    assert "Hassan Idrissi" in hassan_card and "décédé le 10/06/2026" in hassan_card
+    assert "régime inconnu" not in hassan_card and "AMO salariés" in hassan_card
+    assert "Établir une feuille de soins" not in hassan_card
+    assert "Établir une feuille de soins pour Latifa Idrissi" in latifa_card

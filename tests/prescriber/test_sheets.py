@@ -85,6 +85,9 @@ def test_the_form_keeps_each_error_next_to_its_field() -> None:
     }
     assert "Coefficient entre 1 et 400 pour K" in visit.errors["acte-2-coef"]
     assert not visit.ok
+    # A fixed coefficient says so, not "entre 1 et 1".
+    fixed = visit_of(form(acte_1_code="C", acte_1_coef="2", acte_1_honoraires="150"))
+    assert fixed.errors["acte-1-coef"] == "Coefficient fixé à 1 pour C : laissez le champ vide."
     assert "feuille" in visit_of({}).errors
 
 

@@ -37,7 +37,12 @@ ALWAYS = {
 }
 PARAMETERS = {"number": "FSE-2026-000000001-00", "response_id": "inconnue", "key": "inconnue"}
 MOUNT_PROBES = {"/static/swagger": "swagger-ui.css", "/static/fse": "fse.css"}
-CACHEABLE = {"/openapi.json", "/.well-known/smart-configuration", "/.well-known/jwks.json"}
+CACHEABLE = {
+    "/openapi.json",
+    "/favicon.ico",
+    "/.well-known/smart-configuration",
+    "/.well-known/jwks.json",
+}
 
 
 def web_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
