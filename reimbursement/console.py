@@ -22,6 +22,7 @@ from fse.web.templates import TEMPLATES
 from reimbursement.dashboard import DELAYS, dashboard
 from reimbursement.ledger import batch_holding
 from reimbursement.review import DECISIONS, review_claim
+from reimbursement.status import ClaimStatus, Stage
 from reimbursement.tables import claim_reviews, settlements
 
 router = APIRouter(include_in_schema=False)
@@ -108,7 +109,9 @@ async def recent_decisions(request: Request, count: int = 20) -> list[Decided]:
             decided.append(
                 Decided(
                     number=row.claim_key.rsplit("|", 1)[-1],
-                    decision="libérée" if row.decision == "release" else "rejetée",
+                    decision=ClaimStatus(  # the words of every other screen
+                        Stage.RELEASED if row.decision == "release" else Stage.REFUSED
+                    ).label(),
                     reason=row.reason,
                     reviewer=row.reviewer.removeprefix("user:"),
                     decided_at=row.decided_at,

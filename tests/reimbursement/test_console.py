@@ -98,3 +98,20 @@ async def test_opening_the_queue_is_in_each_insured_s_access_log(
     log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
     sentences = [e["resource"]["text"]["div"] for e in log["entry"]]
     assert any("console CNSS : feuilles retenues pour contrôle" in s for s in sentences)
+
+
+async def test_a_rejection_is_named_as_every_other_screen_names_it(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    held = await held_claim(client, refs)
+    number = held["identifier"][0]["value"]
+    async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
+        page = await agent.get("/cnss")
+        decided = await agent.post(
+            f"/cnss/controle/{held['id']}",
+            data={"csrf": csrf_of(page.text), "decision": "reject", "motif": "hors indication"},
+        )
+        after = await agent.get(decided.headers["location"])
+    row = after.text.split(f"<td>{number}</td>")[1].split("</tr>")[0]
+    assert "refusée après contrôle" in row and "hors indication" in row
