@@ -215,7 +215,7 @@ def status_of(
         return ClaimStatus(Stage.CANCELLED, **nothing)
     if facts.status == "held":
         return ClaimStatus(Stage.HELD, hold_reason, insured_share=facts.patient_share, **common)
-    if facts.review == "reject" or (facts.status == "rejected" and facts.review is not None):
+    if facts.review == "reject":
         refused = facts.billed - facts.patient_share
         return ClaimStatus(Stage.REFUSED, facts.review_reason, withheld=refused, **nothing)
     if facts.status == "rejected":
