@@ -19,6 +19,7 @@ from e2e.test_login import DEMO_PASSWORD
 from e2e.test_pharmacy import doctor_signs, pharmacist, row
 from e2e.test_prescriber import shot
 from fse.web.formats import mad
+from pharmacy.numbers import claim_number
 
 COSTLY = "Médicament coûteux prescrit hors ALD/ALC reconnue"
 
@@ -33,8 +34,11 @@ def test_an_agent_releases_a_held_claim_paid_in_the_next_batch(
     row(counter, number, "HERCEPTA").get_by_label(re.compile("Boîtes délivrées")).fill("1")
     counter.get_by_label(re.compile("Tiers payant")).check()
     counter.get_by_role("button", name="Délivrer").click()
-    expect(counter.get_by_text("Feuille retenue pour contrôle CNSS")).to_be_visible()
-    dispensed = counter.url.rsplit("/", 1)[1]
+    expect(
+        counter.get_by_text("Délivrance retenue pour contrôle CNSS", exact=False)
+    ).to_be_visible()
+    expect(counter.get_by_text("la CNSS paie", exact=False)).to_have_count(0)  # nothing promised
+    dispensed = claim_number(counter.url.rsplit("/", 1)[1])  # the pharmacy's claim, for CNSS
     counter.context.close()
 
     agent = browser.new_context(locale="fr-MA").new_page()

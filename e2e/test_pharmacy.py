@@ -16,6 +16,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from e2e.test_login import DEMO_PASSWORD
 from e2e.test_prescriber import SHOTS, shot, sign_in
+from fse.web.formats import mad
+from pharmacy.numbers import claim_number
 
 SID = "https://fse.cnss.ma/fhir/sid"
 CICLOVIRAL = "6118001701414"
@@ -44,7 +46,7 @@ def fhir(server: str, token: str, path: str, **params: str) -> dict[str, Any]:
 
 def engine_answer(server: str, token: str, number: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pharmacy claim of dispense ``number`` and the engine's ClaimResponse to it."""
-    claims = fhir(server, token, "Claim", identifier=f"{SID}/fse|{number}")["entry"]
+    claims = fhir(server, token, "Claim", identifier=f"{SID}/fse|{claim_number(number)}")["entry"]
     claim = claims[0]["resource"]
     answers = fhir(server, token, "ClaimResponse", request=f"Claim/{claim['id']}")["entry"]
     return claim, answers[0]["resource"]
@@ -84,11 +86,11 @@ def row(page: Page, number: str, medicine: str) -> Any:
 def shown_amounts_match(page: Page, response: dict[str, Any], tiers_payant: bool) -> None:
     billed, benefit, copay = (total(response, c) for c in ("submitted", "benefit", "copay"))
     at_counter = copay if tiers_payant else billed
-    expect(page.get_by_text(f"À payer au comptoir : {at_counter:.2f} MAD")).to_be_visible()
-    expect(page.get_by_text(f"{benefit:.2f} MAD", exact=False).first).to_be_visible()
+    expect(page.get_by_text(f"À payer au comptoir : {mad(at_counter)}")).to_be_visible()
+    expect(page.get_by_text(f"la CNSS paie {mad(benefit)}", exact=False).first).to_be_visible()
     for item in response["item"]:
         amounts = {a["category"]["coding"][0]["code"]: a for a in item["adjudication"]}
-        cells = f"{Decimal(str(amounts['benefit']['amount']['value'])):.2f}"
+        cells = mad(Decimal(str(amounts["benefit"]["amount"]["value"])))
         expect(page.get_by_role("cell", name=cells, exact=True).first).to_be_visible()
 
 
@@ -126,7 +128,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     amoxyl.get_by_label(re.compile("Prix facturé")).fill("38,90")
     shot(first, "23-pharmacie-lignes")
     first.get_by_role("button", name="Délivrer").click()
-    expect(first.get_by_role("heading", name=re.compile("Délivrance FSE-"))).to_be_visible()
+    expect(first.get_by_role("heading", name=re.compile("Délivrance DEL-"))).to_be_visible()
     dispensed = first.url.rsplit("/", 1)[1]
     _, answer = engine_answer(server, api_token, dispensed)
     # CICLOVIRAL 209.00 on its PBR 209.00 and AMOXYL-D 38.90 on the PBR 29.40, at 70 %.
@@ -151,7 +153,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     second.get_by_label(re.compile("Tiers payant")).check()
     shot(second, "26-seconde-pharmacie-lignes")
     second.get_by_role("button", name="Délivrer").click()
-    expect(second.get_by_role("heading", name=re.compile("Délivrance FSE-"))).to_be_visible()
+    expect(second.get_by_role("heading", name=re.compile("Délivrance DEL-"))).to_be_visible()
     rest_number = second.url.rsplit("/", 1)[1]
     _, rest_answer = engine_answer(server, api_token, rest_number)
     assert total(rest_answer, "benefit") == Decimal("20.58")

@@ -26,7 +26,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fhir_profiles.identifiers import care_sheet_number
 from fse.audit import change_event
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
@@ -35,6 +34,7 @@ from fse.security.provenance import provenance, sign
 from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from fse.web.formats import date_fr, mad
+from pharmacy.numbers import claim_number, dispense_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
@@ -91,7 +91,7 @@ class DispenseOrder:
 @dataclass(frozen=True)
 class Dispensed:
     number: str
-    """The pharmacy care sheet's number (its Claim identifier)."""
+    """The dispense's number (DEL-…); its Claim is the care sheet ``claim_number(number)``."""
     replayed: bool
     """True when this Idempotency-Key had been used: the first dispense, nothing new stored."""
 
@@ -134,7 +134,7 @@ async def dispense(
     if earlier is not None:
         return earlier
     now = now.astimezone(settlement.schedule.zone)
-    number = care_sheet_number(now.year, secrets.randbelow(10**9))
+    number = dispense_number(now.year, secrets.randbelow(10**9))
     written: list[Stored] = []
     try:
         async with fhir.store.transaction() as conn:
@@ -424,7 +424,15 @@ async def _write(
     name = (await fhir.display_names(conn, [patient]))[patient]
     substituted = [d["substitution"]["wasSubstituted"] for d in dispenses]
     cutoff = settlement.schedule.next_cutoff(settlement.clock())
-    return receipt_payload(number, pharmacist, name, now, claim, response, substituted, cutoff)
+    sheets = sorted({s for request, _ in updated if (s := _sheet_of(request))})
+    return receipt_payload(
+        number, pharmacist, name, now, claim, response, substituted, cutoff, sheets
+    )
+
+
+def _sheet_of(request: dict[str, Any]) -> str | None:
+    """The doctor's care sheet a prescription line belongs to."""
+    return (request.get("groupIdentifier") or {}).get("value")
 
 
 def _medication_dispense(
@@ -488,7 +496,7 @@ async def _claim(
     created = now.isoformat(timespec="seconds")
     claim = new_claim(
         new_id(),
-        number,
+        claim_number(number),
         "pharmacy",
         order.patient_id,
         pharmacist.pharmacy,

@@ -177,3 +177,70 @@ async def _line(
         substitutable=bool((request.get("substitution") or {}).get("allowedBoolean", True)),
         sheet=(request.get("groupIdentifier") or {}).get("value"),
     )
+
+
+@dataclass(frozen=True)
+class EarlierDispense:
+    """A dispense already made on a line of the sheet: when, where, what, substituted."""
+
+    at: str
+    pharmacy: str
+    medicine: str
+    boxes: Decimal
+    substituted: bool
+    reversed: bool
+
+
+async def earlier_dispenses(
+    fhir: FhirService, sheets: list[str]
+) -> dict[str, list[EarlierDispense]]:
+    """Per care sheet, the dispenses of its lines so far (by any pharmacy), oldest first: the
+    pharmacist sees what was handed over before, and whether a generic replaced it."""
+    found: dict[str, list[EarlierDispense]] = {}
+    async with fhir.store.snapshot() as conn:
+        for sheet in sorted(set(sheets)):
+            requests = await search(
+                fhir,
+                conn,
+                "MedicationRequest",
+                [("group-identifier", f"{SID}/prescription|{sheet}")],
+            )
+            dispenses = []
+            for request in requests:
+                dispenses += await search(
+                    fhir,
+                    conn,
+                    "MedicationDispense",
+                    [("prescription", f"MedicationRequest/{request['id']}")],
+                )
+            places = {
+                actor["reference"]
+                for d in dispenses
+                for p in d.get("performer", [])
+                if (actor := p.get("actor", {})).get("reference", "").startswith("Organization/")
+            }
+            names = await fhir.display_names(conn, places)
+            rows = []
+            for d in dispenses:
+                place = next(
+                    (
+                        p["actor"]["reference"]
+                        for p in d.get("performer", [])
+                        if p.get("actor", {}).get("reference", "").startswith("Organization/")
+                    ),
+                    "",
+                )
+                coding = (d.get("medicationCodeableConcept") or {}).get("coding", [{}])[0]
+                rows.append(
+                    EarlierDispense(
+                        at=str(d.get("whenHandedOver", "")),
+                        pharmacy=names.get(place, place),
+                        medicine=str(coding.get("display", coding.get("code", ""))),
+                        boxes=Decimal(str((d.get("quantity") or {}).get("value", 0))).normalize(),
+                        substituted=bool((d.get("substitution") or {}).get("wasSubstituted")),
+                        reversed=d.get("status") == "entered-in-error",
+                    )
+                )
+            if rows:
+                found[sheet] = sorted(rows, key=lambda row: row.at)
+    return found

@@ -17,7 +17,7 @@ from fse.web.login import page_session, posted_form, signing_key_of
 from fse.web.templates import TEMPLATES
 from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
-from pharmacy.lookup import NotAnIdentifier, OpenLine, open_lines
+from pharmacy.lookup import NotAnIdentifier, OpenLine, earlier_dispenses, open_lines
 from pharmacy.pharmacist import Pharmacist, pharmacist_of
 from pharmacy.receipt import DispenseView, load_dispense, todays_dispenses
 from pharmacy.reversal import reverse_dispense
@@ -121,12 +121,12 @@ async def _lines_page(
     for name in [n for n in errors if n.startswith("ligne-")]:
         if name.removeprefix("ligne-") not in shown_ids:  # the line is gone (dispensed)
             errors["delivrance"] = errors.pop(name)
-    return _render_lines(
+    return await _render_lines(
         request, session, pharmacist, text, code, lines, error, values or {}, errors, status_code
     )
 
 
-def _render_lines(
+async def _render_lines(
     request: Request,
     session: Session,
     pharmacist: Pharmacist,
@@ -142,6 +142,8 @@ def _render_lines(
     patients: dict[str, list[OpenLine]] = {}
     for line in lines:
         patients.setdefault(line.patient_id, []).append(line)
+    sheets = [line.sheet for line in lines if line.sheet]
+    earlier = await earlier_dispenses(request.app.state.fhir, sheets) if sheets else {}
     context = {
         "title": "Lignes à délivrer",
         "session": session,
@@ -152,6 +154,7 @@ def _render_lines(
         "error": error,
         "patients": patients,
         "products": {line.request_id: substitutes(books, line, _today(request)) for line in lines},
+        "earlier": earlier,
         "values": values,
         "errors": errors,
         "idempotency_key": values.get("cle") or uuid.uuid4().hex,
@@ -173,7 +176,7 @@ async def search(request: Request) -> Response:
         if not decision.allowed:
             minutes = max(1, decision.retry_after // 60)
             error = f"Trop de recherches d'assurés : réessayez dans {minutes} minute(s)."
-            return _render_lines(request, session, pharmacist, "", "", [], error, {}, {}, 429)
+            return await _render_lines(request, session, pharmacist, "", "", [], error, {}, {}, 429)
     query = request.query_params
     return await _lines_page(
         request, session, pharmacist, query.get("q", ""), query.get("code", "")

@@ -11,7 +11,7 @@ with the platform's key (ES256, detached JWS over the canonical JSON; the public
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,13 +19,23 @@ import orjson
 from sqlalchemy import select
 
 from fse.fhir_api.interactions import FhirService
+from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
-from pharmacy.tables import dispensations
+from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.amounts import AmountLine, amount_lines
 from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.context import search
 from reimbursement.core.money import ZERO
-from reimbursement.ledger import batch_holding
+from reimbursement.status import (
+    ClaimStatus,
+    Stage,
+    claim_facts,
+    hold_reason,
+    payment_date_of,
+    status_of,
+)
+
+SID = "https://fse.cnss.ma/fhir/sid"
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,8 @@ class ReceiptLine:
     quantity: Decimal
     substituted: bool
     amounts: AmountLine
+    remaining: Decimal | None = None
+    """Boxes of the prescription line still to dispense, now."""
 
 
 @dataclass
@@ -47,13 +59,16 @@ class DispenseView:
     created_at: datetime
     reversed: bool
     tiers_payant: bool
-    disposition: str
-    payment_date: date | None
-    batch: tuple[str, str] | None
+    status: ClaimStatus
+    """The dispense's one status (``reimbursement.status``): what its pages say of money."""
     receipt: dict[str, Any]
     """The receipt signed when the dispense was written."""
     receipt_jws: str
     lines: list[ReceiptLine] = field(default_factory=list)
+    sheets: list[str] = field(default_factory=list)
+    """The doctor's care sheets whose lines were dispensed."""
+    pharmacy_inpe: str | None = None
+    pharmacy_city: str | None = None
 
     @property
     def total(self) -> Decimal:
@@ -68,9 +83,14 @@ class DispenseView:
         return sum((line.amounts.copay for line in self.lines), ZERO)
 
     @property
-    def at_counter(self) -> Decimal:
-        """What the insured pays the pharmacy now."""
-        return self.copay if self.tiers_payant else self.total
+    def at_counter(self) -> Decimal | None:
+        """What the insured owes the pharmacy now: their share under tiers payant while CNSS
+        pays or may still pay the rest, else the whole price; nothing once reversed."""
+        if self.status.stage == Stage.CANCELLED:
+            return None
+        if self.tiers_payant and not self.status.nothing_reimbursed:
+            return self.copay
+        return self.total
 
 
 def receipt_payload(
@@ -82,6 +102,7 @@ def receipt_payload(
     response: dict[str, Any],
     substituted: list[bool],
     cutoff: datetime | None,
+    sheets: list[str] | None = None,
 ) -> dict[str, Any]:
     """What the platform signs when the dispense is written: who, whom, when, each line's
     money, what the insured pays at the counter, and the payment (the cut-off whose batch
@@ -101,6 +122,7 @@ def receipt_payload(
         payment = "aucun"
     return {
         "recu": number,
+        "feuilles": sheets or [],
         "pharmacie": pharmacist.pharmacy_name,
         "pharmacien": pharmacist.name,
         "assure": patient_name,
@@ -126,6 +148,7 @@ def receipt_payload(
 
 
 async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
+    key = f"{CARE_SHEET_SYSTEM}|{claim_number(number)}"
     async with fhir.store.snapshot() as conn:
         row = (
             await conn.execute(select(dispensations).where(dispensations.c.number == number))
@@ -136,32 +159,57 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
         responses = await search(fhir, conn, "ClaimResponse", [("request", f"Claim/{claim['id']}")])
         response = responses[0] if responses else {}
         patient = f"Patient/{row.patient_id}"
-        names = await fhir.display_names(conn, [patient, row.pharmacy, row.pharmacist])
-        batch = await batch_holding(conn, f"{CARE_SHEET_SYSTEM}|{number}")
+        names = await fhir.display_names(conn, [patient, row.pharmacist])
+        pharmacy = await search(fhir, conn, "Organization", [("_id", row.pharmacy.split("/")[-1])])
+        facts = await claim_facts(conn, [key])
+        entries = [entry.split(":") for entry in row.lines.split(",")]
         dispenses = [
-            (await search(fhir, conn, "MedicationDispense", [("_id", entry.split(":")[0])]))[0]
-            for entry in row.lines.split(",")
+            (await search(fhir, conn, "MedicationDispense", [("_id", entry[0])]))[0]
+            for entry in entries
         ]
-    payment = response.get("payment")
+        requests = [await search(fhir, conn, "MedicationRequest", [("_id", e[1])]) for e in entries]
+        left = await _remaining(conn, [entry[1] for entry in entries])
     payee = (response.get("payeeType") or {}).get("coding", [{}])[0].get("code")
+    organization = pharmacy[0] if pharmacy else {}
     view = DispenseView(
         number=number,
         pharmacy=row.pharmacy,
-        pharmacy_name=names[row.pharmacy],
+        pharmacy_name=str(organization.get("name", row.pharmacy)),
         pharmacist_name=names[row.pharmacist],
         patient_id=row.patient_id,
         patient_name=names[patient],
         created_at=row.created_at,
         reversed=row.reversed_at is not None,
         tiers_payant=payee == "provider",
-        disposition=str(response.get("disposition", "")),
-        payment_date=date.fromisoformat(payment["date"]) if payment else None,
-        batch=batch,
+        status=status_of(
+            facts.get(key),
+            row.reversed_at is not None,
+            payment_date_of(response),
+            hold_reason(response),
+        ),
         receipt=orjson.loads(row.receipt),
         receipt_jws=row.receipt_jws,
+        sheets=sorted(
+            {
+                str(found[0]["groupIdentifier"]["value"])
+                for found in requests
+                if found and found[0].get("groupIdentifier", {}).get("value")
+            }
+        ),
+        pharmacy_inpe=next(
+            (
+                i.get("value")
+                for i in organization.get("identifier", [])
+                if i.get("system") == f"{SID}/inpe"
+            ),
+            None,
+        ),
+        pharmacy_city=next(
+            (a.get("city") for a in organization.get("address", []) if a.get("city")), None
+        ),
     )
     amounts = {line.sequence: line for line in amount_lines(claim, response)} if response else {}
-    for item, dispensed in zip(claim["item"], dispenses, strict=True):
+    for item, dispensed, entry in zip(claim["item"], dispenses, entries, strict=True):
         coding = item["productOrService"]["coding"][0]
         view.lines.append(
             ReceiptLine(
@@ -169,9 +217,19 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
                 quantity=Decimal(str(item["quantity"]["value"])).normalize(),
                 substituted=bool(dispensed["substitution"]["wasSubstituted"]),
                 amounts=amounts[item["sequence"]],
+                remaining=left.get(entry[1]),
             )
         )
     return view
+
+
+async def _remaining(conn: Any, request_ids: list[str]) -> dict[str, Decimal]:
+    """Boxes left to dispense on each prescription line (prescribed less dispensed), now."""
+    b = prescription_balances.c
+    rows = await conn.execute(
+        select(b.request_id, b.prescribed, b.dispensed).where(b.request_id.in_(request_ids))
+    )
+    return {r.request_id: (Decimal(r.prescribed) - Decimal(r.dispensed)).normalize() for r in rows}
 
 
 @dataclass(frozen=True)
@@ -180,12 +238,14 @@ class DayLine:
     at: datetime
     patient_name: str
     reversed: bool
+    status: ClaimStatus
 
 
 async def todays_dispenses(
     fhir: FhirService, pharmacy: str, zone: Any, limit: int = 50
 ) -> list[DayLine]:
-    """This pharmacy's dispenses of the day, newest first (to find one to reprint or reverse)."""
+    """This pharmacy's dispenses of the day, newest first (to find one to reprint or reverse),
+    each with its status: a held or refused claim is not plainly "délivrée"."""
     start = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     d = dispensations.c
     async with fhir.store.snapshot() as conn:
@@ -198,12 +258,15 @@ async def todays_dispenses(
             )
         ).all()
         names = await fhir.display_names(conn, [f"Patient/{r.patient_id}" for r in rows])
+        keys = {r.number: f"{CARE_SHEET_SYSTEM}|{claim_number(r.number)}" for r in rows}
+        facts = await claim_facts(conn, keys.values())
     return [
         DayLine(
             r.number,
             r.created_at.astimezone(zone),
             names[f"Patient/{r.patient_id}"],
             r.reversed_at is not None,
+            status_of(facts.get(keys[r.number]), r.reversed_at is not None),
         )
         for r in rows
     ]

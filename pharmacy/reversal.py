@@ -20,6 +20,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
 from fse.store.repository import Stored
 from pharmacy.dispense import REMAINING, DispenseRefused
+from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.claims import CARE_SHEET_SYSTEM
@@ -46,7 +47,7 @@ async def reverse_dispense(
                 "Une délivrance ne s'annule que le jour même : contactez la CNSS."
             )
         try:
-            await cancel_settlement(conn, f"{CARE_SHEET_SYSTEM}|{number}", now)
+            await cancel_settlement(conn, f"{CARE_SHEET_SYSTEM}|{claim_number(number)}", now)
         except AlreadyPaid:
             raise DispenseRefused(
                 "Le paiement de cette délivrance est déjà parti dans un lot : contactez la CNSS."

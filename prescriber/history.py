@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +10,13 @@ from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
 from reimbursement.amounts import AmountLine, amount_lines
 from reimbursement.context import search
+from reimbursement.status import (
+    ClaimStatus,
+    claim_facts,
+    hold_reason,
+    payment_date_of,
+    status_of,
+)
 
 SID = "https://fse.cnss.ma/fhir/sid"
 
@@ -26,6 +32,12 @@ class SheetView:
     labs: list[dict[str, Any]] = field(default_factory=list)
     lines: list[AmountLine] = field(default_factory=list)
     doctor: dict[str, Any] = field(default_factory=dict)
+    status: ClaimStatus = field(default_factory=lambda: status_of(None))
+    """The sheet's one status (``reimbursement.status``): what every page says of its money."""
+    immatriculation: str | None = None
+    """The insured's immatriculation: their own, or their main insured's for a beneficiary."""
+    main_insured: str | None = None
+    """A beneficiary's main insured (their name), None for the main insured themselves."""
 
     @property
     def author(self) -> str:
@@ -67,13 +79,8 @@ class SheetView:
         return sum((line.copay for line in self.lines), Decimal("0.00"))
 
     @property
-    def payment_date(self) -> date | None:
-        payment = (self.response or {}).get("payment")
-        return date.fromisoformat(payment["date"]) if payment else None
-
-    @property
-    def disposition(self) -> str:
-        return str((self.response or {}).get("disposition", ""))
+    def cin(self) -> str | None:
+        return _identifier(self.patient, "cin")
 
 
 async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
@@ -104,15 +111,59 @@ async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
                 fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")]
             )
             view.response = responses[0] if responses else None
+        facts = await claim_facts(conn, [f"{SID}/fse|{number}"])
+        await _insured_numbers(fhir, conn, view)
+    view.status = status_of(
+        facts.get(f"{SID}/fse|{number}"),
+        view.cancelled,
+        payment_date_of(view.response),
+        hold_reason(view.response),
+    )
     if view.claim and view.response:
         view.lines = amount_lines(view.claim, view.response)
     return view
 
 
-async def sheets_of(fhir: FhirService, practitioner: str, count: int = 30) -> list[dict[str, Any]]:
-    """The doctor's latest sheets (their Encounters), newest first."""
+def _identifier(resource: dict[str, Any], kind: str) -> str | None:
+    return next(
+        (i["value"] for i in resource.get("identifier", []) if i.get("system") == f"{SID}/{kind}"),
+        None,
+    )
+
+
+async def _insured_numbers(fhir: FhirService, conn: Any, view: SheetView) -> None:
+    """The immatriculation the patient copy prints: a beneficiary has none of their own, so
+    their main insured's (the subscriber of their coverage) is theirs at the CNSS."""
+    view.immatriculation = _identifier(view.patient, "immatriculation")
+    if view.immatriculation is not None:
+        return
+    covers = await search(
+        fhir, conn, "Coverage", [("beneficiary", f"Patient/{view.patient['id']}")]
+    )
+    for cover in covers:
+        subscriber = (cover.get("subscriber") or {}).get("reference", "")
+        if not subscriber.startswith("Patient/"):
+            continue
+        found = await search(fhir, conn, "Patient", [("_id", subscriber.split("/")[-1])])
+        if found and (number := _identifier(found[0], "immatriculation")):
+            view.immatriculation, view.main_insured = number, name_of(found[0])
+            return
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One line of "Mes feuilles": when, which sheet, for whom, how much, its status."""
+
+    number: str
+    signed_on: str
+    patient_name: str
+    status: ClaimStatus
+
+
+async def sheets_of(fhir: FhirService, practitioner: str, count: int = 30) -> list[SheetRow]:
+    """The doctor's latest sheets, newest first, each with its patient and its status."""
     async with fhir.store.snapshot() as conn:
-        return await search(
+        encounters = await search(
             fhir,
             conn,
             "Encounter",
@@ -123,3 +174,16 @@ async def sheets_of(fhir: FhirService, practitioner: str, count: int = 30) -> li
                 ("identifier:missing", "false"),
             ],
         )
+        encounters = encounters[:count]
+        names = await fhir.display_names(conn, [e["subject"]["reference"] for e in encounters])
+        numbers = [e["identifier"][0]["value"] for e in encounters]
+        facts = await claim_facts(conn, [f"{SID}/fse|{n}" for n in numbers])
+    return [
+        SheetRow(
+            number,
+            str(e["period"]["start"]),
+            names[e["subject"]["reference"]],
+            status_of(facts.get(f"{SID}/fse|{number}"), e.get("status") == "cancelled"),
+        )
+        for number, e in zip(numbers, encounters, strict=True)
+    ]

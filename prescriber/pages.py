@@ -62,7 +62,7 @@ async def home(request: Request) -> Response:
         "title": "Espace médecin",
         "session": session,
         "sheets": sheets,
-        "today_count": sum(1 for e in sheets if e["period"]["start"].startswith(today)),
+        "today_count": sum(1 for row in sheets if row.signed_on.startswith(today)),
     }
     return TEMPLATES.TemplateResponse(request, "medecin_accueil.html", context)
 
@@ -313,7 +313,10 @@ async def patient_copy(request: Request, number: str) -> Response:
         "session": session,
         "sheet": view,
         "qr": qr,
-        "access_code": access_code(request.app.state.signing_key, number),
+        # A cancelled sheet opens nothing at the pharmacy: its copy carries no access code.
+        "access_code": None
+        if view.cancelled
+        else access_code(request.app.state.signing_key, number),
     }
     return TEMPLATES.TemplateResponse(request, "medecin_copie.html", context)
 

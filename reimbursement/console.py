@@ -40,6 +40,7 @@ from reimbursement.sheet_file import (
     settlement_key,
     sheet_file,
 )
+from reimbursement.status import ClaimStatus, Stage
 from reimbursement.tables import claim_reviews, settlement_holds, settlements
 
 router = APIRouter(include_in_schema=False)
@@ -251,7 +252,9 @@ async def recent_decisions(request: Request, count: int = 20) -> list[Decided]:
             decided.append(
                 Decided(
                     number=row.claim_key.rsplit("|", 1)[-1],
-                    decision="libérée" if row.decision == "release" else "refusée après contrôle",
+                    decision=ClaimStatus(  # the words of every other screen
+                        Stage.RELEASED if row.decision == "release" else Stage.REFUSED
+                    ).label(),
                     reason=row.reason,
                     reviewer=row.reviewer.removeprefix("user:"),
                     decided_at=row.decided_at,

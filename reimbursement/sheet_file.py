@@ -23,10 +23,12 @@ from reimbursement.context import beneficiary_of, coverage_periods, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.anomalies import rule_name
 from reimbursement.core.model import CodeKind, Exoneration, Rights
+from reimbursement.core.money import ZERO
 from reimbursement.core.reasons import Reason
 from reimbursement.core.rights import rights_on
 from reimbursement.ledger import batch_holding
 from reimbursement.responses import REASON_LABELS
+from reimbursement.status import ClaimFacts, status_of
 from reimbursement.tables import claim_reviews, settlement_holds, settlement_lines, settlements
 
 SID = "https://fse.cnss.ma/fhir/sid"
@@ -47,16 +49,9 @@ def regime_label(regime: str | None) -> str:
 
 
 def status_label(status: str, decision: str | None = None, batch: str | None = None) -> str:
-    """A settlement's status in the words the other screens use."""
-    if status == "held":
-        return "retenue pour contrôle"
-    if status == "cancelled":
-        return "annulée"
-    if status == "rejected":
-        return "refusée après contrôle" if decision == "reject" else "rejetée"
-    if batch:
-        return f"payée (lot {batch})"
-    return "libérée après contrôle" if decision == "release" else "signée et réglée"
+    """A settlement's status in the words of every other screen (``reimbursement.status``)."""
+    facts = ClaimFacts(status, False, ZERO, ZERO, ZERO, review=decision, batch=batch)
+    return status_of(facts).label()
 
 
 def settlement_key(number: str) -> str:

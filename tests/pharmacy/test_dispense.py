@@ -13,12 +13,14 @@ from sqlalchemy import select
 
 from fse.security.provenance import jws_of, verify
 from pharmacy.dispense import DispenseConflict, DispenseRefused
+from pharmacy.numbers import claim_number
 from pharmacy.receipt import load_dispense
 from pharmacy.reversal import reverse_dispense
 from pharmacy.tables import dispensations, prescription_balances
 from prescriber.cancel import cancel_sheet
 from prescriber.history import load_sheet
 from reimbursement.ledger import check_ledger
+from reimbursement.status import Stage
 from reimbursement.tables import settlements
 from tests.conftest import Platform
 from tests.pharmacy.helpers import (
@@ -89,7 +91,8 @@ async def test_a_generic_for_one_line_and_half_of_the_other_settled_at_once(
     assert ciclo_request["extension"][-1]["valueQuantity"]["value"] == 1
     claims = (
         await client.get(
-            "/fhir/Claim", params={"identifier": f"https://fse.cnss.ma/fhir/sid/fse|{done.number}"}
+            "/fhir/Claim",
+            params={"identifier": f"https://fse.cnss.ma/fhir/sid/fse|{claim_number(done.number)}"},
         )
     ).json()
     claim = claims["entry"][0]["resource"]
@@ -132,7 +135,8 @@ async def test_a_princeps_above_the_pbr_under_tiers_payant(
         payee = (
             await conn.execute(
                 select(settlements.c.payee_kind, settlements.c.payee_ref).where(
-                    settlements.c.claim_key == f"https://fse.cnss.ma/fhir/sid/fse|{done.number}"
+                    settlements.c.claim_key
+                    == f"https://fse.cnss.ma/fhir/sid/fse|{claim_number(done.number)}"
                 )
             )
         ).one()
@@ -184,7 +188,7 @@ async def test_closed_rights_dispensed_but_not_reimbursed(
     ciclo = line(await desk.lines(sheet.number), "CICLOVIRAL")
     done = await desk.dispense(ciclo.patient_id, order(ciclo, 2, price="418.00"))
     view = await load_dispense(platform.app.state.fhir, done.number)
-    assert view is not None and view.disposition.startswith("Feuille rejetée")
+    assert view is not None and view.status.stage == Stage.REJECTED
     assert (view.benefit, view.at_counter) == (M("0.00"), M("418.00"))
     assert view.lines[0].amounts.reason == "Droits fermés à la date des soins"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -9,16 +10,24 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from fse.accounts import create_account
 from fse.security.access_codes import access_code
 from fse.security.provenance import verify
 from fse.security.users import Role
+from pharmacy.numbers import claim_number
 from pharmacy.receipt import load_dispense
+from pharmacy.tables import dispensations
+from reimbursement.tables import settlements
 from tests.conftest import Platform
 from tests.fse.web.test_login import PASSWORD, login
 from tests.pharmacy.helpers import CICLOVIRAL, fatima_sheet
-from tests.reimbursement.demo import DR_BENALI, PHARMACIST, PHARMACIST_2
+from tests.prescriber.test_sheets import form, sign_as_benali, visit_of
+from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACIST, PHARMACIST_2, load_demo
+from tests.reimbursement.test_review_and_payments import HERCEPTA, ZOVIRAX, review
+
+MAD = "\u00a0MAD"
 
 
 @asynccontextmanager
@@ -43,6 +52,10 @@ def form_of(page: str, patient_heading: int = 0) -> dict[str, str]:
     ):
         fields[name] = chosen
     return fields
+
+
+def row_of(page: str, number: str) -> str:
+    return page.split(f">{number}</a>")[1].split("</tr>")[0]
 
 
 def request_id_of(fields: dict[str, str], ean_prefix: str, page: str) -> str:
@@ -102,8 +115,9 @@ async def test_find_dispense_with_a_generic_see_amounts_print_and_reverse(
         assert again.headers["location"] == done.headers["location"]
         result = await http.get(done.headers["location"])
         # The generic at PPV 209.00 = PBR: CNSS pays 146.30 to the pharmacy, the insured 62.70.
-        assert "À payer au comptoir : 62.70 MAD" in result.text
-        assert "la CNSS paie <strong>146.30 MAD</strong> à la pharmacie" in result.text
+        shown = html.unescape(result.text)
+        assert f"À payer au comptoir : 62,70{MAD}" in shown
+        assert f"Délivrance réglée : la CNSS paie 146,30{MAD} à la pharmacie, virement le" in shown
         assert "générique substitué" in result.text
         receipt = await http.get(f"{done.headers['location']}/recu")
         assert receipt.status_code == 200 and "Reçu de délivrance" in receipt.text
@@ -133,8 +147,10 @@ async def test_find_dispense_with_a_generic_see_amounts_print_and_reverse(
             f"/pharmacie/delivrance/{number}/annuler", data={"csrf": csrf, "confirmer": "oui"}
         )
         assert again.status_code == 409 and "déjà annulée" in again.text
-        assert "ANNULÉE" in (await http.get(done.headers["location"])).text
-        assert number in (await http.get("/pharmacie")).text  # today's dispenses
+        page = html.unescape((await http.get(done.headers["location"])).text)
+        assert "ANNULÉE" in page and "Délivrance annulée : rien n'est remboursé." in page
+        assert "réglée" not in page and "146,30" not in page and "la CNSS paie" not in page
+        assert "annulée" in row_of(html.unescape((await http.get("/pharmacie")).text), number)
 
 
 async def test_two_pharmacies_on_one_line_the_second_gets_a_conflict(
@@ -257,3 +273,107 @@ async def test_the_idempotency_key_header_takes_precedence_over_the_form(
         assert first.status_code == again.status_code == 303
         assert again.headers["location"] == first.headers["location"]
         assert await platform.row_counts() == counts
+
+
+async def shown(http: httpx.AsyncClient, url: str, **params: str) -> str:
+    """A page's text as the user reads it (entities such as &#39; decoded)."""
+    page = await http.get(url, params=params)
+    assert page.status_code == 200, page.text
+    return html.unescape(page.text)
+
+
+async def response_id(platform: Platform, number: str) -> str:
+    key = f"https://fse.cnss.ma/fhir/sid/fse|{claim_number(number)}"
+    async with platform.engine.connect() as conn:
+        found = await conn.scalar(
+            select(settlements.c.response_id).where(settlements.c.claim_key == key)
+        )
+    assert found is not None
+    return str(found)
+
+
+async def test_a_held_dispense_promises_nothing_then_says_the_decision(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    visit = form(
+        med_1_produit=HERCEPTA,
+        med_1_posologie="1 flacon par cure",
+        med_1_duree="21",
+        med_1_quantite="2",
+    )
+    sheet = await sign_as_benali(platform, refs, FATIMA, visit_of(visit))
+    async with signed_in(platform, refs[PHARMACIST]) as http:
+        numbers = []
+        for _ in range(2):  # one box now, one box later: two dispenses, two decisions
+            found = await http.get("/pharmacie/recherche", params={"q": sheet.number})
+            fields = form_of(found.text)
+            fields[f"qte-{request_id_of(fields, HERCEPTA, found.text)}"] = "1"
+            fields["tiers_payant"] = "on"
+            done = await http.post("/pharmacie/delivrer", data=fields)
+            assert done.status_code == 303, done.text
+            numbers.append(done.headers["location"].rsplit("/", 1)[1])
+        rejected, released = numbers
+        page = await shown(http, f"/pharmacie/delivrance/{rejected}")
+        assert "Délivrance retenue pour contrôle CNSS" in page
+        assert "rien n'est payé avant la décision de la CNSS" in page
+        assert "la CNSS paie" not in page and "6\u202f895,00" not in page  # no payment promised
+        assert "en attente de contrôle" in page
+        assert "retenue pour contrôle" in row_of(await shown(http, "/pharmacie"), rejected)
+        for number, decision in ((rejected, "reject"), (released, "release")):
+            url = f"/fhir/ClaimResponse/{await response_id(platform, number)}/$review"
+            answer = await client.post(url, json=review(decision, "indication vérifiée"))
+            assert answer.status_code == 200, answer.text
+        page = await shown(http, f"/pharmacie/delivrance/{rejected}")
+        assert "Délivrance refusée après contrôle CNSS : indication vérifiée." in page
+        assert "Mise en attente pour contrôle" not in page and "la CNSS paie" not in page
+        assert "Refusée après contrôle CNSS" in page  # the line says so too
+        assert f"À la charge de l'assuré : 9\u202f850,00{MAD}" in page
+        assert f"la part que la CNSS ne paie pas, 6\u202f895,00{MAD}" in page
+        receipt = await shown(http, f"/pharmacie/delivrance/{rejected}/recu")
+        assert "Délivrance refusée après contrôle CNSS" in receipt and "la CNSS paie" not in receipt
+        page = await shown(http, f"/pharmacie/delivrance/{released}")
+        assert "Délivrance libérée après contrôle CNSS : la CNSS paie 6\u202f895,00" in page
+        assert f"À payer au comptoir : 2\u202f955,00{MAD}" in page
+        day = await shown(http, "/pharmacie")
+        assert "refusée après contrôle" in row_of(day, rejected)
+        assert "libérée après contrôle" in row_of(day, released)
+
+
+async def test_the_lookup_shows_earlier_dispenses_and_the_receipt_names_sheet_rest_pharmacy(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs, sheet = await fatima_sheet(platform, client)
+    async with (
+        signed_in(platform, refs[PHARMACIST]) as first,
+        signed_in(platform, refs[PHARMACIST_2]) as second,
+    ):
+        page = await first.get("/pharmacie/recherche", params={"q": sheet.number})
+        fields = form_of(page.text)
+        zovirax = request_id_of(fields, ZOVIRAX, page.text)
+        ciclo = request_id_of(fields, CICLOVIRAL, page.text)
+        fields.update({f"qte-{zovirax}": "1", f"produit-{zovirax}": CICLOVIRAL})
+        fields[f"qte-{ciclo}"] = "1"
+        done = await first.post("/pharmacie/delivrer", data=fields)
+        number = done.headers["location"].rsplit("/", 1)[1]
+        assert re.fullmatch(r"DEL-\d{4}-\d{9}-\d{2}", number)  # not a care-sheet number
+        receipt = await shown(first, f"/pharmacie/delivrance/{number}/recu")
+        assert f"Feuille de soins : <strong>{sheet.number}</strong>" in receipt
+        assert "Pharmacie Al Amal</strong> · INPE 300000017 · Kénitra" in receipt
+        assert "Reste à délivrer" in receipt
+        rests = re.findall(r"<td>(\d+) boîte\(s\)</td>", receipt)
+        assert sorted(rests) == ["0", "1"]  # ZOVIRAX done, CICLOVIRAL 1 of 2 left
+        later = await shown(second, "/pharmacie/recherche", q=sheet.number)
+        earlier = later.split(f"Délivrances antérieures de la feuille {sheet.number}")[1]
+        earlier = earlier.split("</table>")[0]
+        assert earlier.count("Pharmacie Al Amal") == 2
+        assert "générique substitué" in earlier and "produit prescrit" in earlier
+        # A dispense written before DEL- numbers carries its claim's FSE- number: still opens.
+        async with platform.engine.begin() as conn:
+            await conn.execute(
+                update(dispensations)
+                .where(dispensations.c.number == number)
+                .values(number=claim_number(number))
+            )
+        old = await shown(first, f"/pharmacie/delivrance/{claim_number(number)}")
+        assert "Délivrance réglée : la CNSS paie" in old

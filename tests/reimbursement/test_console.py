@@ -211,3 +211,20 @@ async def test_the_queue_is_filtered_searched_and_paged_without_javascript(
         assert link and "regle=costly_medicine" in link[1]
         second = await agent.get(link[1].replace("&amp;", "&"))
         assert _queue(second.text) == [elodie] and "Page 2 sur 2" in second.text
+
+
+async def test_a_rejection_is_named_as_every_other_screen_names_it(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    held = await held_claim(client, refs)
+    number = held["identifier"][0]["value"]
+    async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
+        page = await agent.get("/cnss")
+        decided = await agent.post(
+            f"/cnss/controle/{held['id']}",
+            data={"csrf": csrf_of(page.text), "decision": "reject", "motif": "hors indication"},
+        )
+        after = await agent.get(decided.headers["location"])
+    row = after.text.split(f">{number}</a></td>")[1].split("</tr>")[0]
+    assert "refusée après contrôle" in row and "hors indication" in row
