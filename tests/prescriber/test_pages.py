@@ -195,7 +195,9 @@ async def test_a_cancelled_sheet_announces_no_payment_and_its_copy_says_so(
     assert f"Feuille réglée : la CNSS paie 56,00{MAD} à l'assuré, virement le" in page
     copy = await text_of(browser, f"/medecin/feuille/{number}/copie")
     assert "code d'accès pharmacie" in copy and "ANNULÉE" not in copy
-    cancelled = await browser.post(f"/medecin/feuille/{number}/annuler", data={"csrf": csrf})
+    cancelled = await browser.post(
+        f"/medecin/feuille/{number}/annuler", data={"csrf": csrf, "confirmer": "oui"}
+    )
     assert cancelled.status_code == 303
     page = await text_of(browser, f"/medecin/feuille/{number}")
     assert "ANNULÉE" in page and "Feuille annulée : rien n'est remboursé." in page
