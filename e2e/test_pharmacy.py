@@ -67,6 +67,7 @@ def doctor_signs(server: str, page: Page, medicines: list[tuple[str, str, str, s
     page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
     for n, (product, dosage, days, boxes) in enumerate(medicines, 1):
         page.get_by_label(f"Médicament {n} (nom, DCI ou EAN)").fill(product)
+        expect(page.locator(f"#med-{n}-produit-choix")).to_contain_text("Médicament retenu : ")
         page.locator(f"#med-{n}-posologie").fill(dosage)
         page.locator(f"#med-{n}-duree").fill(days)
         page.locator(f"#med-{n}-quantite").fill(boxes)
@@ -102,7 +103,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
         page,
         [
             ("zovirax", "1 comprimé 5 fois par jour", "5", "1"),
-            ("6118001701438", "1 gélule 3 fois par jour", "8", "2"),  # AMOXYL-D 500
+            ("AMOXYL-D 500 mg", "1 gélule 3 fois par jour", "8", "2"),
         ],
     )
     shot(page, "21-medecin-deux-medicaments")
@@ -122,6 +123,9 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
               .map(e => e.name || e.id)"""
     )
     assert unlabeled == []  # every control has a label a screen reader can announce
+    offered = zovirax.get_by_label("Médicament remis").locator("option")
+    expect(offered.first).to_contain_text("ZOVIRAX 200 mg, boîte de 25 (princeps), prescrit")
+    expect(offered.nth(1)).to_contain_text("CICLOVIRAL 200 mg, boîte de 25 (générique)")
     zovirax.get_by_label(re.compile("Boîtes délivrées")).fill("1")
     zovirax.get_by_label("Médicament remis").select_option(CICLOVIRAL)  # the generic
     amoxyl.get_by_label(re.compile("Boîtes délivrées")).fill("1")  # half of the line

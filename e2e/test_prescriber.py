@@ -46,6 +46,10 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
     page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax")  # the princeps, by name
+    # As the doctor types, the line under the field names the product the form will take.
+    expect(page.locator("#med-1-produit-choix")).to_have_text(
+        "Médicament retenu : ZOVIRAX 200 mg, boîte de 25 — ACICLOVIR, princeps, PPV 232,00\u00a0MAD"
+    )
     page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
     page.locator("#med-1-duree").fill("5")
     page.locator("#med-1-quantite").fill("1")
@@ -54,12 +58,29 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.locator("#med-2-duree").fill("5")
     page.locator("#med-2-quantite").fill("1")
     page.locator("#med-2-ns").check()
+    expect(page.locator("#med-2-produit-choix")).to_contain_text("PARACETAMOL KENI 500 mg")
+    third = page.get_by_label("Médicament 3 (nom, DCI ou EAN)")
+    third.fill("amoxicilline 1 g")  # the DCI and strength: two products, never the 500 mg
+    expect(page.locator("#med-3-produit-choix")).to_contain_text(
+        "Plusieurs médicaments correspondent (AMOXI-GEN 1 g, boîte de 12 ; AMOXYL-D 1 g"
+    )
+    suggested = page.locator("#medicaments option")
+    expect(suggested).to_have_count(2)  # the suggestions are these two, by name
+    assert suggested.first.get_attribute("value") == "AMOXI-GEN 1 g, boîte de 12"
+    third.fill("AMOXI-GEN 1 g")  # the name with its strength: that product
+    expect(page.locator("#med-3-produit-choix")).to_contain_text(
+        "Médicament retenu : AMOXI-GEN 1 g, boîte de 12"
+    )
+    page.locator("#med-3-posologie").fill("1 gélule matin et soir")
+    page.locator("#med-3-duree").fill("6")
+    page.locator("#med-3-quantite").fill("1")
     page.get_by_label("Analyse 1").fill("Glycémie à jeun")
     page.locator("#bio-1-coef").fill("30")
     page.locator("#bio-1-note").fill("Contrôle annuel")
     shot(page, "03-feuille-saisie")
     page.get_by_role("button", name="Relire la feuille").click()
     expect(page.get_by_role("heading", name="Relecture avant signature")).to_be_visible()
+    expect(page.get_by_text("AMOXI-GEN 1 g, boîte de 12", exact=True)).to_be_visible()
     shot(page, "04-relecture")
     page.get_by_role("button", name="Signer la feuille").click()
     expect(page.get_by_role("heading", name="Feuille de soins FSE-")).to_be_visible()

@@ -10,22 +10,21 @@ from pharmacy.dispense import DispenseOrder, DispenseRefused, LineOrder, money
 from pharmacy.lookup import OpenLine
 from reimbursement.core.adjudication import Books
 from reimbursement.core.medicines import Medicine
+from reimbursement.medicine_search import index_of
 
 
 def substitutes(books: Books, line: OpenLine, today: date) -> list[Medicine]:
     """The prescribed product first, then, unless the line is not substitutable, the other
-    reimbursable products of the same DCI, form and strength, cheapest first."""
+    reimbursable products of the same DCI, form and strength, cheapest first (princeps and
+    generics alike: each is labelled by what the list says it is, ``Medicine.kind``)."""
     prescribed = books.medicines.get(line.ean, today)
     if prescribed is None:
         return []
     if not line.substitutable:
         return [prescribed]
+    same = index_of(books.medicines.in_force(today)).substitutes(prescribed)
     others = sorted(
-        (
-            m
-            for m in books.medicines.in_force(today).values()
-            if m.ean != prescribed.ean and m.reimbursable and m.same_product_as(prescribed)
-        ),
+        (m for m in same if m.ean != prescribed.ean and m.same_product_as(prescribed)),
         key=lambda m: (m.ppv, m.name),
     )
     return [prescribed, *others]

@@ -27,6 +27,7 @@ from prescriber.lookup import (
 )
 from prescriber.sheets import SettlementFailed, SheetRefused, sign_sheet
 from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, Visit, read_visit
+from reimbursement.medicine_search import index_of
 
 FSE = "https://fse.cnss.ma/fhir/sid/fse"
 CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
@@ -47,6 +48,10 @@ SETTLEMENT_FAILED = (
     "instants avec le bouton « Signer la feuille » ci-dessous : cette relecture ne signera "
     "jamais deux feuilles. Si l'échec se répète, notez l'heure et contactez l'assistance CNSS."
 )
+
+INLINE_SUGGESTIONS = 500
+"""Up to this many reimbursable products, the form carries them all as suggestions (they work
+without JavaScript); a longer list is suggested as the doctor types (``/medicaments``)."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -105,21 +110,24 @@ def _today(request: Request) -> date:
 
 
 def _form_context(
-    request: Request, person: Insured, values: dict[str, str], errors: dict[str, str]
+    request: Request,
+    person: Insured,
+    values: dict[str, str],
+    errors: dict[str, str],
+    chosen: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """``chosen``: per medicine field, the product it names (shown beside it)."""
     books = request.app.state.settlement.books
     today = _today(request)
-    medicines = sorted(
-        (m for m in books.medicines.in_force(today).values() if m.reimbursable),
-        key=lambda m: (m.dci, m.name),
-    )
+    entries = index_of(books.medicines.in_force(today)).entries
     return {
         "title": "Feuille de soins",
         "person": person,
         "values": values,
         "errors": errors,
         "key_letters": books.tariffs.key_letters("cnss", today),
-        "medicines": medicines,
+        "medicines": entries if len(entries) <= INLINE_SUGGESTIONS else [],
+        "chosen": chosen or {},
         "analyses": sorted(books.biology.in_force(today).values(), key=lambda a: a.label),
         "act_rows": ACT_ROWS,
         "medicine_rows": MEDICINE_ROWS,
@@ -146,7 +154,7 @@ def _visit(request: Request, person: Insured, values: dict[str, str]) -> Visit:
     return read_visit(
         values,
         books.tariffs.key_letters("cnss", today),
-        dict(books.medicines.in_force(today)),
+        books.medicines.in_force(today),
         bool(person.exonerations),
         books.biology.in_force(today),
     )
@@ -176,7 +184,10 @@ async def sheet_action(request: Request) -> Response:
     if person is None:
         return await error_page(request, 404, PATIENT_NOT_FOUND)
     visit = _visit(request, person, values)
-    context = {"session": session, **_form_context(request, person, values, visit.errors)}
+    context = {
+        "session": session,
+        **_form_context(request, person, values, visit.errors, visit.chosen),
+    }
     action = values.get("action")
     if not visit.ok or action == "modifier":
         status = 422 if visit.errors and action != "modifier" else 200
@@ -239,7 +250,10 @@ async def review_page(request: Request, key: str) -> Response:
         return await error_page(request, 404, REVIEW_NOT_FOUND)
     _, values, signed = found
     visit = _visit(request, person, values)
-    context = {"session": session, **_form_context(request, person, values, visit.errors)}
+    context = {
+        "session": session,
+        **_form_context(request, person, values, visit.errors, visit.chosen),
+    }
     return await _review(request, context, person, visit, key, signed_as=signed)
 
 

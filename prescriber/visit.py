@@ -16,6 +16,7 @@ from fse.store.indexing import normalize
 from reimbursement.core.biology import Analysis
 from reimbursement.core.medicines import Medicine
 from reimbursement.core.tariffs import Tariff
+from reimbursement.medicine_search import index_of, resolve
 
 ACT_ROWS, MEDICINE_ROWS, LAB_ROWS = 4, 5, 3
 COTATION = re.compile(r"^([A-Za-z]+)\s*(\d+(?:[.,]\d+)?)?$")
@@ -48,6 +49,8 @@ class MedicineLine:
     boxes: int
     not_substitutable: bool
     ald: bool
+    label: str = ""
+    """How the screens name the product (``MedicineIndex.label``)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Visit:
     medicines: list[MedicineLine] = field(default_factory=list)
     labs: list[LabLine] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)
+    """Per medicine field, the product it names (its label), shown beside what was typed."""
 
     @property
     def ok(self) -> bool:
@@ -82,24 +87,10 @@ def find_analysis(text: str, analyses: Mapping[str, Analysis]) -> list[Analysis]
     return [a for a in analyses.values() if words and all(w in normalize(a.label) for w in words)]
 
 
-def find_medicine(text: str, medicines: dict[str, Medicine]) -> tuple[Medicine | None, str]:
-    """By EAN-13, or by words of the name or DCI (accents and case ignored): the one product,
-    or why not (none, or which ones to choose between)."""
-    text = text.strip()
-    if text in medicines:
-        return medicines[text], ""
-    words = normalize(text).split()
-    found = [
-        m
-        for m in medicines.values()
-        if m.reimbursable and all(w in normalize(f"{m.name} {m.dci}") for w in words)
-    ]
-    if len(found) == 1:
-        return found[0], ""
-    if not found:
-        return None, "Aucun médicament remboursable ne correspond."
-    names = ", ".join(sorted(m.name for m in found)[:6])
-    return None, f"Plusieurs médicaments correspondent ({names}) : précisez."
+def find_medicine(text: str, medicines: Mapping[str, Medicine]) -> tuple[Medicine | None, str]:
+    """By EAN-13, exact name, start of the name, or whole words of the name, DCI and strength
+    (``reimbursement.medicine_search``): the one product, or why not."""
+    return resolve(text, medicines)
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -129,7 +120,7 @@ def _french(number: Decimal) -> str:
 def read_visit(
     form: dict[str, str],
     key_letters: dict[str, Tariff],
-    medicines: dict[str, Medicine],
+    medicines: Mapping[str, Medicine],
     has_exoneration: bool,
     analyses: Mapping[str, Analysis] | None = None,
 ) -> Visit:
@@ -175,13 +166,14 @@ def read_visit(
 
     for i in range(1, MEDICINE_ROWS + 1):
         p = f"med-{i}"
-        ean = form.get(f"{p}-produit", "").strip()
-        if not ean:
+        typed = form.get(f"{p}-produit", "").strip()
+        if not typed:
             continue
-        medicine, why = find_medicine(ean, medicines)
+        medicine, why = find_medicine(typed, medicines)
         if medicine is None or not medicine.reimbursable:
             errors[f"{p}-produit"] = why or "Ce médicament n'est pas remboursable."
             continue
+        named = visit.chosen[f"{p}-produit"] = index_of(medicines).label(medicine)
         dosage = form.get(f"{p}-posologie", "").strip()
         if not dosage:
             errors[f"{p}-posologie"] = "Indiquez la posologie."
@@ -194,7 +186,13 @@ def read_visit(
         if dosage and days is not None and boxes is not None:
             visit.medicines.append(
                 MedicineLine(
-                    medicine, dosage, days, boxes, form.get(f"{p}-ns") == "on", ald(f"{p}-ald")
+                    medicine,
+                    dosage,
+                    days,
+                    boxes,
+                    form.get(f"{p}-ns") == "on",
+                    ald(f"{p}-ald"),
+                    named,
                 )
             )
 

@@ -18,6 +18,8 @@ from fse.db import create_engine
 from fse.fhir_api.operations import OperationRegistry
 from fse.web.templates import add_directory
 from reimbursement.console import router as console_router
+from reimbursement.medicine_search import index_of
+from reimbursement.medicine_suggestions import router as medicines_router
 from reimbursement.operations import OPERATIONS
 from reimbursement.payment_runs import claim_cutoff, record_exit, this_worker
 from reimbursement.reference_data import load_books, published_state
@@ -36,11 +38,21 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
         operations.register(operation)
     add_directory(Path(__file__).parent / "templates")
     app.include_router(console_router)
+    app.include_router(medicines_router)
     books = load_books(published=settings.reference_data_dir)
     app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
+    index_medicines(app)
     # Adjudications, holds and reviews (settle, review), payment batches (payments).
     app.state.subscription_topics.offer("ClaimResponse", ("status", "outcome"))
     app.state.subscription_topics.offer("PaymentReconciliation", ("status",))
+
+
+def index_medicines(app: FastAPI) -> None:
+    """Index the medicines list in force now, so the first doctor to type does not wait for
+    it (a few tenths of a second on the full list)."""
+    settlement = app.state.settlement
+    today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
+    index_of(settlement.books.medicines.in_force(today))
 
 
 RELOAD_SECONDS = 5.0
@@ -58,6 +70,7 @@ async def reload_published_books(app: FastAPI, settings: Settings) -> None:
             continue
         try:
             app.state.settlement.books = load_books(published=settings.reference_data_dir)
+            index_medicines(app)
             seen = now
             log.info("reference data reloaded: %s", [name for name, _ in now])
         except ValueError:

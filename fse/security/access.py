@@ -159,10 +159,12 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/pharmacie": (Role.PHARMACIST,),
     "/cnss": (Role.CNSS_AGENT,),
     "/cnss/feuilles": (Role.CNSS_AGENT,),
+    "/medicaments": (Role.PRESCRIBER, Role.PHARMACIST),
 }
 """Each section of the web screens (a path and what is below it) and who opens it. The
 logout form is public: without a session it just goes back to the login page. ``/health`` and
-``/ready`` are for load balancers: they name no data (``fse/health.py``)."""
+``/ready`` are for load balancers: they name no data (``fse/health.py``). ``/medicaments``
+suggests reimbursable products to those who prescribe or dispense them (it names no insured)."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ class Medicine:
     rate: Decimal | None = None
     """The list's own rate for this product, when it has one (else the regime's)."""
 
+    @property
+    def kind(self) -> str:
+        """What the list says the product is (its P/G column), as every screen names it: a
+        princeps stays « princeps » wherever it appears, in a substitution list too."""
+        return "générique" if self.generic else "princeps"
+
     def same_product_as(self, other: Medicine) -> bool:
         """A generic may replace the prescribed product only with the same DCI, form and
         strength."""

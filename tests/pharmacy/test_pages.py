@@ -377,3 +377,33 @@ async def test_the_lookup_shows_earlier_dispenses_and_the_receipt_names_sheet_re
             )
         old = await shown(first, f"/pharmacie/delivrance/{claim_number(number)}")
         assert "Délivrance réglée : la CNSS paie" in old
+
+
+async def test_the_substitution_list_labels_princeps_and_generics_as_the_list_does(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Generics prescribed: the princeps offered in their place (DOLIPARA, AMLOR-D) are
+    labelled princeps, never "(générique)"."""
+    refs = await load_demo(client)
+    generics = form(
+        med_1_produit="PARACETAMOL KENI 500 mg",
+        med_1_posologie="1 comprimé 3 fois par jour",
+        med_1_duree="5",
+        med_1_quantite="1",
+        med_2_produit="AMLODIPINE ATLAS 5 mg",
+        med_2_posologie="1 comprimé le matin",
+        med_2_duree="30",
+        med_2_quantite="1",
+    )
+    await sign_as_benali(platform, refs, FATIMA, visit_of(generics))
+    async with signed_in(platform, refs[PHARMACIST]) as http:
+        page = await http.get("/pharmacie/recherche", params={"q": "BE123456"})
+        assert page.status_code == 200, page.text
+        options = dict(re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', page.text))
+        assert options["6118001701421"].startswith("DOLIPARA 500 mg, boîte de 20 (princeps) —")
+        assert options["6118001701520"].startswith("AMLOR-D 5 mg, boîte de 30 (princeps) —")
+        keni, atlas = options["6118000170143"], options["6118001701537"]
+        assert keni.startswith("PARACETAMOL KENI 500 mg, boîte de 20 (générique), prescrit")
+        assert atlas.startswith("AMLODIPINE ATLAS 5 mg, boîte de 30 (générique), prescrit")
+        assert "PPV 15,60\u00a0MAD" in options["6118001701421"]
+        assert all("(générique)" not in options[p] for p in ("6118001701421", "6118001701520"))
