@@ -33,6 +33,13 @@ def test_an_agent_releases_a_held_claim_paid_in_the_next_batch(
     counter.get_by_role("button", name="Rechercher").click()
     row(counter, number, "HERCEPTA").get_by_label(re.compile("Boîtes délivrées")).fill("1")
     counter.get_by_label(re.compile("Tiers payant")).check()
+    counter.get_by_role("button", name="Vérifier les montants").click()  # warned before
+    expect(
+        counter.get_by_text(
+            "Cette ligne sera retenue pour contrôle CNSS : rien n'est payé avant la décision."
+        )
+    ).to_be_visible()
+    shot(counter, "30-pharmacie-avant-delivrance-retenue")
     counter.get_by_role("button", name="Délivrer").click()
     expect(
         counter.get_by_text("Délivrance retenue pour contrôle CNSS", exact=False)

@@ -131,6 +131,12 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     amoxyl.get_by_label(re.compile("Boîtes délivrées")).fill("1")  # half of the line
     amoxyl.get_by_label(re.compile("Prix facturé")).fill("38,90")
     shot(first, "23-pharmacie-lignes")
+    first.get_by_role("button", name="Vérifier les montants").click()  # nothing written yet
+    preview = first.locator("section.preview")
+    expect(preview.get_by_role("row").filter(has_text="CICLOVIRAL")).to_contain_text("146,30")
+    expect(preview.get_by_role("row").filter(has_text="AMOXYL-D")).to_contain_text("20,58")
+    expect(preview).to_contain_text(re.compile(r"À payer au comptoir : 247,90.MAD"))
+    shot(first, "23b-pharmacie-verification")
     first.get_by_role("button", name="Délivrer").click()
     expect(first.get_by_role("heading", name=re.compile("Délivrance DEL-"))).to_be_visible()
     dispensed = first.url.rsplit("/", 1)[1]

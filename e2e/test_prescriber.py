@@ -5,6 +5,7 @@ Screenshots of each page go to test-results/screenshots/ (kept by CI as artefact
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -81,6 +82,11 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.get_by_role("button", name="Relire la feuille").click()
     expect(page.get_by_role("heading", name="Relecture avant signature")).to_be_visible()
     expect(page.get_by_text("AMOXI-GEN 1 g, boîte de 12", exact=True)).to_be_visible()
+    # The pre-settlement, before signing: what the settlement will decide for the C.
+    before = page.locator("#preliquidation").get_by_role("row").filter(has_text="150,00")
+    for figure in ("80,00", "70 %", "56,00", "94,00"):
+        expect(before).to_contain_text(figure)
+    expect(page.get_by_text(re.compile(r"La CNSS rembourse 56,00.MAD à l'assuré"))).to_be_visible()
     shot(page, "04-relecture")
     page.get_by_role("button", name="Signer la feuille").click()
     expect(page.get_by_role("heading", name="Feuille de soins FSE-")).to_be_visible()
@@ -117,3 +123,33 @@ def test_closed_rights_are_shown_and_the_sheet_is_still_written(server: str, pag
     expect(page.get_by_text("Feuille rejetée", exact=False)).to_be_visible()
     expect(page.get_by_text("rien n'est remboursé", exact=False)).to_be_visible()
     shot(page, "12-feuille-droits-fermes")
+
+
+def test_the_review_refuses_an_absurd_fee_and_warns_of_a_refused_line(
+    server: str, page: Page
+) -> None:
+    sign_in(page, server)
+    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
+    page.get_by_role("button", name="Rechercher").click()
+    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    page.get_by_label("Acte 1 : cotation").fill("V")  # a home visit (her C of today is signed)
+    page.locator("#acte-1-honoraires").fill("99999999")
+    page.get_by_label("Acte 2 : cotation").fill("Cs")  # Dr Benali is a GP
+    page.locator("#acte-2-honoraires").fill("250")
+    page.get_by_role("button", name="Relire la feuille").click()
+    expect(page.locator("#acte-1-honoraires-erreur")).to_contain_text("au-delà du plafond de")
+    expect(page.get_by_role("heading", name="Relecture avant signature")).to_have_count(0)
+    shot(page, "07-honoraires-plafond")
+    page.locator("#acte-1-honoraires").fill("200")
+    page.get_by_role("button", name="Relire la feuille").click()
+    visit = page.locator("#preliquidation").get_by_role("row").filter(has_text="200,00")
+    expect(visit).to_contain_text("84,00")  # 70 % of the V's 120.00
+    refused = page.locator("#preliquidation").get_by_role("row").filter(has_text="Cs")
+    expect(refused).to_contain_text("Professionnel non habilité")
+    expect(
+        page.get_by_text(re.compile("1 ligne\\(s\\) seront refusées par la CNSS"))
+    ).to_be_visible()
+    shot(page, "08-relecture-ligne-refusee")
+    page.get_by_role("button", name="Signer la feuille").click()
+    row = page.get_by_role("row").filter(has_text="Cs")
+    expect(row).to_contain_text("Professionnel non habilité")  # as announced

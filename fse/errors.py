@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     NOT_READY = "FSE-0044"
     REDIS_DEGRADED = "FSE-0045"
     DATABASE_UNAVAILABLE = "FSE-0047"
+    FEE_ABOVE_CEILING = "FSE-0048"
     INTERNAL_ERROR = "FSE-9999"
 
 
@@ -148,6 +149,10 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ),
     ErrorCode.DATABASE_UNAVAILABLE: (
         "The database cannot be reached; nothing was done. Retry after the Retry-After delay."
+    ),
+    ErrorCode.FEE_ABOVE_CEILING: (
+        "A line bills more than the fee ceiling of its key letter on the date of care "
+        "(reimbursement/data/fee-ceilings.json); nothing was stored. See the path."
     ),
     ErrorCode.INTERNAL_ERROR: "Unexpected server error; nothing was stored.",
 }

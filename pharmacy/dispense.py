@@ -308,14 +308,22 @@ async def _prescription(
     return request, stored.version
 
 
-async def _take(
-    conn: AsyncConnection, line: LineOrder, request: dict[str, Any], now: datetime
-) -> Decimal:
-    """Take the boxes from the line's locked balance; returns what is left after."""
-    field = f"ligne-{line.request_id}"
+def _prescribed(request: dict[str, Any]) -> Decimal:
     quantity = (request.get("dispenseRequest") or {}).get("quantity") or {}
-    prescribed = Decimal(str(quantity.get("value", 1)))
-    remaining = await _remaining(conn, line.request_id, prescribed, now)
+    return Decimal(str(quantity.get("value", 1)))
+
+
+async def _remaining_now(conn: AsyncConnection, request_id: str, prescribed: Decimal) -> Decimal:
+    """What is left on the line, read without locking or creating its balance row."""
+    balances = prescription_balances.c
+    dispensed = await conn.scalar(
+        select(balances.dispensed).where(balances.request_id == request_id)
+    )
+    return prescribed - Decimal(dispensed or 0)
+
+
+def _check_remaining(line: LineOrder, remaining: Decimal) -> None:
+    field = f"ligne-{line.request_id}"
     if line.seen_remaining is not None and remaining < line.seen_remaining:
         raise DispenseConflict(
             f"Ligne délivrée entre-temps ailleurs : il reste {boxes(remaining)} boîte(s) "
@@ -327,6 +335,14 @@ async def _take(
             f"Quantité {boxes(line.quantity)} supérieure au reste à délivrer ({boxes(remaining)}).",
             field,
         )
+
+
+async def _take(
+    conn: AsyncConnection, line: LineOrder, request: dict[str, Any], now: datetime
+) -> Decimal:
+    """Take the boxes from the line's locked balance; returns what is left after."""
+    remaining = await _remaining(conn, line.request_id, _prescribed(request), now)
+    _check_remaining(line, remaining)
     await conn.execute(
         update(prescription_balances)
         .where(prescription_balances.c.request_id == line.request_id)
@@ -374,6 +390,51 @@ def _with_remaining(request: dict[str, Any], left: Decimal) -> dict[str, Any]:
         e for e in request.get("extension", []) if e.get("url") != REMAINING
     ] + [{"url": REMAINING, "valueQuantity": {"value": float(left), "unit": "boîte"}}]
     return request
+
+
+@dataclass(frozen=True)
+class DraftLine:
+    line: LineOrder
+    given: Medicine
+    substituted: bool
+
+
+async def draft_claim(
+    fhir: FhirService,
+    settlement: Settlement,
+    pharmacist: Pharmacist,
+    order: DispenseOrder,
+    now: datetime,
+) -> tuple[dict[str, Any], list[DraftLine]]:
+    """The pharmacy Claim dispensing ``order`` now would write, with the same checks
+    (prescription, product, price, what remains) but read-only: nothing locked or written. Its
+    lines in claim order. Raises DispenseRefused or DispenseConflict as dispensing would."""
+    if not order.lines:
+        raise DispenseRefused("Indiquez au moins une quantité à délivrer.")
+    requested = [line.request_id for line in order.lines]
+    if len(set(requested)) != len(requested):
+        raise DispenseRefused("Une même ligne de prescription figure en double.")
+    now = now.astimezone(settlement.schedule.zone)
+    today = now.date()
+    items: list[dict[str, Any]] = []
+    conditions: list[str] = []
+    drafted: list[DraftLine] = []
+    first: dict[str, Any] | None = None
+    async with fhir.store.snapshot() as conn:
+        for index, line in enumerate(sorted(order.lines, key=lambda line: line.request_id), 1):
+            request, _ = await _prescription(fhir, conn, order, line, today)
+            given, substituted = _check_product(request, line, settlement.books.medicines, today)
+            _check_remaining(
+                line, await _remaining_now(conn, line.request_id, _prescribed(request))
+            )
+            items.append(_claim_item(index, line, given, request, today, conditions))
+            drafted.append(DraftLine(line, given, substituted is not None))
+            first = first or request
+        number = dispense_number(now.year, 0)  # a draft's: never stored
+        claim = await _claim(
+            fhir, conn, settlement, order, number, pharmacist, items, conditions, first, now
+        )
+    return claim, drafted
 
 
 async def _write(

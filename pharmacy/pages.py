@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fse.errors import FhirError
 from fse.security.access_codes import code_matches
 from fse.security.sessions import Session
 from fse.web.errors import error_page
@@ -19,6 +20,7 @@ from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
 from pharmacy.lookup import NotAnIdentifier, OpenLine, earlier_dispenses, open_lines
 from pharmacy.pharmacist import Pharmacist, pharmacist_of
+from pharmacy.preview import DispensePreview, preview_dispense
 from pharmacy.receipt import DispenseView, load_dispense, todays_dispenses
 from pharmacy.reversal import reverse_dispense
 
@@ -29,6 +31,14 @@ DISPENSE_NOT_FOUND = (
 )
 CONFIRM = "confirmer"
 """The field the confirmation step posts: without it, reversing only asks."""
+VERIFY = "verifier"
+"""The dispensing form's "Vérifier les montants" (action): the preview, nothing written."""
+PREVIEWED = "apercu"
+"""Hidden field: the fingerprint of the order whose preview the pharmacist has seen."""
+HELD_FIRST = (
+    "Rien n'a été délivré : la CNSS retiendra cette délivrance pour contrôle (voir ci-dessous). "
+    "Vérifiez avec l'assuré, puis appuyez à nouveau sur « Délivrer » pour la confirmer."
+)
 
 
 def _today(request: Request) -> date:
@@ -85,6 +95,7 @@ async def _lines_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    preview: DispensePreview | None = None,
 ) -> Response:
     settings = request.app.state.settings
     key = request.app.state.signing_key
@@ -122,7 +133,17 @@ async def _lines_page(
         if name.removeprefix("ligne-") not in shown_ids:  # the line is gone (dispensed)
             errors["delivrance"] = errors.pop(name)
     return await _render_lines(
-        request, session, pharmacist, text, code, lines, error, values or {}, errors, status_code
+        request,
+        session,
+        pharmacist,
+        text,
+        code,
+        lines,
+        error,
+        values or {},
+        errors,
+        status_code,
+        preview,
     )
 
 
@@ -137,6 +158,7 @@ async def _render_lines(
     values: dict[str, str],
     errors: dict[str, str],
     status_code: int,
+    preview: DispensePreview | None = None,
 ) -> Response:
     books = request.app.state.settlement.books
     patients: dict[str, list[OpenLine]] = {}
@@ -158,6 +180,7 @@ async def _render_lines(
         "values": values,
         "errors": errors,
         "idempotency_key": values.get("cle") or uuid.uuid4().hex,
+        "preview": preview,
     }
     return _page(request, "pharmacie_lignes.html", context, status_code)
 
@@ -194,21 +217,46 @@ async def dispense_lines(request: Request) -> Response:
         return values
     settlement = request.app.state.settlement
 
-    async def again(errors: dict[str, str], status_code: int) -> Response:
+    async def again(
+        errors: dict[str, str], status_code: int, preview: DispensePreview | None = None
+    ) -> Response:
         """The lines as they are now, the input kept, each error beside its line."""
         query, code = values.get("q", ""), values.get("code", "")
         return await _lines_page(
-            request, session, pharmacist, query, code, values, errors, status_code
+            request, session, pharmacist, query, code, values, errors, status_code, preview
         )
 
+    checking = values.get("action") == VERIFY
     key = signing_key_of(request, session)
-    if key is None:
+    if key is None and not checking:
         return await again(
             {"delivrance": "Votre clé de signature n'est pas ouverte : reconnectez-vous."}, 409
         )
     order, errors = read_order(values, settlement.books, _today(request))
     if order is None:
         return await again(errors, 422)
+    if checking or values.get(PREVIEWED) != order.fingerprint():
+        # What the settlement will decide, before anything is written; "Délivrer" on an order
+        # the engine would hold shows it first, so the pharmacist is warned before dispensing.
+        preview = None
+        try:
+            preview = await preview_dispense(
+                request.app.state.fhir, settlement, pharmacist, order, datetime.now(UTC)
+            )
+        except DispenseRefused as refused:
+            if checking:
+                status = 409 if isinstance(refused, DispenseConflict) else 422
+                return await again({refused.field or "delivrance": str(refused)}, status)
+            # "Délivrer": the dispense answers, the first one if this very request was written
+            # (a double click), else the same refusal.
+        except FhirError as refused:
+            if checking:
+                return await again({"delivrance": refused.diagnostics}, 422)
+        if checking:
+            return await again({}, 200, preview)
+        if preview is not None and preview.held:
+            return await again({"delivrance": HELD_FIRST}, 409, preview)
+    assert key is not None
     # Nothing is stored on a refusal, so the same key may serve the corrected request.
     idempotency_key = request.headers.get("Idempotency-Key") or values.get("cle", "")
     try:

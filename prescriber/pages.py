@@ -25,6 +25,7 @@ from prescriber.lookup import (
     find_insured,
     insured_by_id,
 )
+from prescriber.presettlement import presettle
 from prescriber.sheets import SettlementFailed, SheetRefused, sign_sheet
 from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, Visit, read_visit
 from reimbursement.medicine_search import index_of
@@ -157,6 +158,7 @@ def _visit(request: Request, person: Insured, values: dict[str, str]) -> Visit:
         books.medicines.in_force(today),
         bool(person.exonerations),
         books.biology.in_force(today),
+        books.ceilings.in_force(today),
     )
 
 
@@ -278,9 +280,22 @@ async def _review(
         if practitioner
         else []
     )
+    presettlement = (
+        await presettle(
+            request.app.state.fhir,
+            request.app.state.settlement,
+            practitioner,
+            person.patient_id,
+            visit,
+            datetime.now(UTC),
+        )
+        if practitioner and signed_as is None  # once signed, the signed sheet tells
+        else None
+    )
     review = {
         **context,
         "visit": visit,
+        "presettlement": presettlement,
         "form_key": form_key,
         "key_field": KEY_FIELD,
         "confirm_field": CONFIRM_FIELD,

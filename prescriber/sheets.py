@@ -29,6 +29,7 @@ from prescriber.visit import Visit
 from reimbursement.claims import new_claim
 from reimbursement.context import coverage_for_care, exonerations
 from reimbursement.core.adjudication import Books
+from reimbursement.core.model import Exoneration
 from reimbursement.settle import Settlement
 
 SID = "https://fse.cnss.ma/fhir/sid"
@@ -94,23 +95,11 @@ async def sign_sheet(
     if first is not None:
         return SignedSheet(first, replayed=True)
     now = now.astimezone(settlement.schedule.zone)  # times on the sheet in Moroccan time
-    today = now.date()
-    async with fhir.store.snapshot() as conn:
-        coverage_id = await coverage_for_care(fhir, conn, books, patient_id, today)
-        conditions = [
-            e
-            for e in await exonerations(fhir, conn, patient_id)
-            if e.start <= today and (e.end is None or today <= e.end)
-        ]
-    if visit.acts and coverage_id is None:
-        raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
-    validity = books.rights.prescription_validity_days(today)
+    draft = await draft_of(fhir, books, patient_id, visit, now.date())
     attempts = 0
     while True:
-        number = care_sheet_number(today.year, secrets.randbelow(10**9))
-        resources = _resources(
-            number, practitioner, patient_id, coverage_id, conditions, visit, now, today, validity
-        )
+        number = care_sheet_number(now.year, secrets.randbelow(10**9))
+        resources = draft.resources(number, practitioner, patient_id, visit, now)
         try:
             return await _write(
                 fhir, settlement, key, practitioner, patient_id, resources, now, number, review
@@ -124,6 +113,49 @@ async def sign_sheet(
             attempts += 1
             if attempts == 3:
                 raise
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a sheet's resources take from the store: the Coverage of today's care, the ALD/ALC
+    in force and the prescriptions' validity. Signing and the review's pre-settlement build
+    the same resources from it."""
+
+    coverage_id: str | None
+    conditions: list[Exoneration]
+    validity_days: int
+
+    def resources(
+        self, number: str, practitioner: str, patient_id: str, visit: Visit, now: datetime
+    ) -> list[dict[str, Any]]:
+        """``now`` in the schedule's zone (times on the sheet in Moroccan time)."""
+        return _resources(
+            number,
+            practitioner,
+            patient_id,
+            self.coverage_id,
+            self.conditions,
+            visit,
+            now,
+            now.date(),
+            self.validity_days,
+        )
+
+
+async def draft_of(
+    fhir: FhirService, books: Books, patient_id: str, visit: Visit, today: date
+) -> Draft:
+    """Raises SheetRefused when the visit bills acts and the patient has no AMO coverage."""
+    async with fhir.store.snapshot() as conn:
+        coverage_id = await coverage_for_care(fhir, conn, books, patient_id, today)
+        conditions = [
+            e
+            for e in await exonerations(fhir, conn, patient_id)
+            if e.start <= today and (e.end is None or today <= e.end)
+        ]
+    if visit.acts and coverage_id is None:
+        raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
+    return Draft(coverage_id, conditions, books.rights.prescription_validity_days(today))
 
 
 async def _write(
@@ -198,7 +230,7 @@ def _resources(
     practitioner: str,
     patient_id: str,
     coverage_id: str | None,
-    conditions: list[Any],
+    conditions: list[Exoneration],
     visit: Visit,
     now: datetime,
     today: date,

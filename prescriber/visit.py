@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from fse.store.indexing import normalize
+from fse.web.formats import mad
 from reimbursement.core.biology import Analysis
 from reimbursement.core.medicines import Medicine
+from reimbursement.core.money import centimes
 from reimbursement.core.tariffs import Tariff
 from reimbursement.medicine_search import index_of, resolve
 
@@ -117,13 +119,26 @@ def _french(number: Decimal) -> str:
     return f"{number.normalize():f}".replace(".", ",")
 
 
+def _above_ceiling(code: str, coefficient: Decimal, fee: Decimal, per_unit: Decimal) -> str:
+    limit = centimes(per_unit * coefficient)
+    written = code if coefficient == 1 else f"{code}{coefficient.normalize():f}"
+    unit = f" ({mad(per_unit)} par unité de coefficient)" if coefficient != 1 else ""
+    return (
+        f"Honoraires de {mad(fee)} au-delà du plafond de {mad(limit)} pour {written}{unit} : "
+        "vérifiez le montant saisi."
+    )
+
+
 def read_visit(
     form: dict[str, str],
     key_letters: dict[str, Tariff],
     medicines: Mapping[str, Medicine],
     has_exoneration: bool,
     analyses: Mapping[str, Analysis] | None = None,
+    ceilings: Mapping[str, Decimal] | None = None,
 ) -> Visit:
+    """``ceilings``: the fee ceiling of each key letter per unit of coefficient, in force today
+    (``FeeCeilings.in_force``): a fee above it is refused here, as ``$submit`` would."""
     visit = Visit()
     errors = visit.errors
 
@@ -159,6 +174,10 @@ def read_visit(
         amount = _decimal(fee)
         if amount is None or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
             errors[f"{p}-honoraires"] = "Honoraires en dirhams, par exemple 150 ou 150,00."
+            continue
+        per_unit = (ceilings or {}).get(code)
+        if per_unit is not None and amount > centimes(per_unit * coefficient):
+            errors[f"{p}-honoraires"] = _above_ceiling(code, coefficient, amount, per_unit)
             continue
         visit.acts.append(
             ActLine(code, coefficient, amount.quantize(Decimal("0.01")), ald(f"{p}-ald"))

@@ -13,6 +13,7 @@ from typing import Any
 from reimbursement.core.adjudication import Books
 from reimbursement.core.anomalies import AnomalyRules
 from reimbursement.core.biology import BiologyNomenclature, biology_version
+from reimbursement.core.ceilings import FeeCeilings
 from reimbursement.core.medicines import MedicineList, medicine_list_version
 from reimbursement.core.rates import RateBook
 from reimbursement.core.rights import RightsRules
@@ -50,6 +51,7 @@ def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
         rates=RateBook(_json(directory / "rates.json")),
         rights=RightsRules(_json(directory / "rights.json")),
         anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),
+        ceilings=FeeCeilings.from_data(_json(directory / "fee-ceilings.json")),
     )
 
 

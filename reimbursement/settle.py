@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ from reimbursement.claims import CARE_SHEET_SYSTEM, ParsedClaim, parse_claim
 from reimbursement.context import Loaded, load, resolve_identifiers
 from reimbursement.core.adjudication import Books, adjudicate
 from reimbursement.core.model import Decision
+from reimbursement.fees import check_fees
 from reimbursement.ledger import approval_number, book_benefit
 from reimbursement.responses import claim_response, explanation_of_benefit
 from reimbursement.schedule import PaymentSchedule
@@ -38,6 +39,17 @@ class Settled:
     response: dict[str, Any]
     replayed: bool
     """True when this care sheet had been settled before: the first answer, nothing paid."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What settling a claim now decides, before anything is written."""
+
+    parsed: ParsedClaim
+    loaded: Loaded
+    decision: Decision
+    now: datetime
+    payment_date: date
 
 
 def _now() -> datetime:
@@ -70,6 +82,7 @@ class Settlement:
             earlier = await self._replay(conn, parsed.key)
         if earlier is not None:
             return earlier
+        check_fees(parsed, self.books.ceilings)
         validate(claim)
         declare_profile(claim)
         try:
@@ -101,10 +114,37 @@ class Settlement:
         self.fhir.check_care_dates(claim, self.clock())
         await resolve_identifiers(self.fhir, conn, claim)
         parsed = parse_claim(claim)
+        check_fees(parsed, self.books.ceilings)
         await self._lock(conn, parsed.patient_id)
         if await self._replay(conn, parsed.key) is not None:
             raise Conflict(f"care sheet {parsed.identifier} is already settled")
         return await self._settle(conn, claim, parsed, written)
+
+    async def preview(self, claim: dict[str, Any]) -> dict[str, Any]:
+        """The ClaimResponse settling ``claim`` now would answer, with nothing written: the
+        same reading of the store and the same engine as :meth:`submit_within`, so what a
+        screen shows before signing or dispensing is what the settlement then decides (the
+        Claim's id and number are the draft's; nothing is stored, locked or announced)."""
+        check_type(claim, "Claim")
+        self.fhir.check_care_dates(claim, self.clock())
+        async with self.fhir.store.snapshot() as conn:
+            await resolve_identifiers(self.fhir, conn, claim)
+            parsed = parse_claim(claim)
+            check_fees(parsed, self.books.ceilings)
+            decided = await self._decide(conn, parsed)
+        return claim_response(
+            claim, str(claim.get("id", "")), decided.decision, decided.now, decided.payment_date
+        )
+
+    async def _decide(self, conn: AsyncConnection, parsed: ParsedClaim) -> Decided:
+        """Read what the core needs and adjudicate: the one path of a settlement and of its
+        preview."""
+        now = self.clock()
+        received_on = now.astimezone(self.schedule.zone).date()
+        loaded = await load(self.fhir, conn, parsed, self.books, received_on)
+        decision = adjudicate(loaded.sheet, self.books)
+        payment_date = self.schedule.next_cutoff(now).date()
+        return Decided(parsed, loaded, decision, now, payment_date)
 
     async def _lock(self, conn: AsyncConnection, patient_id: str) -> None:
         if self.fhir.store.is_postgres:
@@ -168,12 +208,9 @@ class Settlement:
         written: list[Stored],
         signature: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        now = self.clock()
-        received_on = now.astimezone(self.schedule.zone).date()
-        loaded = await load(self.fhir, conn, parsed, self.books, received_on)
-        decision = adjudicate(loaded.sheet, self.books)
+        decided = await self._decide(conn, parsed)
+        decision, now, payment_date = decided.decision, decided.now, decided.payment_date
         claim_id = await self._claim_id(conn, claim, parsed, written, signature)
-        payment_date = self.schedule.next_cutoff(now).date()
         response = claim_response(claim, claim_id, decision, now, payment_date)
         stored_response = await self._store(conn, "ClaimResponse", response)
         written.append(stored_response)
@@ -187,7 +224,7 @@ class Settlement:
             written.append(stored_eob)
             eob_id = stored_eob.id
         await self._record(
-            conn, parsed, loaded, decision, claim_id, stored_response.id, eob_id, now
+            conn, parsed, decided.loaded, decision, claim_id, stored_response.id, eob_id, now
         )
         for kind in ("claim.adjudicated", *(("claim.held",) if decision.holds else ())):
             await emit(

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from reimbursement.core.anomalies import AnomalyRules
 from reimbursement.core.biology import BiologyNomenclature
+from reimbursement.core.ceilings import FeeCeilings
 from reimbursement.core.medicines import MedicineList
 from reimbursement.core.model import (
     CareSheet,
@@ -41,6 +42,7 @@ class Books:
     rates: RateBook
     rights: RightsRules
     anomalies: AnomalyRules
+    ceilings: FeeCeilings
 
 
 @dataclass(frozen=True)

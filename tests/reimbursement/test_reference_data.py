@@ -44,6 +44,21 @@ def test_the_2020_convention_is_a_dated_version_for_cnss_only() -> None:
     assert books.tariffs.key_letter("K", "cnss", date(2021, 6, 1)).version == "tnr-2006"
 
 
+def test_every_key_letter_has_a_dated_fee_ceiling_well_above_its_tariff() -> None:
+    books = load_books()
+    for day in (date(2006, 9, 1), date(2021, 6, 1), date(2026, 11, 20)):
+        ceilings = books.ceilings.in_force(day)
+        for code, tariff in books.tariffs.key_letters("cnss", day).items():
+            assert ceilings[code] >= 10 * tariff.value, (code, day)
+    assert books.ceilings.in_force(date(2006, 8, 31)) == {}
+    k30 = books.ceilings.ceiling("K", date(2026, 11, 20), Decimal(30))
+    assert k30 is not None and k30.limit == Decimal("6750.00")
+    on = date(2026, 11, 20)
+    assert books.ceilings.exceeded("C", on, Decimal("1500.00")) is None
+    assert books.ceilings.exceeded("C", on, Decimal("1500.01")) is not None
+    assert books.ceilings.exceeded("hospitalisation-medicale", on, Decimal("99999999")) is None
+
+
 def test_medicines_have_valid_ean13_and_a_pbr_not_above_the_price() -> None:
     books = load_books()
     medicines = books.medicines.in_force(date(2026, 11, 20))

@@ -13,6 +13,7 @@ import pytest
 
 from fse.errors import ErrorCode
 from fse.limits import MAX_AMOUNT, MAX_STRING_CHARS
+from reimbursement.claims import FLAT_RATES
 from tests.builders import create, patient
 from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome
@@ -242,8 +243,11 @@ async def test_submit_refuses_an_amount_over_the_bound(
 
 
 async def test_submit_settles_an_amount_at_the_bound(client: httpx.AsyncClient) -> None:
+    """A line without a fee ceiling (key letters have one, FSE-0048): a hospital flat rate."""
     refs = await load_demo(client)
-    answer = await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", str(MAX_AMOUNT))]))
+    line = act("hospitalisation-medicale", str(MAX_AMOUNT))
+    line["productOrService"]["coding"][0]["system"] = FLAT_RATES
+    answer = await client.post(SUBMIT, json=claim(refs, FATIMA, [line]))
     assert answer.status_code == 200, answer.text
 
 
