@@ -162,6 +162,15 @@ def _visit(request: Request, person: Insured, values: dict[str, str]) -> Visit:
     )
 
 
+def _no_sheet_after_death(person: Insured) -> str:
+    """The form is not offered after a death (the insured's page says so); typing its address
+    does not open it either."""
+    return (
+        f"{person.name}, {person.deceased} : "
+        "aucune feuille de soins ne peut être établie à son nom."
+    )
+
+
 @router.get("/medecin/feuille", response_class=HTMLResponse)
 async def new_sheet(request: Request) -> Response:
     session = await page_session(request)
@@ -170,6 +179,8 @@ async def new_sheet(request: Request) -> Response:
     person = await _person(request, session, request.query_params.get("patient", ""))
     if person is None:
         return await error_page(request, 404, PATIENT_NOT_FOUND)
+    if person.deceased:
+        return await error_page(request, 409, _no_sheet_after_death(person))
     context = {"session": session, **_form_context(request, person, {}, {})}
     return TEMPLATES.TemplateResponse(request, "medecin_feuille.html", context)
 
@@ -185,6 +196,8 @@ async def sheet_action(request: Request) -> Response:
     person = await _person(request, session, values.get("patient", ""))
     if person is None:
         return await error_page(request, 404, PATIENT_NOT_FOUND)
+    if person.deceased:
+        return await error_page(request, 409, _no_sheet_after_death(person))
     visit = _visit(request, person, values)
     context = {
         "session": session,

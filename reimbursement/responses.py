@@ -81,7 +81,10 @@ def disposition(decision: Decision) -> str:
     total = mad_fr(decision.benefit)
     if decision.outcome == "queued":
         rules = " ; ".join(hold.message for hold in decision.holds)
-        return f"Feuille retenue pour contrôle CNSS ({rules}) ; remboursement prévu {total}"
+        return (
+            f"Feuille retenue pour contrôle CNSS ({rules}) : rien n'est payé avant la décision "
+            f"(montant proposé {total})"
+        )
     rejected = sum(1 for line in decision.lines if not line.accepted)
     tail = f", {rejected} ligne(s) rejetée(s)" if rejected else ""
     return f"Feuille réglée : remboursement {total}{tail}"
@@ -115,11 +118,12 @@ def _items(decision: Decision, by_line: dict[int, int]) -> list[dict[str, Any]]:
     return items
 
 
-def _payment(decision: Decision, payment_date: date) -> dict[str, Any]:
+def payment(amount: Decimal, payment_date: date) -> dict[str, Any]:
+    """The payment a response announces: only for money that will move (never while held)."""
     return {
         "type": {"coding": [{"system": PAYMENT_TYPE, "code": "complete"}]},
         "date": payment_date.isoformat(),
-        "amount": mad(decision.benefit),
+        "amount": mad(amount),
     }
 
 
@@ -158,8 +162,8 @@ def claim_response(
         response["processNote"] = notes
     if decision.errors:
         response["error"] = [{"code": reason_concept(reason)} for reason, _ in decision.errors]
-    if payment_date is not None and decision.benefit > 0:
-        response["payment"] = _payment(decision, payment_date)
+    if payment_date is not None and decision.benefit > 0 and decision.outcome == "complete":
+        response["payment"] = payment(decision.benefit, payment_date)
     return response
 
 
@@ -200,8 +204,8 @@ def explanation_of_benefit(
         ],
         "total": _totals(decision),
     }
-    if payment_date is not None and decision.benefit > 0:
-        eob["payment"] = _payment(decision, payment_date)
+    if payment_date is not None and decision.benefit > 0 and decision.outcome == "complete":
+        eob["payment"] = payment(decision.benefit, payment_date)
     return eob
 
 

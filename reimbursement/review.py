@@ -15,7 +15,7 @@ from fse.errors import BadRequest, Conflict, ErrorCode, NotFound
 from fse.outbox import emit
 from reimbursement.core.money import ZERO
 from reimbursement.ledger import approval_number, book_benefit
-from reimbursement.responses import mad
+from reimbursement.responses import mad, payment
 from reimbursement.tables import claim_reviews, settlements
 
 if TYPE_CHECKING:
@@ -111,8 +111,8 @@ async def review_claim(
             _reviewed(response, decision, reason, reviewer)
             if decision == "release":
                 payment_date = settlement.schedule.next_cutoff(now).date()
-                if "payment" in response:
-                    response["payment"]["date"] = payment_date.isoformat()
+                if row.benefit > 0:  # announced now that the money will move
+                    response["payment"] = payment(row.benefit, payment_date)
                 await book_benefit(conn, row.pk, row.benefit, now)
                 values: dict[str, Any] = {"status": "approved", "outcome": "complete"}
                 if row.payee_iban is not None:

@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from decimal import Decimal
 from html import escape
 
+from fse.web.formats import amount_fr, count_fr
+
 PALETTE = ("#00594f", "#f79009", "#2e90fa", "#b42318", "#6941c6", "#667085")
 """Greens, orange, blue, red, violet, grey: distinct for the usual colour blindnesses in order."""
 
 
-def _number(value: Decimal | int | float) -> str:
-    if isinstance(value, Decimal):
-        return f"{value:,.2f}".replace(",", " ")
-    return f"{value:,}".replace(",", " ")
+def _number(value: Decimal | int) -> str:
+    """French conventions, as every page writes numbers (``fse.web.formats``)."""
+    return amount_fr(value) if isinstance(value, Decimal) else count_fr(value)
 
 
 def bar_chart(

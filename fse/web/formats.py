@@ -62,4 +62,23 @@ def mad(value: Decimal | int | str | float | None) -> str:
     return f"{text}{NBSP}MAD" if text else ""
 
 
-FILTERS = {"date_fr": date_fr, "datetime_fr": datetime_fr, "amount_fr": amount_fr, "mad": mad}
+def count_fr(value: int) -> str:
+    """``12345`` as ``12 345`` (a count of sheets, of operations)."""
+    return f"{value:,}".replace(",", NARROW_NBSP)
+
+
+def percent_fr(value: Decimal | int | None) -> str:
+    """``Decimal("99.5")`` as ``99,5 %`` (as precise as the value is given)."""
+    if value is None:
+        return ""
+    return f"{value}".replace(".", ",") + f"{NBSP}%"
+
+
+FILTERS = {
+    "date_fr": date_fr,
+    "datetime_fr": datetime_fr,
+    "amount_fr": amount_fr,
+    "mad": mad,
+    "count_fr": count_fr,
+    "percent_fr": percent_fr,
+}

@@ -11,7 +11,7 @@ import math
 import secrets
 from urllib.parse import parse_qsl, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.security.access import page_allows
@@ -39,7 +39,13 @@ CSRF_REFUSED = (
 
 
 async def form_of(request: Request) -> dict[str, str]:
-    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
+    """The posted form; bytes that are not UTF-8 are a 400 (a password is never checked, nor a
+    value stored, with bytes replaced by U+FFFD)."""
+    try:
+        text = (await request.body()).decode()
+        return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise HTTPException(400, "le formulaire envoyé n'est pas du texte UTF-8") from None
 
 
 async def session_of(request: Request) -> Session | None:

@@ -310,7 +310,10 @@ async def test_a_held_dispense_promises_nothing_then_says_the_decision(
             fields = form_of(found.text)
             fields[f"qte-{request_id_of(fields, HERCEPTA, found.text)}"] = "1"
             fields["tiers_payant"] = "on"
-            done = await http.post("/pharmacie/delivrer", data=fields)
+            warned = await http.post("/pharmacie/delivrer", data=fields)
+            assert warned.status_code == 409  # announced as held first: nothing dispensed
+            seen = {**form_of(warned.text), **{k: v for k, v in fields.items() if k != "cle"}}
+            done = await http.post("/pharmacie/delivrer", data=seen)
             assert done.status_code == 303, done.text
             numbers.append(done.headers["location"].rsplit("/", 1)[1])
         rejected, released = numbers

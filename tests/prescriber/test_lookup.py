@@ -15,7 +15,7 @@ from prescriber.lookup import NotAnIdentifier, find_insured
 from reimbursement.core.reasons import Reason
 from reimbursement.reference_data import default_books
 from tests.conftest import Platform
-from tests.fse.web.test_login import PASSWORD, login
+from tests.fse.web.test_login import PASSWORD, csrf_of, login
 from tests.reimbursement.demo import DR_BENALI, load_demo
 
 TODAY = date(2026, 11, 22)
@@ -133,3 +133,17 @@ async def test_a_deceased_insured_shows_the_regime_a_marker_and_no_new_sheet(
     assert "régime inconnu" not in hassan_card and "AMO salariés" in hassan_card
     assert "Établir une feuille de soins" not in hassan_card
     assert "Établir une feuille de soins pour Latifa Idrissi" in latifa_card
+    # Typing the form's address by hand does not open it either: no sheet after the death.
+    for answer in (
+        await browser.get("/medecin/feuille", params={"patient": hassan.patient_id}),
+        await browser.post(
+            "/medecin/feuille",
+            data={
+                "patient": hassan.patient_id,
+                "csrf": csrf_of(await browser.get("/medecin")),
+                "acte-1-code": "C",
+            },
+        ),
+    ):
+        assert answer.status_code == 409, answer.text
+        assert "aucune feuille de soins ne peut être établie" in html.unescape(answer.text)

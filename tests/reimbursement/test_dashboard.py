@@ -55,6 +55,7 @@ async def test_sheets_amounts_delays_holds_and_indicators(
     assert "<td>Médicament coûteux prescrit hors ALD/ALC reconnue</td>" in most_held
     assert "costly_medicine" not in visible(page.text)
     assert f"{mad('6895.00')} en attente" in page.text
+    assert "<strong>100,0\u00a0%</strong> (3 sur 3 feuilles payées)" in page.text
 
 
 def test_delays_fall_in_the_buckets_people_read() -> None:
@@ -78,6 +79,6 @@ def test_every_bar_says_its_value_and_the_chart_its_title() -> None:
     )
     assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" role="img"')
     assert "<title>Remboursements &lt;par jour&gt;</title>" in svg  # escaped
-    assert ">161.00 MAD</text>" in svg and ">56.00 MAD</text>" in svg
+    assert ">161,00 MAD</text>" in svg and ">56,00 MAD</text>" in svg  # French, as every page
     assert svg.count("<rect") == 2 + 4  # the legend's two swatches, one bar per value
     assert ">Salariés</text>" in svg and ">Tadamon</text>" in svg

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,10 @@ async def test_a_costly_medicine_outside_ald_is_held_not_paid(
     assert adjudication(response, 0, "benefit") == 6895.0  # 70 % x 9,850.00 (PBR = PPV)
     assert response["item"][0]["adjudication"][3]["reason"]["coding"][0]["code"] == "R13"
     assert "costly_medicine" in response["processNote"][-1]["text"]
+    # Held: no payment is announced, no date promised, until an agent decides.
+    assert "payment" not in response
+    assert "rien n'est payé avant la décision" in response["disposition"]
+    assert "prévu" not in response["disposition"]
     async with platform.engine.connect() as conn:
         assert (await conn.execute(select(settlements.c.status))).scalar_one() == "held"
         assert (await conn.execute(select(settlements.c.approval_seq))).scalar_one() is None
@@ -130,6 +134,8 @@ async def test_an_agent_releases_a_held_claim_once_and_it_is_paid(
     assert released.json()["outcome"] == "complete"
     assert validation_issues(released.json()) == []
     assert released.json()["meta"]["versionId"] == "2"
+    payment = released.json()["payment"]  # announced once released: the next cut-off
+    assert payment["amount"]["value"] == 6895.0 and date.fromisoformat(payment["date"])
     again = await client.post(url, json=review("reject"), headers=agent)
     assert again.status_code == 409
     assert again.json()["issue"][0]["details"]["coding"][0]["code"] == "FSE-0027"
@@ -149,6 +155,7 @@ async def test_a_rejected_held_claim_pays_nothing(
     rejected = (await client.post(url, json=review("reject", "pas d'indication"))).json()
     assert adjudication(rejected, 0, "benefit") == 0.0
     assert adjudication(rejected, 0, "copay") == 9850.0
+    assert "payment" not in rejected
     assert await payments(platform).run() == []
     assert (await check_ledger(platform.engine)).ok
 

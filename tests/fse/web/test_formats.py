@@ -58,3 +58,11 @@ def test_every_template_can_use_the_filters() -> None:
         template.render(d=date(2026, 12, 2), a=Decimal("9850"))
         == "02/12/2026 9\u202f850,00\u00a0MAD"
     )
+
+
+def test_counts_and_percentages_follow_the_same_conventions() -> None:
+    from fse.web.formats import count_fr, percent_fr
+
+    assert count_fr(110000) == "110\u202f000"
+    assert percent_fr(Decimal("99.5")) == "99,5\u00a0%"
+    assert percent_fr(None) == ""

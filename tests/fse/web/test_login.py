@@ -97,6 +97,24 @@ async def test_login_without_the_form_token_is_refused(
     assert await sessions_of(platform, username) == 0
 
 
+@pytest.mark.parametrize("password", [b"%FF%FE", b"\xff\xfe"])
+async def test_a_form_that_is_not_utf8_is_a_400_page_and_opens_nothing(
+    browser: httpx.AsyncClient, platform: Platform, username: str, password: bytes
+) -> None:
+    page = await browser.get("/connexion")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token
+    body = b"identifiant=" + username.encode() + b"&mot_de_passe=" + password
+    response = await browser.post(
+        "/connexion",
+        content=body + b"&suite=%2Fespace&csrf=" + token[1].encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"},
+    )
+    assert response.status_code == 400
+    assert "Requête incorrecte" in response.text and '<html lang="fr">' in response.text
+    assert await sessions_of(platform, username) == 0
+
+
 async def test_login_attempts_are_throttled(browser: httpx.AsyncClient, username: str) -> None:
     statuses = [(await login(browser, username, "wrong-password-x")).status_code for _ in range(11)]
     assert statuses == [401] * 10 + [429]
