@@ -98,7 +98,8 @@ def test_the_pharmacy_receipt_under_the_policy(server: str, page: Page, browser:
 def test_without_javascript_the_print_button_stays_hidden(server: str, browser: Browser) -> None:
     context = browser.new_context(locale="fr-MA", java_script_enabled=False)
     page = context.new_page()
-    number = doctor_signs(server, page, [(PARACETAMOL, "1 comprimé 3 fois par jour", "5", "4")])
+    medicines = [(PARACETAMOL, "1 comprimé 3 fois par jour", "5", "4")]
+    number = doctor_signs(server, page, medicines, scripted=False)
     page.goto(f"{server}/medecin/feuille/{number}/copie")
     expect(page.get_by_text("Feuille de soins électronique")).to_be_visible()
     assert_styled(page)

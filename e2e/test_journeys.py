@@ -68,7 +68,8 @@ def test_a_signed_sheet_cancelled_announces_no_payment_and_its_copy_says_so(
 def test_a_held_dispense_is_announced_then_told_honestly_after_rejection(
     server: str, page: Page, browser: Browser
 ) -> None:
-    number = doctor_signs(server, page, [("6118001701643", "1 flacon par cure", "21", "1")])
+    # Two vials (the console's test prescribes one: the same lines twice a day are refused).
+    number = doctor_signs(server, page, [("6118001701643", "1 flacon par cure", "21", "2")])
     counter = pharmacist(browser, server, "pharmacie.alamal")
     counter.get_by_label("CIN, immatriculation ou numéro de feuille de l'assuré").fill(number)
     counter.get_by_role("button", name="Rechercher").click()

@@ -41,12 +41,13 @@ def fits(page: Page, screen: str, width: int) -> None:
 def test_every_screen_fits_from_a_phone_to_a_desktop(
     server: str, page: Page, browser: Browser
 ) -> None:
-    # A sheet with an act and two medicines; its review page is kept to be shown again.
+    # A sheet with an act and two medicines; its review page is kept to be shown again. For
+    # Abdelkader Fassi (an ALD shown too): the other e2e tests bill Fatima Alaoui's C today.
     sign_in(page, server)
-    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("123456789")
+    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("678912345")
     page.get_by_role("button", name="Rechercher").click()
     search_url = page.url
-    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    page.get_by_role("link", name="Établir une feuille de soins pour Abdelkader Fassi").click()
     form_url = page.url
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")

@@ -59,15 +59,19 @@ def total(response: dict[str, Any], category: str) -> Decimal:
     raise KeyError(category)
 
 
-def doctor_signs(server: str, page: Page, medicines: list[tuple[str, str, str, str]]) -> str:
-    """Dr Benali signs, for Fatima Alaoui, one line per (name or EAN, dosage, days, boxes)."""
+def doctor_signs(
+    server: str, page: Page, medicines: list[tuple[str, str, str, str]], scripted: bool = True
+) -> str:
+    """Dr Benali signs, for Fatima Alaoui, one line per (name or EAN, dosage, days, boxes).
+    ``scripted``: JavaScript runs, so the line under each field names the product taken."""
     sign_in(page, server)
     page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
     page.get_by_role("button", name="Rechercher").click()
     page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
     for n, (product, dosage, days, boxes) in enumerate(medicines, 1):
         page.get_by_label(f"Médicament {n} (nom, DCI ou EAN)").fill(product)
-        expect(page.locator(f"#med-{n}-produit-choix")).to_contain_text("Médicament retenu : ")
+        if scripted:
+            expect(page.locator(f"#med-{n}-produit-choix")).to_contain_text("Médicament retenu : ")
         page.locator(f"#med-{n}-posologie").fill(dosage)
         page.locator(f"#med-{n}-duree").fill(days)
         page.locator(f"#med-{n}-quantite").fill(boxes)
