@@ -17,11 +17,11 @@ from typing import Any
 from fse.fhir_api.interactions import FhirService
 from pharmacy.dispense import DispenseOrder, draft_claim
 from pharmacy.pharmacist import Pharmacist
-from reimbursement.amounts import AmountLine, amount_lines
-from reimbursement.core.money import ZERO
+from reimbursement.amounts import AmountLine, amount_lines, totals
 from reimbursement.core.reasons import Reason
 from reimbursement.responses import REASON_LABELS
 from reimbursement.settle import Settlement
+from reimbursement.status import payment_date_of
 
 HELD = REASON_LABELS[Reason.HELD_FOR_REVIEW]
 
@@ -56,15 +56,15 @@ class DispensePreview:
 
     @property
     def total(self) -> Decimal:
-        return sum((line.amounts.submitted for line in self.lines), ZERO)
+        return totals(line.amounts for line in self.lines).submitted
 
     @property
     def benefit(self) -> Decimal:
-        return sum((line.amounts.benefit for line in self.lines), ZERO)
+        return totals(line.amounts for line in self.lines).benefit
 
     @property
     def copay(self) -> Decimal:
-        return sum((line.amounts.copay for line in self.lines), ZERO)
+        return totals(line.amounts for line in self.lines).copay
 
     @property
     def at_counter(self) -> Decimal:
@@ -73,8 +73,7 @@ class DispensePreview:
 
     @property
     def payment_date(self) -> date | None:
-        payment = self.response.get("payment")
-        return date.fromisoformat(payment["date"]) if payment and not self.held else None
+        return None if self.held else payment_date_of(self.response)
 
 
 async def preview_dispense(

@@ -22,10 +22,9 @@ from fse.fhir_api.interactions import FhirService
 from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
-from reimbursement.amounts import AmountLine, amount_lines
+from reimbursement.amounts import AmountLine, amount_lines, totals
 from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.context import search
-from reimbursement.core.money import ZERO
 from reimbursement.status import (
     ClaimStatus,
     Stage,
@@ -72,15 +71,15 @@ class DispenseView:
 
     @property
     def total(self) -> Decimal:
-        return sum((line.amounts.submitted for line in self.lines), ZERO)
+        return totals(line.amounts for line in self.lines).submitted
 
     @property
     def benefit(self) -> Decimal:
-        return sum((line.amounts.benefit for line in self.lines), ZERO)
+        return totals(line.amounts for line in self.lines).benefit
 
     @property
     def copay(self) -> Decimal:
-        return sum((line.amounts.copay for line in self.lines), ZERO)
+        return totals(line.amounts for line in self.lines).copay
 
     @property
     def at_counter(self) -> Decimal | None:
@@ -111,9 +110,8 @@ def receipt_payload(
     tiers_payant = (response.get("payeeType") or {}).get("coding", [{}])[0].get(
         "code"
     ) == "provider"
-    total = sum((line.submitted for line in lines), ZERO)
-    benefit = sum((line.benefit for line in lines), ZERO)
-    copay = sum((line.copay for line in lines), ZERO)
+    summed = totals(lines)
+    total, benefit, copay = summed.submitted, summed.benefit, summed.copay
     if response.get("payment") and cutoff is not None:
         payment = f"lot de la coupure du {cutoff:%d/%m/%Y %H:%M}"
     elif response.get("outcome") == "queued":

@@ -8,7 +8,7 @@ from typing import Any
 
 from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
-from reimbursement.amounts import AmountLine, amount_lines
+from reimbursement.amounts import AmountLine, amount_lines, totals
 from reimbursement.context import search
 from reimbursement.status import (
     ClaimStatus,
@@ -72,11 +72,11 @@ class SheetView:
 
     @property
     def benefit(self) -> Decimal:
-        return sum((line.benefit for line in self.lines), Decimal("0.00"))
+        return totals(self.lines).benefit
 
     @property
     def copay(self) -> Decimal:
-        return sum((line.copay for line in self.lines), Decimal("0.00"))
+        return totals(self.lines).copay
 
     @property
     def cin(self) -> str | None:

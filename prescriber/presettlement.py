@@ -20,8 +20,9 @@ from fse.errors import FhirError
 from fse.fhir_api.interactions import FhirService
 from prescriber.sheets import SheetRefused, draft_of
 from prescriber.visit import Visit
-from reimbursement.amounts import AmountLine, amount_lines
+from reimbursement.amounts import AmountLine, amount_lines, totals
 from reimbursement.settle import Settlement
+from reimbursement.status import payment_date_of
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = (
@@ -46,15 +47,15 @@ class Presettlement:
 
     @property
     def benefit(self) -> Decimal:
-        return sum((line.benefit for line in self.lines), Decimal("0.00"))
+        return totals(self.lines).benefit
 
     @property
     def copay(self) -> Decimal:
-        return sum((line.copay for line in self.lines), Decimal("0.00"))
+        return totals(self.lines).copay
 
     @property
     def billed(self) -> Decimal:
-        return sum((line.submitted for line in self.lines), Decimal("0.00"))
+        return totals(self.lines).submitted
 
     @property
     def to_provider(self) -> bool:
@@ -64,8 +65,7 @@ class Presettlement:
 
     @property
     def payment_date(self) -> date | None:
-        payment = self.response.get("payment")
-        return date.fromisoformat(payment["date"]) if payment else None
+        return payment_date_of(self.response)
 
     @property
     def disposition(self) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -49,3 +50,20 @@ def amount_lines(claim: dict[str, Any], response: dict[str, Any]) -> list[Amount
             )
         )
     return lines
+
+
+@dataclass(frozen=True)
+class Totals:
+    submitted: Decimal
+    benefit: Decimal
+    copay: Decimal
+
+
+def totals(lines: Iterable[AmountLine]) -> Totals:
+    """A sheet's or a dispense's totals, summed once from its lines (every screen's totals)."""
+    submitted = benefit = copay = Decimal("0.00")
+    for line in lines:
+        submitted += line.submitted
+        benefit += line.benefit
+        copay += line.copay
+    return Totals(submitted, benefit, copay)

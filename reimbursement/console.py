@@ -23,6 +23,7 @@ from fse.audit import audit_read
 from fse.errors import FhirError
 from fse.fhir_api.interactions import FhirService
 from fse.security.sessions import Session
+from fse.store.query import whole_number
 from fse.web.charts import bar_chart
 from fse.web.login import page_session, posted_form
 from fse.web.templates import TEMPLATES
@@ -106,10 +107,8 @@ class Filters:
             except ValueError:
                 problems.append(f"{label} illisible (JJ/MM/AAAA attendu)")
                 days.append(None)
-        try:
-            page = max(1, int(query.get("page", "1") or 1))
-        except ValueError:
-            page = 1
+        number = whole_number(query.get("page", ""))  # ASCII digits; a huge one is no page
+        page = number if number is not None and 0 < number < 1_000_000 else 1
         return cls(rule, regime, query.get("professionnel", ""), *days, page, tuple(problems))
 
     def query(self, page: int | None = None) -> str:

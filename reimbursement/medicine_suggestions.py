@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from fse.store.query import whole_number
 from fse.web.formats import mad
 from fse.web.login import page_session
 from reimbursement.medicine_search import QUERY_MAX, Entry, index_of
@@ -49,7 +50,8 @@ async def suggestions(request: Request) -> Response:
     today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
     text = request.query_params.get("q", "")[:QUERY_MAX]
     raw_page = request.query_params.get("page", "1")
-    page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) < 10_000 else 1
+    number = whole_number(raw_page)  # ASCII digits only: "²".isdigit() but int("²") fails
+    page = number if number is not None and 0 < number < 10_000 else 1
     found = index_of(settlement.books.medicines.in_force(today)).search(text)
     ranked = found.ranked
     pages = max(1, -(-len(ranked) // PAGE_SIZE))

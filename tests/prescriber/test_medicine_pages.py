@@ -71,6 +71,10 @@ async def test_the_search_answers_the_product_the_form_will_take_page_by_page(
     second = (await browser.get(first["next"])).json()
     assert len(second["results"]) == first["total"] - 20
     assert not {r["ean"] for r in first["results"]} & {r["ean"] for r in second["results"]}
+    # A page that is no whole number of ASCII digits is the first page, never a 500.
+    for odd in ("\u00b2", "\u0663", "-1", "0", "99999999999", "abc", ""):
+        answer = await browser.get("/medicaments", params={"q": "boîte", "page": odd})
+        assert answer.status_code == 200 and answer.json()["page"] == 1, odd
 
 
 async def test_the_search_opens_to_doctors_and_pharmacists_only(

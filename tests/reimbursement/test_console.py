@@ -211,6 +211,10 @@ async def test_the_queue_is_filtered_searched_and_paged_without_javascript(
         assert link and "regle=costly_medicine" in link[1]
         second = await agent.get(link[1].replace("&amp;", "&"))
         assert _queue(second.text) == [elodie] and "Page 2 sur 2" in second.text
+        # A page that is no small whole number is the first page, never a 500.
+        for odd in ("99999999999999999999", "\u00b2", "-3", "0", "x"):
+            answer = await agent.get("/cnss", params={"regle": "costly_medicine", "page": odd})
+            assert answer.status_code == 200 and "Page 1 sur 2" in answer.text, odd
 
 
 async def test_a_rejection_is_named_as_every_other_screen_names_it(

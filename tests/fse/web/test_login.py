@@ -101,13 +101,11 @@ async def test_login_without_the_form_token_is_refused(
 async def test_a_form_that_is_not_utf8_is_a_400_page_and_opens_nothing(
     browser: httpx.AsyncClient, platform: Platform, username: str, password: bytes
 ) -> None:
-    page = await browser.get("/connexion")
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert token
+    token = csrf_of(await browser.get("/connexion"))
     body = b"identifiant=" + username.encode() + b"&mot_de_passe=" + password
     response = await browser.post(
         "/connexion",
-        content=body + b"&suite=%2Fespace&csrf=" + token[1].encode(),
+        content=body + b"&suite=%2Fespace&csrf=" + token.encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"},
     )
     assert response.status_code == 400
