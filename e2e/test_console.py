@@ -27,11 +27,11 @@ COSTLY = "Médicament coûteux prescrit hors ALD/ALC reconnue"
 def test_an_agent_releases_a_held_claim_paid_in_the_next_batch(
     server: str, page: Page, browser: Browser
 ) -> None:
-    number = doctor_signs(server, page, [("6118001701643", "1 flacon par cure", "21", "1")])
+    number = doctor_signs(server, page, [("6118001050116", "1 flacon par cure", "21", "1")])
     counter = pharmacist(browser, server, "pharmacie.alamal")
     counter.get_by_label("CIN, immatriculation ou numéro de feuille de l'assuré").fill(number)
     counter.get_by_role("button", name="Rechercher").click()
-    row(counter, number, "HERCEPTA").get_by_label(re.compile("Boîtes délivrées")).fill("1")
+    row(counter, number, "HERCEPTIN").get_by_label(re.compile("Boîtes délivrées")).fill("1")
     counter.get_by_label(re.compile("Tiers payant")).check()
     counter.get_by_role("button", name="Vérifier les montants").click()  # warned before
     expect(
@@ -57,7 +57,7 @@ def test_an_agent_releases_a_held_claim_paid_in_the_next_batch(
     expect(held).to_contain_text(COSTLY)  # the rule in French, never its code
     expect(held).not_to_contain_text("costly_medicine")
     expect(held).to_contain_text("retenue sur : Karim Benali")  # his prescription
-    expect(held).to_contain_text(mad("6895.00"))  # 70 % of 9,850.00, waiting for the decision
+    expect(held).to_contain_text(mad("4823.00"))  # 70 % of 6,890.00, waiting for the decision
     shot(agent, "31-console-file")
 
     agent.get_by_label("Règle").select_option(label=COSTLY)
@@ -70,10 +70,10 @@ def test_an_agent_releases_a_held_claim_paid_in_the_next_batch(
     agent.get_by_label("Numéro de feuille ou immatriculation").fill(dispensed)
     agent.get_by_role("button", name="Rechercher").click()
     expect(agent.get_by_role("heading", name=f"Feuille {dispensed}")).to_be_visible()
-    line = agent.get_by_role("row").filter(has_text="6118001701643")
-    expect(line).to_contain_text("HERCEPTA")
-    expect(line).to_contain_text(mad("9850.00"))
-    expect(line).to_contain_text(mad("6895.00"))
+    line = agent.get_by_role("row").filter(has_text="6118001050116")
+    expect(line).to_contain_text("HERCEPTIN")
+    expect(line).to_contain_text(mad("6890.00"))
+    expect(line).to_contain_text(mad("4823.00"))
     expect(agent.get_by_text("Karim Benali · INPE 100000019 · Médecine générale")).to_be_visible()
     expect(agent.get_by_text("Pharmacie Al Amal · INPE 300000017")).to_be_visible()
     expect(agent.get_by_text("aucune ALD ni ALC reconnue")).to_be_visible()

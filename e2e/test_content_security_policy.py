@@ -12,7 +12,7 @@ from e2e.test_login import DEMO_PASSWORD
 from e2e.test_pharmacy import doctor_signs, row
 
 GREEN = "rgb(0, 89, 79)"  # #00594f
-PARACETAMOL = "6118000170143"
+PARACETAMOL = "6118000190219"
 WATCH = """
 window.__refused = [];
 document.addEventListener("securitypolicyviolation",

@@ -69,11 +69,11 @@ def test_a_held_dispense_is_announced_then_told_honestly_after_rejection(
     server: str, page: Page, browser: Browser
 ) -> None:
     # Two vials (the console's test prescribes one: the same lines twice a day are refused).
-    number = doctor_signs(server, page, [("6118001701643", "1 flacon par cure", "21", "2")])
+    number = doctor_signs(server, page, [("6118001050116", "1 flacon par cure", "21", "2")])
     counter = pharmacist(browser, server, "pharmacie.alamal")
     counter.get_by_label("CIN, immatriculation ou numéro de feuille de l'assuré").fill(number)
     counter.get_by_role("button", name="Rechercher").click()
-    row(counter, number, "HERCEPTA").get_by_label(re.compile("Boîtes délivrées")).fill("1")
+    row(counter, number, "HERCEPTIN").get_by_label(re.compile("Boîtes délivrées")).fill("1")
     counter.get_by_label(re.compile("Tiers payant")).check()
     counter.get_by_role("button", name="Vérifier les montants").click()
     expect(
@@ -107,8 +107,8 @@ def test_a_held_dispense_is_announced_then_told_honestly_after_rejection(
     expect(
         counter.get_by_text("Délivrance refusée après contrôle CNSS : hors indication remboursable")
     ).to_be_visible()
-    # HERCEPTA 9,850.00: CNSS pays none of it; the insured owes the whole price.
-    expect(counter.get_by_text(f"À la charge de l'assuré : {mad('9850.00')}")).to_be_visible()
+    # HERCEPTIN 6,890.00: CNSS pays none of it; the insured owes the whole price.
+    expect(counter.get_by_text(f"À la charge de l'assuré : {mad('6890.00')}")).to_be_visible()
     expect(counter.get_by_text("la CNSS paie", exact=False)).to_have_count(0)
     expect(counter.get_by_text("Mise en attente pour contrôle")).to_have_count(0)
     shot(counter, "43-delivrance-refusee-apres-controle")

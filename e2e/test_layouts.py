@@ -14,7 +14,7 @@ from e2e.test_pharmacy import pharmacist
 from e2e.test_prescriber import SHOTS, sign_in
 
 WIDTHS = (390, 1024, 1440)
-ZOVIRAX, CICLOVIRAL = "6118001701407", "6118001701414"
+ZOVIRAX, CICLOVIRAL = "6118001141531", "6118000070313"
 
 
 def signed_in(browser: Browser, server: str, username: str, landing: str) -> Page:

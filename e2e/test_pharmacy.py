@@ -20,7 +20,7 @@ from fse.web.formats import mad
 from pharmacy.numbers import claim_number
 
 SID = "https://fse.cnss.ma/fhir/sid"
-CICLOVIRAL = "6118001701414"
+CICLOVIRAL = "6118000070313"
 
 
 def pharmacist(browser: Browser, server: str, username: str) -> Page:
@@ -107,7 +107,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
         page,
         [
             ("zovirax", "1 comprimé 5 fois par jour", "5", "1"),
-            ("AMOXYL-D 500 mg", "1 gélule 3 fois par jour", "8", "2"),
+            ("CLAMOXYL 500 MG", "1 gélule 3 fois par jour", "8", "2"),
         ],
     )
     shot(page, "21-medecin-deux-medicaments")
@@ -118,7 +118,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     first.get_by_role("button", name="Rechercher").click()
     expect(first.get_by_role("heading", name="Fatima Alaoui")).to_be_visible()
     zovirax = row(first, number, "ZOVIRAX")
-    amoxyl = row(first, number, "AMOXYL-D")
+    amoxyl = row(first, number, "CLAMOXYL")
     expect(amoxyl).to_contain_text("2 / 2 boîte(s)")
     expect(first.get_by_text("E11")).to_have_count(0)  # nothing clinical
     unlabeled = first.evaluate(
@@ -128,8 +128,8 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     )
     assert unlabeled == []  # every control has a label a screen reader can announce
     offered = zovirax.get_by_label("Médicament remis").locator("option")
-    expect(offered.first).to_contain_text("ZOVIRAX 200 mg, boîte de 25 (princeps), prescrit")
-    expect(offered.nth(1)).to_contain_text("CICLOVIRAL 200 mg, boîte de 25 (générique)")
+    expect(offered.first).to_contain_text("ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME (princeps), prescrit")
+    expect(offered.nth(1)).to_contain_text("CICLOVIRAL 200 MG, 1 BOITE 25 COMPRIME (générique)")
     zovirax.get_by_label(re.compile("Boîtes délivrées")).fill("1")
     zovirax.get_by_label("Médicament remis").select_option(CICLOVIRAL)  # the generic
     amoxyl.get_by_label(re.compile("Boîtes délivrées")).fill("1")  # half of the line
@@ -138,14 +138,14 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     first.get_by_role("button", name="Vérifier les montants").click()  # nothing written yet
     preview = first.locator("section.preview")
     expect(preview.get_by_role("row").filter(has_text="CICLOVIRAL")).to_contain_text("146,30")
-    expect(preview.get_by_role("row").filter(has_text="AMOXYL-D")).to_contain_text("20,58")
+    expect(preview.get_by_role("row").filter(has_text="CLAMOXYL")).to_contain_text("20,58")
     expect(preview).to_contain_text(re.compile(r"À payer au comptoir : 247,90.MAD"))
     shot(first, "23b-pharmacie-verification")
     first.get_by_role("button", name="Délivrer").click()
     expect(first.get_by_role("heading", name=re.compile("Délivrance DEL-"))).to_be_visible()
     dispensed = first.url.rsplit("/", 1)[1]
     _, answer = engine_answer(server, api_token, dispensed)
-    # CICLOVIRAL 209.00 on its PBR 209.00 and AMOXYL-D 38.90 on the PBR 29.40, at 70 %.
+    # CICLOVIRAL 209.00 on its PBR 209.00 and CLAMOXYL 38.90 on the PBR 29.40, at 70 %.
     assert total(answer, "benefit") == Decimal("146.30") + Decimal("20.58")
     shown_amounts_match(first, answer, tiers_payant=False)
     expect(first.get_by_text("générique substitué")).to_be_visible()
@@ -160,7 +160,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     second = pharmacist(browser, server, "pharmacie.ibnsina")
     second.get_by_label("CIN, immatriculation ou numéro de feuille de l'assuré").fill(number)
     second.get_by_role("button", name="Rechercher").click()
-    rest = row(second, number, "AMOXYL-D")
+    rest = row(second, number, "CLAMOXYL")
     expect(rest).to_contain_text("2 / 1 boîte(s)")
     expect(row(second, number, "ZOVIRAX")).to_have_count(0)  # fully dispensed
     rest.get_by_label(re.compile("Boîtes délivrées")).fill("1")

@@ -49,28 +49,28 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax")  # the princeps, by name
     # As the doctor types, the line under the field names the product the form will take.
     expect(page.locator("#med-1-produit-choix")).to_have_text(
-        "Médicament retenu : ZOVIRAX 200 mg, boîte de 25 — ACICLOVIR, princeps, PPV 232,00\u00a0MAD"
+        "Médicament retenu : ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME — ACICLOVIR, princeps, PPV 232,00\u00a0MAD"
     )
     page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
     page.locator("#med-1-duree").fill("5")
     page.locator("#med-1-quantite").fill("1")
-    page.get_by_label("Médicament 2 (nom, DCI ou EAN)").fill("6118000170143")  # paracétamol
+    page.get_by_label("Médicament 2 (nom, DCI ou EAN)").fill("6118000190219")  # paracétamol
     page.locator("#med-2-posologie").fill("1 comprimé 3 fois par jour")
     page.locator("#med-2-duree").fill("5")
     page.locator("#med-2-quantite").fill("1")
     page.locator("#med-2-ns").check()
-    expect(page.locator("#med-2-produit-choix")).to_contain_text("PARACETAMOL KENI 500 mg")
+    expect(page.locator("#med-2-produit-choix")).to_contain_text("CETAMYL 500 MG")
     third = page.get_by_label("Médicament 3 (nom, DCI ou EAN)")
     third.fill("amoxicilline 1 g")  # the DCI and strength: two products, never the 500 mg
     expect(page.locator("#med-3-produit-choix")).to_contain_text(
-        "Plusieurs médicaments correspondent (AMOXI-GEN 1 g, boîte de 12 ; AMOXYL-D 1 g"
+        "Plusieurs médicaments correspondent (BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME ; CLAMOXYL 1 G"
     )
     suggested = page.locator("#medicaments option")
     expect(suggested).to_have_count(2)  # the suggestions are these two, by name
-    assert suggested.first.get_attribute("value") == "AMOXI-GEN 1 g, boîte de 12"
-    third.fill("AMOXI-GEN 1 g")  # the name with its strength: that product
+    assert suggested.first.get_attribute("value") == "BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME"
+    third.fill("BIOMOX 1 G")  # the name with its strength: that product
     expect(page.locator("#med-3-produit-choix")).to_contain_text(
-        "Médicament retenu : AMOXI-GEN 1 g, boîte de 12"
+        "Médicament retenu : BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME"
     )
     page.locator("#med-3-posologie").fill("1 gélule matin et soir")
     page.locator("#med-3-duree").fill("6")
@@ -81,7 +81,7 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     shot(page, "03-feuille-saisie")
     page.get_by_role("button", name="Relire la feuille").click()
     expect(page.get_by_role("heading", name="Relecture avant signature")).to_be_visible()
-    expect(page.get_by_text("AMOXI-GEN 1 g, boîte de 12", exact=True)).to_be_visible()
+    expect(page.get_by_text("BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME", exact=True)).to_be_visible()
     # The pre-settlement, before signing: what the settlement will decide for the C.
     before = page.locator("#preliquidation").get_by_role("row").filter(has_text="150,00")
     for figure in ("80,00", "70 %", "56,00", "94,00"):

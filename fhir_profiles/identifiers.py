@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 CIN_SYSTEM = "https://fse.cnss.ma/fhir/sid/cin"
 """The NamingSystem of the CIN (NamingSystem-cin.json): the identifier sealed at rest."""
@@ -63,11 +63,26 @@ def ean13_check_digit(first_twelve: str) -> int:
     return (10 - total % 10) % 10
 
 
+_published_ean13: frozenset[str] = frozenset()
+
+
+def accept_published_ean13(codes: Iterable[str]) -> None:
+    """Codes an official medicines list publishes with a wrong check digit (19 in the CNOPS
+    list): they are the codes on those boxes, so they are accepted as published, while any other
+    code, typed by a person, is still checked. The app sets them from the lists it loads."""
+    global _published_ean13
+    _published_ean13 = frozenset(codes)
+
+
+def ean13_key_ok(value: str) -> bool:
+    return ean13_check_digit(value[:12]) == int(value[12])
+
+
 def ean13_problem(value: str) -> str | None:
     """Medicine code: EAN-13 (Morocco's GS1 prefix is 611) with its check digit."""
     if not EAN13_RE.match(value):
         return "le code EAN-13 compte 13 chiffres"
-    if ean13_check_digit(value[:12]) != int(value[12]):
+    if not ean13_key_ok(value) and value not in _published_ean13:
         return "le chiffre de contrôle du code EAN-13 est faux"
     return None
 

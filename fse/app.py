@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.operations = operations
     app.state.subscription_topics = Topics()
+    app.state.data_sources = []
     app.state.fhir = FhirService(ResourceStore(engine, vault_for(settings)), runtime, settings)
     spool = Spool(settings.database_url) if app.state.fhir.store.is_postgres else None
     app.state.api_audit = ApiAudit(app.state.fhir, settings.payment_timezone, spool)

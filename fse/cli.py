@@ -195,7 +195,13 @@ def _pay(args: argparse.Namespace) -> int:
 def _tariffs(args: argparse.Namespace) -> int:
     from reimbursement.cli import tariffs_import
 
-    return tariffs_import(_settings(args), Path(args.file), args.dry_run)
+    return tariffs_import(
+        _settings(args),
+        Path(args.file),
+        args.dry_run,
+        valid_from=args.valid_from,
+        version_id=args.version_id,
+    )
 
 
 def _ledger(args: argparse.Namespace) -> int:
@@ -501,10 +507,20 @@ def build_parser() -> argparse.ArgumentParser:
     tariffs = sub.add_parser("tariffs", help="reference tariffs (TNR) and medicines list")
     tariffs_sub = tariffs.add_subparsers(dest="action", required=True)
     imported = tariffs_sub.add_parser(
-        "import", help="publish a new dated version (TNR or medicines list) from a JSON file"
+        "import",
+        help="publish a new dated version (TNR or medicines list) from a JSON file, or the "
+        "CNOPS medicines list from its published CSV",
     )
-    imported.add_argument("file", help="a version in the format of reimbursement/data/")
+    imported.add_argument(
+        "file", help="a version in the format of reimbursement/data/, or the CNOPS list's CSV"
+    )
     imported.add_argument("--dry-run", action="store_true", help="report the changes only")
+    imported.add_argument(
+        "--valid-from", help="CSV only: first day of care priced on it (AAAA-MM-JJ)"
+    )
+    imported.add_argument(
+        "--id", dest="version_id", help="CSV only: the version's id (default cnops-YYYYMMDD)"
+    )
     imported.add_argument("--database-url", default=argparse.SUPPRESS)
     tariffs.add_argument("--database-url")
     tariffs.set_defaults(run=_tariffs)

@@ -36,7 +36,7 @@ from reimbursement.settle import Settlement
 
 SID = "https://fse.cnss.ma/fhir/sid"
 GTIN = "urn:oid:1.3.160"
-CICLOVIRAL = "6118001701414"
+CICLOVIRAL = "6118000070313"
 PASSWORD = "bench-pharmacien-2026"  # a throwaway account in the throwaway bench database
 
 

@@ -42,6 +42,7 @@ from reimbursement.claims import CANONICAL, ITEM_REQUEST, new_claim, reference_i
 from reimbursement.context import coverage_for_care
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.core.money import CENTIME
+from reimbursement.medicine_search import label_of
 from reimbursement.settle import Settlement
 
 SID = "https://fse.cnss.ma/fhir/sid"
@@ -258,24 +259,25 @@ def _check_product(
     given = medicines.get(line.ean, today)
     if given is None:
         raise DispenseRefused(f"EAN {line.ean} absent de la liste des médicaments.", field)
-    ceiling = given.ppv * line.quantity
-    if line.price > ceiling:
+    ceiling = None if given.ppv is None else given.ppv * line.quantity
+    if ceiling is not None and line.price > ceiling:
         raise DispenseRefused(
             f"Prix {mad(line.price)} au-dessus du prix public (PPV {mad(given.ppv)} × "
             f"{boxes(line.quantity)} = {mad(ceiling)}).",
             field,
         )
-    if line.ean == prescribed_ean:
-        return given, None
+    prescribed = medicines.get(prescribed_ean, today)
+    if line.ean == prescribed_ean or (prescribed is not None and given.same_product_as(prescribed)):
+        return given, None  # the prescribed pack, maybe under its other code
     if not (request.get("substitution") or {}).get("allowedBoolean", True):
         raise DispenseRefused(
             "Ligne « non substituable » : délivrez le médicament prescrit.", field
         )
-    prescribed = medicines.get(prescribed_ean, today)
-    if prescribed is None or not given.same_product_as(prescribed):
+    if prescribed is None or not given.substitutes_for(prescribed):
         raise DispenseRefused(
-            f"{given.name} n'est pas un générique du médicament prescrit "
-            "(même DCI, forme et dosage).",
+            f"{label_of(given, medicines.in_force(today))} n'est pas un générique du "
+            "médicament prescrit "
+            "(même DCI, dosage et forme, autant par boîte).",
             field,
         )
     return given, prescribed
@@ -355,6 +357,7 @@ def _claim_item(
     index: int,
     line: LineOrder,
     given: Medicine,
+    named: str,
     request: dict[str, Any],
     today: date,
     conditions: list[str],
@@ -369,9 +372,7 @@ def _claim_item(
                 "valueReference": {"reference": f"MedicationRequest/{line.request_id}"},
             }
         ],
-        "productOrService": {
-            "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
-        },
+        "productOrService": {"coding": [{"system": GTIN, "code": given.ean, "display": named}]},
         "servicedDate": today.isoformat(),
         "quantity": {"value": float(line.quantity)},
         "net": {"value": float(line.price), "currency": "MAD"},
@@ -397,6 +398,8 @@ class DraftLine:
     line: LineOrder
     given: Medicine
     substituted: bool
+    label: str
+    """How the screens name the product given (``label_of``)."""
 
 
 async def draft_claim(
@@ -427,8 +430,9 @@ async def draft_claim(
             _check_remaining(
                 line, await _remaining_now(conn, line.request_id, _prescribed(request))
             )
-            items.append(_claim_item(index, line, given, request, today, conditions))
-            drafted.append(DraftLine(line, given, substituted is not None))
+            named = label_of(given, settlement.books.medicines.in_force(today))
+            items.append(_claim_item(index, line, given, named, request, today, conditions))
+            drafted.append(DraftLine(line, given, substituted is not None, named))
             first = first or request
         number = dispense_number(now.year, 0)  # a draft's: never stored
         claim = await _claim(
@@ -458,14 +462,15 @@ async def _write(
     for index, line in enumerate(sorted(order.lines, key=lambda line: line.request_id), 1):
         request, version = await _prescription(fhir, conn, order, line, today)
         given, substituted = _check_product(request, line, settlement.books.medicines, today)
+        named = label_of(given, settlement.books.medicines.in_force(today))
         left = await _take(conn, line, request, now)
         updated.append((_with_remaining(dict(request), left), version))
         dispenses.append(
             _medication_dispense(
-                number, index, line, given, substituted is not None, order, pharmacist, now
+                number, index, line, given, named, substituted is not None, order, pharmacist, now
             )
         )
-        items.append(_claim_item(index, line, given, request, today, conditions))
+        items.append(_claim_item(index, line, given, named, request, today, conditions))
     claim = await _claim(
         fhir, conn, settlement, order, number, pharmacist, items, conditions, updated[0][0], now
     )
@@ -501,6 +506,7 @@ def _medication_dispense(
     index: int,
     line: LineOrder,
     given: Medicine,
+    named: str,
     substituted: bool,
     order: DispenseOrder,
     pharmacist: Pharmacist,
@@ -512,7 +518,7 @@ def _medication_dispense(
         "identifier": [{"system": f"{SID}/delivrance", "value": f"{number}-D{index}"}],
         "status": "completed",
         "medicationCodeableConcept": {
-            "coding": [{"system": GTIN, "code": given.ean, "display": given.name}]
+            "coding": [{"system": GTIN, "code": given.ean, "display": named}]
         },
         "subject": {"reference": f"Patient/{order.patient_id}"},
         "performer": [

@@ -15,8 +15,9 @@ from reimbursement.medicine_search import index_of
 
 def substitutes(books: Books, line: OpenLine, today: date) -> list[Medicine]:
     """The prescribed product first, then, unless the line is not substitutable, the other
-    reimbursable products of the same DCI, form and strength, cheapest first (princeps and
-    generics alike: each is labelled by what the list says it is, ``Medicine.kind``)."""
+    reimbursable products of its generic group holding as much per box, cheapest first
+    (princeps and generics alike: each is labelled by what the list says it is,
+    ``Medicine.kind``); the same pack under its other code is not offered twice."""
     prescribed = books.medicines.get(line.ean, today)
     if prescribed is None:
         return []
@@ -24,8 +25,8 @@ def substitutes(books: Books, line: OpenLine, today: date) -> list[Medicine]:
         return [prescribed]
     same = index_of(books.medicines.in_force(today)).substitutes(prescribed)
     others = sorted(
-        (m for m in same if m.ean != prescribed.ean and m.same_product_as(prescribed)),
-        key=lambda m: (m.ppv, m.name),
+        (m for m in same if not m.same_product_as(prescribed)),
+        key=lambda m: (m.ppv is None, m.ppv or 0, m.name),
     )
     return [prescribed, *others]
 
@@ -59,8 +60,15 @@ def read_order(
             errors[f"produit-{request_id}"] = "Choisissez le médicament délivré."
             continue
         raw_price = values.get(f"prix-{request_id}", "").strip()
+        if not raw_price and product.ppv is None:
+            errors[f"prix-{request_id}"] = "PPV non publié dans la liste : indiquez le prix."
+            continue
         try:
-            price = money(raw_price, f"prix-{request_id}") if raw_price else product.ppv * quantity
+            price = (
+                money(raw_price, f"prix-{request_id}")
+                if raw_price or product.ppv is None
+                else product.ppv * quantity
+            )
         except DispenseRefused as refused:
             errors[f"prix-{request_id}"] = str(refused)
             continue

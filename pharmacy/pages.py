@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +24,7 @@ from pharmacy.pharmacist import Pharmacist, pharmacist_of
 from pharmacy.preview import DispensePreview, preview_dispense
 from pharmacy.receipt import DispenseView, load_dispense, todays_dispenses
 from pharmacy.reversal import reverse_dispense
+from reimbursement.medicine_search import label_of
 
 router = APIRouter(include_in_schema=False)
 LOOKUP_WINDOW_SECONDS = 3600
@@ -176,6 +178,7 @@ async def _render_lines(
         "error": error,
         "patients": patients,
         "products": {line.request_id: substitutes(books, line, _today(request)) for line in lines},
+        "named": partial(label_of, medicines=books.medicines.in_force(_today(request))),
         "earlier": earlier,
         "values": values,
         "errors": errors,

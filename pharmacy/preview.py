@@ -87,7 +87,7 @@ async def preview_dispense(
     claim, drafted = await draft_claim(fhir, settlement, pharmacist, order, now)
     response = await settlement.preview(claim)
     lines = [
-        PreviewLine(d.line.request_id, d.given.name, d.line.quantity, d.substituted, amounts)
+        PreviewLine(d.line.request_id, d.label, d.line.quantity, d.substituted, amounts)
         for d, amounts in zip(drafted, amount_lines(claim, response), strict=True)
     ]
     return DispensePreview(

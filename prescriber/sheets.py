@@ -293,7 +293,11 @@ def _resources(
             "intent": "order",
             "medicationCodeableConcept": {
                 "coding": [
-                    {"system": GTIN, "code": line.medicine.ean, "display": line.medicine.name}
+                    {
+                        "system": GTIN,
+                        "code": line.medicine.ean,
+                        "display": line.label or line.medicine.name,
+                    }
                 ]
             },
             "subject": patient,

@@ -70,7 +70,7 @@ def core_cost(rounds: int = 20_000) -> list[str]:
     coverage = (CoveragePeriod("c", "salaries", "ouverts", date(2024, 1, 1), None),)
     person = Beneficiary("p", date(1978, 4, 12))
     gp = Provider("Practitioner/gp", ("394814009",))
-    prescription = PrescriptionLine("mr", "6118001701407", date(2027, 2, 18), "active", Decimal(2))
+    prescription = PrescriptionLine("mr", "6118001141531", date(2027, 2, 18), "active", Decimal(2))
     sheets = {
         "consultation C": (Line(1, CodeKind.NGAP, "C", Decimal("150.00"), care),),
         "lab B120 + B40": (
@@ -81,7 +81,7 @@ def core_cost(rounds: int = 20_000) -> list[str]:
             Line(
                 1,
                 CodeKind.MEDICINE,
-                "6118001701414",
+                "6118000070313",
                 Decimal("418.00"),
                 care,
                 quantity=Decimal(2),
@@ -90,7 +90,7 @@ def core_cost(rounds: int = 20_000) -> list[str]:
             Line(
                 2,
                 CodeKind.MEDICINE,
-                "6118001701407",
+                "6118001141531",
                 Decimal("232.00"),
                 care,
                 prescription=prescription,

@@ -14,7 +14,13 @@ from reimbursement.ledger import check_ledger
 from reimbursement.payment_lock import PaymentsBusy
 from reimbursement.payments import BatchResult, Payments
 from reimbursement.reference_data import load_books
-from reimbursement.tariff_import import ImportRefused, plan_import, publish, read_version
+from reimbursement.tariff_import import (
+    ImportRefused,
+    converted_csv,
+    plan_import,
+    publish,
+    read_version,
+)
 
 
 def _progress(done: int, total: int) -> None:
@@ -71,8 +77,15 @@ def ledger_check(settings: Settings) -> int:
     return asyncio.run(_check(settings))
 
 
-def tariffs_import(settings: Settings, path: Path, dry_run: bool) -> int:
-    """``fse tariffs import FILE [--dry-run]``: what changes, then publish (unless dry run)."""
+def tariffs_import(
+    settings: Settings,
+    path: Path,
+    dry_run: bool,
+    valid_from: str | None = None,
+    version_id: str | None = None,
+) -> int:
+    """``fse tariffs import FILE [--dry-run]``: what changes, then publish (unless dry run). A
+    CSV is the CNOPS list as published, converted first (``--valid-from`` required)."""
 
     def progress(done: int, total: int) -> None:
         print(f"\r  rows checked: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
@@ -80,6 +93,8 @@ def tariffs_import(settings: Settings, path: Path, dry_run: bool) -> int:
     books = load_books(published=settings.reference_data_dir)
     try:
         raw = read_version(path)
+        if path.suffix.lower() == ".csv":
+            raw = converted_csv(raw, str(path), valid_from, version_id, progress)
         plan = plan_import(raw, str(path), books, progress)
     except ImportRefused as refused:
         print(f"fse tariffs import: refused: {refused}", file=sys.stderr)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fse.config import Settings
 from fse.db import create_engine
 from fse.fhir_api.operations import OperationRegistry
+from fse.web.sources import DataSource, add_source
 from fse.web.templates import add_directory
 from reimbursement.console import router as console_router
 from reimbursement.medicine_search import index_of
@@ -42,9 +43,29 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
     books = load_books(published=settings.reference_data_dir)
     app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
     index_medicines(app)
+    cite_sources(app)
     # Adjudications, holds and reviews (settle, review), payment batches (payments).
     app.state.subscription_topics.offer("ClaimResponse", ("status", "outcome"))
     app.state.subscription_topics.offer("PaymentReconciliation", ("status",))
+
+
+def cite_sources(app: FastAPI) -> None:
+    """The medicines lists' notices on the "à propos" page, as their licences ask."""
+    for version in app.state.settlement.books.medicines.versions:
+        if version.attribution:
+            add_source(
+                app,
+                DataSource(
+                    name=version.title or version.id,
+                    attribution=version.attribution,
+                    licence=version.licence,
+                    licence_url=version.licence_url or None,
+                    source_url=version.source or None,
+                    note=f"Version {version.id}, en vigueur depuis le "
+                    f"{version.valid_from:%d/%m/%Y}. Base dérivée, partagée sous la même licence"
+                    " dans le dépôt (reimbursement/data/).",
+                ),
+            )
 
 
 def index_medicines(app: FastAPI) -> None:
@@ -71,6 +92,7 @@ async def reload_published_books(app: FastAPI, settings: Settings) -> None:
         try:
             app.state.settlement.books = load_books(published=settings.reference_data_dir)
             index_medicines(app)
+            cite_sources(app)
             seen = now
             log.info("reference data reloaded: %s", [name for name, _ in now])
         except ValueError:

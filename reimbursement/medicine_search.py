@@ -5,7 +5,7 @@ Whole words only, accents and case ignored ("1" never matches inside "12", "g" n
 exact name (chosen even when other names start with it), then the names that start with what was
 typed, then the products whose name, DCI, strength, form and pack hold every word typed. The
 first tier that finds something decides: one product is the choice, several must be told apart.
-The last word typed may be unfinished ("amoxi" finds AMOXI-GEN) once it has three letters.
+The last word typed may be unfinished ("amoxi" finds AMOXIL) once it has three letters.
 
 The index is built once per medicines list version (``index_of``) and answers in time that
 grows with the words typed and the products they match, not with the list (the full CNOPS list
@@ -194,7 +194,8 @@ class MedicineIndex:
     postings: dict[str, set[int]] = field(default_factory=dict)
     vocabulary: list[str] = field(default_factory=list)
     """The words (not numbers), sorted: an unfinished word is a range of it."""
-    same_product: dict[tuple[str, str, str], list[Medicine]] = field(default_factory=dict)
+    same_group: dict[tuple[str, str], list[Medicine]] = field(default_factory=dict)
+    """The products of each generic group and box content (``Medicine.substitutes_for``)."""
 
     @classmethod
     def build(cls, medicines: Mapping[str, Medicine]) -> MedicineIndex:
@@ -208,7 +209,7 @@ class MedicineIndex:
                 found = read[text] = positions(text)
             return found
 
-        products = [m for m in medicines.values() if m.reimbursable]
+        products = [m for m in medicines.values() if m.reimbursable and m.ean == m.product]
         labelled = sorted(zip(_labels(products, words), products, strict=True), key=_order)
         for i, (label, medicine) in enumerate(labelled):
             index.entries.append(Entry(medicine, label, tuple(words(label))))
@@ -218,8 +219,12 @@ class MedicineIndex:
             texts = (label, medicine.dci, medicine.strength, medicine.form)
             for key in {key for text in texts for p in words(text) for key in p}:
                 index.postings.setdefault(key, set()).add(i)
-            same = (medicine.dci, medicine.form, medicine.strength)
-            index.same_product.setdefault(same, []).append(medicine)
+            if medicine.group is not None:
+                same = (medicine.group, medicine.pack)
+                index.same_group.setdefault(same, []).append(medicine)
+        for medicine in medicines.values():  # the same pack's other code finds it too
+            if medicine.reimbursable and medicine.product in index.by_ean:
+                index.by_ean.setdefault(medicine.ean, index.by_ean[medicine.product])
         index.vocabulary = sorted(k for k in index.postings if k[0] not in "#=")
         return index
 
@@ -248,13 +253,17 @@ class MedicineIndex:
         )
 
     def label(self, medicine: Medicine) -> str:
-        """How the screens name ``medicine`` (its list name when it is not reimbursable)."""
+        """How the screens name ``medicine``: name, strength, form and pack (a product not
+        reimbursable, which the index leaves out, is named the same way)."""
         i = self.by_ean.get(medicine.ean)
-        return self.entries[i].label if i is not None else medicine.name
+        return self.entries[i].label if i is not None else _labels([medicine])[0]
 
     def substitutes(self, medicine: Medicine) -> list[Medicine]:
-        """The reimbursable products of the same DCI, form and strength (``medicine`` too)."""
-        return self.same_product.get((medicine.dci, medicine.form, medicine.strength), [])
+        """The reimbursable products that may replace ``medicine`` (its own product too), one
+        code per product."""
+        if medicine.group is None:
+            return []
+        return self.same_group.get((medicine.group, medicine.pack), [])
 
     def _holding(self, wanted: list[Term]) -> list[int]:
         """The products holding every term, in label order."""
@@ -281,6 +290,15 @@ class MedicineIndex:
         )
 
 
+def _says_strength(name: list[Position], strength: list[Position]) -> bool:
+    """Whether a name already gives the strength: as a quantity ("NOCAND 50 MG"), or as its
+    bare numbers, as brands do ("GLUCOPHAGE 850" for 850 mg)."""
+    if _contains(name, strength):
+        return True
+    numbers = {key for p in strength for key in p if key[0] == "#"}
+    return bool(numbers) and numbers <= {key for p in name for key in p}
+
+
 def _order(labelled: tuple[str, Medicine]) -> tuple[str, str]:
     label, medicine = labelled
     return fold(label), medicine.ean
@@ -289,13 +307,17 @@ def _order(labelled: tuple[str, Medicine]) -> tuple[str, str]:
 def _labels(
     products: list[Medicine], words: Callable[[str], list[Position]] = positions
 ) -> list[str]:
-    """Each product's name, with its strength and pack when the name lacks them; the form,
-    then the EAN, added to names still shared, so that choosing a label is choosing a product."""
+    """Each product's name, with its strength, form and pack when the name and pack do not say
+    them; the form, then the EAN, added to names still shared, so that choosing a label is
+    choosing a product."""
     labels = []
     for medicine in products:
         label = medicine.name
-        if medicine.strength and not _contains(words(label), words(medicine.strength)):
+        if medicine.strength and not _says_strength(words(label), words(medicine.strength)):
             label += f" {medicine.strength}"
+        said = words(f"{label} {medicine.presentation}")
+        if medicine.form and not _contains(said, words(medicine.form)):
+            label += f" {medicine.form}"  # "COMPRIME DISPERSIBLE" when the pack says "COMPRIME"
         if medicine.presentation and not _contains(words(label), words(medicine.presentation)):
             label += f", {medicine.presentation}"
         labels.append(label)
@@ -303,7 +325,9 @@ def _labels(
         folded = [fold(label) for label in labels]
         shared = Counter(folded)
         labels = [
-            f"{label} ({extra(m)})" if shared[key] > 1 else label
+            f"{label} ({extra(m)})"
+            if shared[key] > 1 and not _contains(words(label), words(extra(m)))
+            else label
             for label, key, m in zip(labels, folded, products, strict=True)
         ]
     return labels
@@ -312,6 +336,12 @@ def _labels(
 _INDEXES: dict[int, tuple[Mapping[str, Medicine], MedicineIndex]] = {}
 KEPT = 8
 """Indexes kept: the versions in force lately (a published version brings a new one)."""
+
+
+def label_of(medicine: Medicine, medicines: Mapping[str, Medicine]) -> str:
+    """How every screen and document names ``medicine`` in the list version ``medicines``:
+    the list's own names (the CNOPS "NOM") lack the strength and pack."""
+    return index_of(medicines).label(medicine)
 
 
 def index_of(medicines: Mapping[str, Medicine]) -> MedicineIndex:

@@ -20,6 +20,7 @@ from fse.web.login import page_session
 from reimbursement.medicine_search import QUERY_MAX, Entry, index_of
 
 PAGE_SIZE = 20
+UNKNOWN_PRICE = "non publié"
 router = APIRouter(include_in_schema=False)
 
 
@@ -34,10 +35,10 @@ def product(entry: Entry) -> dict[str, Any]:
         "strength": m.strength,
         "presentation": m.presentation,
         "kind": m.kind,
-        "ppv": f"{m.ppv:.2f}",
-        "pbr": f"{m.pbr:.2f}",
-        "ppv_text": mad(m.ppv),
-        "pbr_text": mad(m.pbr),
+        "ppv": None if m.ppv is None else f"{m.ppv:.2f}",
+        "pbr": None if m.pbr is None else f"{m.pbr:.2f}",
+        "ppv_text": UNKNOWN_PRICE if m.ppv is None else mad(m.ppv),
+        "pbr_text": UNKNOWN_PRICE if m.pbr is None else mad(m.pbr),
     }
 
 

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fhir_profiles.identifiers import EAN13_RE, accept_published_ean13, ean13_key_ok
 from reimbursement.core.adjudication import Books
 from reimbursement.core.anomalies import AnomalyRules
 from reimbursement.core.biology import BiologyNomenclature, biology_version
@@ -35,7 +36,9 @@ def _versions(pattern: str, directory: Path, published: Path | None) -> list[Pat
 
 
 def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
-    return Books(
+    """The books, and the listed codes whose EAN-13 check digit is wrong made acceptable to the
+    validator (``accept_published_ean13``): a list is taken as published."""
+    books = Books(
         tariffs=TariffBook(
             [tariff_version(_json(p)) for p in _versions("tnr/*.json", directory, published)]
         ),
@@ -53,6 +56,13 @@ def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
         anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),
         ceilings=FeeCeilings.from_data(_json(directory / "fee-ceilings.json")),
     )
+    accept_published_ean13(
+        ean
+        for version in books.medicines.versions
+        for ean in version.medicines
+        if EAN13_RE.match(ean) and not ean13_key_ok(ean)
+    )
+    return books
 
 
 def published_state(published: Path) -> tuple[tuple[str, float], ...]:

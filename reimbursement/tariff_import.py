@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from reimbursement.cnops import NotACnopsList, dumps, version_from_csv
 from reimbursement.core.adjudication import Books
 from reimbursement.core.medicines import medicine_list_version
 from reimbursement.core.tariffs import tariff_version
@@ -65,7 +66,31 @@ def read_version(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise ImportRefused(f"{path}: not a readable JSON file ({error})") from None
+        raise ImportRefused(f"{path}: not a readable file ({error})") from None
+
+
+def converted_csv(
+    raw: bytes,
+    source: str,
+    valid_from: str | None,
+    version_id: str | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> bytes:
+    """The CNOPS list's CSV, as published, as a version in the engine's format."""
+    if not valid_from:
+        raise ImportRefused(
+            f"{source}: a CSV list carries no date: give --valid-from AAAA-MM-JJ (the first day "
+            "of care priced on it; 2014-06-23 for the 2014 CNOPS list)"
+        )
+    try:
+        day = date.fromisoformat(valid_from)
+    except ValueError:
+        raise ImportRefused(f"--valid-from {valid_from!r}: a date AAAA-MM-JJ") from None
+    try:
+        version = version_from_csv(raw, day, version_id or f"cnops-{day:%Y%m%d}", progress)
+    except NotACnopsList as error:
+        raise ImportRefused(f"{source}: {error}") from None
+    return dumps(version)
 
 
 def plan_import(
@@ -126,7 +151,9 @@ def _plan_medicines(
     for ean, medicine in version.medicines.items():
         before = current.get(ean)
         if before is None:
-            plan.added.append(f"{ean} {medicine.name} PPV {medicine.ppv} PBR {medicine.pbr}")
+            plan.added.append(
+                f"{ean} {medicine.name} PPV {medicine.ppv or '-'} PBR {medicine.pbr or '-'}"
+            )
         elif (before.ppv, before.pbr, before.reimbursable) != (
             medicine.ppv,
             medicine.pbr,

@@ -93,7 +93,7 @@ def claim(
 
 def medication_request(
     patient_ref: str,
-    ean: str = "6118000170143",
+    ean: str = "6118000190219",
     line: str = "RX-1-1",
     authored: str = "2026-11-20T09:45:00+01:00",
 ) -> dict[str, Any]:

@@ -77,6 +77,8 @@ def test_the_reimbursement_core_is_pure() -> None:
         "datetime",
         "decimal",
         "enum",
+        "re",
+        "unicodedata",
         "typing",
         "reimbursement",
     }

@@ -148,6 +148,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/openapi.json": (PUBLIC,),
     "/static": (PUBLIC,),
     "/favicon.ico": (PUBLIC,),
+    "/a-propos": (PUBLIC,),
     "/connexion": (PUBLIC,),
     "/deconnexion": (PUBLIC,),
     "/auth/token": (PUBLIC,),

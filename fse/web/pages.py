@@ -25,6 +25,14 @@ async def home(request: Request) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "home.html", {"title": "Plateforme FSE"})
 
 
+@router.get("/a-propos", response_class=HTMLResponse)
+async def about(request: Request) -> HTMLResponse:
+    """What the platform is and where its reference data comes from, with the notices the data
+    licences ask for (public, like the home page)."""
+    context = {"title": "À propos", "sources": request.app.state.data_sources}
+    return TEMPLATES.TemplateResponse(request, "a_propos.html", context)
+
+
 @router.get("/favicon.ico")
 async def favicon() -> FileResponse:
     """Browsers ask for it on every page whatever the ``<link>`` says: answered, never 404."""

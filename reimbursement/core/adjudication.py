@@ -204,17 +204,23 @@ def _medicine_price(line: Line, family: str, books: Books) -> _Price:
         note = f"quantité {line.quantity} > reste à délivrer {prescription.remaining}"
         return _Price(None, reason=Reason.ABOVE_LIMIT, note=note)
     note = ""
-    if prescription.code != line.code:
-        prescribed = books.medicines.get(prescription.code, day)
+    prescribed = books.medicines.get(prescription.code, day)
+    if prescription.code != line.code and not (
+        prescribed is not None and medicine.same_product_as(prescribed)
+    ):
         if not prescription.substitutable:
             note = "ligne non substituable"
-        elif prescribed is None or not medicine.same_product_as(prescribed):
-            note = "pas un générique de même DCI, forme et dosage"
+        elif prescribed is None or not medicine.substitutes_for(prescribed):
+            note = "pas un générique de même DCI, dosage, forme et contenance"
         if note:
             return _Price(None, reason=Reason.SUBSTITUTION_REFUSED, note=note)
         note = f"substitution de {prescribed.name if prescribed else prescription.code}"
     version = books.rates.version_for_family(family, day)
-    base = medicine.ppv if version is not None and version.medicine_base == "ppv" else medicine.pbr
+    on_ppv = version is not None and version.medicine_base == "ppv"
+    base = medicine.ppv if on_ppv else medicine.pbr
+    if base is None:
+        note = f"{'PPV' if on_ppv else 'PBR'} non publié dans la liste : aucune base"
+        return _Price(None, reason=Reason.NOT_IN_NOMENCLATURE, note=note)
     total = centimes(base * line.quantity)
     return _Price(total, "medicines", medicine.version, note=note, own_rate=medicine.rate)
 

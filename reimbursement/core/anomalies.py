@@ -136,12 +136,13 @@ def _costly_medicine(
         if line.kind != CodeKind.MEDICINE or _exonerated(sheet, line):
             continue
         medicine = medicines.get(line.code, line.care_date)
-        if medicine is not None and medicine.ppv >= threshold:
+        price = None if medicine is None else medicine.ppv or medicine.pbr  # PPV may be unknown
+        if price is not None and price >= threshold:
             prescriber = line.prescription.prescriber if line.prescription else None
             return _hold(
                 "costly_medicine",
                 sheet,
-                {"ean": line.code, "ppv": str(medicine.ppv), "seuil": str(threshold)},
+                {"ean": line.code, "ppv": str(price), "seuil": str(threshold)},
                 prescriber,
             )
     return None

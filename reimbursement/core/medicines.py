@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from reimbursement.core.dated import in_force, newest_first, parse_date
+from reimbursement.core.generic_groups import group_of, pack_of
 from reimbursement.core.money import amount
 
 
@@ -20,17 +21,26 @@ class Medicine:
     form: str
     strength: str
     presentation: str
-    ppv: Decimal
-    """Public retail price."""
-    pbr: Decimal
-    """Reimbursement base: the price of the generic nearest to the princeps."""
-    ph: Decimal
-    pbr_ph: Decimal
+    ppv: Decimal | None
+    """Public retail price; None where the list gives none (unknown, never 0)."""
+    pbr: Decimal | None
+    """Reimbursement base: the price of the generic nearest to the princeps; None where the
+    list gives none, and then nothing is settled on it."""
+    ph: Decimal | None
+    """Hospital price."""
+    pbr_ph: Decimal | None
     generic: bool
     reimbursable: bool
     version: str
     rate: Decimal | None = None
     """The list's own rate for this product, when it has one (else the regime's)."""
+    group: str | None = None
+    """Its generic group (``generic_groups.group_of``); None: no substitute."""
+    pack: str = ""
+    """What one box holds (``generic_groups.pack_of``)."""
+    product: str = ""
+    """The code of the product this presentation is: the list may publish one pack under two
+    codes (old and new numbering), which are then one product."""
 
     @property
     def kind(self) -> str:
@@ -39,9 +49,13 @@ class Medicine:
         return "générique" if self.generic else "princeps"
 
     def same_product_as(self, other: Medicine) -> bool:
-        """A generic may replace the prescribed product only with the same DCI, form and
-        strength."""
-        return (self.dci, self.form, self.strength) == (other.dci, other.form, other.strength)
+        """The same pack, maybe under its other code: giving it is no substitution."""
+        return (self.product or self.ean) == (other.product or other.ean)
+
+    def substitutes_for(self, other: Medicine) -> bool:
+        """A product may replace the prescribed one only from the same generic group (DCI,
+        strength and form) and with the same quantity in the box."""
+        return self.group is not None and (self.group, self.pack) == (other.group, other.pack)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,12 @@ class MedicineListVersion:
     valid_from: date
     valid_to: date | None
     medicines: Mapping[str, Medicine]
+    title: str = ""
+    attribution: str = ""
+    """The notice the list's licence asks for wherever it is shown (ODbL for CNOPS)."""
+    licence: str = ""
+    licence_url: str = ""
+    source: str = ""
 
 
 def medicine_list_version(data: Mapping[str, Any]) -> MedicineListVersion:
@@ -60,23 +80,44 @@ def medicine_list_version(data: Mapping[str, Any]) -> MedicineListVersion:
     medicines = {}
     for row in data["medicines"]:
         ean = str(row["ean"])
+        if ean in medicines:
+            raise ValueError(f"medicines list {vid}: EAN {ean} listed twice")
+        dci, form, strength = row["dci"], row["form"], row["strength"]
         medicines[ean] = Medicine(
             ean=ean,
             name=row["name"],
-            dci=row["dci"],
-            form=row["form"],
-            strength=row["strength"],
+            dci=dci,
+            form=form,
+            strength=strength,
             presentation=row["presentation"],
-            ppv=amount(row["ppv"]),
-            pbr=amount(row["pbr"]),
-            ph=amount(row.get("ph", row["ppv"])),
-            pbr_ph=amount(row.get("pbr_ph", row["pbr"])),
+            ppv=_price(row.get("ppv")),
+            pbr=_price(row.get("pbr")),
+            ph=_price(row.get("ph", row.get("ppv"))),
+            pbr_ph=_price(row.get("pbr_ph", row.get("pbr"))),
             generic=row["type"] == "G",
             reimbursable=bool(row.get("reimbursable", True)),
             version=vid,
             rate=amount(row["rate"]) if row.get("rate") is not None else None,
+            group=row["group"] if "group" in row else group_of(dci, strength, form),
+            pack=pack_of(row["presentation"]),
+            product=str(row.get("product") or ean),
         )
-    return MedicineListVersion(vid, valid_from, parse_date(data.get("valid_to")), medicines)
+    return MedicineListVersion(
+        vid,
+        valid_from,
+        parse_date(data.get("valid_to")),
+        medicines,
+        title=str(data.get("title") or ""),
+        attribution=str(data.get("attribution") or ""),
+        licence=str(data.get("licence") or ""),
+        licence_url=str(data.get("licence_url") or ""),
+        source=str(data.get("source") or ""),
+    )
+
+
+def _price(value: Any) -> Decimal | None:
+    """A price of the list: None where it gives none (an empty field is unknown, never 0)."""
+    return None if value is None or value == "" else amount(value)
 
 
 class MedicineList:

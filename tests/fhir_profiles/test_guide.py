@@ -31,7 +31,7 @@ def test_identifiers_are_checked_by_their_system() -> None:
     assert identifier_problem(f"{SID}/inpe", "1000000191") is not None
     assert identifier_problem("urn:iso:std:iso:13616", "MA64011519000001205000534921") is None
     assert identifier_problem("https://www.gs1.org/gtin", "6118000170144") is not None
-    assert identifier_problem("urn:oid:1.3.160", "6118000170143") is None
+    assert identifier_problem("urn:oid:1.3.160", "6118000190219") is None
 
 
 def test_systems_that_are_not_ours_are_not_judged() -> None:

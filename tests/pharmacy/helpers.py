@@ -24,8 +24,8 @@ from tests.reimbursement.demo import FATIMA, PHARMACIST, load_demo
 
 AT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 """The day after the doctor signed (tests/prescriber NOW): the prescriptions are valid."""
-ZOVIRAX, CICLOVIRAL = "6118001701407", "6118001701414"
-AMOXI_GEN = "6118001701445"
+ZOVIRAX, CICLOVIRAL = "6118001141531", "6118000070313"
+AMOXI_GEN = "6118000090854"
 
 
 @dataclass(frozen=True)

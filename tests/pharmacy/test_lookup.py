@@ -41,8 +41,8 @@ async def test_open_lines_by_cin_by_sheet_number_and_by_immatriculation(
     by_cin = await lookup(platform, refs, "be123456")
     assert sorted(line.medicine for line in by_cin) == sorted(
         [
-            "ZOVIRAX 200 mg, boîte de 25",
-            "CICLOVIRAL 200 mg, boîte de 25",
+            "ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME",
+            "CICLOVIRAL 200 MG, 1 BOITE 25 COMPRIME",
             "Paracétamol 500 mg, 20 comprimés",
         ]
     )

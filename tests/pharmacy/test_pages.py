@@ -25,7 +25,7 @@ from tests.fse.web.test_login import PASSWORD, login
 from tests.pharmacy.helpers import CICLOVIRAL, fatima_sheet
 from tests.prescriber.test_sheets import form, sign_as_benali, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACIST, PHARMACIST_2, load_demo
-from tests.reimbursement.test_review_and_payments import HERCEPTA, ZOVIRAX, review
+from tests.reimbursement.test_review_and_payments import HERCEPTIN, ZOVIRAX, review
 
 MAD = "\u00a0MAD"
 
@@ -105,7 +105,7 @@ async def test_find_dispense_with_a_generic_see_amounts_print_and_reverse(
         assert "Fatima Alaoui" in found.text and "non substituable" in found.text
         assert "E11" not in found.text and "Glycémie" not in found.text  # nothing clinical
         fields = form_of(found.text)
-        zovirax = request_id_of(fields, "6118001701407", found.text)
+        zovirax = request_id_of(fields, "6118001141531", found.text)
         fields.update({f"qte-{zovirax}": "1", f"produit-{zovirax}": CICLOVIRAL})
         fields["tiers_payant"] = "on"
         done = await http.post("/pharmacie/delivrer", data=fields)
@@ -195,7 +195,7 @@ async def test_form_errors_stay_beside_their_line_and_store_nothing(
         for change, status, message in (
             ({f"qte-{ciclo}": "3"}, 422, "supérieure au reste à délivrer (2)"),
             ({f"qte-{ciclo}": "1", f"prix-{ciclo}": "douze"}, 422, "Prix invalide"),
-            ({f"qte-{ciclo}": "1", f"produit-{ciclo}": "6118001701407"}, 422, "non substituable"),
+            ({f"qte-{ciclo}": "1", f"produit-{ciclo}": "6118001141531"}, 422, "non substituable"),
             ({}, 422, "Indiquez au moins une quantité"),
             ({f"qte-{ciclo}": "1", "csrf": "forged"}, 403, "Requête refusée"),
         ):
@@ -297,7 +297,7 @@ async def test_a_held_dispense_promises_nothing_then_says_the_decision(
 ) -> None:
     refs = await load_demo(client)
     visit = form(
-        med_1_produit=HERCEPTA,
+        med_1_produit=HERCEPTIN,
         med_1_posologie="1 flacon par cure",
         med_1_duree="21",
         med_1_quantite="2",
@@ -308,7 +308,7 @@ async def test_a_held_dispense_promises_nothing_then_says_the_decision(
         for _ in range(2):  # one box now, one box later: two dispenses, two decisions
             found = await http.get("/pharmacie/recherche", params={"q": sheet.number})
             fields = form_of(found.text)
-            fields[f"qte-{request_id_of(fields, HERCEPTA, found.text)}"] = "1"
+            fields[f"qte-{request_id_of(fields, HERCEPTIN, found.text)}"] = "1"
             fields["tiers_payant"] = "on"
             warned = await http.post("/pharmacie/delivrer", data=fields)
             assert warned.status_code == 409  # announced as held first: nothing dispensed
@@ -320,7 +320,7 @@ async def test_a_held_dispense_promises_nothing_then_says_the_decision(
         page = await shown(http, f"/pharmacie/delivrance/{rejected}")
         assert "Délivrance retenue pour contrôle CNSS" in page
         assert "rien n'est payé avant la décision de la CNSS" in page
-        assert "la CNSS paie" not in page and "6\u202f895,00" not in page  # no payment promised
+        assert "la CNSS paie" not in page and "4\u202f823,00" not in page  # no payment promised
         assert "en attente de contrôle" in page
         assert "retenue pour contrôle" in row_of(await shown(http, "/pharmacie"), rejected)
         for number, decision in ((rejected, "reject"), (released, "release")):
@@ -331,13 +331,13 @@ async def test_a_held_dispense_promises_nothing_then_says_the_decision(
         assert "Délivrance refusée après contrôle CNSS : indication vérifiée." in page
         assert "Mise en attente pour contrôle" not in page and "la CNSS paie" not in page
         assert "Refusée après contrôle CNSS" in page  # the line says so too
-        assert f"À la charge de l'assuré : 9\u202f850,00{MAD}" in page
-        assert f"la part que la CNSS ne paie pas, 6\u202f895,00{MAD}" in page
+        assert f"À la charge de l'assuré : 6\u202f890,00{MAD}" in page
+        assert f"la part que la CNSS ne paie pas, 4\u202f823,00{MAD}" in page
         receipt = await shown(http, f"/pharmacie/delivrance/{rejected}/recu")
         assert "Délivrance refusée après contrôle CNSS" in receipt and "la CNSS paie" not in receipt
         page = await shown(http, f"/pharmacie/delivrance/{released}")
-        assert "Délivrance libérée après contrôle CNSS : la CNSS paie 6\u202f895,00" in page
-        assert f"À payer au comptoir : 2\u202f955,00{MAD}" in page
+        assert "Délivrance libérée après contrôle CNSS : la CNSS paie 4\u202f823,00" in page
+        assert f"À payer au comptoir : 2\u202f067,00{MAD}" in page
         day = await shown(http, "/pharmacie")
         assert "refusée après contrôle" in row_of(day, rejected)
         assert "libérée après contrôle" in row_of(day, released)
@@ -385,15 +385,15 @@ async def test_the_lookup_shows_earlier_dispenses_and_the_receipt_names_sheet_re
 async def test_the_substitution_list_labels_princeps_and_generics_as_the_list_does(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    """Generics prescribed: the princeps offered in their place (DOLIPARA, AMLOR-D) are
+    """Generics prescribed: the princeps offered in their place (DOLIPRANE, AMLOR) are
     labelled princeps, never "(générique)"."""
     refs = await load_demo(client)
     generics = form(
-        med_1_produit="PARACETAMOL KENI 500 mg",
+        med_1_produit="CETAMYL 500 MG, 1 BOITE 20 COMPRIME",
         med_1_posologie="1 comprimé 3 fois par jour",
         med_1_duree="5",
         med_1_quantite="1",
-        med_2_produit="AMLODIPINE ATLAS 5 mg",
+        med_2_produit="AMCARD 5 MG, 1 BOITE 28 COMPRIME",
         med_2_posologie="1 comprimé le matin",
         med_2_duree="30",
         med_2_quantite="1",
@@ -403,11 +403,14 @@ async def test_the_substitution_list_labels_princeps_and_generics_as_the_list_do
         page = await http.get("/pharmacie/recherche", params={"q": "BE123456"})
         assert page.status_code == 200, page.text
         options = dict(re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', page.text))
-        assert options["6118001701421"].startswith("DOLIPARA 500 mg, boîte de 20 (princeps) —")
-        assert options["6118001701520"].startswith("AMLOR-D 5 mg, boîte de 30 (princeps) —")
-        keni, atlas = options["6118000170143"], options["6118001701537"]
-        assert keni.startswith("PARACETAMOL KENI 500 mg, boîte de 20 (générique), prescrit")
-        assert atlas.startswith("AMLODIPINE ATLAS 5 mg, boîte de 30 (générique), prescrit")
+        doliprane, amlor = options["6118000040347"], options["6118000250531"]
+        assert doliprane.startswith(
+            "DOLIPRANE 500 MG COMPRIME SECABLE, 1 BOITE 20 COMPRIME (princeps)"
+        )
+        assert amlor.startswith("AMLOR 5 MG, 1 BOITE 28 COMPRIME (princeps) —")
+        keni, atlas = options["6118000190219"], options["6118000130413"]
+        assert keni.startswith("CETAMYL 500 MG, 1 BOITE 20 COMPRIME (générique), prescrit")
+        assert atlas.startswith("AMCARD 5 MG, 1 BOITE 28 COMPRIME (générique), prescrit")
         # its public price and reimbursement base, short enough to read in the list
-        assert options["6118001701421"].endswith("— 15,60 / 11,50\u00a0MAD")
-        assert all("(générique)" not in options[p] for p in ("6118001701421", "6118001701520"))
+        assert options["6118000040347"].endswith("— 10,30 / 10,20\u00a0MAD")
+        assert all("(générique)" not in options[p] for p in ("6118000040347", "6118000250531"))

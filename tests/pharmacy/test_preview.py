@@ -23,7 +23,7 @@ from tests.prescriber.test_sheets import form, sign_as_benali, visit_of
 from tests.reimbursement.demo import FATIMA, PHARMACIST, load_demo
 
 SID = "https://fse.cnss.ma/fhir/sid"
-HERCEPTA = "6118001701643"  # PPV 9,850.00: above the costly-medicine threshold (2,000)
+HERCEPTIN = "6118001050116"  # PPV 6,890.00: above the costly-medicine threshold (2,000)
 HELD = "Cette ligne sera retenue pour contrôle CNSS : rien n'est payé avant la décision."
 
 
@@ -81,7 +81,7 @@ async def test_the_pharmacist_checks_the_amounts_then_dispenses_exactly_them(
         # CICLOVIRAL at its PPV 209.00 = PBR, 70 %: CNSS pays 146.30, the insured 62.70.
         assert rows == [
             [
-                "CICLOVIRAL 200 mg, boîte de 25",
+                "CICLOVIRAL 200 MG, 1 BOITE 25 COMPRIME",
                 "1",
                 "209,00\u00a0MAD",
                 "209,00\u00a0MAD",
@@ -108,14 +108,17 @@ async def test_a_line_the_engine_will_hold_is_announced_before_dispensing(
     refs = await load_demo(client)
     visit = visit_of(
         form(
-            med_1_produit=HERCEPTA, med_1_posologie="1 flacon", med_1_duree="21", med_1_quantite="1"
+            med_1_produit=HERCEPTIN,
+            med_1_posologie="1 flacon",
+            med_1_duree="21",
+            med_1_quantite="1",
         )
     )
     sheet = await sign_as_benali(platform, refs, FATIMA, visit)  # no ALD: a costly medicine held
     async with signed_in(platform, refs[PHARMACIST]) as http:
         page = await http.get("/pharmacie/recherche", params={"q": sheet.number})
         fields = form_of(page.text)
-        hercepta = request_id_of(fields, HERCEPTA, page.text)
+        hercepta = request_id_of(fields, HERCEPTIN, page.text)
         fields.update({f"qte-{hercepta}": "1", "tiers_payant": "on"})
         checked = await http.post("/pharmacie/delivrer", data={**fields, "action": "verifier"})
         assert checked.status_code == 200

@@ -14,7 +14,7 @@ from tests.fse.web.test_login import PASSWORD, login
 from tests.reimbursement.demo import AMINE, DR_BENALI, FATIMA, TAZI, load_demo
 from tests.reimbursement.test_review_and_payments import payments
 
-ZOVIRAX = "6118001701407"
+ZOVIRAX = "6118001141531"
 
 
 async def doctor(

@@ -19,7 +19,7 @@ from tests.fse.web.test_login import PASSWORD
 from tests.reimbursement.demo import DR_BENALI, FASSI, FATIMA, TAZI, load_demo
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
-ZOVIRAX, CICLOVIRAL = "6118001701407", "6118001701414"
+ZOVIRAX, CICLOVIRAL = "6118001141531", "6118000070313"
 
 
 def form(**fields: str) -> dict[str, str]:
@@ -225,12 +225,12 @@ def test_an_act_is_typed_as_the_doctor_writes_it() -> None:
 
 def test_a_medicine_is_found_by_name_dci_or_ean() -> None:
     medicines = dict(default_books().medicines.in_force(NOW.date()))
-    assert find_medicine("zovirax", medicines)[0].ean == ZOVIRAX  # type: ignore[union-attr]
-    assert find_medicine("paracétamol keni", medicines)[0].ean == "6118000170143"  # type: ignore[union-attr]
+    assert find_medicine("zovirax 200", medicines)[0].ean == ZOVIRAX  # type: ignore[union-attr]
+    assert find_medicine("cétamyl 500 mg 20", medicines)[0].ean == "6118000190219"  # type: ignore[union-attr]
     assert find_medicine(CICLOVIRAL, medicines)[0].name.startswith("CICLOVIRAL")  # type: ignore[union-attr]
-    none, why = find_medicine("aciclovir", medicines)
-    assert none is None and "ZOVIRAX" in why and "CICLOVIRAL" in why  # two products: choose
-    assert find_medicine("vitamine c", medicines) == (
+    none, why = find_medicine("aciclovir 200 mg", medicines)
+    assert none is None and "ZOVIRAX" in why and "CICLOVIRAL" in why  # four products: choose
+    assert find_medicine("vitamine z", medicines) == (
         None,
         "Aucun médicament remboursable ne correspond.",
     )

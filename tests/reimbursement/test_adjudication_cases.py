@@ -10,11 +10,9 @@ rounded to the centime half up; patient share = billed - benefit.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +31,8 @@ from reimbursement.core.model import (
     Rights,
 )
 from reimbursement.core.reasons import Reason
-from reimbursement.reference_data import DATA, default_books
+from reimbursement.medicine_search import index_of
+from reimbursement.reference_data import DATA, default_books, load_books
 
 # SNOMED CT specialties (PractitionerRole.specialty).
 GP = "394814009"
@@ -54,26 +53,40 @@ CLOSED = "fermes-cotisations"
 STAGE = "stage"
 MAINTAINED = "maintien"
 
-MEDICINES_FILE = DATA / "medicines" / "2026-01-01-echantillon.json"
+MEDICINES_FILE = DATA / "medicines" / "2014-06-23-cnops-2014.json"
+"""The CNOPS list the platform ships (5,917 presentations, 2014 prices)."""
 
 
-def ean(name: str) -> str:
-    """The EAN-13 of the one medicine whose name starts with ``name`` (a data lookup)."""
-    rows = json.loads(Path(MEDICINES_FILE).read_text(encoding="utf-8"))["medicines"]
-    found = [row["ean"] for row in rows if row["name"].startswith(name)]
-    assert len(found) == 1, (name, found)
-    return str(found[0])
+def ean(label: str) -> str:
+    """The EAN-13 of the one reimbursable product the screens name ``label`` (a data lookup)."""
+    books = load_books()
+    found = index_of(books.medicines.in_force(DAY)).search(label)
+    assert found.choice is not None, (label, found.why)
+    return found.choice.medicine.ean
 
 
-ZOVIRAX = ean("ZOVIRAX 200 mg")  # P, PPV 232.00, PBR 209.00
-CICLOVIRAL = ean("CICLOVIRAL 200 mg")  # G, same DCI/form/strength, PPV = PBR = 209.00
-DOLIPARA = ean("DOLIPARA 500 mg")  # P, PARACETAMOL, PPV 15.60, PBR 11.50
-AMOXYL_500 = ean("AMOXYL-D 500 mg")  # P, PPV 38.90, PBR 29.40
-AMOXIMAR_500 = ean("AMOXIMAR 500 mg")  # G, PPV = PBR = 24.80
-AMOXYL_1G = ean("AMOXYL-D 1 g")  # P, 1 g
-AMOXIGEN_500 = ean("AMOXI-GEN 500 mg")  # G, 500 mg, PPV = PBR = 29.40
-VITASCORBA = ean("VITASCORBA")  # reimbursable: false
-HERCEPTA = ean("HERCEPTA")  # PPV = PBR = 9850.00 (>= 2000: costly)
+ZOVIRAX = ean("ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME")  # P, PPV 232.00, PBR 209.00
+CICLOVIRAL = ean("CICLOVIRAL 200 MG, 1 BOITE 25 COMPRIME")  # G, same group, PPV = PBR = 209.00
+DOLIPRANE = ean(
+    "DOLIPRANE 500 MG COMPRIME SECABLE, 1 BOITE 20 COMPRIME"
+)  # P, PARACETAMOL, PPV 10.30, PBR 10.20
+CLAMOXYL_500 = ean("CLAMOXYL 500 MG, 1 BOITE 12 GELULE")  # P, PPV 52.00, PBR 46.60
+BIOMOX_500 = ean("BIOMOX 500 MG, 1 BOITE 12 GELULE")  # G, PPV = PBR = 39.80
+CLAMOXYL_1G = ean(
+    "CLAMOXYL 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME"
+)  # P, 1 g dispersible, PPV = PBR = 58.80
+STREPTOCID_500 = ean("STREPTOCID 500 MG, 1 BOITE 12 GELULE")  # G, PPV = PBR = 40.30
+DOLIPRANE_VITAMINE_C = "6118000041252"  # rate 0 in the list: not reimbursable
+HERCEPTIN = ean(
+    "HERCEPTIN 150 MG POUDRE POUR PERFUSION, 1 BOITE 1 FLACON"
+)  # PPV = PBR = 6890.00 (>= 2000: costly)
+PANADOL_500 = ean("PANADOL 500 MG, 1 BOITE 20 COMPRIME PELLICULE")  # P, PPV 14.50, PBR 11.70
+TAHOR_20 = ean("TAHOR 20 MG COMPRIME PELLICULE, 1 BOITE 28 COMPRIME")  # P, PPV = PBR = 224.00
+TAHOR_20_OTHER_CODE = "6118000250807"  # the same pack under its other code
+TORVA_20_30 = ean(
+    "TORVA 20 MG COMPRIME ENROBE, 1 BOITE 30 COMPRIME"
+)  # G, PPV = PBR = 224.00, 30 tablets
+ANDOL_C = ean("ANDOL C 500 MG/300 MG, 1 BOITE 10 COMPRIME EFFERVESCENT")  # PPV 16.00, no PBR
 
 
 # --- builders -----------------------------------------------------------------------------
@@ -418,10 +431,10 @@ CASES = [
         id="medicine-ZOVIRAX-at-PBR",
     ),
     pytest.param(
-        sheet(med(DOLIPARA, "31.20", "2")),
-        # 2 boxes: PBR 2 x 11.50 = 23.00; 70% x min(31.20, 23.00) = 16.10; 31.20 - 16.10
-        approved(paid("23.00", "16.10", "15.10")),
-        id="medicine-DOLIPARA-two-boxes",
+        sheet(med(DOLIPRANE, "20.60", "2")),
+        # 2 boxes: PBR 2 x 10.20 = 20.40; 70% x min(20.60, 20.40) = 14.28; 20.60 - 14.28
+        approved(paid("20.40", "14.28", "6.32")),
+        id="medicine-DOLIPRANE-two-boxes",
     ),
     pytest.param(
         sheet(med(CICLOVIRAL, "209.00", prescribed=ZOVIRAX)),
@@ -429,10 +442,35 @@ CASES = [
         id="substitution-ZOVIRAX-to-CICLOVIRAL",
     ),
     pytest.param(
-        sheet(med(AMOXIMAR_500, "24.80", prescribed=AMOXYL_500)),
-        # priced on the dispensed generic: 70% x min(24.80, PBR 24.80) = 17.36 (not PBR 29.40)
-        approved(paid("24.80", "17.36", "7.44")),
-        id="substitution-AMOXYL-to-AMOXIMAR-priced-on-generic",
+        sheet(med(BIOMOX_500, "39.80", prescribed=CLAMOXYL_500)),
+        # priced on the dispensed generic: 70% x min(39.80, PBR 39.80) = 27.86 (not PBR 46.60)
+        approved(paid("39.80", "27.86", "11.94")),
+        id="substitution-CLAMOXYL-to-BIOMOX-priced-on-generic",
+    ),
+    pytest.param(
+        sheet(med(PANADOL_500, "14.50", prescribed=DOLIPRANE)),
+        # a film-coated tablet is in the plain tablet's group (PARACETAMOL 500 MG | COMPRIME,
+        # 20 per box): priced on its own PBR, 70% x min(14.50, 11.70) = 8.19; 14.50 - 8.19
+        approved(paid("11.70", "8.19", "6.31")),
+        id="substitution-within-group-coating-ignored",
+    ),
+    pytest.param(
+        sheet(med(TORVA_20_30, "224.00", prescribed=TAHOR_20)),
+        # same group (ATORVASTATINE 20 MG | COMPRIME) but 30 tablets for 28: box for box, no
+        nothing_paid(rejected(Reason.SUBSTITUTION_REFUSED, "224.00")),
+        id="substitution-other-pack-size-R14",
+    ),
+    pytest.param(
+        sheet(med(TAHOR_20_OTHER_CODE, "224.00", prescribed=TAHOR_20)),
+        # the same pack under its other code is the prescribed product: 70% x 224 = 156.80
+        approved(paid("224.00", "156.80", "67.20")),
+        id="medicine-same-pack-under-its-other-code",
+    ),
+    pytest.param(
+        sheet(med(ANDOL_C, "16.00")),
+        # reimbursable, but the list gives no PBR: nothing to settle on, never a base of 0
+        nothing_paid(rejected(Reason.NOT_IN_NOMENCLATURE, "16.00")),
+        id="medicine-PBR-not-published-R04",
     ),
     pytest.param(
         sheet(med(CICLOVIRAL, "209.00", prescribed=ZOVIRAX, substitutable=False)),
@@ -440,33 +478,33 @@ CASES = [
         id="substitution-not-substitutable-R14",
     ),
     pytest.param(
-        sheet(med(DOLIPARA, "15.60", prescribed=ZOVIRAX)),
-        nothing_paid(rejected(Reason.SUBSTITUTION_REFUSED, "15.60")),  # PARACETAMOL != ACICLOVIR
+        sheet(med(DOLIPRANE, "10.30", prescribed=ZOVIRAX)),
+        nothing_paid(rejected(Reason.SUBSTITUTION_REFUSED, "10.30")),  # PARACETAMOL != ACICLOVIR
         id="substitution-different-DCI-R14",
     ),
     pytest.param(
-        sheet(med(AMOXIGEN_500, "29.40", prescribed=AMOXYL_1G)),
-        nothing_paid(rejected(Reason.SUBSTITUTION_REFUSED, "29.40")),  # 500 mg for 1 g
+        sheet(med(STREPTOCID_500, "40.30", prescribed=CLAMOXYL_1G)),
+        nothing_paid(rejected(Reason.SUBSTITUTION_REFUSED, "40.30")),  # 500 mg for 1 g
         id="substitution-different-strength-R14",
     ),
     pytest.param(
-        sheet(med(DOLIPARA, "46.80", "3", remaining="2")),
-        nothing_paid(rejected(Reason.ABOVE_LIMIT, "46.80")),  # 3 boxes > 2 left to dispense
+        sheet(med(DOLIPRANE, "30.90", "3", remaining="2")),
+        nothing_paid(rejected(Reason.ABOVE_LIMIT, "30.90")),  # 3 boxes > 2 left to dispense
         id="medicine-quantity-above-remaining-R10",
     ),
     pytest.param(
-        sheet(med(DOLIPARA, "15.60", valid_until=d("2026-03-09"))),
-        nothing_paid(rejected(Reason.PRESCRIPTION_EXPIRED, "15.60")),  # valid until the day before
+        sheet(med(DOLIPRANE, "10.30", valid_until=d("2026-03-09"))),
+        nothing_paid(rejected(Reason.PRESCRIPTION_EXPIRED, "10.30")),  # valid until the day before
         id="medicine-prescription-expired-R09",
     ),
     pytest.param(
-        sheet(med(DOLIPARA, "15.60", valid_until=DAY)),
-        approved(paid("11.50", "8.05", "7.55")),  # valid on its last day: 70% x 11.50 = 8.05
+        sheet(med(DOLIPRANE, "10.30", valid_until=DAY)),
+        approved(paid("10.20", "7.14", "3.16")),  # valid on its last day: 70% x 10.20 = 7.14
         id="medicine-prescription-last-valid-day",
     ),
     pytest.param(
-        sheet(med(VITASCORBA, "22.00")),
-        nothing_paid(rejected(Reason.NOT_IN_NOMENCLATURE, "22.00")),  # reimbursable: false
+        sheet(med(DOLIPRANE_VITAMINE_C, "18.00")),
+        nothing_paid(rejected(Reason.NOT_IN_NOMENCLATURE, "18.00")),  # list rate 0: not reimbursed
         id="medicine-not-reimbursable-R04",
     ),
     pytest.param(
@@ -857,29 +895,29 @@ CASES = [
         id="hold-daily-volume-above-3x-peers",
     ),
     pytest.param(
-        sheet(med(HERCEPTA, "9850.00"), specialties=(ONCOLOGY,)),
-        # PPV 9850 >= 2000 without ALD/ALC; 70% x 9850 = 6895.00; 9850 - 6895 = 2955.00
-        held(paid("9850.00", "6895.00", "2955.00"), rules={"costly_medicine"}),
+        sheet(med(HERCEPTIN, "6890.00"), specialties=(ONCOLOGY,)),
+        # PPV 6890 >= 2000 without ALD/ALC; 70% x 6890 = 4823.00; 6890 - 4823 = 2067.00
+        held(paid("6890.00", "4823.00", "2067.00"), rules={"costly_medicine"}),
         id="hold-costly-medicine-without-exoneration",
     ),
     pytest.param(
         sheet(
-            med(HERCEPTA, "9850.00", exo="exo-1"),
+            med(HERCEPTIN, "6890.00", exo="exo-1"),
             specialties=(ONCOLOGY,),
             exonerations=(exoneration("ALC", "C50"),),
         ),
-        approved(paid("9850.00", "9850.00", "0.00")),  # ALC C50 in force: 100%, no hold
+        approved(paid("6890.00", "6890.00", "0.00")),  # ALC C50 in force: 100%, no hold
         id="no-hold-costly-medicine-under-ALC",
     ),
     pytest.param(
         sheet(
-            med(HERCEPTA, "9850.00", exo="exo-1"),
+            med(HERCEPTIN, "6890.00", exo="exo-1"),
             specialties=(ONCOLOGY,),
             exonerations=(exoneration("ALC", "C50", start=d("2026-06-01")),),
         ),
-        # the ALC is not recognised yet on 2026-03-10: normal rate 70% x 9850 = 6895.00,
+        # the ALC is not recognised yet on 2026-03-10: normal rate 70% x 6890 = 4823.00,
         # and the costly medicine is outside a recognised ALD/ALC, so it is held
-        held(paid("9850.00", "6895.00", "2955.00"), rules={"costly_medicine"}),
+        held(paid("6890.00", "4823.00", "2067.00"), rules={"costly_medicine"}),
         id="hold-costly-medicine-exoneration-not-in-force",
     ),
     pytest.param(

@@ -27,10 +27,10 @@ from tests.reimbursement.demo import (
     claim,
     load_demo,
 )
-from tests.reimbursement.test_review_and_payments import HERCEPTA, held_claim, payments
+from tests.reimbursement.test_review_and_payments import HERCEPTIN, held_claim, payments
 
 SUBMIT = "/fhir/Claim/$submit"
-MAD_6895 = money("6895.00")  # 70 % of 9,850.00: proposed, not paid before the decision
+MAD_4823 = money("4823.00")  # 70 % of 6,890.00: proposed, not paid before the decision
 
 
 def visible(page: str) -> str:
@@ -56,8 +56,8 @@ async def test_an_agent_releases_a_held_claim_and_it_leaves_in_the_next_batch(
         assert "Médicament coûteux prescrit hors ALD/ALC reconnue" in page.text  # the rule
         assert "costly_medicine" not in visible(page.text)  # named in French, not by its code
         assert "retenue sur : Salma El Idrissi" in page.text  # her prescription, not the shop
-        assert f"remboursement proposé <strong>{MAD_6895}</strong>" in page.text
-        assert f"PPV : {money('9850.00')}" in page.text  # the evidence, in French formats
+        assert f"remboursement proposé <strong>{MAD_4823}</strong>" in page.text
+        assert f"PPV : {money('6890.00')}" in page.text  # the evidence, in French formats
         before = await platform.row_counts()
         empty = await agent.post(
             f"/cnss/controle/{held['id']}", data={"csrf": csrf_of(page.text), "decision": "release"}
@@ -147,11 +147,11 @@ async def test_a_held_sheet_opens_in_full(platform: Platform, client: httpx.Asyn
     text = page.text
     assert "Retenue pour contrôle" in text and "costly_medicine" not in visible(text)
     # the line: code, label, quantity, billed, base, proposed refund
-    row = re.search(rf"<tr><td[^>]*><code>{HERCEPTA}</code></td>(.*?)</tr>", text, re.S)
+    row = re.search(rf"<tr><td[^>]*><code>{HERCEPTIN}</code></td>(.*?)</tr>", text, re.S)
     assert row, text
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row[1], re.S)
-    assert cells[0].startswith("HERCEPTA") and cells[1] == "1"
-    assert cells[2:5] == [money("9850.00"), money("9850.00"), MAD_6895]
+    assert cells[0].startswith("HERCEPTIN") and cells[1] == "1"
+    assert cells[2:5] == [money("6890.00"), money("6890.00"), MAD_4823]
     # the prescriber (name, INPE, speciality) and the pharmacy
     assert "Salma El Idrissi · INPE 100000027 · Cardiologie" in text
     assert "Pharmacie Al Amal · INPE 300000017" in text

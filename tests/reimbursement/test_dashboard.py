@@ -31,7 +31,7 @@ async def test_sheets_amounts_delays_holds_and_indicators(
         claim(refs, OUAZZANI, [act("C", "80.00", "2026-11-21")]),  # Tadamon, 56.00
     ):
         assert (await client.post(SUBMIT, json=sheet)).json()["outcome"] == "complete"
-    await held_claim(client, refs)  # HERCEPTA outside an ALD, 2026-11-20: held
+    await held_claim(client, refs)  # HERCEPTIN outside an ALD, 2026-11-20: held
     assert len(await payments(platform).run()) == 1
     async with platform.engine.connect() as conn:
         board = await dashboard(conn, TODAY)
@@ -42,8 +42,8 @@ async def test_sheets_amounts_delays_holds_and_indicators(
     assert (board.sheets["tadamon"][nov21], board.benefits["tadamon"][nov21]) == (1, 56)
     assert board.paid == 3 and board.paid_same_day == 3 and board.same_day_share == 100
     assert sum(board.delays.values()) == 3
-    assert (board.held, board.held_amount) == (1, Decimal("6895.00"))
-    # HERCEPTA is held on Dr El Idrissi's prescription, not on the pharmacy that dispensed it
+    assert (board.held, board.held_amount) == (1, Decimal("4823.00"))
+    # HERCEPTIN is held on Dr El Idrissi's prescription, not on the pharmacy that dispensed it
     assert board.indicators == [(refs[DR_ELIDRISSI], "costly_medicine", 1)]
     async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
         page = await agent.get("/cnss/tableau-de-bord")
@@ -54,7 +54,7 @@ async def test_sheets_amounts_delays_holds_and_indicators(
     assert "<td>Salma El Idrissi</td>" in most_held and "Pharmacie Al Amal" not in most_held
     assert "<td>Médicament coûteux prescrit hors ALD/ALC reconnue</td>" in most_held
     assert "costly_medicine" not in visible(page.text)
-    assert f"{mad('6895.00')} en attente" in page.text
+    assert f"{mad('4823.00')} en attente" in page.text
     assert "<strong>100,0\u00a0%</strong> (3 sur 3 feuilles payées)" in page.text
 
 

@@ -32,8 +32,8 @@ from tests.reimbursement.demo import (
 )
 
 SUBMIT = "/fhir/Claim/$submit"
-HERCEPTA = "6118001701643"  # PPV 9,850.00: above the costly-medicine threshold (2,000)
-ZOVIRAX = "6118001701407"
+HERCEPTIN = "6118001050116"  # PPV 6,890.00: above the costly-medicine threshold (2,000)
+ZOVIRAX = "6118001141531"
 PAIN = "{urn:iso:std:iso:20022:tech:xsd:pain.001.001.03}"
 
 
@@ -73,12 +73,12 @@ async def held_claim(
     pharmacy: str = PHARMACY,
     day: str = "2026-11-20",
 ) -> dict[str, Any]:
-    """HERCEPTA (prescribed by Dr El Idrissi) dispensed outside an ALD: held for review."""
-    request = await prescribe(client, refs, HERCEPTA, 1, patient)
+    """HERCEPTIN (prescribed by Dr El Idrissi) dispensed outside an ALD: held for review."""
+    request = await prescribe(client, refs, HERCEPTIN, 1, patient)
     sheet = claim(
         refs,
         patient,
-        [medicine(HERCEPTA, "9850.00", request, day=day)],
+        [medicine(HERCEPTIN, "6890.00", request, day=day)],
         provider=pharmacy,
         kind="pharmacy",
         payee=tiers_payant(),
@@ -108,7 +108,7 @@ async def test_a_costly_medicine_outside_ald_is_held_not_paid(
     response = await held_claim(client, refs)
     assert response["outcome"] == "queued"
     assert validation_issues(response) == []
-    assert adjudication(response, 0, "benefit") == 6895.0  # 70 % x 9,850.00 (PBR = PPV)
+    assert adjudication(response, 0, "benefit") == 4823.0  # 70 % x 6,890.00 (PBR = PPV)
     assert response["item"][0]["adjudication"][3]["reason"]["coding"][0]["code"] == "R13"
     assert "costly_medicine" in response["processNote"][-1]["text"]
     # Held: no payment is announced, no date promised, until an agent decides.
@@ -135,15 +135,15 @@ async def test_an_agent_releases_a_held_claim_once_and_it_is_paid(
     assert validation_issues(released.json()) == []
     assert released.json()["meta"]["versionId"] == "2"
     payment = released.json()["payment"]  # announced once released: the next cut-off
-    assert payment["amount"]["value"] == 6895.0 and date.fromisoformat(payment["date"])
+    assert payment["amount"]["value"] == 4823.0 and date.fromisoformat(payment["date"])
     again = await client.post(url, json=review("reject"), headers=agent)
     assert again.status_code == 409
     assert again.json()["issue"][0]["details"]["coding"][0]["code"] == "FSE-0027"
     results = await payments(platform).run()
-    assert [(r.settlements, r.total) for r in results] == [(1, Decimal("6895.00"))]
+    assert [(r.settlements, r.total) for r in results] == [(1, Decimal("4823.00"))]
     report = await check_ledger(platform.engine)
     assert report.ok, report.problems
-    assert report.settlements_paid == 1 and report.paid == Decimal("6895.00")
+    assert report.settlements_paid == 1 and report.paid == Decimal("4823.00")
 
 
 async def test_a_rejected_held_claim_pays_nothing(
@@ -154,7 +154,7 @@ async def test_a_rejected_held_claim_pays_nothing(
     url = f"/fhir/ClaimResponse/{response['id']}/$review"
     rejected = (await client.post(url, json=review("reject", "pas d'indication"))).json()
     assert adjudication(rejected, 0, "benefit") == 0.0
-    assert adjudication(rejected, 0, "copay") == 9850.0
+    assert adjudication(rejected, 0, "copay") == 6890.0
     assert "payment" not in rejected
     assert await payments(platform).run() == []
     assert (await check_ledger(platform.engine)).ok

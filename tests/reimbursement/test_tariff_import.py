@@ -60,20 +60,47 @@ def test_a_dry_run_reports_the_changes_and_publishes_nothing(tmp_path: Path) -> 
 def test_a_medicines_list_is_compared_row_by_row(tmp_path: Path) -> None:
     current = json.loads(next((DATA / "medicines").glob("*.json")).read_text(encoding="utf-8"))
     rows = [dict(row) for row in current["medicines"]]
-    rows[0]["pbr"] = "199.00"  # a cheaper generic appeared
+    zovirax = next(row for row in rows if row["ean"] == "6118001141531")
+    zovirax["pbr"] = "199.00"  # a cheaper generic appeared
     rows.pop()  # one product delisted
-    rows.append({**rows[1], "ean": "6118001709991", "name": "NOUVEAU-GEN 200 mg"})
+    rows.append({**zovirax, "ean": "6118001709991", "name": "NOUVEAU-GEN"})
     newer = {**current, "id": "medicaments-2027", "valid_from": "2027-01-01", "medicines": rows}
     path = tmp_path / "medicaments-2027.json"
     path.write_text(json.dumps(newer), encoding="utf-8")
     dry = tariffs(str(path), "--dry-run", published=tmp_path / "published")
     assert dry.returncode == 0, dry.stderr
-    assert "1 new, 1 changed, 1 no longer listed, 28 unchanged" in dry.stdout
-    assert "PBR 209.00 -> 199.00" in dry.stdout
+    assert "1 new, 1 changed, 1 no longer listed, 5915 unchanged" in dry.stdout
+    assert "6118001141531 ZOVIRAX: PPV 232.00 -> 232.00, PBR 209.00 -> 199.00" in dry.stdout
     bad = {**newer, "id": "x", "medicines": [{**rows[0], "ppv": "douze"}]}
     path.write_text(json.dumps(bad), encoding="utf-8")
     refused = tariffs(str(path), "--dry-run", published=tmp_path / "published")
     assert refused.returncode == 1 and "malformed row" in refused.stderr
+
+
+def test_the_cnops_list_is_imported_from_its_published_csv(tmp_path: Path) -> None:
+    """The loader that made the shipped list reads the CSV as published: the same list again
+    changes nothing; without a date it is refused, saying what to give."""
+    source = DATA / "sources" / "cnops_referentiel_medicaments_2014.csv"
+    published = tmp_path / "published"
+    undated = tariffs(str(source), "--dry-run", published=published)
+    assert undated.returncode == 1 and "give --valid-from AAAA-MM-JJ" in undated.stderr
+    again = tariffs(str(source), "--valid-from", "2014-06-23", "--dry-run", published=published)
+    assert again.returncode == 0, again.stderr
+    assert "medicines cnops-20140623: 5917 rows, in force from 2014-06-23" in again.stdout
+    assert "0 new, 0 changed, 0 no longer listed, 5917 unchanged" in again.stdout
+    assert "rows checked: 5,917/5,917" in again.stderr  # progress while it reads
+    done = tariffs(
+        str(source), "--valid-from", "2027-01-01", "--id", "cnops-2027", published=published
+    )
+    assert done.returncode == 0, done.stderr
+    target = published / "medicines" / "2027-01-01-cnops-2027.json"
+    assert json.loads(target.read_text(encoding="utf-8"))["attribution"].startswith("Contient")
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(source.read_bytes().replace(b"6118001141531", b"61180011415", 1))
+    refused = tariffs(str(broken), "--valid-from", "2027-01-01", published=published)
+    assert (
+        refused.returncode == 1 and "CODE '61180011415' is not a 13-digit EAN-13" in refused.stderr
+    )
 
 
 async def test_servers_price_care_from_the_new_date_once_published(

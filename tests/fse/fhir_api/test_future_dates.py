@@ -48,7 +48,7 @@ def prescription(authored: str) -> dict[str, Any]:
         "resourceType": "MedicationRequest",
         "status": "active",
         "intent": "order",
-        "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": "6118000170143"}]},
+        "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": "6118000190219"}]},
         "subject": PATIENT,
         "authoredOn": authored,
         "requester": DOCTOR,
@@ -124,7 +124,7 @@ async def test_a_dispense_is_not_written_through_rest_whatever_its_date(
     dispense = {
         "resourceType": "MedicationDispense",
         "status": "completed",
-        "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": "6118000170143"}]},
+        "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": "6118000190219"}]},
         "subject": PATIENT,
         "whenHandedOver": "2030-01-01T10:00:00+01:00",
     }

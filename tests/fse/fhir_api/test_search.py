@@ -140,10 +140,10 @@ async def test_status_code_and_not_modifier(client: httpx.AsyncClient) -> None:
     assert ids(await search(client, "Claim", status="active")) == [active["id"]]
     assert ids(await search(client, "Claim", **{"status:not": "active"})) == [draft["id"]]
     mr = await create(client, medication_request(f"Patient/{first['id']}"))
-    assert ids(await search(client, "MedicationRequest", code="urn:oid:1.3.160|6118000170143")) == [
+    assert ids(await search(client, "MedicationRequest", code="urn:oid:1.3.160|6118000190219")) == [
         mr["id"]
     ]
-    assert ids(await search(client, "MedicationRequest", code=f"{NGAP}|6118000170143")) == []
+    assert ids(await search(client, "MedicationRequest", code=f"{NGAP}|6118000190219")) == []
 
 
 async def test_missing_modifier(client: httpx.AsyncClient) -> None:

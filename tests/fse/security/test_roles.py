@@ -27,7 +27,7 @@ def dispense(patient_ref: str) -> dict[str, Any]:
         "resourceType": "MedicationDispense",
         "status": "completed",
         "medicationCodeableConcept": {
-            "coding": [{"system": "urn:oid:1.3.160", "code": "6118000170143"}]
+            "coding": [{"system": "urn:oid:1.3.160", "code": "6118000190219"}]
         },
         "subject": {"reference": patient_ref},
         "authorizingPrescription": [{"reference": "MedicationRequest/rx"}],

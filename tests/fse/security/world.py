@@ -224,7 +224,7 @@ def new_body(world: World, rtype: str, owner: str) -> dict[str, Any]:
             "identifier": [{"system": f"{SID}/ligne-prescription", "value": f"{number}-M1"}],
             "status": "active",
             "intent": "order",
-            "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": "6118001701407"}]},
+            "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": "6118001141531"}]},
             "subject": patient,
             "authoredOn": moment,
             "requester": who,
