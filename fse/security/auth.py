@@ -25,7 +25,7 @@ from fse.security.access import role_grants
 from fse.security.clients import find_client
 from fse.security.scopes import Grant, allows, parse
 from fse.security.sessions import COOKIE_NAME, session_for
-from fse.security.tokens import InvalidToken, SigningKey, verify
+from fse.security.tokens import InvalidToken, KeyLookup, verify
 from fse.security.users import User
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
@@ -61,8 +61,9 @@ def _said(reason: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, key: SigningKey, audience: str, engine: AsyncEngine, cache: Cache) -> None:
-        self.key, self.audience, self.engine, self.cache = key, audience, engine, cache
+    def __init__(self, keys: KeyLookup, audience: str, engine: AsyncEngine, cache: Cache) -> None:
+        """``keys``: the token key ring's lookup by kid (``fse.security.key_ring``)."""
+        self.keys, self.audience, self.engine, self.cache = keys, audience, engine, cache
         self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._known_active: dict[str, tuple[float, bool]] = {}
 
@@ -100,7 +101,7 @@ class Authenticator:
 
     def _verify(self, token: str) -> Principal:
         try:
-            claims = verify(self.key, token, self.audience, self.audience)
+            claims = verify(self.keys, token, self.audience, self.audience)
         except InvalidToken as exc:
             raise unauthenticated(str(exc)) from None
         principal = Principal(claims["sub"], parse(claims.get("scope", "")))
