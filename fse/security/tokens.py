@@ -103,6 +103,11 @@ def issue(
     return f"{signing_input}.{_b64(signature)}"
 
 
+def header_kid(token: str) -> str:
+    """The kid of a token ``verify`` accepted."""
+    return str(orjson.loads(_unb64(token.split(".", 1)[0]))["kid"])
+
+
 def verify(
     keys: SigningKey | KeyLookup,
     token: str,

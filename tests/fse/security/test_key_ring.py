@@ -267,6 +267,21 @@ def test_a_running_server_follows_the_rotation_in_every_worker(tmp_path: Path) -
         assert published == [[ring.current.kid, kid_of(old)]] * 4
         assert reads(old) == [200] * 8
         assert reads(new_tokens[0]) == [200] * 8
+        # The new key leaks: revoked, its tokens are refused at once, even those each worker
+        # had already verified and remembered.
+        revoked = subprocess.run(
+            [sys.executable, "-m", "fse.cli", "keys", "rotate", "--revoke"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        assert f"previous key {ring.current.kid}: revoked" in revoked.stdout
+        time.sleep(0.6)
+        assert reads(new_tokens[0]) == [401] * 8
+        assert reads(old) == [401] * 8
+        assert reads(token()) == [200] * 8
     finally:
         server.terminate()
         server.wait(timeout=30)
