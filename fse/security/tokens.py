@@ -86,7 +86,7 @@ def load_or_create_key(path: Path) -> SigningKey:
     return key_from_pem(load_or_create(path, lambda: new_key().pem()), str(path))
 
 
-KeyLookup = Callable[[str], "SigningKey | None"]
+KeyLookup = Callable[[str], SigningKey | None]
 """The key a token's ``kid`` names, if it is one this platform accepts now."""
 
 
