@@ -44,6 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "FSE_DATABASE_URL": f"sqlite:///{database}", "FSE_PORT": str(port)}
     env.pop("FSE_REDIS_URL", None)
     env["FSE_SIGNING_KEY_FILE"] = str(database.parent / "signing-key.pem")
+    env["FSE_TOKEN_KEYS_FILE"] = str(database.parent / "token-keys.json")
     env["FSE_PAYMENTS_DIR"] = str(database.parent / "payments")
     env["FSE_REFERENCE_DATA_DIR"] = str(database.parent / "reference-data")
     SERVER_ENV.update(env)

@@ -147,6 +147,7 @@ async def _measure(database_url: str) -> list[tuple[str, list[float], list[float
     settings = Settings(
         database_url=database_url,
         signing_key_file=scratch / "key.pem",
+        token_keys_file=scratch / "token-keys.json",
         cin_key_file=scratch / "cin.json",
         rate_limit_per_minute=0,
         rate_limit_per_system_client=0,

@@ -47,6 +47,7 @@ from fse.runtime.events import StreamUnavailable
 from fse.security.auth import Authenticator, AuthMiddleware
 from fse.security.cin import vault_for
 from fse.security.headers import SecurityHeadersMiddleware
+from fse.security.key_ring import TokenKeys
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
 from fse.security.tokens import load_or_create_key
@@ -126,8 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.exports = ExportRunner(app.state.fhir.store, settings)
     _install_error_handlers(app)
     app.state.signing_key = load_or_create_key(settings.signing_key_file)
+    app.state.token_keys = TokenKeys(
+        settings.token_keys_file, app.state.signing_key, settings.token_keys_check_seconds
+    )
     authenticator = Authenticator(
-        app.state.signing_key, settings.token_audience, engine, runtime.cache
+        app.state.token_keys.find, settings.token_audience, engine, runtime.cache
     )
     app.state.authenticator = authenticator
     reimbursement.install(app, operations, settings)

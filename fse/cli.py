@@ -399,6 +399,60 @@ def _cin(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from fse.security.key_ring import read_ring, rotate
+    from fse.security.tokens import load_or_create_key
+
+    settings = Settings()
+
+    def when(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+    if args.action == "rotate":
+        try:
+            rotation = rotate(
+                settings.token_keys_file,
+                settings.signing_key_file,
+                settings.token_ttl_seconds,
+                settings.token_keys_check_seconds,
+                revoke=args.revoke,
+            )
+        except OSError as exc:
+            print(
+                f"fse keys rotate: nothing changed: {exc}. Run it as the user the servers run "
+                "as, from their folder, with their FSE_TOKEN_KEYS_FILE and FSE_SIGNING_KEY_FILE",
+                file=sys.stderr,
+            )
+            return 1
+        ring = rotation.ring
+        print(f"new token signing key: {ring.current.kid} (signs every new token)")
+        for old in ring.previous:
+            if args.revoke:
+                print(f"previous key {old.key.kid}: revoked, its tokens are refused now")
+            else:
+                print(f"previous key {old.key.kid}: tokens accepted until {when(old.retires_at)}")
+        for kid in rotation.dropped:
+            print(f"retired key {kid}: removed from the ring")
+        print(
+            f"written to {settings.token_keys_file.resolve()}; every worker uses it within "
+            f"{settings.token_keys_check_seconds:g} s, without a restart (copy the file to "
+            "servers that do not share this folder)"
+        )
+        return 0
+    platform = load_or_create_key(settings.signing_key_file)
+    ring = read_ring(settings.token_keys_file, platform)
+    now = time.time()
+    print(f"current {ring.current.kid}: signs new tokens")
+    for old in ring.previous:
+        state = "accepted until" if old.retires_at > now else "retired since"
+        print(f"previous {old.key.kid}: {state} {when(old.retires_at)}")
+    if ring.current.kid != platform.kid:
+        print(f"platform key {platform.kid}: signs receipts (published, signs no token)")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fse.bench import run
     from fse.subscriptions.bench import run as run_subscriptions
@@ -558,6 +612,19 @@ def build_parser() -> argparse.ArgumentParser:
     cin_sub.add_parser("new-key", help="print a new id:base64 key for FSE_CIN_KEYS")
     cin.add_argument("--database-url")
     cin.set_defaults(run=_cin)
+
+    keys = sub.add_parser("keys", help="the access tokens' signing keys (docs/operations.md)")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    keys_rotate = keys_sub.add_parser(
+        "rotate", help="a new key signs tokens; the old one verifies until its tokens expire"
+    )
+    keys_rotate.add_argument(
+        "--revoke",
+        action="store_true",
+        help="the old key leaked: refuse it and its tokens now (clients ask for a new token)",
+    )
+    keys_sub.add_parser("list", help="the keys of the ring and until when each is accepted")
+    keys.set_defaults(run=_keys)
 
     access = sub.add_parser(
         "access", help="print the access model: who may do what, through each door"

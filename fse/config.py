@@ -47,7 +47,17 @@ class Settings(BaseSettings):
     token_audience: str = Field(default="urn:fse:fhir", description="iss and aud of our tokens.")
     signing_key_file: Path = Field(
         default=Path("var") / "token-signing-key.pem",
-        description="P-256 key that signs access tokens; created (mode 600) if absent.",
+        description="The platform's P-256 key: signs receipts, derives access codes, and signs "
+        "access tokens until the first `fse keys rotate`; created (mode 600) if absent.",
+    )
+    token_keys_file: Path = Field(
+        default=Path("var") / "token-keys.json",
+        description="The token signing key ring written by `fse keys rotate` (mode 600).",
+    )
+    token_keys_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a worker looks whether the token key ring file changed.",
     )
     cin_keys: str = Field(
         default="",

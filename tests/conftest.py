@@ -92,6 +92,7 @@ async def build_platform(backend: str, tmp: Path, **overrides: object) -> tuple[
         "rate_limit_per_system_client": 0,
         "rate_limit_per_user": 0,
         "signing_key_file": tmp / "signing-key.pem",
+        "token_keys_file": tmp / "token-keys.json",
         "cin_key_file": tmp / "cin-keys.json",
         "payments_dir": tmp / "payments",
         "reference_data_dir": tmp / "reference-data",

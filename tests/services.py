@@ -63,6 +63,7 @@ def server_env(database_url: str, files: Path, **settings: str) -> dict[str, str
     return env | {
         "FSE_DATABASE_URL": database_url,
         "FSE_SIGNING_KEY_FILE": str(files / "signing-key.pem"),
+        "FSE_TOKEN_KEYS_FILE": str(files / "token-keys.json"),
         "FSE_CIN_KEY_FILE": str(files / "cin-keys.json"),
         "FSE_PAYMENTS_DIR": str(files / "payments"),
         "FSE_REFERENCE_DATA_DIR": str(files / "reference-data"),

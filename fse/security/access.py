@@ -156,6 +156,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/health": (PUBLIC,),
     "/ready": (PUBLIC,),
     "/espace": (SIGNED_IN,),
+    "/espace/mot-de-passe": (SIGNED_IN,),
     "/medecin": (Role.PRESCRIBER,),
     "/pharmacie": (Role.PHARMACIST,),
     "/cnss": (Role.CNSS_AGENT,),
@@ -165,7 +166,9 @@ PAGES: dict[str, tuple[str, ...]] = {
 """Each section of the web screens (a path and what is below it) and who opens it. The
 logout form is public: without a session it just goes back to the login page. ``/health`` and
 ``/ready`` are for load balancers: they name no data (``fse/health.py``). ``/medicaments``
-suggests reimbursable products to those who prescribe or dispense them (it names no insured)."""
+suggests reimbursable products to those who prescribe or dispense them (it names no insured).
+``/espace/mot-de-passe``: every signed-in person changes their own password (a system client has
+no session, so no page)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from fse.security.access import role_grants
 from fse.security.clients import find_client
 from fse.security.scopes import Grant, allows, parse
 from fse.security.sessions import COOKIE_NAME, session_for
-from fse.security.tokens import InvalidToken, SigningKey, verify
+from fse.security.tokens import InvalidToken, KeyLookup, header_kid, verify
 from fse.security.users import User
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
@@ -61,9 +61,10 @@ def _said(reason: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, key: SigningKey, audience: str, engine: AsyncEngine, cache: Cache) -> None:
-        self.key, self.audience, self.engine, self.cache = key, audience, engine, cache
-        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+    def __init__(self, keys: KeyLookup, audience: str, engine: AsyncEngine, cache: Cache) -> None:
+        """``keys``: the token key ring's lookup by kid (``fse.security.key_ring``)."""
+        self.keys, self.audience, self.engine, self.cache = keys, audience, engine, cache
+        self._verified: OrderedDict[str, tuple[float, Principal, str]] = OrderedDict()
         self._known_active: dict[str, tuple[float, bool]] = {}
 
     async def principal_of_session(
@@ -93,18 +94,23 @@ class Authenticator:
         return principal
 
     def _cached(self, token: str) -> Principal | None:
+        """A token verified before, while it is unexpired and its key still accepted (a key
+        revoked by ``fse keys rotate --revoke`` takes its remembered tokens with it)."""
         entry = self._verified.get(token)
         if entry is None or entry[0] <= time.time():
+            return None
+        if self.keys(entry[2]) is None:
+            del self._verified[token]
             return None
         return entry[1]
 
     def _verify(self, token: str) -> Principal:
         try:
-            claims = verify(self.key, token, self.audience, self.audience)
+            claims = verify(self.keys, token, self.audience, self.audience)
         except InvalidToken as exc:
             raise unauthenticated(str(exc)) from None
         principal = Principal(claims["sub"], parse(claims.get("scope", "")))
-        self._verified[token] = (claims["exp"], principal)
+        self._verified[token] = (claims["exp"], principal, header_kid(token))
         if len(self._verified) > TOKEN_CACHE_SIZE:
             self._verified.popitem(last=False)
         return principal

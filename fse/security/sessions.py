@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.security.signing import seal_for_session, unseal_for_session
 from fse.security.tables import user_sessions, users
@@ -83,3 +83,14 @@ async def session_for(engine: AsyncEngine, token: str | None) -> Session | None:
 async def close_session(engine: AsyncEngine, token: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(delete(user_sessions).where(user_sessions.c.token_hash == _hash(token)))
+
+
+async def close_other_sessions(conn: AsyncConnection, user_pk: int, keep_token: str) -> int:
+    """End every session of the user but the one holding ``keep_token`` (in the caller's
+    transaction); the number ended."""
+    ended = await conn.execute(
+        delete(user_sessions).where(
+            user_sessions.c.user_pk == user_pk, user_sessions.c.token_hash != _hash(keep_token)
+        )
+    )
+    return ended.rowcount

@@ -46,12 +46,16 @@ class SealedKey:
 
 def new_signing_key(password: str) -> SealedKey:
     key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    return SealedKey(_seal(key, password), key.jwk())
+
+
+def _seal(key: SigningKey, password: str) -> str:
     der = key.private.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     salt, nonce = os.urandom(16), os.urandom(12)
     ciphertext = AESGCM(_kek(password, salt)).encrypt(nonce, der, b"fse-signing-key")
-    sealed = orjson.dumps(
+    return orjson.dumps(
         {
             "kdf": "scrypt",
             "n": SCRYPT_N,
@@ -62,7 +66,14 @@ def new_signing_key(password: str) -> SealedKey:
             "ciphertext": _b64(ciphertext),
         }
     ).decode()
-    return SealedKey(sealed, key.jwk())
+
+
+def reseal(sealed: str, password: str, new_password: str) -> str | None:
+    """The same private key sealed under ``new_password`` (a fresh salt and nonce), or None
+    when ``password`` does not open it. The key itself does not change: what it signed still
+    verifies with the public key published on the Practitioner."""
+    key = unseal(sealed, password)
+    return _seal(key, new_password) if key is not None else None
 
 
 def unseal(sealed: str, password: str) -> SigningKey | None:

@@ -83,7 +83,7 @@ async def token(request: Request) -> JSONResponse:
     except InvalidScope as exc:
         return oauth_error(400, "invalid_scope", str(exc))
     access_token = issue(
-        request.app.state.signing_key,
+        request.app.state.token_keys.signer(),
         {
             "iss": settings.token_audience,
             "aud": settings.token_audience,
@@ -124,4 +124,8 @@ async def smart_configuration(request: Request) -> JSONResponse:
 
 @router.get("/.well-known/jwks.json", summary="Public keys of the token signer")
 async def jwks(request: Request) -> JSONResponse:
-    return JSONResponse({"keys": [request.app.state.signing_key.jwk()]})
+    """The keys that verify tokens now (after a rotation, the new one and the retiring ones),
+    and the platform key that signs dispense receipts; cache it for at most five minutes."""
+    return JSONResponse(
+        request.app.state.token_keys.jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )

@@ -93,7 +93,7 @@ def _login_page(
     return response
 
 
-def _failure_limits(request: Request, username: str) -> list[tuple[str, int]]:
+def failure_limits(request: Request, username: str) -> list[tuple[str, int]]:
     """Failed logins count per account (however its name is typed) and per address."""
     settings = request.app.state.settings
     account = subject_key("login-account", username.casefold())
@@ -124,7 +124,7 @@ async def login(request: Request) -> Response:
     attempt = await start_attempt(
         request.app.state.runtime.limiter,
         settings.login_failure_window_seconds,
-        _failure_limits(request, username),
+        failure_limits(request, username),
     )
     if not attempt.allowed:  # the password is not even looked at
         minutes = math.ceil(attempt.retry_after / 60)

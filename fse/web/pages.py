@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from fse.web import login
+from fse.web import login, password
 from fse.web.templates import TEMPLATES
 
 STATIC = Path(__file__).parent / "static"
@@ -64,3 +64,4 @@ def mount(app: FastAPI) -> None:
     app.mount("/static/fse", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     app.include_router(login.router)
+    app.include_router(password.router)

@@ -19,6 +19,7 @@ async def _settle_one(database: Path, tmp: Path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{database}",
         signing_key_file=tmp / "key.pem",
+        token_keys_file=tmp / "token-keys.json",
         payment_schedule=False,
         rate_limit_per_minute=0,
         rate_limit_per_system_client=0,

@@ -67,6 +67,7 @@ async def _scenario(database: Path, tmp: Path, steps: list[tuple[object, ...]]) 
     config = Settings(
         database_url=f"sqlite:///{database}",
         signing_key_file=tmp / "key.pem",
+        token_keys_file=tmp / "token-keys.json",
         payments_dir=tmp / "payments",
         payment_schedule=False,
         rate_limit_per_minute=0,

@@ -30,6 +30,7 @@ def _page_routes() -> list[tuple[str, str]]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{scratch / 'unused.sqlite3'}",
         signing_key_file=scratch / "key.pem",
+        token_keys_file=scratch / "token-keys.json",
         cin_key_file=scratch / "cin.json",
     )
     found = []

@@ -113,10 +113,13 @@ async def test_personal_data_is_not_stored_public_documents_may_be(
         assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
     for url in ("/", "/connexion", "/docs"):
         assert (await browser.get(url)).headers["cache-control"] == "no-store"
-    for url in ("/fhir/metadata", "/.well-known/jwks.json", "/static/fse/fse.css"):
+    for url in ("/fhir/metadata", "/static/fse/fse.css"):
         answer = await browser.get(url)
         assert answer.status_code == 200 and "cache-control" not in answer.headers, url
         assert answer.headers["x-content-type-options"] == "nosniff"
+    # the JWKS may be kept, a while: a rotation's new key shows within five minutes
+    jwks = await browser.get("/.well-known/jwks.json")
+    assert jwks.headers["cache-control"] == "public, max-age=300"
     assert (await browser.get("/static/fse/fse.css")).headers["content-type"].startswith("text/css")
     # a route's own no-store stays as it was written
     token = await browser.post("/auth/token", data={"grant_type": "client_credentials"})
