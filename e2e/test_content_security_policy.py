@@ -12,7 +12,7 @@ from e2e.test_login import DEMO_PASSWORD
 from e2e.test_pharmacy import doctor_signs, row
 
 GREEN = "rgb(0, 89, 79)"  # #00594f
-PARACETAMOL = "6118000190219"
+CETAMYL = "6118000190219"  # CETAMYL 500 MG (paracétamol), 20 tablets
 WATCH = """
 window.__refused = [];
 document.addEventListener("securitypolicyviolation",
@@ -51,7 +51,7 @@ def test_the_login_page_is_styled_under_the_policy(server: str, page: Page) -> N
 
 def test_the_doctors_form_and_patient_copy_under_the_policy(server: str, page: Page) -> None:
     watched = Watched(page.context)
-    number = doctor_signs(server, page, [(PARACETAMOL, "1 comprimé 3 fois par jour", "5", "1")])
+    number = doctor_signs(server, page, [(CETAMYL, "1 comprimé 3 fois par jour", "5", "1")])
     page.goto(server + "/medecin")
     page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
     page.get_by_role("button", name="Rechercher").click()
@@ -73,7 +73,7 @@ def test_the_doctors_form_and_patient_copy_under_the_policy(server: str, page: P
 
 def test_the_pharmacy_receipt_under_the_policy(server: str, page: Page, browser: Browser) -> None:
     # 3 boxes: not the same lines as the doctor's test above (that would be a duplicate sheet)
-    number = doctor_signs(server, page, [(PARACETAMOL, "1 comprimé 3 fois par jour", "5", "3")])
+    number = doctor_signs(server, page, [(CETAMYL, "1 comprimé 3 fois par jour", "5", "3")])
     context = browser.new_context(locale="fr-MA")
     watched = Watched(context)
     counter = context.new_page()
@@ -83,7 +83,7 @@ def test_the_pharmacy_receipt_under_the_policy(server: str, page: Page, browser:
     counter.get_by_role("button", name="Se connecter").click()
     counter.get_by_label("CIN, immatriculation ou numéro de feuille de l'assuré").fill(number)
     counter.get_by_role("button", name="Rechercher").click()
-    row(counter, number, "PARACETAMOL").get_by_label(re.compile("Boîtes délivrées")).fill("1")
+    row(counter, number, "CETAMYL").get_by_label(re.compile("Boîtes délivrées")).fill("1")
     counter.get_by_role("button", name="Délivrer").click()
     counter.get_by_role("link", name="Reçu (à imprimer)").click()
     expect(counter.get_by_role("heading", name="Reçu de délivrance")).to_be_visible()
@@ -98,7 +98,7 @@ def test_the_pharmacy_receipt_under_the_policy(server: str, page: Page, browser:
 def test_without_javascript_the_print_button_stays_hidden(server: str, browser: Browser) -> None:
     context = browser.new_context(locale="fr-MA", java_script_enabled=False)
     page = context.new_page()
-    medicines = [(PARACETAMOL, "1 comprimé 3 fois par jour", "5", "4")]
+    medicines = [(CETAMYL, "1 comprimé 3 fois par jour", "5", "4")]
     number = doctor_signs(server, page, medicines, scripted=False)
     page.goto(f"{server}/medecin/feuille/{number}/copie")
     expect(page.get_by_text("Feuille de soins électronique")).to_be_visible()

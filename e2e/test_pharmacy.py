@@ -106,8 +106,8 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
         server,
         page,
         [
-            ("zovirax", "1 comprimé 5 fois par jour", "5", "1"),
-            ("CLAMOXYL 500 MG", "1 gélule 3 fois par jour", "8", "2"),
+            ("zovirax 200", "1 comprimé 5 fois par jour", "5", "1"),
+            ("CLAMOXYL 500 MG, 1 BOITE 12 GELULE", "1 gélule 3 fois par jour", "8", "2"),
         ],
     )
     shot(page, "21-medecin-deux-medicaments")
@@ -128,25 +128,28 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     )
     assert unlabeled == []  # every control has a label a screen reader can announce
     offered = zovirax.get_by_label("Médicament remis").locator("option")
-    expect(offered.first).to_contain_text("ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME (princeps), prescrit")
-    expect(offered.nth(1)).to_contain_text("CICLOVIRAL 200 MG, 1 BOITE 25 COMPRIME (générique)")
+    expect(offered.first).to_contain_text(
+        "ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME (princeps), prescrit"
+    )
+    # the other products of its generic group, 25 tablets per box, cheapest first
+    expect(offered.nth(1)).to_contain_text("ACIVIR 200 MG, 1 BOITE 25 COMPRIME (générique)")
     zovirax.get_by_label(re.compile("Boîtes délivrées")).fill("1")
     zovirax.get_by_label("Médicament remis").select_option(CICLOVIRAL)  # the generic
     amoxyl.get_by_label(re.compile("Boîtes délivrées")).fill("1")  # half of the line
-    amoxyl.get_by_label(re.compile("Prix facturé")).fill("38,90")
+    amoxyl.get_by_label(re.compile("Prix facturé")).fill("52,00")
     shot(first, "23-pharmacie-lignes")
     first.get_by_role("button", name="Vérifier les montants").click()  # nothing written yet
     preview = first.locator("section.preview")
     expect(preview.get_by_role("row").filter(has_text="CICLOVIRAL")).to_contain_text("146,30")
-    expect(preview.get_by_role("row").filter(has_text="CLAMOXYL")).to_contain_text("20,58")
-    expect(preview).to_contain_text(re.compile(r"À payer au comptoir : 247,90.MAD"))
+    expect(preview.get_by_role("row").filter(has_text="CLAMOXYL")).to_contain_text("32,62")
+    expect(preview).to_contain_text(re.compile(r"À payer au comptoir : 261,00.MAD"))
     shot(first, "23b-pharmacie-verification")
     first.get_by_role("button", name="Délivrer").click()
     expect(first.get_by_role("heading", name=re.compile("Délivrance DEL-"))).to_be_visible()
     dispensed = first.url.rsplit("/", 1)[1]
     _, answer = engine_answer(server, api_token, dispensed)
-    # CICLOVIRAL 209.00 on its PBR 209.00 and CLAMOXYL 38.90 on the PBR 29.40, at 70 %.
-    assert total(answer, "benefit") == Decimal("146.30") + Decimal("20.58")
+    # CICLOVIRAL 209.00 on its PBR 209.00 and CLAMOXYL 52.00 on the PBR 46.60, at 70 %.
+    assert total(answer, "benefit") == Decimal("146.30") + Decimal("32.62")
     shown_amounts_match(first, answer, tiers_payant=False)
     expect(first.get_by_text("générique substitué")).to_be_visible()
     shot(first, "24-pharmacie-montants")
@@ -170,7 +173,7 @@ def test_two_pharmacies_dispense_one_sheet_and_cnss_sees_it(
     expect(second.get_by_role("heading", name=re.compile("Délivrance DEL-"))).to_be_visible()
     rest_number = second.url.rsplit("/", 1)[1]
     _, rest_answer = engine_answer(server, api_token, rest_number)
-    assert total(rest_answer, "benefit") == Decimal("20.58")
+    assert total(rest_answer, "benefit") == Decimal("32.62")  # 70 % x 46.60
     shown_amounts_match(second, rest_answer, tiers_payant=True)
     shot(second, "27-seconde-pharmacie-montants")
 

@@ -46,10 +46,17 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.set_viewport_size({"width": 1024, "height": 768})  # a tablet in landscape
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
-    page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax")  # the princeps, by name
+    first = page.get_by_label("Médicament 1 (nom, DCI ou EAN)")
+    first.fill("DOLIPRANE 300 mg")  # among the 5,917 presentations of the CNOPS list
+    expect(page.locator("#med-1-produit-choix")).to_contain_text(
+        "Plusieurs médicaments correspondent (DOLIPRANE 300 MG"
+    )
+    expect(page.locator("#medicaments option")).to_have_count(2)  # suppositories, sachets
+    first.fill("zovirax 200")  # the princeps, by name and strength
     # As the doctor types, the line under the field names the product the form will take.
     expect(page.locator("#med-1-produit-choix")).to_have_text(
-        "Médicament retenu : ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME — ACICLOVIR, princeps, PPV 232,00\u00a0MAD"
+        "Médicament retenu : ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME — ACICLOVIR, princeps, "
+        "PPV 232,00\u00a0MAD"
     )
     page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
     page.locator("#med-1-duree").fill("5")
@@ -61,14 +68,16 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     page.locator("#med-2-ns").check()
     expect(page.locator("#med-2-produit-choix")).to_contain_text("CETAMYL 500 MG")
     third = page.get_by_label("Médicament 3 (nom, DCI ou EAN)")
-    third.fill("amoxicilline 1 g")  # the DCI and strength: two products, never the 500 mg
+    third.fill("biomox 1 g")  # the name and strength: two packs, never the 500 mg
     expect(page.locator("#med-3-produit-choix")).to_contain_text(
-        "Plusieurs médicaments correspondent (BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME ; CLAMOXYL 1 G"
+        "Plusieurs médicaments correspondent (BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 "
+        "COMPRIME ; BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 24 COMPRIME)"
     )
     suggested = page.locator("#medicaments option")
     expect(suggested).to_have_count(2)  # the suggestions are these two, by name
-    assert suggested.first.get_attribute("value") == "BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME"
-    third.fill("BIOMOX 1 G")  # the name with its strength: that product
+    biomox = "BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME"
+    assert suggested.first.get_attribute("value") == biomox
+    third.fill("BIOMOX 1 G 12")  # the name with its strength and pack: that product
     expect(page.locator("#med-3-produit-choix")).to_contain_text(
         "Médicament retenu : BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME"
     )
@@ -81,7 +90,7 @@ def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Pa
     shot(page, "03-feuille-saisie")
     page.get_by_role("button", name="Relire la feuille").click()
     expect(page.get_by_role("heading", name="Relecture avant signature")).to_be_visible()
-    expect(page.get_by_text("BIOMOX 1 G COMPRIME DISPERSIBLE, 1 BOITE 12 COMPRIME", exact=True)).to_be_visible()
+    expect(page.get_by_text(biomox, exact=True)).to_be_visible()
     # The pre-settlement, before signing: what the settlement will decide for the C.
     before = page.locator("#preliquidation").get_by_role("row").filter(has_text="150,00")
     for figure in ("80,00", "70 %", "56,00", "94,00"):

@@ -22,7 +22,7 @@ def test_back_then_sign_again_shows_the_first_sheet_and_one_line_at_the_pharmacy
     page.get_by_role("link", name="Établir une feuille de soins pour Mohamed Chraibi").click()
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
-    page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax")
+    page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax 200")
     page.locator("#med-1-posologie").fill("1 comprimé 5 fois par jour")
     page.locator("#med-1-duree").fill("5")
     page.locator("#med-1-quantite").fill("1")

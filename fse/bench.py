@@ -30,7 +30,14 @@ ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("FSE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SID = "https://fse.cnss.ma/fhir/sid"
-MEDICINE_QUERIES = ("amox", "CLAMOXYL%201%20g", "paracetamol%20500", "metformine%201000%20mg")
+MEDICINE_QUERIES = (
+    "amox",
+    "CLAMOXYL%201%20g",
+    "DOLIPRANE%20300%20mg",
+    "paracetamol%20500",
+    "metformine%201000%20mg",
+    "6118001141531",
+)
 """What a doctor types in a medicine field (URL-encoded): a start of name, an exact name with
 its strength, a DCI with a strength."""
 

@@ -458,7 +458,10 @@ def _bench(args: argparse.Namespace) -> int:
     from fse.subscriptions.bench import run as run_subscriptions
     from pharmacy.bench import run as run_pharmacy
     from reimbursement.bench import run as run_reimbursement
+    from reimbursement.reference_bench import run as run_reference
 
+    if args.only_reference:
+        return run_reference()
     if args.only_pharmacy:
         return run_pharmacy(args.clients, args.seconds)
     if args.only_access:
@@ -467,9 +470,9 @@ def _bench(args: argparse.Namespace) -> int:
         return run_access()
     if args.only_subscriptions:
         return run_subscriptions()
-    code = 0
+    code = run_reference()
     if not args.only_reimbursement:
-        code = run(args.workers, args.clients, args.seconds, args.registry_db)
+        code = run(args.workers, args.clients, args.seconds, args.registry_db) or code
     if args.registry_db:
         return code
     settled = run_reimbursement(args.workers, args.clients, args.seconds, args.payment_claims)
@@ -654,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--only-subscriptions", action="store_true", help="only notification delivery"
+    )
+    bench.add_argument(
+        "--only-reference",
+        action="store_true",
+        help="only the medicines list: load time, memory and search cost per worker",
     )
     bench.set_defaults(run=_bench)
     return parser

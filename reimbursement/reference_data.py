@@ -6,7 +6,7 @@ versions published since (``fse tariffs import`` into ``FSE_REFERENCE_DATA_DIR``
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,26 @@ def _versions(pattern: str, directory: Path, published: Path | None) -> list[Pat
 
 def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
     """The books, and the listed codes whose EAN-13 check digit is wrong made acceptable to the
-    validator (``accept_published_ean13``): a list is taken as published."""
+    validator (``accept_published_ean13``): a list is taken as published.
+
+    Loaded once per directory and published state: the full medicines list takes tenths of a
+    second to read and longer to index (``medicine_search.index_of`` keeps one index per list
+    version it is given), and the books are never changed once loaded."""
+    state = published_state(published) if published is not None else ()
+    books = _load_books(directory, published, state)
+    accept_published_ean13(
+        ean
+        for version in books.medicines.versions
+        for ean in version.medicines
+        if EAN13_RE.match(ean) and not ean13_key_ok(ean)
+    )
+    return books
+
+
+@lru_cache(maxsize=8)
+def _load_books(
+    directory: Path, published: Path | None, _state: tuple[tuple[str, float], ...]
+) -> Books:
     books = Books(
         tariffs=TariffBook(
             [tariff_version(_json(p)) for p in _versions("tnr/*.json", directory, published)]
@@ -55,12 +74,6 @@ def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
         rights=RightsRules(_json(directory / "rights.json")),
         anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),
         ceilings=FeeCeilings.from_data(_json(directory / "fee-ceilings.json")),
-    )
-    accept_published_ean13(
-        ean
-        for version in books.medicines.versions
-        for ean in version.medicines
-        if EAN13_RE.match(ean) and not ean13_key_ok(ean)
     )
     return books
 

@@ -43,7 +43,7 @@ async def test_open_lines_by_cin_by_sheet_number_and_by_immatriculation(
         [
             "ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME",
             "CICLOVIRAL 200 MG, 1 BOITE 25 COMPRIME",
-            "Paracétamol 500 mg, 20 comprimés",
+            "CETAMYL 500 MG, 1 BOITE 20 COMPRIME",
         ]
     )
     by_sheet = await lookup(platform, refs, sheet.number)

@@ -1,0 +1,104 @@
+"""``fse bench``'s reference-data phase: what the medicines list costs each worker (load time,
+index build, memory) and what a search costs server-side, measured in a fresh process so the
+figures are one worker's own (no HTTP, no queueing: the cost the request handler adds)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+
+QUERIES = (
+    "amox",
+    "amoxicilline",
+    "amoxicilline 1 g",
+    "CLAMOXYL 1 g",
+    "clamoxyl 1 g 12",
+    "DOLIPRANE 300 mg",
+    "doliprane",
+    "paracetamol 500",
+    "paracétamol 500 mg comprimé",
+    "metformine 1000 mg",
+    "glucophage 850",
+    "6118001141531",
+    "ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME",
+    "aciclovir",
+    "comprime",
+    "boite",
+)
+"""What doctors and pharmacists type: names with and without strength, DCIs, an EAN, a whole
+label, and the broad words that match most of the list (the worst case)."""
+ROUNDS = 200
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def measure() -> dict[str, object]:
+    """One worker's figures (run in a fresh interpreter by ``run``)."""
+    import reimbursement.medicine_search as search
+    from reimbursement.reference_data import load_books
+
+    before = _rss_kib()
+    started = time.perf_counter()
+    books = load_books()
+    loaded = time.perf_counter()
+    after_load = _rss_kib()
+    medicines = books.medicines.in_force(date.today())
+    index = search.index_of(medicines)
+    built = time.perf_counter()
+    after_index = _rss_kib()
+    timings: dict[str, list[float]] = {q: [] for q in QUERIES}
+    for _ in range(ROUNDS):
+        for query in QUERIES:
+            t0 = time.perf_counter()
+            found = index.search(query)
+            found.ranked[:20]  # a page, as /medicaments serves it
+            timings[query].append((time.perf_counter() - t0) * 1000)
+    every = sorted(t for ts in timings.values() for t in ts)
+    return {
+        "presentations": len(medicines),
+        "indexed": len(index.entries),
+        "load_s": round(loaded - started, 3),
+        "index_s": round(built - loaded, 3),
+        "rss_load_mib": round((after_load - before) / 1024, 1),
+        "rss_index_mib": round((after_index - after_load) / 1024, 1),
+        "p50_ms": round(statistics.median(every), 3),
+        "p99_ms": round(every[int(len(every) * 0.99) - 1], 3),
+        "max_ms": round(every[-1], 3),
+        "worst": max(timings, key=lambda q: statistics.median(timings[q])),
+        "worst_p50_ms": round(max(statistics.median(ts) for ts in timings.values()), 3),
+    }
+
+
+def run() -> int:
+    print("reference data: the medicines list in one worker (fresh process) ...", flush=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, reimbursement.reference_bench as b; "
+         "print(json.dumps(b.measure()))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+        return 1
+    m = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"  {m['presentations']:,} presentations ({m['indexed']:,} reimbursable products "
+        f"indexed): loaded in {m['load_s']} s (+{m['rss_load_mib']} MiB), index built in "
+        f"{m['index_s']} s (+{m['rss_index_mib']} MiB)\n"
+        f"  search, {len(QUERIES)} queries x {ROUNDS}: p50 {m['p50_ms']} ms, p99 {m['p99_ms']} "
+        f"ms, max {m['max_ms']} ms; slowest query {m['worst']!r} (p50 {m['worst_p50_ms']} ms)",
+        flush=True,
+    )
+    return 0
