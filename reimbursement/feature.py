@@ -17,6 +17,8 @@ from fse.config import Settings
 from fse.db import create_engine
 from fse.fhir_api.operations import OperationRegistry
 from fse.web.templates import add_directory
+from reimbursement.act_search import act_index
+from reimbursement.act_suggestions import router as acts_router
 from reimbursement.console import router as console_router
 from reimbursement.medicine_search import index_of
 from reimbursement.medicine_suggestions import router as medicines_router
@@ -39,6 +41,7 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
     add_directory(Path(__file__).parent / "templates")
     app.include_router(console_router)
     app.include_router(medicines_router)
+    app.include_router(acts_router)
     books = load_books(published=settings.reference_data_dir)
     app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
     index_medicines(app)
@@ -48,11 +51,14 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
 
 
 def index_medicines(app: FastAPI) -> None:
-    """Index the medicines list in force now, so the first doctor to type does not wait for
-    it (a few tenths of a second on the full list)."""
+    """Index the medicines list and the NGAP acts in force now, so the first doctor to type
+    does not wait for them (a few tenths of a second each on the full lists)."""
     settlement = app.state.settlement
     today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
     index_of(settlement.books.medicines.in_force(today))
+    acts = settlement.books.acts.in_force(today)
+    if acts is not None:
+        act_index(acts)
 
 
 RELOAD_SECONDS = 5.0

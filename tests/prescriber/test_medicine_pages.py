@@ -28,8 +28,8 @@ async def test_suggestions_fill_the_name_and_the_review_names_the_product(
     values = re.findall(r'<option value="([^"]*)"', suggestions)
     assert AMOXI_GEN_1G in values and "DOLIPARA 500 mg, boîte de 20" in values
     assert not [v for v in values if v.isdigit()]  # never a bare EAN
-    assert '<script src="/static/fse/medicines.js" defer></script>' in form.text
-    assert (await browser.get("/static/fse/medicines.js")).status_code == 200
+    assert '<script src="/static/fse/suggestions.js" defer></script>' in form.text
+    assert (await browser.get("/static/fse/suggestions.js")).status_code == 200
     fields = {
         "csrf": csrf,
         "patient": patient,
@@ -62,6 +62,10 @@ async def test_the_search_answers_the_product_the_form_will_take_page_by_page(
     body = found.json()
     assert body["choice"]["label"] == AMOXI_GEN_1G and body["choice"]["kind"] == "générique"
     assert body["choice"]["ppv_text"] == "52,70\u00a0MAD" and body["message"] == ""
+    assert body["said"] == (
+        f"Médicament retenu : {AMOXI_GEN_1G} — AMOXICILLINE, générique, PPV 52,70\u00a0MAD"
+    )
+    assert body["choice"]["value"] == AMOXI_GEN_1G  # what the suggestion fills the field with
     several = (await browser.get("/medicaments", params={"q": "amoxicilline 1 g"})).json()
     assert several["choice"] is None and several["message"].startswith("Plusieurs")
     assert {r["label"] for r in several["results"]} == {AMOXI_GEN_1G, "AMOXYL-D 1 g, boîte de 12"}

@@ -1,28 +1,26 @@
-// Progressive enhancement of the medicine fields of the care sheet form (inputs marked
-// data-medicine, sharing the datalist they name): as the doctor types, the suggestions are the
-// products /medicaments finds for that text (their names, never a bare EAN), and the line under
-// the field says which product the form will take, or why none yet. The server reads the field
-// with the same matcher, and without JavaScript the review page names the product.
+// Progressive enhancement of the care sheet's search fields (inputs marked data-suggest with
+// the endpoint they ask, /medicaments or /actes, sharing the datalist they name): as the doctor
+// types, the suggestions are what the endpoint finds for that text (each with the value the
+// field takes and a description), and the line under the field (<output id="FIELD-choix">) says
+// what the form will take, or why nothing yet. An input with data-coefficient names the field
+// whose placeholder shows the chosen act's default coefficient. The server reads every field
+// with the same matcher, and without JavaScript the form and the review page name the choice.
 "use strict";
 const WAIT_MS = 150;
 
-function describe(found) {
-  if (found.choice) {
-    const c = found.choice;
-    return `Médicament retenu : ${c.label} — ${c.dci}, ${c.kind}, PPV ${c.ppv_text}`;
-  }
-  return found.message;
-}
-
 async function look(input, output, list) {
   const text = input.value.trim();
+  const coefficient = input.dataset.coefficient
+    ? document.getElementById(input.dataset.coefficient)
+    : null;
   if (!text) {
     output.textContent = "";
+    if (coefficient) coefficient.placeholder = "";
     return;
   }
   let found;
   try {
-    const response = await fetch(`/medicaments?q=${encodeURIComponent(text)}`, {
+    const response = await fetch(`${input.dataset.suggest}?q=${encodeURIComponent(text)}`, {
       headers: { Accept: "application/json" },
       credentials: "same-origin",
     });
@@ -37,16 +35,17 @@ async function look(input, output, list) {
     list.replaceChildren(
       ...found.results.map((r) => {
         const option = document.createElement("option");
-        option.value = r.label;
-        option.textContent = `${r.dci} — ${r.kind} — PPV ${r.ppv_text} / PBR ${r.pbr_text}`;
+        option.value = r.value;
+        option.textContent = r.text;
         return option;
       }),
     );
   }
-  output.textContent = describe(found);
+  output.textContent = found.choice ? found.said : found.message;
+  if (coefficient) coefficient.placeholder = (found.choice && found.choice.default) || "";
 }
 
-for (const input of document.querySelectorAll("input[data-medicine]")) {
+for (const input of document.querySelectorAll("input[data-suggest]")) {
   const output = document.getElementById(`${input.id}-choix`);
   const list = input.list;
   let timer;
