@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from fse.store.indexing import normalize
 from fse.web.formats import mad, number_fr
-from reimbursement.act_search import coefficient_said, resolve_act, said
+from reimbursement.act_search import resolve_act, said, unsound_why
 from reimbursement.core.biology import Analysis
 from reimbursement.core.medicines import Medicine
 from reimbursement.core.money import centimes
@@ -173,7 +173,7 @@ def _act_line(
     if not coef and act is not None and tariff.coefficient_min != tariff.coefficient_max:
         if act.limit is None:
             errors[f"{p}-coef"] = (
-                f"Coefficient à saisir pour l'acte {act.code} : {coefficient_said(act)}."
+                f"Coefficient à saisir pour l'acte {act.code} : {unsound_why(act)}."
             )
             return None
         coef = str(act.limit)

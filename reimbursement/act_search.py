@@ -56,13 +56,22 @@ def named(act: Act) -> str:
     return f"{act.code} — {act.label or NO_LABEL}"
 
 
+def unsound_why(act: Act) -> str:
+    """Why the list's coefficient is neither a default nor a limit ("" when it is one)."""
+    if act.sound:
+        return ""
+    if act.shared_code:
+        return f"le code {act.code} désigne plusieurs actes dans la liste"
+    if act.coefficient_raw:
+        return f"la liste imprime « {act.coefficient_raw} », signalé douteux dans la source"
+    return "la liste n'en donne pas"
+
+
 def coefficient_said(act: Act) -> str:
     """What the list says of the act's coefficient, and whether the form takes it."""
     if act.sound:
         return f"coefficient {number_fr(act.coefficient)}"
-    if act.shared_code:
-        return f"coefficient à saisir (le code {act.code} désigne plusieurs actes dans la liste)"
-    return "coefficient à saisir (celui de la liste est signalé douteux dans la source)"
+    return f"coefficient à saisir ({unsound_why(act)})"
 
 
 def said(act: Act) -> str:

@@ -113,7 +113,10 @@ async def test_the_form_asks_for_what_the_list_cannot_give(
             "Coefficient 90 au-delà de 82, celui de l'acte J203 dans la liste NGAP."
         )
         flagged = await refused(ngap="D542", code="K", honoraires="2000")
-        assert error_of(flagged, "acte-1-coef").startswith("Coefficient à saisir pour l'acte D542")
+        assert error_of(flagged, "acte-1-coef") == (
+            "Coefficient à saisir pour l'acte D542 : la liste imprime « 00 30 », signalé douteux "
+            "dans la source."
+        )
         several = await refused(ngap="appendicectomie", code="K", honoraires="1600")
         assert "Plusieurs actes correspondent (J329" in error_of(several, "acte-1-ngap")
 
