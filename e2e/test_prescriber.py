@@ -162,3 +162,27 @@ def test_the_review_refuses_an_absurd_fee_and_warns_of_a_refused_line(
     page.get_by_role("button", name="Signer la feuille").click()
     row = page.get_by_role("row").filter(has_text="Cs")
     expect(row).to_contain_text("Professionnel non habilité")  # as announced
+
+
+def test_an_ngap_act_is_suggested_by_code_or_label_with_its_coefficient(
+    server: str, page: Page
+) -> None:
+    sign_in(page, server)
+    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
+    page.get_by_role("button", name="Rechercher").click()
+    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    act = page.get_by_label("Acte 1 : acte NGAP (code ou libellé)")
+    act.fill("appendic")  # a label word, unfinished: the three labels starting with it decide
+    expect(page.locator("#acte-1-ngap-choix")).to_contain_text(
+        "Plusieurs actes correspondent (J329 — Appendicectomie à ciel ouvert"
+    )
+    suggested = page.locator("#actes option")
+    expect(suggested).to_have_count(4)  # then J217, whose label holds "appendice"
+    assert suggested.first.get_attribute("value") == "J329"  # the field takes the code
+    act.fill("j329")
+    expect(page.locator("#acte-1-ngap-choix")).to_have_text(
+        "Acte retenu : J329 — Appendicectomie à ciel ouvert · coefficient 70 · "
+        "chapitre J : Actes portant sur l'abdomen"
+    )
+    expect(page.locator("#acte-1-coef")).to_have_attribute("placeholder", "70")
+    shot(page, "13-acte-ngap")

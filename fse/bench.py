@@ -38,6 +38,7 @@ MEDICINE_QUERIES = (
     "metformine%201000%20mg",
     "6118001141531",
 )
+ACT_QUERIES = ("J329", "appendic", "hernie%20aine", "gastrectomie%20totale", "j3")
 """What a doctor types in a medicine field (URL-encoded): a start of name, an exact name with
 its strength, a DCI with a strength."""
 
@@ -360,6 +361,12 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
         )
         return status == 200
 
+    async def acts(conn: Connection, _i: int) -> bool:
+        status, _, _ = await conn.request(
+            "GET", f"/actes?q={random.choice(ACT_QUERIES)}", cookie=doctor
+        )
+        return status == 200
+
     async def by_identifier(conn: Connection, _i: int) -> bool:
         _, number = random.choice(claims)
         status, _, body = await conn.request("GET", f"/fhir/Claim?identifier={SID}/fse|{number}")
@@ -377,6 +384,7 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
         ("GET /Claim?patient=&_include", with_patients),
         ("GET /Claim?patient= (doctor)", doctors_claims),
         ("GET /medicaments?q= (doctor)", medicines),
+        ("GET /actes?q= (doctor)", acts),
         ("GET /Claim?identifier=", by_identifier),
         ("GET /Claim/{id}", read),
     ):

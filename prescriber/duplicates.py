@@ -16,7 +16,7 @@ from fse.store.indexing import normalize
 from prescriber.history import SID
 from prescriber.idempotency import number_text
 from prescriber.tables import signed_sheets
-from prescriber.visit import Visit
+from prescriber.visit import ActLine, Visit
 from reimbursement.context import search
 
 CONFIRM_FIELD = "doublon"
@@ -35,13 +35,18 @@ class DuplicateSheet(ValueError):
         self.numbers = numbers
 
 
+def _named(act: ActLine) -> list[str]:
+    """The NGAP act code a line names: two acts under one cotation are two lines."""
+    return [] if act.ngap_act is None else [act.ngap_act.code]
+
+
 def lines_hash(visit: Visit) -> str:
     """The lines that make two sheets the same, in any order: acts (code and coefficient),
     medicines (EAN and boxes), lab orders (analysis and coefficient). Fees, dosages and notes
     may differ: a fee corrected on a second sheet does not make it a different visit."""
     lines = sorted(
         [
-            *(["acte", a.code, number_text(a.coefficient)] for a in visit.acts),
+            *(["acte", a.code, number_text(a.coefficient), *_named(a)] for a in visit.acts),
             *(["médicament", m.medicine.ean, str(m.boxes)] for m in visit.medicines),
             *(["analyse", normalize(b.label), number_text(b.coefficient)] for b in visit.labs),
         ]

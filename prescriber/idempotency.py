@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.fhir_api.interactions import FhirService
 from prescriber.tables import sheet_reviews, signed_sheets
-from prescriber.visit import Visit
+from prescriber.visit import ActLine, Visit
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,19 @@ def number_text(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
+def _named(act: ActLine) -> list[str]:
+    """The NGAP act a line names (nothing when none: earlier hashes stay as they were)."""
+    listed = act.ngap_act
+    return [] if listed is None else [listed.code, listed.label]
+
+
 def content_hash(patient_id: str, visit: Visit) -> str:
     """Everything the doctor reviewed and signs: the patient and each line as typed."""
     content = {
         "patient": patient_id,
         "acts": [
-            [a.code, number_text(a.coefficient), number_text(a.fee), a.ald] for a in visit.acts
+            [a.code, number_text(a.coefficient), number_text(a.fee), a.ald, *_named(a)]
+            for a in visit.acts
         ],
         "medicines": [
             [m.medicine.ean, m.dosage, m.days, m.boxes, m.not_substitutable, m.ald]

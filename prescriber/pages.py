@@ -117,7 +117,7 @@ def _form_context(
     errors: dict[str, str],
     chosen: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``chosen``: per medicine field, the product it names (shown beside it)."""
+    """``chosen``: per medicine or act field, what it names (shown under it)."""
     books = request.app.state.settlement.books
     today = _today(request)
     entries = index_of(books.medicines.in_force(today)).entries
@@ -159,6 +159,7 @@ def _visit(request: Request, person: Insured, values: dict[str, str]) -> Visit:
         bool(person.exonerations),
         books.biology.in_force(today),
         books.ceilings.in_force(today),
+        books.acts.in_force(today),
     )
 
 

@@ -25,8 +25,8 @@ from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
-from prescriber.visit import Visit
-from reimbursement.claims import new_claim
+from prescriber.visit import ActLine, Visit
+from reimbursement.claims import NGAP_ACTS, new_claim
 from reimbursement.context import coverage_for_care, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration
@@ -64,6 +64,16 @@ class SignedSheet:
 
 def _money(value: Any) -> dict[str, Any]:
     return {"value": float(value), "currency": "MAD"}
+
+
+def _cotation(act: ActLine) -> dict[str, Any]:
+    """The key letter that prices the line (first) and the NGAP act it names, if any."""
+    codings: list[dict[str, Any]] = [{"system": NGAP, "code": act.code}]
+    listed = act.ngap_act
+    if listed is not None:
+        named = {"system": NGAP_ACTS, "code": listed.code}
+        codings.append({**named, "display": listed.label} if listed.label else named)
+    return {"coding": codings}
 
 
 def _coefficient(value: Any) -> list[dict[str, Any]]:
@@ -263,7 +273,7 @@ def _resources(
                 "extension": _coefficient(act.coefficient),
                 "identifier": [{"system": f"{SID}/acte", "value": f"{number}-A{i}"}],
                 "status": "billable",
-                "code": {"coding": [{"system": NGAP, "code": act.code}]},
+                "code": _cotation(act),
                 "subject": patient,
                 "context": encounter,
                 "occurrenceDateTime": moment,
@@ -275,7 +285,7 @@ def _resources(
         item: dict[str, Any] = {
             "sequence": i,
             "extension": _coefficient(act.coefficient),
-            "productOrService": {"coding": [{"system": NGAP, "code": act.code}]},
+            "productOrService": _cotation(act),
             "servicedDate": today.isoformat(),
             "encounter": [encounter],
             "net": _money(act.fee),

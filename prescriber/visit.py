@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from fse.store.indexing import normalize
-from fse.web.formats import mad
+from fse.web.formats import mad, number_fr
+from reimbursement.act_search import resolve_act, said, unsound_why
 from reimbursement.core.biology import Analysis
 from reimbursement.core.medicines import Medicine
 from reimbursement.core.money import centimes
+from reimbursement.core.ngap_acts import Act, ActListVersion
 from reimbursement.core.tariffs import Tariff
 from reimbursement.medicine_search import index_of, resolve
 
@@ -38,9 +40,12 @@ def cotation(text: str, key_letters: dict[str, Tariff]) -> tuple[str, str] | Non
 @dataclass(frozen=True)
 class ActLine:
     code: str
+    """The key letter, typed by the doctor: what prices the line against the TNR."""
     coefficient: Decimal
     fee: Decimal
     ald: bool
+    ngap_act: Act | None = None
+    """The act of the NGAP list the line names, if the doctor chose one."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class Visit:
     labs: list[LabLine] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     chosen: dict[str, str] = field(default_factory=dict)
-    """Per medicine field, the product it names (its label), shown beside what was typed."""
+    """Per medicine or act field, what it names, shown under what was typed."""
 
     @property
     def ok(self) -> bool:
@@ -110,13 +115,8 @@ def _integer(text: str, low: int, high: int) -> int | None:
 def coefficient_rule(code: str, low: Decimal, high: Decimal) -> str:
     """What the coefficient of ``code`` may be, in French (a fixed one says so)."""
     if low == high:
-        return f"Coefficient fixé à {_french(low)} pour {code} : laissez le champ vide."
-    return f"Coefficient entre {_french(low)} et {_french(high)} pour {code}."
-
-
-def _french(number: Decimal) -> str:
-    """``1.5`` as ``1,5``; ``400`` stays ``400``."""
-    return f"{number.normalize():f}".replace(".", ",")
+        return f"Coefficient fixé à {number_fr(low)} pour {code} : laissez le champ vide."
+    return f"Coefficient entre {number_fr(low)} et {number_fr(high)} pour {code}."
 
 
 def _above_ceiling(code: str, coefficient: Decimal, fee: Decimal, per_unit: Decimal) -> str:
@@ -129,6 +129,75 @@ def _above_ceiling(code: str, coefficient: Decimal, fee: Decimal, per_unit: Deci
     )
 
 
+def _act_line(
+    p: str,
+    form: dict[str, str],
+    key_letters: dict[str, Tariff],
+    ceilings: Mapping[str, Decimal],
+    acts: ActListVersion | None,
+    visit: Visit,
+) -> ActLine | None:
+    """One act row: its cotation (key letter and coefficient), fee, and optional NGAP act.
+
+    The act's list coefficient is the default coefficient of a key letter that takes one, and
+    the most the line may have, when it is sound (``Act.limit``). The key letter stays the one
+    typed: the list gives none, and its chapter letter is not one."""
+    errors = visit.errors
+    code, coef, fee, typed_act = (
+        form.get(f"{p}-{k}", "").strip() for k in ("code", "coef", "honoraires", "ngap")
+    )
+    if not (code or fee or typed_act):
+        return None
+    act = None
+    if typed_act:
+        act, why = resolve_act(typed_act, acts)
+        if act is None:
+            errors[f"{p}-ngap"] = why
+            return None
+        visit.chosen[f"{p}-ngap"] = said(act)
+        if not code:
+            errors[f"{p}-code"] = (
+                f"Indiquez la lettre clé de l'acte {act.code} (K, Z, D…) : "
+                "la liste NGAP ne la donne pas."
+            )
+            return None
+    parsed = cotation(code, key_letters)
+    if parsed is None:
+        errors[f"{p}-code"] = (
+            "Cotation NGAP : lettre clé et coefficient, par exemple C, Cs, K30, Z15."
+        )
+        return None
+    code, written = parsed
+    tariff = key_letters[code]
+    coef = coef or written
+    if not coef and act is not None and tariff.coefficient_min != tariff.coefficient_max:
+        if act.limit is None:
+            errors[f"{p}-coef"] = (
+                f"Coefficient à saisir pour l'acte {act.code} : {unsound_why(act)}."
+            )
+            return None
+        coef = str(act.limit)
+    coefficient = _decimal(coef) if coef else Decimal(1)
+    if coefficient is None or not tariff.coefficient_min <= coefficient <= tariff.coefficient_max:
+        errors[f"{p}-coef"] = coefficient_rule(code, tariff.coefficient_min, tariff.coefficient_max)
+        return None
+    if act is not None and act.limit is not None and coefficient > act.limit:
+        errors[f"{p}-coef"] = (
+            f"Coefficient {number_fr(coefficient)} au-delà de {number_fr(act.limit)}, "
+            f"celui de l'acte {act.code} dans la liste NGAP."
+        )
+        return None
+    amount = _decimal(fee)
+    if amount is None or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        errors[f"{p}-honoraires"] = "Honoraires en dirhams, par exemple 150 ou 150,00."
+        return None
+    per_unit = ceilings.get(code)
+    if per_unit is not None and amount > centimes(per_unit * coefficient):
+        errors[f"{p}-honoraires"] = _above_ceiling(code, coefficient, amount, per_unit)
+        return None
+    return ActLine(code, coefficient, amount.quantize(Decimal("0.01")), False, act)
+
+
 def read_visit(
     form: dict[str, str],
     key_letters: dict[str, Tariff],
@@ -136,9 +205,11 @@ def read_visit(
     has_exoneration: bool,
     analyses: Mapping[str, Analysis] | None = None,
     ceilings: Mapping[str, Decimal] | None = None,
+    acts: ActListVersion | None = None,
 ) -> Visit:
     """``ceilings``: the fee ceiling of each key letter per unit of coefficient, in force today
-    (``FeeCeilings.in_force``): a fee above it is refused here, as ``$submit`` would."""
+    (``FeeCeilings.in_force``): a fee above it is refused here, as ``$submit`` would. ``acts``:
+    the NGAP act list in force, for the optional act of each line (``_act_line``)."""
     visit = Visit()
     errors = visit.errors
 
@@ -149,39 +220,9 @@ def read_visit(
         return checked
 
     for i in range(1, ACT_ROWS + 1):
-        p = f"acte-{i}"
-        code, coef, fee = (form.get(f"{p}-{k}", "").strip() for k in ("code", "coef", "honoraires"))
-        if not (code or fee):
-            continue
-        parsed = cotation(code, key_letters)
-        if parsed is None:
-            errors[f"{p}-code"] = (
-                "Cotation NGAP : lettre clé et coefficient, par exemple C, Cs, K30, Z15."
-            )
-            continue
-        code, written = parsed
-        tariff = key_letters[code]
-        coef = coef or written
-        coefficient = _decimal(coef) if coef else Decimal(1)
-        if (
-            coefficient is None
-            or not tariff.coefficient_min <= coefficient <= tariff.coefficient_max
-        ):
-            errors[f"{p}-coef"] = coefficient_rule(
-                code, tariff.coefficient_min, tariff.coefficient_max
-            )
-            continue
-        amount = _decimal(fee)
-        if amount is None or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-            errors[f"{p}-honoraires"] = "Honoraires en dirhams, par exemple 150 ou 150,00."
-            continue
-        per_unit = (ceilings or {}).get(code)
-        if per_unit is not None and amount > centimes(per_unit * coefficient):
-            errors[f"{p}-honoraires"] = _above_ceiling(code, coefficient, amount, per_unit)
-            continue
-        visit.acts.append(
-            ActLine(code, coefficient, amount.quantize(Decimal("0.01")), ald(f"{p}-ald"))
-        )
+        line = _act_line(f"acte-{i}", form, key_letters, ceilings or {}, acts, visit)
+        if line is not None:
+            visit.acts.append(replace(line, ald=ald(f"acte-{i}-ald")))
 
     for i in range(1, MEDICINE_ROWS + 1):
         p = f"med-{i}"

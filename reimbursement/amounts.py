@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from reimbursement.claims import NGAP_ACTS
 from reimbursement.core.money import CENTIME
 
 
@@ -22,6 +23,9 @@ class AmountLine:
     copay: Decimal
     reason: str
     note: str = ""
+    act: str = ""
+    """The NGAP act the line names (its code), beside the key letter in ``code``."""
+    act_label: str = ""
 
 
 def _amount(entry: dict[str, Any]) -> Decimal:
@@ -29,8 +33,17 @@ def _amount(entry: dict[str, Any]) -> Decimal:
     return Decimal(str(value)).quantize(CENTIME)
 
 
+def _act(item: dict[str, Any]) -> tuple[str, str]:
+    """The NGAP act an item names (code, label), or empty ones."""
+    for coding in item["productOrService"]["coding"]:
+        if coding.get("system") == NGAP_ACTS:
+            return str(coding.get("code", "")), str(coding.get("display", ""))
+    return "", ""
+
+
 def amount_lines(claim: dict[str, Any], response: dict[str, Any]) -> list[AmountLine]:
     codes = {i["sequence"]: i["productOrService"]["coding"][0]["code"] for i in claim["item"]}
+    acts = {i["sequence"]: _act(i) for i in claim["item"]}
     notes = {n["number"]: n.get("text", "") for n in response.get("processNote", [])}
     lines = []
     for item in response.get("item", []):
@@ -47,6 +60,8 @@ def amount_lines(claim: dict[str, Any], response: dict[str, Any]) -> list[Amount
                 copay=_amount(amounts["copay"]),
                 reason=str(reason.get("display", "")),
                 note=" ; ".join(notes.get(n, "") for n in item.get("noteNumber", [])),
+                act=acts.get(item["itemSequence"], ("", ""))[0],
+                act_label=acts.get(item["itemSequence"], ("", ""))[1],
             )
         )
     return lines

@@ -1,7 +1,8 @@
 """Read a FHIR Claim into what adjudication needs, or say precisely which element is missing.
 
 Encoding (the AMO guide): ``item.productOrService`` in the NGAP system (key letter, coefficient
-in the ``ngap-coefficient`` extension), the ``tnr-forfait`` system (hospital days) or GTIN
+in the ``ngap-coefficient`` extension; the act of the NGAP list it names, if any, as a second
+coding in the ``ngap-actes`` system), the ``tnr-forfait`` system (hospital days) or GTIN
 (medicine EAN-13, with the MedicationRequest in the R5 ``Claim.item.request`` extension);
 ``item.net`` is what was charged; ``item.diagnosisSequence`` links a line to the recognised
 ALD/ALC Condition; ``payee.type`` = provider means tiers payant.
@@ -20,6 +21,7 @@ from reimbursement.core.model import CodeKind, Payee
 
 CANONICAL = "https://fse.cnss.ma/fhir"
 NGAP = f"{CANONICAL}/CodeSystem/ngap"
+NGAP_ACTS = f"{CANONICAL}/CodeSystem/ngap-actes"
 FLAT_RATES = f"{CANONICAL}/CodeSystem/tnr-forfait"
 GTIN = ("urn:oid:1.3.160", "https://www.gs1.org/gtin")
 COEFFICIENT = f"{CANONICAL}/StructureDefinition/ngap-coefficient"
@@ -39,6 +41,8 @@ class ClaimLine:
     quantity: Decimal
     condition_id: str | None
     request_id: str | None
+    act: str | None = None
+    """The NGAP act named beside the key letter (``ngap-actes`` coding)."""
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,15 @@ def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine
     item = claim["item"][index]
     path = f"Claim.item[{index}]"
     codings = (item.get("productOrService") or {}).get("coding") or []
-    coding = next((c for c in codings if c.get("code")), None)
+    coding = next((c for c in codings if c.get("code") and c.get("system") != NGAP_ACTS), None)
+    act = next((c for c in codings if c.get("code") and c.get("system") == NGAP_ACTS), None)
     if coding is None:
-        problems.append(
-            _problem("code de l'acte ou du produit manquant", f"{path}.productOrService")
+        message = (
+            "lettre clé NGAP manquante : l'acte est coté par lettre clé et coefficient"
+            if act is not None
+            else "code de l'acte ou du produit manquant"
         )
+        problems.append(_problem(message, f"{path}.productOrService"))
         return None
     system = coding.get("system")
     kind = (
@@ -238,6 +246,7 @@ def _line(claim: dict[str, Any], index: int, problems: list[Issue]) -> ClaimLine
         quantity=quantity,
         condition_id=condition_id,
         request_id=request_id,
+        act=str(act["code"]) if act is not None else None,
     )
 
 

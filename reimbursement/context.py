@@ -490,6 +490,7 @@ async def load(
                 quantity=line.quantity,
                 exoneration_id=line.condition_id,
                 prescription=found,
+                act=line.act,
             )
         )
     sheet = CareSheet(

@@ -18,6 +18,8 @@ from fse.db import create_engine
 from fse.fhir_api.operations import OperationRegistry
 from fse.web.sources import DataSource, add_source
 from fse.web.templates import add_directory
+from reimbursement.act_search import act_index
+from reimbursement.act_suggestions import router as acts_router
 from reimbursement.console import router as console_router
 from reimbursement.medicine_search import index_of
 from reimbursement.medicine_suggestions import router as medicines_router
@@ -40,6 +42,7 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
     add_directory(Path(__file__).parent / "templates")
     app.include_router(console_router)
     app.include_router(medicines_router)
+    app.include_router(acts_router)
     books = load_books(published=settings.reference_data_dir)
     app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
     index_medicines(app)
@@ -50,7 +53,21 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
 
 
 def cite_sources(app: FastAPI) -> None:
-    """The medicines lists' notices on the "à propos" page, as their licences ask."""
+    """The medicines lists' and act lists' notices on the "à propos" page, as their licences
+    ask."""
+    for acts in app.state.settlement.books.acts.versions:
+        if acts.attribution:
+            add_source(
+                app,
+                DataSource(
+                    name=acts.title or acts.id,
+                    attribution=acts.attribution,
+                    licence=acts.licence,
+                    source_url=acts.source_url or None,
+                    note="Texte officiel reproduit non identifié : les codes, libellés et "
+                    "coefficients ne sont pas confirmés contre l'arrêté (docs/reimbursement.md).",
+                ),
+            )
     for version in app.state.settlement.books.medicines.versions:
         if version.attribution:
             add_source(
@@ -69,11 +86,14 @@ def cite_sources(app: FastAPI) -> None:
 
 
 def index_medicines(app: FastAPI) -> None:
-    """Index the medicines list in force now, so the first doctor to type does not wait for
-    it (a few tenths of a second on the full list)."""
+    """Index the medicines list and the NGAP acts in force now, so the first doctor to type
+    does not wait for them (a few tenths of a second each on the full lists)."""
     settlement = app.state.settlement
     today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
     index_of(settlement.books.medicines.in_force(today))
+    acts = settlement.books.acts.in_force(today)
+    if acts is not None:
+        act_index(acts)
 
 
 RELOAD_SECONDS = 5.0

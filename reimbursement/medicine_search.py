@@ -1,11 +1,11 @@
 """Finding a medicine as a doctor types it, so that what they type is the product they mean.
 
-Whole words only, accents and case ignored ("1" never matches inside "12", "g" never inside
-"mg"), strengths compared as quantities ("1 g" = "1g" = "1000 mg"). Three tiers, in order: the
-exact name (chosen even when other names start with it), then the names that start with what was
-typed, then the products whose name, DCI, strength, form and pack hold every word typed. The
-first tier that finds something decides: one product is the choice, several must be told apart.
-The last word typed may be unfinished ("amoxi" finds AMOXIL) once it has three letters.
+Whole words only, accents and case ignored, strengths compared as quantities
+(``reimbursement.word_search``). Three tiers, in order: the exact name (chosen even when other
+names start with it), then the names that start with what was typed, then the products whose
+name, DCI, strength, form and pack hold every word typed. The first tier that finds something
+decides: one product is the choice, several must be told apart. The last word typed may be
+unfinished ("amoxi" finds AMOXIL) once it has three letters.
 
 The index is built once per medicines list version (``index_of``) and answers in time that
 grows with the words typed and the products they match, not with the list (the full CNOPS list
@@ -15,117 +15,27 @@ takes. Pure: no I/O.
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 
-from fse.store.indexing import fold as fold_accents
 from reimbursement.core.medicines import Medicine
+from reimbursement.word_search import (
+    QUERY_MAX,
+    Found,
+    Position,
+    WordIndex,
+    contains,
+    fold,
+    kept_index,
+    positions,
+    starts_with,
+    terms,
+)
 
 NO_MATCH = "Aucun médicament remboursable ne correspond."
-SHOWN_IN_MESSAGE = 6
-PREFIX_MIN = 3
-"""Letters the last word needs before it is taken as the beginning of a word."""
-QUERY_MAX = 200
-"""Characters of a query looked at: a name with its strength and pack is far shorter."""
-
-_TOKEN = re.compile(r"(\d+(?:[.,]\d+)?)|([^\W\d_]+)|(%)")
-UNITS: dict[str, tuple[Decimal, str]] = {
-    "kg": (Decimal(1_000_000), "mg"),
-    "g": (Decimal(1000), "mg"),
-    "mg": (Decimal(1), "mg"),
-    "μg": (Decimal("0.001"), "mg"),  # the micro sign, once folded, is the Greek mu
-    "mcg": (Decimal("0.001"), "mg"),
-    "ug": (Decimal("0.001"), "mg"),
-    "ng": (Decimal("0.000001"), "mg"),
-    "l": (Decimal(1000), "ml"),
-    "cl": (Decimal(10), "ml"),
-    "ml": (Decimal(1), "ml"),
-    "ui": (Decimal(1), "ui"),
-    "mui": (Decimal(1_000_000), "ui"),
-    "%": (Decimal(1), "%"),
-    "mmol": (Decimal(1), "mmol"),
-    "mmole": (Decimal(1), "mmol"),
-    "meq": (Decimal(1), "meq"),
-}
-"""Units of a strength, each as a factor of the one it is compared in."""
-
-Position = frozenset[str]
-"""What one word of a text matches: the word itself, or for a number its value ``#1`` and,
-followed by a unit, its quantity ``=1000mg``."""
-
-
-def fold(text: str) -> str:
-    """Accents and case ignored, as the FHIR string search does (ASCII text, most of a
-    medicines list, the quick way)."""
-    return " ".join(text.casefold().split()) if text.isascii() else fold_accents(text)
-
-
-def _number(text: str) -> str:
-    if text.isdigit():
-        return str(int(text))
-    return format(Decimal(text.replace(",", ".")).normalize(), "f")
-
-
-def positions(text: str) -> list[Position]:
-    """The words of ``text``, folded, with each number and its unit read as one quantity."""
-    found = _TOKEN.findall(fold(text[:QUERY_MAX]))
-    out: list[Position] = []
-    i, count = 0, len(found)
-    while i < count:
-        number, word, percent = found[i]
-        if not number:
-            out.append(frozenset((word or percent,)))
-            i += 1
-            continue
-        value = _number(number)
-        following = found[i + 1] if i + 1 < count else None
-        unit = UNITS.get(following[1] or following[2]) if following else None
-        if unit is None:
-            out.append(frozenset(("#" + value,)))
-            i += 1
-            continue
-        factor, dimension = unit
-        quantity = format((Decimal(value) * factor).normalize(), "f")
-        out.append(frozenset(("#" + value, "=" + quantity + dimension)))
-        i += 2
-    return out
-
-
-def _signature(position: Position) -> str:
-    """One key standing for a position: its quantity if it has one."""
-    return min(position, key=lambda key: (key[0] != "=", key))
-
-
-def _contains(text: list[Position], part: list[Position]) -> bool:
-    """Whether ``part`` appears, word after word, in ``text`` ("1 g" in "X 1000 mg": yes)."""
-    whole, wanted = [_signature(p) for p in text], [_signature(p) for p in part]
-    return any(whole[i : i + len(wanted)] == wanted for i in range(len(whole) - len(wanted) + 1))
-
-
-@dataclass(frozen=True)
-class Term:
-    key: str
-    prefix: bool
-    """The last word typed, maybe unfinished: any word starting with it matches."""
-
-
-def terms(text: str) -> list[Term]:
-    """What a query asks for: each word whole, a quantity by its value in its unit."""
-    found = [_signature(p) for p in positions(text)]
-    return [
-        Term(key, i == len(found) - 1 and key[0] not in "#=" and len(key) >= PREFIX_MIN)
-        for i, key in enumerate(found)
-    ]
-
-
-def _matches(term: Term, position: Position) -> bool:
-    if term.key in position:
-        return True
-    return term.prefix and any(key.startswith(term.key) for key in position)
+SEVERAL = "Plusieurs médicaments correspondent ({names}) : précisez."
+__all__ = ["QUERY_MAX", "Entry", "Found", "MedicineIndex", "index_of", "label_of", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -139,47 +49,9 @@ class Entry:
     words: tuple[Position, ...]
 
 
-@dataclass(frozen=True)
-class Found:
-    """A query's answer: the products of each tier (exact name, name start, words), best first."""
-
-    tiers: tuple[list[Entry], list[Entry], list[Entry]]
-
-    @property
-    def deciding(self) -> list[Entry]:
-        """The first tier that found something: what the choice is made between."""
-        return next((tier for tier in self.tiers if tier), [])
-
-    @property
-    def choice(self) -> Entry | None:
-        deciding = self.deciding
-        return deciding[0] if len(deciding) == 1 else None
-
-    @property
-    def ranked(self) -> list[Entry]:
-        """Every product found, once, the best tiers first (what the suggestions list)."""
-        seen: set[str] = set()
-        out = []
-        for tier in self.tiers:
-            for entry in tier:
-                if entry.medicine.ean not in seen:
-                    seen.add(entry.medicine.ean)
-                    out.append(entry)
-        return out
-
-    @property
-    def why(self) -> str:
-        """Why there is no choice ("" when there is one)."""
-        deciding = self.deciding
-        if len(deciding) == 1:
-            return ""
-        if not deciding:
-            return NO_MATCH
-        names = " ; ".join(e.label for e in deciding[:SHOWN_IN_MESSAGE])
-        more = len(deciding) - SHOWN_IN_MESSAGE
-        if more > 0:
-            names += f" et {more} autre(s)"
-        return f"Plusieurs médicaments correspondent ({names}) : précisez."
+def _found(tiers: tuple[list[Entry], list[Entry], list[Entry]]) -> Found[Entry]:
+    """A query's answer: the products of each tier (exact name, name start, words)."""
+    return Found(tiers, NO_MATCH, SEVERAL)
 
 
 @dataclass
@@ -191,9 +63,7 @@ class MedicineIndex:
     by_ean: dict[str, int] = field(default_factory=dict)
     by_label: dict[str, int] = field(default_factory=dict)
     by_name: dict[str, list[int]] = field(default_factory=dict)
-    postings: dict[str, set[int]] = field(default_factory=dict)
-    vocabulary: list[str] = field(default_factory=list)
-    """The words (not numbers), sorted: an unfinished word is a range of it."""
+    words: WordIndex = field(default_factory=WordIndex)
     same_group: dict[tuple[str, str], list[Medicine]] = field(default_factory=dict)
     """The products of each generic group and box content (``Medicine.substitutes_for``)."""
 
@@ -217,22 +87,21 @@ class MedicineIndex:
             index.by_label[fold(label)] = i
             index.by_name.setdefault(fold(medicine.name), []).append(i)
             texts = (label, medicine.dci, medicine.strength, medicine.form)
-            for key in {key for text in texts for p in words(text) for key in p}:
-                index.postings.setdefault(key, set()).add(i)
+            index.words.add(i, (words(text) for text in texts))
             if medicine.group is not None:
                 same = (medicine.group, medicine.pack)
                 index.same_group.setdefault(same, []).append(medicine)
         for medicine in medicines.values():  # the same pack's other code finds it too
             if medicine.reimbursable and medicine.product in index.by_ean:
                 index.by_ean.setdefault(medicine.ean, index.by_ean[medicine.product])
-        index.vocabulary = sorted(k for k in index.postings if k[0] not in "#=")
+        index.words.seal()
         return index
 
-    def search(self, text: str) -> Found:
+    def search(self, text: str) -> Found[Entry]:
         text = text.strip()[:QUERY_MAX]
         folded = fold(text)
         if not folded:
-            return Found(([], [], []))
+            return _found(([], [], []))
         exact = (
             [self.by_ean[text]]
             if text in self.by_ean
@@ -241,10 +110,10 @@ class MedicineIndex:
             else self.by_name.get(folded, [])
         )
         wanted = terms(text)
-        found = self._holding(wanted)
-        starting = [i for i in found if self._starts_with(i, wanted)]
+        found = self.words.holding(wanted)
         entries = self.entries
-        return Found(
+        starting = [i for i in found if starts_with(entries[i].words, wanted)]
+        return _found(
             (
                 [entries[i] for i in exact],
                 [entries[i] for i in starting],
@@ -265,35 +134,11 @@ class MedicineIndex:
             return []
         return self.same_group.get((medicine.group, medicine.pack), [])
 
-    def _holding(self, wanted: list[Term]) -> list[int]:
-        """The products holding every term, in label order."""
-        if not wanted:
-            return []
-        sets = sorted((self._posting(term) for term in wanted), key=len)
-        return sorted(set.intersection(*sets)) if sets[0] else []
-
-    def _posting(self, term: Term) -> set[int]:
-        if not term.prefix:
-            return self.postings.get(term.key, set())
-        found: set[int] = set()
-        start = bisect_left(self.vocabulary, term.key)
-        for word in self.vocabulary[start:]:
-            if not word.startswith(term.key):
-                break
-            found |= self.postings[word]
-        return found
-
-    def _starts_with(self, i: int, wanted: list[Term]) -> bool:
-        words = self.entries[i].words
-        return len(wanted) <= len(words) and all(
-            _matches(term, position) for term, position in zip(wanted, words, strict=False)
-        )
-
 
 def _says_strength(name: list[Position], strength: list[Position]) -> bool:
     """Whether a name already gives the strength: as a quantity ("NOCAND 50 MG"), or as its
     bare numbers, as brands do ("GLUCOPHAGE 850" for 850 mg)."""
-    if _contains(name, strength):
+    if contains(name, strength):
         return True
     numbers = {key for p in strength for key in p if key[0] == "#"}
     return bool(numbers) and numbers <= {key for p in name for key in p}
@@ -316,9 +161,9 @@ def _labels(
         if medicine.strength and not _says_strength(words(label), words(medicine.strength)):
             label += f" {medicine.strength}"
         said = words(f"{label} {medicine.presentation}")
-        if medicine.form and not _contains(said, words(medicine.form)):
+        if medicine.form and not contains(said, words(medicine.form)):
             label += f" {medicine.form}"  # "COMPRIME DISPERSIBLE" when the pack says "COMPRIME"
-        if medicine.presentation and not _contains(words(label), words(medicine.presentation)):
+        if medicine.presentation and not contains(words(label), words(medicine.presentation)):
             label += f", {medicine.presentation}"
         labels.append(label)
     for extra in (lambda m: m.form, lambda m: f"EAN {m.ean}"):
@@ -326,16 +171,11 @@ def _labels(
         shared = Counter(folded)
         labels = [
             f"{label} ({extra(m)})"
-            if shared[key] > 1 and not _contains(words(label), words(extra(m)))
+            if shared[key] > 1 and not contains(words(label), words(extra(m)))
             else label
             for label, key, m in zip(labels, folded, products, strict=True)
         ]
     return labels
-
-
-_INDEXES: dict[int, tuple[Mapping[str, Medicine], MedicineIndex]] = {}
-KEPT = 8
-"""Indexes kept: the versions in force lately (a published version brings a new one)."""
 
 
 def label_of(medicine: Medicine, medicines: Mapping[str, Medicine]) -> str:
@@ -345,18 +185,9 @@ def label_of(medicine: Medicine, medicines: Mapping[str, Medicine]) -> str:
 
 
 def index_of(medicines: Mapping[str, Medicine]) -> MedicineIndex:
-    """The index of a list version's products, built the first time it is asked for.
-
-    ``medicines`` is a version's mapping (``MedicineList.in_force``), which never changes; it
-    is kept with its index so that its id is not reused while the index is."""
-    kept = _INDEXES.get(id(medicines))
-    if kept is not None and kept[0] is medicines:
-        return kept[1]
-    index = MedicineIndex.build(medicines)
-    _INDEXES[id(medicines)] = (medicines, index)
-    while len(_INDEXES) > KEPT:
-        del _INDEXES[next(iter(_INDEXES))]
-    return index
+    """The index of a list version's products, built the first time it is asked for
+    (``medicines`` is a version's mapping, ``MedicineList.in_force``, which never changes)."""
+    return kept_index(medicines, MedicineIndex.build)
 
 
 def resolve(text: str, medicines: Mapping[str, Medicine]) -> tuple[Medicine | None, str]:

@@ -1,31 +1,30 @@
 """``GET /medicaments?q=…&page=…``: the reimbursable products a typed text finds, as JSON, for
 the script that suggests them while a doctor types and shows which product the form will take
-(``fse/web/static/medicines.js``). The same matcher as the form (``resolve``), so what the
+(``fse/web/static/suggestions.js``). The same matcher as the form (``resolve``), so what the
 script shows is what the review page takes. Doctors and pharmacists open it
 (``fse.security.access.PAGES``); it names no insured.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from fse.store.query import whole_number
 from fse.web.formats import mad
 from fse.web.login import page_session
-from reimbursement.medicine_search import QUERY_MAX, Entry, index_of
+from reimbursement.medicine_search import Entry, index_of
+from reimbursement.suggestions import answer, page_of, query_of, today_of
 
-PAGE_SIZE = 20
 UNKNOWN_PRICE = "non publié"
 router = APIRouter(include_in_schema=False)
 
 
 def product(entry: Entry) -> dict[str, Any]:
     m = entry.medicine
+    ppv = UNKNOWN_PRICE if m.ppv is None else mad(m.ppv)
+    pbr = UNKNOWN_PRICE if m.pbr is None else mad(m.pbr)
     return {
         "ean": m.ean,
         "label": entry.label,
@@ -37,9 +36,17 @@ def product(entry: Entry) -> dict[str, Any]:
         "kind": m.kind,
         "ppv": None if m.ppv is None else f"{m.ppv:.2f}",
         "pbr": None if m.pbr is None else f"{m.pbr:.2f}",
-        "ppv_text": UNKNOWN_PRICE if m.ppv is None else mad(m.ppv),
-        "pbr_text": UNKNOWN_PRICE if m.pbr is None else mad(m.pbr),
+        "ppv_text": ppv,
+        "pbr_text": pbr,
+        "value": entry.label,
+        "text": f"{m.dci} — {m.kind} — PPV {ppv} / PBR {pbr}",
     }
+
+
+def said(entry: Entry) -> str:
+    m = entry.medicine
+    ppv = UNKNOWN_PRICE if m.ppv is None else mad(m.ppv)
+    return f"Médicament retenu : {entry.label} — {m.dci}, {m.kind}, PPV {ppv}"
 
 
 @router.get("/medicaments")
@@ -47,26 +54,7 @@ async def suggestions(request: Request) -> Response:
     session = await page_session(request)
     if isinstance(session, Response):
         return session
-    settlement = request.app.state.settlement
-    today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
-    text = request.query_params.get("q", "")[:QUERY_MAX]
-    raw_page = request.query_params.get("page", "1")
-    number = whole_number(raw_page)  # ASCII digits only: "²".isdigit() but int("²") fails
-    page = number if number is not None and 0 < number < 10_000 else 1
-    found = index_of(settlement.books.medicines.in_force(today)).search(text)
-    ranked = found.ranked
-    pages = max(1, -(-len(ranked) // PAGE_SIZE))
-    shown = ranked[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    choice = found.choice
-    following = f"/medicaments?{urlencode({'q': text, 'page': page + 1})}"
-    body = {
-        "q": text,
-        "choice": product(choice) if choice is not None else None,
-        "message": found.why if text.strip() else "",
-        "total": len(ranked),
-        "page": page,
-        "pages": pages,
-        "next": following if page < pages else None,
-        "results": [product(entry) for entry in shown],
-    }
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    medicines = request.app.state.settlement.books.medicines.in_force(today_of(request))
+    text = query_of(request)
+    found = index_of(medicines).search(text)
+    return answer("/medicaments", text, page_of(request), found, product, said)

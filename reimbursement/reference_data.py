@@ -1,10 +1,13 @@
-"""Load the dated reference data files (TNR, medicines, rates, rights, anomaly rules) into the
-core's books: the versions packaged in ``reimbursement/data/``, then the TNR and medicines
+"""Load the dated reference data files (TNR, medicines, NGAP acts, rates, rights, anomaly rules)
+into the core's books: the versions packaged in ``reimbursement/data/``, then the TNR and medicines
 versions published since (``fse tariffs import`` into ``FSE_REFERENCE_DATA_DIR``).
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 from functools import cache, lru_cache
 from pathlib import Path
@@ -16,6 +19,7 @@ from reimbursement.core.anomalies import AnomalyRules
 from reimbursement.core.biology import BiologyNomenclature, biology_version
 from reimbursement.core.ceilings import FeeCeilings
 from reimbursement.core.medicines import MedicineList, medicine_list_version
+from reimbursement.core.ngap_acts import ActList, ActListVersion, act_list_version
 from reimbursement.core.rates import RateBook
 from reimbursement.core.rights import RightsRules
 from reimbursement.core.tariffs import TariffBook, tariff_version
@@ -28,6 +32,21 @@ def _json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ValueError(f"reference data file {path}: {error}") from error
+
+
+def act_list(meta_path: Path) -> ActListVersion:
+    """A dated NGAP act list: its JSON names the CSV shipped verbatim beside it and its SHA-256
+    (a changed file is a new version, never an edit)."""
+    meta = _json(meta_path)
+    path = meta_path.parent / meta["file"]
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"reference data file {path}: {error}") from error
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise ValueError(f"reference data file {path}: SHA-256 differs from {meta_path.name}")
+    rows = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+    return act_list_version(meta, rows)
 
 
 def _versions(pattern: str, directory: Path, published: Path | None) -> list[Path]:
@@ -70,6 +89,7 @@ def _load_books(
         biology=BiologyNomenclature(
             [biology_version(_json(p)) for p in sorted(directory.glob("nabm/*.json"))]
         ),
+        acts=ActList([act_list(p) for p in sorted(directory.glob("ngap/*.json"))]),
         rates=RateBook(_json(directory / "rates.json")),
         rights=RightsRules(_json(directory / "rights.json")),
         anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),

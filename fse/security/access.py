@@ -162,13 +162,14 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/cnss": (Role.CNSS_AGENT,),
     "/cnss/feuilles": (Role.CNSS_AGENT,),
     "/medicaments": (Role.PRESCRIBER, Role.PHARMACIST),
+    "/actes": (Role.PRESCRIBER,),
 }
 """Each section of the web screens (a path and what is below it) and who opens it. The
 logout form is public: without a session it just goes back to the login page. ``/health`` and
 ``/ready`` are for load balancers: they name no data (``fse/health.py``). ``/medicaments``
-suggests reimbursable products to those who prescribe or dispense them (it names no insured).
-``/espace/mot-de-passe``: every signed-in person changes their own password (a system client has
-no session, so no page)."""
+suggests reimbursable products to those who prescribe or dispense them, ``/actes`` the NGAP
+acts to doctors (neither names an insured). ``/espace/mot-de-passe``: every signed-in person
+changes their own password (a system client has no session, so no page)."""
 
 
 @dataclass(frozen=True)

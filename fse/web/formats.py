@@ -67,6 +67,13 @@ def count_fr(value: int) -> str:
     return f"{value:,}".replace(",", NARROW_NBSP)
 
 
+def number_fr(value: Decimal | int | None) -> str:
+    """A coefficient as written: ``Decimal("0.75")`` as ``0,75``, ``Decimal("70.0")`` as ``70``."""
+    if value is None:
+        return ""
+    return f"{Decimal(value).normalize():f}".replace(".", ",")
+
+
 def percent_fr(value: Decimal | int | None) -> str:
     """``Decimal("99.5")`` as ``99,5 %`` (as precise as the value is given)."""
     if value is None:
@@ -80,5 +87,6 @@ FILTERS = {
     "amount_fr": amount_fr,
     "mad": mad,
     "count_fr": count_fr,
+    "number_fr": number_fr,
     "percent_fr": percent_fr,
 }

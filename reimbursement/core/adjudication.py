@@ -7,7 +7,7 @@ nothing and says why with a code of the guide's ``rejection-reason`` CodeSystem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -26,6 +26,7 @@ from reimbursement.core.model import (
     Rights,
 )
 from reimbursement.core.money import ZERO, centimes
+from reimbursement.core.ngap_acts import ActList
 from reimbursement.core.rates import RateBook
 from reimbursement.core.reasons import RIGHTS_REASONS, Reason
 from reimbursement.core.rights import RightsRules, add_months, rights_on
@@ -43,6 +44,8 @@ class Books:
     rights: RightsRules
     anomalies: AnomalyRules
     ceilings: FeeCeilings
+    acts: ActList = field(default_factory=ActList)
+    """The NGAP act list: a line naming an act is held to its coefficient (R10)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,11 @@ def _price(sheet: CareSheet, line: Line, family: str, books: Books) -> _Price:
                 f"{tariff.coefficient_max}] pour {line.code}"
             )
             return _Price(None, reason=Reason.ABOVE_LIMIT, note=note, version=tariff.version)
+        limit = books.acts.limit(line.act, day) if line.act else None
+        if limit is not None and line.coefficient > limit:
+            coefficient, most = _plain(line.coefficient), _plain(limit)
+            note = f"coefficient {coefficient} > {most} pour l'acte {line.act}"
+            return _Price(None, reason=Reason.ABOVE_LIMIT, note=note, version=tariff.version)
         if not tariff.allows(sheet.provider.specialties):
             note = f"{line.code} non autorisé pour la spécialité du professionnel"
             return _Price(
@@ -186,6 +194,11 @@ def _price(sheet: CareSheet, line: Line, family: str, books: Books) -> _Price:
     if line.kind == CodeKind.MEDICINE:
         return _medicine_price(line, family, books)
     return _Price(None, reason=Reason.NOT_IN_NOMENCLATURE, note=f"{line.code} : code inconnu")
+
+
+def _plain(number: Decimal) -> str:
+    """``90.0`` as ``90``, ``0.75`` as ``0.75``."""
+    return format(number.normalize(), "f")
 
 
 def _medicine_price(line: Line, family: str, books: Books) -> _Price:

@@ -88,6 +88,8 @@ class Line:
     quantity: Decimal = Decimal(1)
     exoneration_id: str | None = None
     prescription: PrescriptionLine | None = None
+    act: str | None = None
+    """The NGAP act the line names (its code in the act list), beside its key letter."""
 
 
 @dataclass(frozen=True)

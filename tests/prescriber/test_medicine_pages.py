@@ -28,8 +28,8 @@ async def test_suggestions_fill_the_name_and_the_review_names_the_product(
     # 3,458 reimbursable products: too many to send with every form; the script asks
     # /medicaments as the doctor types, and without it the typed text is resolved on review.
     assert re.findall(r'<option value="([^"]*)"', suggestions) == []
-    assert '<script src="/static/fse/medicines.js" defer></script>' in form.text
-    assert (await browser.get("/static/fse/medicines.js")).status_code == 200
+    assert '<script src="/static/fse/suggestions.js" defer></script>' in form.text
+    assert (await browser.get("/static/fse/suggestions.js")).status_code == 200
     fields = {
         "csrf": csrf,
         "patient": patient,
@@ -63,6 +63,10 @@ async def test_the_search_answers_the_product_the_form_will_take_page_by_page(
     body = found.json()
     assert body["choice"]["label"] == BIOMOX_1G and body["choice"]["kind"] == "générique"
     assert body["choice"]["ppv_text"] == "56,10\u00a0MAD" and body["message"] == ""
+    assert body["said"] == (
+        f"Médicament retenu : {BIOMOX_1G} — AMOXICILLINE, générique, PPV 56,10\u00a0MAD"
+    )
+    assert body["choice"]["value"] == BIOMOX_1G  # what the suggestion fills the field with
     several = (await browser.get("/medicaments", params={"q": "biomox 1 g"})).json()
     assert several["choice"] is None and several["message"].startswith("Plusieurs")
     assert {r["label"] for r in several["results"]} == {

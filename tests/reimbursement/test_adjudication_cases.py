@@ -122,7 +122,9 @@ def act(
     *,
     day: date = DAY,
     exo: str | None = None,
+    named: str | None = None,
 ) -> Line:
+    """``named``: the NGAP act the line names beside its key letter (reimbursement/data/ngap)."""
     return Line(
         sequence=0,
         kind=CodeKind.NGAP,
@@ -131,6 +133,7 @@ def act(
         care_date=day,
         coefficient=Decimal(coefficient),
         exoneration_id=exo,
+        act=named,
     )
 
 
@@ -338,6 +341,30 @@ CASES = [
         sheet(act("AMM", "100.00", "2"), specialties=()),
         nothing_paid(rejected(Reason.ABOVE_LIMIT, "100.00")),  # AMM coefficient in [1, 1]
         id="AMM2-coefficient-out-of-range-R10",
+    ),
+    # ---- NGAP acts: the list's coefficient limits the line where it is sound -----------
+    pytest.param(
+        sheet(act("K", "2025.00", "90", named="J203"), specialties=(SURGERY,)),
+        nothing_paid(rejected(Reason.ABOVE_LIMIT, "2025.00")),  # J203 (hernie) is K82 at most
+        id="K90-for-J203-above-the-act-R10",
+    ),
+    pytest.param(
+        sheet(act("K", "2000.00", "82", named="J203"), specialties=(SURGERY,)),
+        # K82 = 82 x 22.50 = 1845.00; 70% x min(2000, 1845) = 1291.50; 2000 - 1291.50 = 708.50
+        approved(paid("1845.00", "1291.50", "708.50")),
+        id="K82-for-J203-at-the-act",
+    ),
+    pytest.param(
+        sheet(act("Z", "300.00", "30", named="T100"), specialties=(RADIOLOGY,)),
+        # T100 is printed twice (coefficients 4 and 22): no limit. Z30 = 300.00; 70% = 210.00
+        approved(paid("300.00", "210.00", "90.00")),
+        id="Z30-for-ambiguous-T100-no-limit",
+    ),
+    pytest.param(
+        sheet(act("K", "3375.00", "150", named="D542"), specialties=(SURGERY,)),
+        # D542's cell "00 30" is flagged: no limit. K150 = 3375.00; 70% = 2362.50
+        approved(paid("3375.00", "2362.50", "1012.50")),
+        id="K150-for-flagged-D542-no-limit",
     ),
     pytest.param(
         sheet(act("XYZ", "100.00")),
@@ -989,6 +1016,13 @@ def test_adjudication_case(care_sheet: CareSheet, expected: Outcome) -> None:
         assert decision.rights.opens_on == expected.opens_on
     if expected.versions is not None:
         assert tuple(line.tariff_version for line in decision.lines) == expected.versions
+
+
+def test_a_line_above_its_act_says_by_how_much() -> None:
+    decision = adjudicate(
+        sheet(act("K", "2025.00", "90.0", named="J203"), specialties=(SURGERY,)), default_books()
+    )
+    assert decision.lines[0].note == "coefficient 90 > 82 pour l'acte J203"
 
 
 def test_there_are_enough_cases() -> None:
