@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 
 QUERIES = (
@@ -32,7 +33,30 @@ QUERIES = (
 )
 """What doctors and pharmacists type: names with and without strength, DCIs, an EAN, a whole
 label, and the broad words that match most of the list (the worst case)."""
+ACT_QUERIES = ("J329", "appendicectomie", "appendic", "hernie aine", "gastrectomie totale", "j3")
+"""What a doctor types in the act field: a code, a label, its start, and a chapter prefix."""
 ROUNDS = 200
+
+
+def _timed(search: Callable[[str], object], queries: tuple[str, ...]) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {q: [] for q in queries}
+    for _ in range(ROUNDS):
+        for query in queries:
+            t0 = time.perf_counter()
+            search(query)
+            timings[query].append((time.perf_counter() - t0) * 1000)
+    return timings
+
+
+def _percentiles(timings: dict[str, list[float]]) -> dict[str, object]:
+    every = sorted(t for ts in timings.values() for t in ts)
+    return {
+        "p50_ms": round(statistics.median(every), 3),
+        "p99_ms": round(every[int(len(every) * 0.99) - 1], 3),
+        "max_ms": round(every[-1], 3),
+        "worst": max(timings, key=lambda q: statistics.median(timings[q])),
+        "worst_p50_ms": round(max(statistics.median(ts) for ts in timings.values()), 3),
+    }
 
 
 def _rss_kib() -> int:
@@ -46,6 +70,7 @@ def _rss_kib() -> int:
 def measure() -> dict[str, object]:
     """One worker's figures (run in a fresh interpreter by ``run``)."""
     import reimbursement.medicine_search as search
+    from reimbursement.act_search import act_index
     from reimbursement.reference_data import load_books
 
     before = _rss_kib()
@@ -57,14 +82,14 @@ def measure() -> dict[str, object]:
     index = search.index_of(medicines)
     built = time.perf_counter()
     after_index = _rss_kib()
-    timings: dict[str, list[float]] = {q: [] for q in QUERIES}
-    for _ in range(ROUNDS):
-        for query in QUERIES:
-            t0 = time.perf_counter()
-            found = index.search(query)
-            found.ranked[:20]  # a page, as /medicaments serves it
-            timings[query].append((time.perf_counter() - t0) * 1000)
-    every = sorted(t for ts in timings.values() for t in ts)
+    medicines_timed = _timed(lambda q: index.search(q).ranked[:20], QUERIES)  # one page
+    acts = books.acts.in_force(date.today())
+    t0 = time.perf_counter()
+    acts_index = act_index(acts) if acts is not None else None
+    acts_built = time.perf_counter() - t0
+    acts_timed = (
+        _timed(lambda q: acts_index.search(q).ranked[:20], ACT_QUERIES) if acts_index else {}
+    )
     return {
         "presentations": len(medicines),
         "indexed": len(index.entries),
@@ -72,11 +97,10 @@ def measure() -> dict[str, object]:
         "index_s": round(built - loaded, 3),
         "rss_load_mib": round((after_load - before) / 1024, 1),
         "rss_index_mib": round((after_index - after_load) / 1024, 1),
-        "p50_ms": round(statistics.median(every), 3),
-        "p99_ms": round(every[int(len(every) * 0.99) - 1], 3),
-        "max_ms": round(every[-1], 3),
-        "worst": max(timings, key=lambda q: statistics.median(timings[q])),
-        "worst_p50_ms": round(max(statistics.median(ts) for ts in timings.values()), 3),
+        **_percentiles(medicines_timed),
+        "acts": len(acts.acts) if acts is not None else 0,
+        "acts_index_s": round(acts_built, 3),
+        "acts_search": _percentiles(acts_timed) if acts_timed else None,
     }
 
 
@@ -101,4 +125,12 @@ def run() -> int:
         f"ms, max {m['max_ms']} ms; slowest query {m['worst']!r} (p50 {m['worst_p50_ms']} ms)",
         flush=True,
     )
+    acts = m["acts_search"]
+    if acts:
+        print(
+            f"  NGAP acts: {m['acts']:,} indexed in {m['acts_index_s']} s; search, "
+            f"{len(ACT_QUERIES)} queries x {ROUNDS}: p50 {acts['p50_ms']} ms, p99 "
+            f"{acts['p99_ms']} ms; slowest {acts['worst']!r} (p50 {acts['worst_p50_ms']} ms)",
+            flush=True,
+        )
     return 0

@@ -45,6 +45,17 @@ CENTIME = Decimal("0.01")
 KEY_LETTERS = sorted({code for v in BOOKS.tariffs.versions for code in v.key_letters})
 FLAT_CODES = sorted({code for v in BOOKS.tariffs.versions for code in (*v.flat_rates, *v.excluded)})
 EANS = sorted({ean for v in BOOKS.medicines.versions for ean in v.medicines})
+"""The shipped CNOPS list's 5,917 codes: unknown prices, rate 0, two codes for one pack."""
+SAME_BOX: dict[str, list[str]] = {}
+"""Per code, the other codes of its generic group holding as much per box (substitutes)."""
+for _version in BOOKS.medicines.versions:
+    _boxes: dict[tuple[str, str], list[str]] = {}
+    for _m in _version.medicines.values():
+        if _m.group is not None:
+            _boxes.setdefault((_m.group, _m.pack), []).append(_m.ean)
+    for _codes in _boxes.values():
+        for _ean in _codes:
+            SAME_BOX[_ean] = [c for c in _codes if c != _ean]
 REGIMES = sorted(BOOKS.rates.families)
 STATUSES = ("ouverts", "fermes-cotisations", "stage", "maintien")
 SPECIALTIES = ("394814009", "394579002", "394587001", "394609007", "394914008")
@@ -110,7 +121,15 @@ def lines(draw: st.DrawFn, day: date) -> Line:
         if not sometimes(draw, 5):
             prescription = PrescriptionLine(
                 request_id="MedicationRequest/mr-1",
-                code=draw(st.sampled_from(EANS)) if sometimes(draw, 3) else code,
+                code=draw(
+                    st.sampled_from(
+                        SAME_BOX.get(code) or EANS  # a generic of the group, often
+                        if sometimes(draw, 2)
+                        else EANS
+                    )
+                )
+                if sometimes(draw, 3)
+                else code,
                 valid_until=care_date + timedelta(days=draw(st.integers(-10, 120))),
                 status=draw(st.sampled_from(["active", "active", "active", "completed"])),
                 remaining=Decimal(draw(st.integers(0, 5))),
