@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from e2e.test_console import COSTLY
 from e2e.test_login import DEMO_PASSWORD
 from e2e.test_pharmacy import doctor_signs, pharmacist, row
-from e2e.test_prescriber import shot, sign_in
+from e2e.test_prescriber import open_sheet, shot
 from fse.web.formats import mad
 from pharmacy.numbers import claim_number
 
@@ -23,10 +23,7 @@ from pharmacy.numbers import claim_number
 def test_a_signed_sheet_cancelled_announces_no_payment_and_its_copy_says_so(
     server: str, page: Page
 ) -> None:
-    sign_in(page, server)
-    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
-    page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    open_sheet(page, server, "BE123456", "Fatima Alaoui")
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
     page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax 200")

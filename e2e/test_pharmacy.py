@@ -15,7 +15,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.test_login import DEMO_PASSWORD
-from e2e.test_prescriber import SHOTS, shot, sign_in
+from e2e.test_prescriber import SHOTS, open_sheet, shot
 from fse.web.formats import mad
 from pharmacy.numbers import claim_number
 
@@ -64,10 +64,7 @@ def doctor_signs(
 ) -> str:
     """Dr Benali signs, for Fatima Alaoui, one line per (name or EAN, dosage, days, boxes).
     ``scripted``: JavaScript runs, so the line under each field names the product taken."""
-    sign_in(page, server)
-    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
-    page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    open_sheet(page, server, "BE123456", "Fatima Alaoui")
     for n, (product, dosage, days, boxes) in enumerate(medicines, 1):
         page.get_by_label(f"Médicament {n} (nom, DCI ou EAN)").fill(product)
         if scripted:

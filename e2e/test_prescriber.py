@@ -28,6 +28,14 @@ def sign_in(page: Page, server: str) -> None:
     expect(page).to_have_url(server + "/medecin")
 
 
+def open_sheet(page: Page, server: str, query: str, name: str) -> None:
+    """Dr Benali signs in, finds the insured by CIN or immatriculation, opens a new sheet."""
+    sign_in(page, server)
+    page.get_by_label("Immatriculation ou CIN de l'assuré").fill(query)
+    page.get_by_role("button", name="Rechercher").click()
+    page.get_by_role("link", name=f"Établir une feuille de soins pour {name}").click()
+
+
 def test_a_consultation_with_two_medicines_and_a_lab_order(server: str, page: Page) -> None:
     sign_in(page, server)
     shot(page, "01-espace-medecin")
@@ -137,10 +145,7 @@ def test_closed_rights_are_shown_and_the_sheet_is_still_written(server: str, pag
 def test_the_review_refuses_an_absurd_fee_and_warns_of_a_refused_line(
     server: str, page: Page
 ) -> None:
-    sign_in(page, server)
-    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
-    page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    open_sheet(page, server, "BE123456", "Fatima Alaoui")
     page.get_by_label("Acte 1 : cotation").fill("V")  # a home visit (her C of today is signed)
     page.locator("#acte-1-honoraires").fill("99999999")
     page.get_by_label("Acte 2 : cotation").fill("Cs")  # Dr Benali is a GP
@@ -167,10 +172,7 @@ def test_the_review_refuses_an_absurd_fee_and_warns_of_a_refused_line(
 def test_an_ngap_act_is_suggested_by_code_or_label_with_its_coefficient(
     server: str, page: Page
 ) -> None:
-    sign_in(page, server)
-    page.get_by_label("Immatriculation ou CIN de l'assuré").fill("BE123456")
-    page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("link", name="Établir une feuille de soins pour Fatima Alaoui").click()
+    open_sheet(page, server, "BE123456", "Fatima Alaoui")
     act = page.get_by_label("Acte 1 : acte NGAP (code ou libellé)")
     act.fill("appendic")  # a label word, unfinished: the three labels starting with it decide
     expect(page.locator("#acte-1-ngap-choix")).to_contain_text(

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.test_pharmacy import pharmacist
-from e2e.test_prescriber import shot, sign_in
+from e2e.test_prescriber import open_sheet, shot
 
 CIN = "A987654"  # Mohamed Chraibi: no other browser test writes for him
 
@@ -16,10 +16,7 @@ CIN = "A987654"  # Mohamed Chraibi: no other browser test writes for him
 def test_back_then_sign_again_shows_the_first_sheet_and_one_line_at_the_pharmacy(
     server: str, page: Page, browser: Browser
 ) -> None:
-    sign_in(page, server)
-    page.get_by_label("Immatriculation ou CIN de l'assuré").fill(CIN)
-    page.get_by_role("button", name="Rechercher").click()
-    page.get_by_role("link", name="Établir une feuille de soins pour Mohamed Chraibi").click()
+    open_sheet(page, server, CIN, "Mohamed Chraibi")
     page.get_by_label("Acte 1 : cotation").fill("C")
     page.locator("#acte-1-honoraires").fill("150")
     page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax 200")

@@ -24,9 +24,7 @@ def test_workers_starting_together_read_one_whole_file(tmp_path: Path) -> None:
     for round_ in range(5):
         path = tmp_path / f"round-{round_}" / "secret.pem"
         queue: multiprocessing.Queue[bytes] = multiprocessing.Queue()
-        workers = [
-            multiprocessing.Process(target=_read, args=(str(path), queue)) for _ in range(6)
-        ]
+        workers = [multiprocessing.Process(target=_read, args=(str(path), queue)) for _ in range(6)]
         for worker in workers:
             worker.start()
         seen = [queue.get(timeout=30) for _ in workers]
