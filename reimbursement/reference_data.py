@@ -62,20 +62,18 @@ def load_books(directory: Path = DATA, published: Path | None = None) -> Books:
     second to read and longer to index (``medicine_search.index_of`` keeps one index per list
     version it is given), and the books are never changed once loaded."""
     state = published_state(published) if published is not None else ()
-    books = _load_books(directory, published, state)
-    accept_published_ean13(
-        ean
-        for version in books.medicines.versions
-        for ean in version.medicines
-        if EAN13_RE.match(ean) and not ean13_key_ok(ean)
-    )
+    # an empty published directory is no published directory: one load for every app of a
+    # process whatever its (empty) directory, as every test platform has its own
+    books, wrong_keys = _load_books(directory, published if state else None, state)
+    accept_published_ean13(wrong_keys)
     return books
 
 
 @lru_cache(maxsize=8)
 def _load_books(
     directory: Path, published: Path | None, _state: tuple[tuple[str, float], ...]
-) -> Books:
+) -> tuple[Books, frozenset[str]]:
+    """The books, and their listed codes whose EAN-13 check digit is wrong."""
     books = Books(
         tariffs=TariffBook(
             [tariff_version(_json(p)) for p in _versions("tnr/*.json", directory, published)]
@@ -95,7 +93,13 @@ def _load_books(
         anomalies=AnomalyRules(_json(directory / "anomaly-rules.json")),
         ceilings=FeeCeilings.from_data(_json(directory / "fee-ceilings.json")),
     )
-    return books
+    wrong_keys = frozenset(
+        ean
+        for version in books.medicines.versions
+        for ean in version.medicines
+        if EAN13_RE.match(ean) and not ean13_key_ok(ean)
+    )
+    return books, wrong_keys
 
 
 def published_state(published: Path) -> tuple[tuple[str, float], ...]:
