@@ -139,7 +139,7 @@ def version_from_csv(
     return {
         "id": version_id,
         "title": "Référentiel des médicaments CNOPS (prix 2014)",
-        "source": SOURCE_URL,
+        "source_url": SOURCE_URL,
         "licence": LICENCE,
         "licence_url": LICENCE_URL,
         "attribution": ATTRIBUTION,

@@ -52,35 +52,36 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
     app.state.subscription_topics.offer("PaymentReconciliation", ("status",))
 
 
+UNCONFIRMED_TEXT = (
+    "Texte officiel reproduit non identifié : les codes, libellés et coefficients ne sont pas "
+    "confirmés contre l'arrêté (docs/reimbursement.md)."
+)
+
+
 def cite_sources(app: FastAPI) -> None:
-    """The medicines lists' and act lists' notices on the "à propos" page, as their licences
-    ask."""
-    for acts in app.state.settlement.books.acts.versions:
-        if acts.attribution:
+    """The act and medicines lists' notices on the "à propos" page, as their licences ask."""
+    books = app.state.settlement.books
+    cited = [(v.id, v.citation, UNCONFIRMED_TEXT) for v in books.acts.versions]
+    cited += [
+        (
+            v.id,
+            v.citation,
+            f"Version {v.id}, en vigueur depuis le {v.valid_from:%d/%m/%Y}. Base dérivée, "
+            "partagée sous la même licence dans le dépôt (reimbursement/data/).",
+        )
+        for v in books.medicines.versions
+    ]
+    for vid, citation, note in cited:
+        if citation.attribution:
             add_source(
                 app,
                 DataSource(
-                    name=acts.title or acts.id,
-                    attribution=acts.attribution,
-                    licence=acts.licence,
-                    source_url=acts.source_url or None,
-                    note="Texte officiel reproduit non identifié : les codes, libellés et "
-                    "coefficients ne sont pas confirmés contre l'arrêté (docs/reimbursement.md).",
-                ),
-            )
-    for version in app.state.settlement.books.medicines.versions:
-        if version.attribution:
-            add_source(
-                app,
-                DataSource(
-                    name=version.title or version.id,
-                    attribution=version.attribution,
-                    licence=version.licence,
-                    licence_url=version.licence_url or None,
-                    source_url=version.source or None,
-                    note=f"Version {version.id}, en vigueur depuis le "
-                    f"{version.valid_from:%d/%m/%Y}. Base dérivée, partagée sous la même licence"
-                    " dans le dépôt (reimbursement/data/).",
+                    name=citation.title or vid,
+                    attribution=citation.attribution,
+                    licence=citation.licence,
+                    licence_url=citation.licence_url or None,
+                    source_url=citation.source_url or None,
+                    note=note,
                 ),
             )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -36,3 +37,19 @@ def version_on(versions: Sequence[D], on: date) -> D | None:
 
 def parse_date(value: Any) -> date | None:
     return None if value in (None, "") else date.fromisoformat(str(value))
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a dated list comes from, and the notice its licence asks for wherever it is shown
+    (the ODbL of the CNOPS medicines list; the NGAP list's source)."""
+
+    title: str = ""
+    attribution: str = ""
+    licence: str = ""
+    licence_url: str = ""
+    source_url: str = ""
+
+
+def citation_of(data: Mapping[str, Any]) -> Citation:
+    return Citation(**{name: str(data.get(name) or "") for name in Citation.__dataclass_fields__})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from reimbursement.core.dated import in_force, newest_first, parse_date
+from reimbursement.core.dated import Citation, citation_of, in_force, newest_first, parse_date
 from reimbursement.core.generic_groups import group_of, pack_of
 from reimbursement.core.money import amount
 
@@ -64,12 +64,7 @@ class MedicineListVersion:
     valid_from: date
     valid_to: date | None
     medicines: Mapping[str, Medicine]
-    title: str = ""
-    attribution: str = ""
-    """The notice the list's licence asks for wherever it is shown (ODbL for CNOPS)."""
-    licence: str = ""
-    licence_url: str = ""
-    source: str = ""
+    citation: Citation = field(default_factory=Citation)
 
 
 def medicine_list_version(data: Mapping[str, Any]) -> MedicineListVersion:
@@ -107,11 +102,7 @@ def medicine_list_version(data: Mapping[str, Any]) -> MedicineListVersion:
         valid_from,
         parse_date(data.get("valid_to")),
         medicines,
-        title=str(data.get("title") or ""),
-        attribution=str(data.get("attribution") or ""),
-        licence=str(data.get("licence") or ""),
-        licence_url=str(data.get("licence_url") or ""),
-        source=str(data.get("source") or ""),
+        citation_of(data),
     )
 
 

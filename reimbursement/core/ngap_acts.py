@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reimbursement.core.dated import newest_first, parse_date, version_on
+from reimbursement.core.dated import Citation, citation_of, newest_first, parse_date, version_on
 
 UNSOUND = frozenset(
     {
@@ -99,11 +99,7 @@ class ActListVersion:
     acts: tuple[Act, ...]
     """Every row, in the source's order (the printed nomenclature's)."""
     by_code: Mapping[str, tuple[Act, ...]]
-    title: str = ""
-    attribution: str = ""
-    """The notice the source asks for wherever the list is shown."""
-    licence: str = ""
-    source_url: str = ""
+    citation: Citation = field(default_factory=Citation)
 
 
 def _number(value: str, code: str, column: str) -> Decimal | None:
@@ -160,10 +156,7 @@ def act_list_version(meta: Mapping[str, Any], rows: Iterable[Mapping[str, str]])
         parse_date(meta.get("valid_to")),
         acts,
         by_code,
-        title=str(meta.get("title") or ""),
-        attribution=str(meta.get("attribution") or ""),
-        licence=str(meta.get("licence") or ""),
-        source_url=str(meta.get("source_url") or ""),
+        citation_of(meta),
     )
 
 

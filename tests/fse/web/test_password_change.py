@@ -151,6 +151,14 @@ async def test_a_bad_new_password_or_a_missing_csrf_changes_nothing(
     assert empty.status_code == 400 and "Saisissez votre mot de passe actuel." in empty.text
     forged = await change(browser, csrf="forged")
     assert forged.status_code == 403 and "rien n'a été fait" in html.unescape(forged.text)
+    token = csrf_of(await browser.get(PAGE))
+    latin1 = f"csrf={token}&actuel={PASSWORD}&nouveau=mot-de-passe-\xe9t\xe9&confirmation=x"
+    not_utf8 = await browser.post(
+        PAGE,
+        content=latin1.encode("latin-1"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert not_utf8.status_code == 400 and "UTF-8" in not_utf8.text  # a French page, not a 500
     assert await stored(platform, name) == before
     async with browser_of(platform) as again:
         assert (await login(again, name)).status_code == 303  # the password is still the old
