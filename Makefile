@@ -36,7 +36,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install services chromium lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 # make bench                               the FHIR API phases on a fresh PostgreSQL database
 # make bench REGISTRY_DB=postgresql://...  insured lookups in a registry loaded by fse seed --synthetic

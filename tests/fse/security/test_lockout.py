@@ -146,7 +146,7 @@ async def test_a_locked_account_refuses_even_the_right_password_until_the_window
     guarded: Platform,
 ) -> None:
     name = await new_user(guarded)
-    async with setting(guarded, "login_failure_window_seconds", 2), peer(guarded, PROXY) as http:
+    async with setting(guarded, "login_failure_window_seconds", 5), peer(guarded, PROXY) as http:
         for _ in range(3):
             assert (await login_from(http, name, WRONG, fresh())).status_code == 401
         right = await login_from(http, name, PASSWORD, fresh())
