@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from fse.security.key_files import load_or_create
+from fse.crypto.key_files import load_or_create
 
 
 class InvalidToken(Exception):
