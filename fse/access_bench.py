@@ -214,7 +214,7 @@ async def _measure(database_url: str) -> list[tuple[str, list[float], list[float
 
 
 def bench_token(app: Any, settings: Any, client_id: str) -> str:
-    from fse.security.tokens import issue
+    from fse.crypto.tokens import issue
 
     audience = settings.token_audience
     claims = {"iss": audience, "aud": audience, "sub": client_id, "scope": "system/*.cruds"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import orjson
 
+from fse.crypto.signing import with_public_key
 from fse.fhir_api.interactions import FhirService
-from fse.security.signing import with_public_key
 from fse.security.users import Role, User, create_user
 
 

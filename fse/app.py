@@ -25,12 +25,14 @@ from fse.access_log import Spool
 from fse.api_audit import ApiAudit, ApiAuditMiddleware
 from fse.audit_chain import seal
 from fse.config import Settings
+from fse.crypto.cin import vault_for
+from fse.crypto.key_ring import TokenKeys
+from fse.crypto.tokens import load_or_create_key
 from fse.db import create_engine, unavailable
 from fse.errors import ErrorCode, FhirError, Issue, Unavailable, operation_outcome
 from fse.export.jobs import fail_stale_jobs
+from fse.export.routes import router as export_router
 from fse.export.runner import ExportRunner
-from fse.fhir_api.export import router as export_router
-from fse.fhir_api.http import fhir_response
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.negotiation import FhirRequestMiddleware
 from fse.fhir_api.openapi import fhir_openapi
@@ -42,15 +44,13 @@ from fse.head import HeadAsGetMiddleware
 from fse.health import router as health_router
 from fse.outbox import relay
 from fse.resources import model_class
+from fse.responses import fhir_response
 from fse.runtime import Runtime, runtime_for
 from fse.runtime.events import StreamUnavailable
 from fse.security.auth import Authenticator, AuthMiddleware
-from fse.security.cin import vault_for
 from fse.security.headers import SecurityHeadersMiddleware
-from fse.security.key_ring import TokenKeys
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
-from fse.security.tokens import load_or_create_key
 from fse.store.repository import ResourceStore
 from fse.store.search_params import SUPPORTED_TYPES
 from fse.subscriptions.criteria import Topics

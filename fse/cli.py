@@ -367,7 +367,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _cin(args: argparse.Namespace) -> int:
-    from fse.security.cin import new_key_line, vault_for
+    from fse.crypto.cin import new_key_line, vault_for
 
     if args.action == "new-key":
         print(new_key_line())
@@ -402,8 +402,8 @@ def _cin(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from fse.security.key_ring import read_ring, rotate
-    from fse.security.tokens import load_or_create_key
+    from fse.crypto.key_ring import read_ring, rotate
+    from fse.crypto.tokens import load_or_create_key
 
     settings = Settings()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fse.security.addresses import trusted_networks
+from fse.addresses import trusted_networks
 
 DEFAULT_SQLITE_PATH = Path("var") / "fse.sqlite3"
 

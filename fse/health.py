@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from fse.errors import ErrorCode, Issue, operation_outcome
-from fse.fhir_api.http import fhir_response
+from fse.responses import fhir_response
 
 log = logging.getLogger("fse.health")
 router = APIRouter(tags=["Exploitation"])

@@ -120,7 +120,7 @@ def _logging() -> dict[str, Any]:
 
 def _config(quiet: bool) -> uvicorn.Config:
     """uvicorn must not rewrite the client from X-Forwarded-For (by default it trusts any
-    loopback peer): fse/security/addresses.py decides, from FSE_TRUSTED_PROXIES."""
+    loopback peer): fse/addresses.py decides, from FSE_TRUSTED_PROXIES."""
     return uvicorn.Config(
         APP,
         factory=True,

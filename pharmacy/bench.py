@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fse.accounts import create_account
 from fse.bench import drop_database, fresh_database
 from fse.config import Settings
+from fse.crypto.tokens import SigningKey
 from fse.fhir_api.interactions import FhirService, standalone_service
-from fse.security.tokens import SigningKey
 from fse.security.users import Role, unlock_signing_key
 from fse.seed.synthetic import load_synthetic
 from pharmacy.dispense import DispenseConflict, DispenseOrder, LineOrder, dispense

@@ -27,11 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.audit import change_event
+from fse.crypto.provenance import provenance, sign
+from fse.crypto.tokens import SigningKey
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
-from fse.security.provenance import provenance, sign
-from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from fse.web.formats import date_fr, mad
 from pharmacy.numbers import claim_number, dispense_number

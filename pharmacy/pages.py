@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fse.crypto.access_codes import code_matches
 from fse.errors import FhirError
-from fse.security.access_codes import code_matches
 from fse.security.sessions import Session
 from fse.web.errors import error_page
 from fse.web.login import page_session, posted_form, signing_key_of

@@ -9,7 +9,7 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fse.security.access_codes import access_code
+from fse.crypto.access_codes import access_code
 from fse.security.sessions import Session
 from fse.web.errors import error_page
 from fse.web.login import page_session, posted_form, signing_key_of

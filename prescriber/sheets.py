@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from fhir_profiles.identifiers import care_sheet_number
 from fse.audit import change_event
+from fse.crypto.provenance import provenance
+from fse.crypto.tokens import SigningKey
 from fse.errors import Conflict
 from fse.fhir_api.interactions import FhirService
-from fse.security.provenance import provenance
-from fse.security.tokens import SigningKey
 from fse.store.repository import Stored, new_id
 from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 
+from fse.crypto.provenance import jws_of, verify
+from fse.crypto.signing import SIGNING_KEY_EXTENSION
 from fse.errors import Gone, NotFound
 from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
-from fse.security.provenance import jws_of, verify
-from fse.security.signing import SIGNING_KEY_EXTENSION
 from prescriber.history import SID
 from prescriber.lifecycle import changes
 from reimbursement.context import search

@@ -8,9 +8,10 @@ from fastapi import Response
 
 from fse.api_audit import name_for_audit
 from fse.fhir_api.guard import guard_of
-from fse.fhir_api.http import fhir_response, read_body
+from fse.fhir_api.http import read_body
 from fse.fhir_api.operations import Operation, OperationCall
 from fse.resources import check_type, parse_json
+from fse.responses import fhir_response
 from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.eligibility import check_eligibility
 from reimbursement.review import review_claim

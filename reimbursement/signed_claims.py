@@ -3,7 +3,7 @@ theirs and signed by them; only a CNSS system client submits for others.
 
 The body of ``Claim/$submit`` is then a Bundle (or Parameters) holding the Claim, with the ``id``
 its software chose, and a Provenance in the format the doctor's screen writes
-(``fse.security.provenance``): target ``Claim/<id>/_history/1``, signed by the caller's
+(``fse.crypto.provenance``): target ``Claim/<id>/_history/1``, signed by the caller's
 Practitioner with the key published on it, a detached JWS (ES256) over the canonical Claim.
 The Claim must name its patient, provider and coverage by literal reference, so that what is
 stored is byte for byte what was signed; the Provenance is stored with it, in the settlement's
@@ -15,10 +15,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fse.crypto.provenance import jws_of, verify
 from fse.errors import ErrorCode, FhirError, Forbidden
 from fse.fhir_api.guard import Guard
 from fse.fhir_api.interactions import FhirService
-from fse.security.provenance import jws_of, verify
 from fse.store.query import ID_RE
 from reimbursement.context import resolve_identifiers
 

@@ -18,9 +18,10 @@ from fastapi import Response
 
 from fse.audit import change_event
 from fse.errors import BadRequest, ErrorCode, Unprocessable
-from fse.fhir_api.http import fhir_response, read_body
+from fse.fhir_api.http import read_body
 from fse.fhir_api.operations import Operation, OperationCall
 from fse.resources import check_type, parse_json
+from fse.responses import fhir_response
 from reimbursement.reference_data import load_books
 from reimbursement.tariff_import import ImportPlan, ImportRefused, plan_import, publish
 

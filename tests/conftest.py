@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fse.app import close, create_app
 from fse.config import Settings
+from fse.crypto.tokens import issue
 from fse.security.clients import create_client
 from fse.security.tables import SECURITY_TABLES
-from fse.security.tokens import issue
 from fse.store.tables import metadata
 from tests.services import (
     REDIS_URL,

@@ -28,7 +28,7 @@ WRITES = ("create", "update", "delete")
 BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
 EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}
 PATIENT_EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"}
-"""Bulk Data $export (fse.fhir_api.export): GET with Prefer: respond-async, not a registry op."""
+"""Bulk Data $export (fse.export.routes): GET with Prefer: respond-async, not a registry op."""
 
 
 def _resource_entry(rtype: str, operations: OperationRegistry) -> dict[str, Any]:

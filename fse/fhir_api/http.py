@@ -1,13 +1,12 @@
-"""HTTP details of the FHIR API: media types, body limits, headers, responses."""
+"""HTTP details of the FHIR API: media types, body limits, headers, write responses
+(the answer itself is ``fse.responses``)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import orjson
 from fastapi import Request, Response
 from starlette.requests import ClientDisconnect
 
@@ -18,27 +17,11 @@ from fse.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+from fse.responses import FHIR_JSON, fhir_response
 from fse.store.query import whole_number
 from fse.store.repository import Stored
 
-FHIR_JSON = "application/fhir+json"
 JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
-
-
-def fhir_response(
-    body: str | bytes | dict[str, Any] | None,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    if isinstance(body, dict):
-        body = orjson.dumps(body)
-    return Response(
-        content=b"" if body is None else body,
-        status_code=status,
-        headers=headers,
-        media_type=FHIR_JSON if body is not None else None,
-    )
-
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded"})
 R4_VERSION = re.compile(r"4\.0(\.[0-9]+)?")

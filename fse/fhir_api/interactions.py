@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.care_dates import refuse_future_dates
 from fse.config import Settings
+from fse.crypto.cin import vault_for
 from fse.db import create_engine
 from fse.errors import BadRequest, ErrorCode, FhirError, PreconditionFailed
 from fse.resources import check_type, declare_profile, name_of, require_supported, validate
 from fse.runtime import Runtime, build_runtime
-from fse.security.cin import vault_for
 from fse.store.query import SearchQuery, parse_search
 from fse.store.repository import ResourceStore, Stored
 from fse.store.search_params import SUPPORTED_TYPES

@@ -14,7 +14,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fse.errors import ErrorCode, FhirError, NotAcceptable, UriTooLong
-from fse.fhir_api.http import FHIR_JSON, JSON_TYPES, fhir_response, form_items, is_r4, media_type
+from fse.fhir_api.http import JSON_TYPES, form_items, is_r4, media_type
+from fse.responses import FHIR_JSON, fhir_response
 
 MAX_URL_BYTES = 8192
 """Longest path and query string served (bytes, percent-encoded). Up to 64 KB the app answers

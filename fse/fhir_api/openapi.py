@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from fse.fhir_api.http import FHIR_JSON
+from fse.responses import FHIR_JSON
 
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 RESOURCE_REF = {"$ref": "#/components/schemas/Resource"}

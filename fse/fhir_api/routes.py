@@ -19,7 +19,6 @@ from fse.fhir_api.guard import Guard, guard_of
 from fse.fhir_api.http import (
     FORM_TYPES,
     base_url,
-    fhir_response,
     form_items,
     parse_etag,
     prefer,
@@ -33,6 +32,7 @@ from fse.fhir_api.searching import searchset
 from fse.fhir_api.transaction import BundleProcessor
 from fse.limits import MAX_VERSION
 from fse.resources import parse_json, require_supported
+from fse.responses import fhir_response
 from fse.security.access import reserved
 from fse.store.dates import date_range
 from fse.store.query import ID_RE, decode_cursor, encode_cursor, whole_number

@@ -1,1 +1,3 @@
-"""Security of the kernel: the access model (access.py), authentication, throttling, keys."""
+"""Access, above the store: the access model (access.py), who is calling (auth.py, sessions,
+clients, users), throttling and lockout, the token endpoint and the security headers. The keys
+and ciphers it uses are ``fse.crypto``."""

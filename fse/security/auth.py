@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fse.crypto.tokens import InvalidToken, KeyLookup, header_kid, verify
 from fse.errors import ErrorCode, FhirError, Forbidden, Unauthenticated
-from fse.fhir_api.http import fhir_response
+from fse.responses import fhir_response
 from fse.runtime.cache import Cache
 from fse.security.access import role_grants
 from fse.security.clients import find_client
 from fse.security.scopes import Grant, allows, parse
 from fse.security.sessions import COOKIE_NAME, session_for
-from fse.security.tokens import InvalidToken, KeyLookup, header_kid, verify
 from fse.security.users import User
 
 PUBLIC_PATHS = frozenset({"/fhir/metadata"})
@@ -62,7 +62,7 @@ def _said(reason: str) -> str:
 
 class Authenticator:
     def __init__(self, keys: KeyLookup, audience: str, engine: AsyncEngine, cache: Cache) -> None:
-        """``keys``: the token key ring's lookup by kid (``fse.security.key_ring``)."""
+        """``keys``: the token key ring's lookup by kid (``fse.crypto.key_ring``)."""
         self.keys, self.audience, self.engine, self.cache = keys, audience, engine, cache
         self._verified: OrderedDict[str, tuple[float, Principal, str]] = OrderedDict()
         self._known_active: dict[str, tuple[float, bool]] = {}

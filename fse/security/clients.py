@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fse.security.passwords import hash_password, password_matches
+from fse.crypto.passwords import hash_password, password_matches
 from fse.security.scopes import Grant, parse
 from fse.security.tables import system_clients
 

@@ -5,7 +5,7 @@ theirs in ``fse/web/static``), no framing, no MIME sniffing, and no referrer sen
 sites. Every response is ``no-store`` (pages and the FHIR API carry personal data) except the
 public documents and assets listed in ``cacheable``; a route's own ``Cache-Control`` is kept
 when it already forbids storing. HSTS goes only on responses to https requests (directly, or
-through a trusted proxy: ``fse/security/addresses.py``), where a browser honours it.
+through a trusted proxy: ``fse/addresses.py``), where a browser honours it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fse.addresses import client_scheme
 from fse.config import Settings
-from fse.security.addresses import client_scheme
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

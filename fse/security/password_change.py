@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fse.security.passwords import hash_password, password_matches
+from fse.crypto.passwords import hash_password, password_matches
+from fse.crypto.signing import reseal
 from fse.security.sessions import close_other_sessions
-from fse.security.signing import reseal
 from fse.security.tables import users
 from fse.security.users import MIN_PASSWORD_LENGTH
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from fse.security.signing import seal_for_session, unseal_for_session
+from fse.crypto.signing import seal_for_session, unseal_for_session
+from fse.crypto.tokens import SigningKey
 from fse.security.tables import user_sessions, users
-from fse.security.tokens import SigningKey
 from fse.security.users import User, user_from_row
 
 SESSION_LIFETIME = timedelta(hours=8)

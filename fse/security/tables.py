@@ -30,7 +30,7 @@ users = Table(
     Column("practitioner", String(128), nullable=True),
     # the user's Practitioner reference (Practitioner/<id>), for professionals
     Column("signing_key", Text, nullable=True),
-    # professionals' private signing key, sealed under their password (fse.security.signing)
+    # professionals' private signing key, sealed under their password (fse.crypto.signing)
     Column("signing_public_jwk", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("disabled_at", UtcDateTime, nullable=True),

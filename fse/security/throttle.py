@@ -1,7 +1,7 @@
 """Throttling of the FHIR API, as plain ASGI middlewares (no body buffering).
 
 Two counters, both in the runtime's rate limiter (Redis when configured, so every worker of
-every server shares them): per client address (``fse/security/addresses.py``: the peer, or what
+every server shares them): per client address (``fse/addresses.py``: the peer, or what
 a trusted proxy saw), before authentication; then per caller, after
 it: a system client (its client id) or a signed-in person (their user name), each with its own
 limit. While Redis does not answer, the limiter counts in each worker's memory instead
@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fse.addresses import client_address
 from fse.config import Settings
 from fse.errors import ErrorCode, TooManyRequests
-from fse.fhir_api.http import fhir_response
+from fse.responses import fhir_response
 from fse.runtime.ratelimit import RateLimiter
-from fse.security.addresses import client_address
 
 WINDOW_SECONDS = 60
 

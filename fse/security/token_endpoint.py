@@ -13,11 +13,11 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from fse.security.addresses import client_address
+from fse.addresses import client_address
+from fse.crypto.tokens import issue
 from fse.security.clients import authenticate
 from fse.security.lockout import start_attempt, subject_key
 from fse.security.scopes import InvalidScope, parse, within
-from fse.security.tokens import issue
 
 router = APIRouter(tags=["Authentification"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -16,10 +16,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fse.security.passwords import hash_password, password_matches
-from fse.security.signing import new_signing_key, unseal
+from fse.crypto.passwords import hash_password, password_matches
+from fse.crypto.signing import new_signing_key, unseal
+from fse.crypto.tokens import SigningKey
 from fse.security.tables import users
-from fse.security.tokens import SigningKey
 
 MIN_PASSWORD_LENGTH = 12
 

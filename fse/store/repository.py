@@ -23,8 +23,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from fse.crypto.cin import CinVault
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
-from fse.security.cin import CinVault
 from fse.store.dates import instant_text
 from fse.store.indexing import IndexRows, extract, rows_by_kind
 from fse.store.pg_bulk import copy_bulk
@@ -99,7 +99,7 @@ class ResourceStore:
     def __init__(self, engine: AsyncEngine, cin: CinVault) -> None:
         self.engine = engine
         self.sealed = SealedIdentifiers(cin)
-        """CINs are sealed in stored JSON and blinded in index rows (fse/security/cin.py)."""
+        """CINs are sealed in stored JSON and blinded in index rows (fse/crypto/cin.py)."""
         self.is_postgres = engine.dialect.name == "postgresql"
         self._insert = pg_insert if self.is_postgres else sqlite_insert
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
-from fse.security.cin import SEALED_PREFIX, CinVault, is_sealed
+from fse.crypto.cin import SEALED_PREFIX, CinVault, is_sealed
 from fse.store.indexing import IndexRows
 from fse.store.query import ANY, Chain, Criterion, SearchQuery
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from fse.fhir_api.guard import guard_of
-from fse.fhir_api.http import base_url, fhir_response, parse_etag, read_body
+from fse.fhir_api.http import base_url, parse_etag, read_body
 from fse.resources import check_type, parse_json
+from fse.responses import fhir_response
 from fse.security.auth import Principal, authorize, principal_of
 from fse.subscriptions import registry
 from fse.subscriptions.criteria import Topics

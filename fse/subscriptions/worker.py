@@ -17,9 +17,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fse.config import Settings
+from fse.crypto.cin import vault_for
 from fse.outbox import relay
 from fse.runtime.events import EventStream, StreamUnavailable
-from fse.security.cin import vault_for
 from fse.store.repository import ResourceStore
 from fse.subscriptions.delivery import Policy, Round, deliver_due, http_client
 from fse.subscriptions.fanout import fan_out

@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl, quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fse.addresses import client_address, client_scheme
+from fse.crypto.tokens import SigningKey
 from fse.security.access import page_allows
-from fse.security.addresses import client_address, client_scheme
 from fse.security.lockout import start_attempt, subject_key
 from fse.security.sessions import (
     COOKIE_NAME,
@@ -25,7 +26,6 @@ from fse.security.sessions import (
     open_session,
     session_for,
 )
-from fse.security.tokens import SigningKey
 from fse.security.users import SIGNING_ROLES, authenticate_user, unlock_signing_key
 from fse.web.errors import error_page
 from fse.web.templates import TEMPLATES

@@ -19,7 +19,7 @@ from sqlalchemy import inspect, select, text
 
 from fhir_profiles.identifiers import CIN_SYSTEM, masked_cin
 from fse.app import close, create_app
-from fse.security.cin import CinKeyError, CinUnreadable, CinVault, vault_for, vault_from
+from fse.crypto.cin import CinKeyError, CinUnreadable, CinVault, vault_for, vault_from
 from fse.seed import demo_bundle
 from fse.store.cin_rotation import rotate_cin
 from fse.store.repository import ResourceStore

@@ -26,11 +26,11 @@ from sqlalchemy import select
 
 from fse.bench import listening_sockets
 from fse.config import Settings
+from fse.crypto.cin import vault_for
+from fse.crypto.tokens import issue, load_or_create_key
 from fse.db import create_engine
 from fse.errors import ErrorCode
-from fse.security.cin import vault_for
 from fse.security.clients import create_client
-from fse.security.tokens import issue, load_or_create_key
 from fse.store.tables import resources
 from reimbursement.tables import settlements
 from tests.fse.fhir_api.test_errors import assert_outcome

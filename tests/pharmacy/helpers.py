@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 
 from fse.accounts import create_account
-from fse.security.tokens import SigningKey
+from fse.crypto.tokens import SigningKey
 from fse.security.users import Role, unlock_signing_key
 from pharmacy.dispense import Dispensed, DispenseOrder, LineOrder, dispense
 from pharmacy.lookup import OpenLine, open_lines

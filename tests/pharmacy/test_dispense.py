@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from fse.security.provenance import jws_of, verify
+from fse.crypto.provenance import jws_of, verify
 from pharmacy.dispense import DispenseConflict, DispenseRefused
 from pharmacy.numbers import claim_number
 from pharmacy.receipt import load_dispense

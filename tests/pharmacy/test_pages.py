@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from fse.accounts import create_account
-from fse.security.access_codes import access_code
-from fse.security.provenance import verify
+from fse.crypto.access_codes import access_code
+from fse.crypto.provenance import verify
 from fse.security.users import Role
 from pharmacy.numbers import claim_number
 from pharmacy.receipt import load_dispense

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from fse.accounts import create_account
-from fse.security.provenance import jws_of, verify
+from fse.crypto.provenance import jws_of, verify
 from fse.security.users import Role, unlock_signing_key
 from prescriber.sheets import SignedSheet, sign_sheet
 from prescriber.visit import Visit, find_medicine, read_visit

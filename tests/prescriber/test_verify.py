@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import text
 
 from fse.accounts import create_account
-from fse.security.provenance import provenance
+from fse.crypto.provenance import provenance
 from fse.security.users import Role, unlock_signing_key
 from pharmacy.dispense import REMAINING
 from prescriber.cancel import cancel_sheet

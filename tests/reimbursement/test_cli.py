@@ -9,8 +9,8 @@ import httpx
 
 from fse.app import close, create_app
 from fse.config import Settings
+from fse.crypto.tokens import issue
 from fse.security.clients import create_client
-from fse.security.tokens import issue
 from tests.fse.test_cli import fse
 from tests.reimbursement.demo import FATIMA, act, claim, load_demo
 

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from fse.app import close, create_app
 from fse.config import Settings
+from fse.crypto.tokens import issue
 from fse.migrate import upgrade
 from fse.security.clients import create_client
-from fse.security.tokens import issue
 from reimbursement.feature import schedule_of
 from reimbursement.ledger import check_ledger
 from reimbursement.payments import Payments

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import Response
 
 from fse.errors import BadRequest, ErrorCode
-from fse.fhir_api.http import fhir_response, read_body
+from fse.fhir_api.http import read_body
 from fse.fhir_api.operations import Operation, OperationCall
 from fse.resources import check_type, parse_json, validation_issues
+from fse.responses import fhir_response
 from fse.store.search_params import SUPPORTED_TYPES
 
 

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 from starlette.types import Scope
 
+from fse.addresses import client_address, client_scheme
 from fse.config import Settings
-from fse.security.addresses import client_address, client_scheme
 
 PROXIES = Settings(trusted_proxies="10.9.0.1, 10.8.0.0/16, 2001:db8:f::/48")
 NOBODY = Settings(trusted_proxies="")

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from fse.crypto.tokens import issue, load_or_create_key
 from fse.errors import ErrorCode
 from fse.security.clients import create_client, find_client, revoke_client
-from fse.security.tokens import issue, load_or_create_key
 from tests.builders import FHIR_JSON, claim, create, patient
 from tests.conftest import Platform
 from tests.fse.fhir_api.test_errors import assert_outcome

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 
 from fhir_profiles.identifiers import care_sheet_number
 from fse.accounts import create_account
+from fse.crypto.provenance import jws_of, provenance, verify
+from fse.crypto.signing import SIGNING_KEY_EXTENSION
 from fse.errors import ErrorCode
 from fse.security.access import LOOKUP_VALIDITY
 from fse.security.lookups import record_lookups
-from fse.security.provenance import jws_of, provenance, verify
-from fse.security.signing import SIGNING_KEY_EXTENSION
 from fse.security.tables import insured_lookups, users
 from fse.security.users import Role, unlock_signing_key
 from pharmacy.lookup import open_lines

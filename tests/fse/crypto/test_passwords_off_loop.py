@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from fse.security import passwords
+from fse.crypto import passwords
 from fse.security.clients import authenticate, create_client
 from fse.security.users import Role, authenticate_user, create_user
 from tests.conftest import Platform

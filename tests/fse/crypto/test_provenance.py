@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fse.crypto.provenance import jws_of, provenance, verify
+from fse.crypto.tokens import SigningKey
 from fse.resources import validation_issues
-from fse.security.provenance import jws_of, provenance, verify
-from fse.security.tokens import SigningKey
 
 
 def resources() -> list[dict]:

@@ -1,4 +1,4 @@
-"""Secrets made on first use (``fse.security.key_files``): workers starting together agree on
+"""Secrets made on first use (``fse.crypto.key_files``): workers starting together agree on
 one file, and none of them ever reads it half-written (a worker that read an empty signing key
 crashed at start and was restarted, seen in ``fse bench``)."""
 
@@ -8,7 +8,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from fse.security.key_files import load_or_create
+from fse.crypto.key_files import load_or_create
 
 
 def _slow_secret() -> bytes:

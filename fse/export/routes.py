@@ -31,8 +31,9 @@ from fse.export.jobs import COMPLETED, FAILED, ExportJob, create_job, find_job
 from fse.export.runner import ExportRunner
 from fse.export.scope import PATIENT, PATIENT_COMPARTMENT, SYSTEM, ExportScope
 from fse.fhir_api.guard import guard_of
-from fse.fhir_api.http import fhir_response, prefer
+from fse.fhir_api.http import prefer
 from fse.fhir_api.routes import base_of, service_of, since_param
+from fse.responses import fhir_response
 from fse.security.auth import Principal, authorize, principal_of
 from fse.security.scopes import allows
 from fse.store.dates import instant_text

@@ -2,7 +2,7 @@
 
 Short-lived (minutes), so revoking a client stops it within a token lifetime; verification needs
 only the public key, published as a JWK Set for other CNSS systems. The key that signs, and the
-ones still accepted after a rotation, are the key ring's (``fse/security/key_ring.py``).
+ones still accepted after a rotation, are the key ring's (``fse/crypto/key_ring.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from fse.security.key_files import load_or_create
+from fse.crypto.key_files import load_or_create
 
 
 class InvalidToken(Exception):

@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from fse.security.key_files import replace_atomically
-from fse.security.tokens import SigningKey, key_from_pem, load_or_create_key, new_key
+from fse.crypto.key_files import replace_atomically
+from fse.crypto.tokens import SigningKey, key_from_pem, load_or_create_key, new_key
 
 log = logging.getLogger("fse.security")
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fse.accounts import create_account
-from fse.security.signing import SIGNING_KEY_EXTENSION, new_signing_key, unseal
+from fse.crypto.signing import SIGNING_KEY_EXTENSION, new_signing_key, unseal
 from fse.security.users import Role, unlock_signing_key
 from tests.builders import create, practitioner
 from tests.conftest import Platform

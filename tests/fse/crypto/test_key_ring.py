@@ -18,16 +18,16 @@ import pytest
 
 from fse.bench import listening_sockets
 from fse.cli import main
-from fse.db import create_engine
-from fse.security.clients import create_client
-from fse.security.key_ring import (
+from fse.crypto.key_ring import (
     CLOCK_MARGIN_SECONDS,
     RingFileError,
     TokenKeys,
     read_ring,
     rotate,
 )
-from fse.security.tokens import InvalidToken, issue, load_or_create_key, verify
+from fse.crypto.tokens import InvalidToken, issue, load_or_create_key, verify
+from fse.db import create_engine
+from fse.security.clients import create_client
 from tests.fse.test_serve import wait_for
 from tests.services import free_port, server_env
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from fse.security.tokens import SigningKey
+from fse.crypto.tokens import SigningKey
 
 AUTHOR_SIGNATURE = {
     "system": "urn:iso-astm:E1762-95:2013",

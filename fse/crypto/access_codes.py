@@ -14,7 +14,7 @@ import hmac
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from fse.security.tokens import SigningKey
+from fse.crypto.tokens import SigningKey
 
 DIGITS = 6
 

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fhir_profiles.identifiers import normalized_cin
 from fse.config import Settings
+from fse.crypto.key_files import load_or_create
 from fse.errors import ErrorCode, FhirError
-from fse.security.key_files import load_or_create
 
 SEALED_PREFIX = "enc:v1:"
 BLIND_PREFIX = "bi:v1:"

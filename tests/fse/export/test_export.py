@@ -14,9 +14,9 @@ from sqlalchemy import update
 
 from fse.errors import ErrorCode
 from fse.export.jobs import create_job, delete_job, export_jobs, find_job
+from fse.export.routes import NDJSON
 from fse.export.runner import ExportRunner
 from fse.export.scope import ExportScope
-from fse.fhir_api.export import NDJSON
 from fse.resources import model_class
 from tests.builders import FHIR_JSON, claim, create, medication_request, patient, practitioner
 from tests.conftest import Platform

@@ -1,0 +1,29 @@
+"""FHIR JSON answers: the one way every floor (security middleware, health, routes) writes one.
+
+At the bottom so that what sits below the FHIR API (authentication, throttling, health) can
+answer in FHIR without importing the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+FHIR_JSON = "application/fhir+json"
+
+
+def fhir_response(
+    body: str | bytes | dict[str, Any] | None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if isinstance(body, dict):
+        body = orjson.dumps(body)
+    return Response(
+        content=b"" if body is None else body,
+        status_code=status,
+        headers=headers,
+        media_type=FHIR_JSON if body is not None else None,
+    )
