@@ -97,12 +97,22 @@ def sign_detached(key: ECKey, header: dict[str, Any], payload: bytes) -> str:
     return jws.detach_content(sign_compact(key, header, payload))
 
 
+def _parsed(compact: str, payload: bytes | None = None) -> tuple[jws.CompactSignature, dict]:
+    """The JWS and its protected header, not verified; Refused unless the header is an object
+    (joserfc takes any JSON value that contains "alg": ``"alg"`` or ``["alg"]``)."""
+    try:
+        found = jws.extract_compact(compact.encode(), payload, registry=_REGISTRY)
+        header = found.headers()
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise Refused("malformed token") from exc
+    if not isinstance(header, dict):
+        raise Refused("malformed token")
+    return found, header
+
+
 def header_of(compact: str) -> dict[str, Any]:
     """The protected header of a compact JWS (not verified: to choose the key)."""
-    try:
-        return jws.extract_compact(compact.encode(), registry=_REGISTRY).headers()
-    except (JoseError, ValueError, UnicodeError) as exc:
-        raise Refused("malformed JWS") from exc
+    return _parsed(compact)[1]
 
 
 def verify_detached(
@@ -115,11 +125,10 @@ def verify_detached(
         if len(parts) != 3 or parts[1]:
             return None  # an attached payload would be verified instead of ours
         public = key if isinstance(key, ECKey) else ECKey.import_key(dict(key))
-        found = jws.extract_compact(compact.encode(), payload, registry=_REGISTRY)
-        header = found.headers()
+        found, header = _parsed(compact, payload)
         if "b64" in header or not jws.validate_compact(found, public, registry=_REGISTRY):
             return None
-    except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
+    except (Refused, JoseError, ValueError, TypeError, KeyError, UnicodeError):
         return None
     return header
 
@@ -140,11 +149,7 @@ def decode_jwt(
     """(header, claims) of a JWT signed ES256 by the key its ``kid`` names, whose ``typ`` is
     one of ``types``, for ``audience`` from ``issuer``, with ``exp`` (required), ``nbf`` and
     ``iat`` checked with ``CLOCK_LEEWAY_SECONDS``; or Refused saying why not."""
-    try:
-        found = jws.extract_compact(token.encode(), registry=_REGISTRY)
-        header = found.headers()
-    except (JoseError, ValueError, UnicodeError) as exc:
-        raise Refused("malformed token") from exc
+    found, header = _parsed(token)
     kid = header.get("kid")
     key = find_key(kid) if isinstance(kid, str) else None
     if header.get("alg") != ALG or key is None:
@@ -156,7 +161,7 @@ def decode_jwt(
     if not valid:
         raise Refused("bad signature")
     if header.get("typ") not in types:
-        raise Refused(f"not an access token (typ {header.get('typ')!r})")
+        raise Refused(f"not an access token (typ not {' or '.join(sorted(types))})")
     try:
         claims = orjson.loads(found.payload)
     except orjson.JSONDecodeError as exc:

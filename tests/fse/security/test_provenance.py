@@ -79,6 +79,8 @@ def test_content_jcs_cannot_write_is_not_signed_and_does_not_verify() -> None:
     jws = jws_of(provenance(key, "Practitioner/p1", resources(), datetime.now(UTC)))
     assert not verify(key.jwk(), jws, huge)
     assert not verify({"kty": "EC"}, jws, resources())  # a broken published key
+    for header in ("ImFsZyI", "WyJhbGciXQ", "e30", "!"):  # "alg", ["alg"], {}, not base64
+        assert not verify(key.jwk(), f"{header}..{jws.split('.')[2]}", resources())
 
 
 def test_a_signature_made_before_jcs_still_verifies() -> None:

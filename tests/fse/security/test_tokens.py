@@ -80,7 +80,18 @@ def test_alg_none_or_another_alg_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "token", ["", "a.b", "a.b.c", "....", "eyJ9.e30.", "\udcff.e30.x", "e30.e30.e30"]
+    "token",
+    [
+        "",
+        "a.b",
+        "a.b.c",
+        "....",
+        "eyJ9.e30.",
+        "\udcff.e30.x",
+        "e30.e30.e30",
+        "ImFsZyI.e30.AAAA",  # the header "alg": JSON, not an object
+        "WyJhbGciXQ.e30.AAAA",  # ["alg"]
+    ],
 )
 def test_malformed_tokens_are_refused_with_a_reason(token: str) -> None:
     with pytest.raises(InvalidToken):
