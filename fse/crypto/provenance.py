@@ -1,26 +1,25 @@
 """Professionals sign what they write: a Provenance carrying a detached JWS (ES256) over the
 canonical JSON of the resources it names, verifiable by anyone with the public key published on
-the signer's Practitioner.
+the signer's Practitioner. The platform signs dispense receipts the same way with its own key.
 
-Canonical form: each target resource without ``meta`` (the server stamps it), keys sorted, no
-whitespace, UTF-8 (orjson); the payload is the JSON array of those, in target order.
+Canonical form (docs/security.md, "Signatures a stranger can check"): the JSON array of the
+target resources, in target order, each without ``meta`` (the server stamps it), as RFC 8785
+(JCS) bytes. The JWS header is ``{"alg": "ES256", "kid": <RFC 7638 thumbprint>}``.
+
+Signatures made before JCS (a 16-character ``kid``, bytes by orjson with sorted keys, which
+writes ``56.0`` where JCS writes ``56``) still verify: their header says which rule made them.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 
+from fse.crypto import jose
 from fse.crypto.tokens import SigningKey
 
 AUTHOR_SIGNATURE = {
@@ -28,55 +27,40 @@ AUTHOR_SIGNATURE = {
     "code": "1.2.840.10065.1.12.1.1",
     "display": "Author's Signature",
 }
+LEGACY_KID_LENGTH = 16
+"""Kids before RFC 7638 thumbprints (43 characters) were 16: such a header marks the old bytes."""
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _unstamped(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "meta"} for r in resources]
 
 
 def canonical(resources: list[dict[str, Any]]) -> bytes:
-    return orjson.dumps(
-        [{k: v for k, v in r.items() if k != "meta"} for r in resources],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    """The signed bytes: RFC 8785 JSON of the resources without ``meta``. Raises ValueError for
+    content JCS cannot write (an integer beyond 2**53, NaN)."""
+    return jose.canonical_json(_unstamped(resources))
+
+
+def _legacy_canonical(resources: list[dict[str, Any]]) -> bytes:
+    """The bytes signatures with a 16-character kid were made over (before JCS)."""
+    return orjson.dumps(_unstamped(resources), option=orjson.OPT_SORT_KEYS)
 
 
 def sign(key: SigningKey, resources: list[dict[str, Any]]) -> str:
     """Compact JWS with detached payload: ``header..signature``."""
-    header = _b64url(orjson.dumps({"alg": "ES256", "kid": key.kid}))
-    signing_input = f"{header}.{_b64url(canonical(resources))}".encode()
-    r, s = decode_dss_signature(key.private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-    return f"{header}..{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    return jose.sign_detached(key.ec_key, {"kid": key.kid}, canonical(resources))
 
 
-def public_key(jwk: dict[str, str]) -> ec.EllipticCurvePublicKey:
-    numbers = ec.EllipticCurvePublicNumbers(
-        int.from_bytes(_unb64url(jwk["x"]), "big"),
-        int.from_bytes(_unb64url(jwk["y"]), "big"),
-        ec.SECP256R1(),
-    )
-    return numbers.public_key()
-
-
-def verify(jwk: dict[str, str], jws: str, resources: list[dict[str, Any]]) -> bool:
+def verify(jwk: Mapping[str, Any], jws: str, resources: list[dict[str, Any]]) -> bool:
+    """Whether ``jws`` is the signature of ``jwk``'s key over ``resources`` (as stored: their
+    ``meta`` is left out)."""
     try:
-        header, empty, signature = jws.split(".")
-        raw = _unb64url(signature)
-    except ValueError:
+        kid = jose.header_of(jws).get("kid")
+        legacy = isinstance(kid, str) and len(kid) == LEGACY_KID_LENGTH
+        signed = _legacy_canonical(resources) if legacy else canonical(resources)
+    except (jose.Refused, ValueError, TypeError):
         return False
-    if empty or len(raw) != 64:
-        return False
-    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-    signing_input = f"{header}.{_b64url(canonical(resources))}".encode()
-    try:
-        public_key(jwk).verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return jose.verify_detached(jwk, jws, signed) is not None
 
 
 def provenance(

@@ -1,66 +1,53 @@
-"""Access tokens: compact JWS (RFC 7515) signed ES256 with the platform's P-256 key.
+"""Access tokens: JWTs (RFC 9068 profile, ``typ`` ``at+jwt``) signed ES256 with the platform's
+P-256 key, through ``fse.crypto.jose``.
 
 Short-lived (minutes), so revoking a client stops it within a token lifetime; verification needs
-only the public key, published as a JWK Set for other CNSS systems. The key that signs, and the
-ones still accepted after a rotation, are the key ring's (``fse/crypto/key_ring.py``).
+only the public key, published as a JWK Set for other CNSS systems, each key named by its RFC 7638
+thumbprint. The key that signs, and the ones still accepted after a rotation, are the key ring's
+(``fse/crypto/key_ring.py``).
 """
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 
+from fse.crypto import jose
 from fse.crypto.key_files import load_or_create
+
+TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+"""The ``typ`` an access token must carry (RFC 9068 section 4): an ID token or any other JWT
+signed by the same key is not an access token."""
 
 
 class InvalidToken(Exception):
     """The token is malformed, badly signed, expired or for someone else."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 @dataclass(frozen=True)
 class SigningKey:
     private: ec.EllipticCurvePrivateKey
 
-    @property
+    @cached_property
+    def ec_key(self) -> jose.ECKey:
+        """The key as joserfc takes it (built once: tokens are checked on every request)."""
+        return jose.jose_key(self.private)
+
+    @cached_property
     def kid(self) -> str:
-        numbers = self.private.public_key().public_numbers()
-        digest = hashes.Hash(hashes.SHA256())
-        digest.update(numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big"))
-        return _b64(digest.finalize())[:16]
+        """The RFC 7638 thumbprint of the public key: anyone can recompute it from the JWK."""
+        return jose.thumbprint(self.ec_key)
 
     def jwk(self) -> dict[str, str]:
-        numbers = self.private.public_key().public_numbers()
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": _b64(numbers.x.to_bytes(32, "big")),
-            "y": _b64(numbers.y.to_bytes(32, "big")),
-            "use": "sig",
-            "alg": "ES256",
-            "kid": self.kid,
-        }
+        return jose.public_jwk(self.ec_key)
 
     def pem(self) -> bytes:
         return self.private.private_bytes(
@@ -95,17 +82,12 @@ def issue(
 ) -> str:
     issued = int(time.time() if now is None else now)
     payload = {**claims, "iat": issued, "exp": issued + ttl_seconds, "jti": str(uuid.uuid4())}
-    header = {"alg": "ES256", "typ": "at+jwt", "kid": key.kid}
-    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(payload))}"
-    der = key.private.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-    r, s = decode_dss_signature(der)
-    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return f"{signing_input}.{_b64(signature)}"
+    return jose.encode_jwt(key.ec_key, "at+jwt", payload)
 
 
 def header_kid(token: str) -> str:
     """The kid of a token ``verify`` accepted."""
-    return str(orjson.loads(_unb64(token.split(".", 1)[0]))["kid"])
+    return str(jose.header_of(token)["kid"])
 
 
 def verify(
@@ -116,32 +98,17 @@ def verify(
     now: float | None = None,
 ) -> dict[str, Any]:
     """The token's claims, or InvalidToken saying why not. ``keys``: the one key, or the key
-    ring's lookup by kid (the current key and those retired less than a token lifetime ago)."""
+    ring's lookup by kid (the current key and those retired less than a token lifetime ago).
+    ``exp``, ``nbf`` and ``iat`` allow ``jose.CLOCK_LEEWAY_SECONDS`` of clock difference."""
+
+    def find(kid: str) -> jose.ECKey | None:
+        if isinstance(keys, SigningKey):
+            return keys.ec_key if kid == keys.kid else None
+        found = keys(kid)
+        return found.ec_key if found is not None else None
+
     try:
-        header_b64, payload_b64, signature_b64 = token.split(".")
-        header = orjson.loads(_unb64(header_b64))
-        signature = _unb64(signature_b64)
-    except (ValueError, orjson.JSONDecodeError) as exc:
-        raise InvalidToken("malformed token") from exc
-    if not isinstance(header, dict):
-        raise InvalidToken("malformed token")
-    kid, key = header.get("kid"), None
-    if isinstance(kid, str):
-        key = (keys if kid == keys.kid else None) if isinstance(keys, SigningKey) else keys(kid)
-    if header.get("alg") != "ES256" or key is None or len(signature) != 64:
-        raise InvalidToken("token not signed by this platform (unknown or retired key)")
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
-    try:
-        key.private.public_key().verify(
-            der, f"{header_b64}.{payload_b64}".encode(), ec.ECDSA(hashes.SHA256())
-        )
-    except InvalidSignature as exc:
-        raise InvalidToken("bad signature") from exc
-    claims = orjson.loads(_unb64(payload_b64))
-    if claims.get("exp", 0) <= (time.time() if now is None else now):
-        raise InvalidToken("token expired")
-    if claims.get("iss") != issuer or claims.get("aud") != audience:
-        raise InvalidToken("token issued for another audience")
+        _, claims = jose.decode_jwt(find, token, TOKEN_TYPES, issuer, audience, now)
+    except jose.Refused as exc:
+        raise InvalidToken(str(exc)) from exc
     return claims

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fse.crypto.jose import with_thumbprint
 from fse.crypto.passwords import hash_password, password_matches
 from fse.crypto.signing import new_signing_key, unseal
 from fse.crypto.tokens import SigningKey
@@ -100,7 +101,8 @@ async def create_user(
 
 
 def user_from_row(row: Any) -> User:
-    jwk = orjson.loads(row.signing_public_jwk) if row.signing_public_jwk else None
+    # the kid recomputed: keys stored before RFC 7638 ids carry a home-made one
+    jwk = with_thumbprint(orjson.loads(row.signing_public_jwk)) if row.signing_public_jwk else None
     return User(row.pk, row.username, row.display_name, Role(row.role), row.practitioner, jwk)
 
 

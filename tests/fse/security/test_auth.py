@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from fse.crypto import jose
 from fse.crypto.tokens import issue, load_or_create_key
 from fse.errors import ErrorCode
 from fse.security.clients import create_client, find_client, revoke_client
@@ -77,14 +79,19 @@ async def test_forged_expired_or_foreign_tokens_are_401(
     audience = platform.settings.token_audience
     claims = {"iss": audience, "aud": audience, "sub": "fse-x", "scope": "system/*.cruds"}
     other_key = load_or_create_key(tmp_path / "other.pem")
-    expired = issue(platform.app.state.signing_key, claims, ttl_seconds=-1)
-    foreign = issue(platform.app.state.signing_key, {**claims, "aud": "urn:other"}, 60)
+    key = platform.app.state.signing_key
+    expired = issue(key, claims, ttl_seconds=-jose.CLOCK_LEEWAY_SECONDS - 1)
+    foreign = issue(key, {**claims, "aud": "urn:other"}, 60)
+    now = int(time.time())
+    # signed by the platform's key, valid but for its type: an ID token is not an access token
+    id_token = jose.encode_jwt(key.ec_key, "JWT", {**claims, "iat": now, "exp": now + 60})
     valid = platform.token
     tampered = valid.rsplit(".", 1)[0][:-2] + "xx." + valid.rsplit(".", 1)[1]
     for token, reason in (
         (issue(other_key, claims, 60), "not signed by this platform"),
         (expired, "expired"),
         (foreign, "another audience"),
+        (id_token, "not an access token"),
         ("abc.def", "malformed"),
         (tampered, ""),
     ):
