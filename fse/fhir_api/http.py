@@ -7,10 +7,10 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import orjson
 from fastapi import Request, Response
 from starlette.requests import ClientDisconnect
 
+from fse import fhir_json
 from fse.errors import (
     BadRequest,
     ErrorCode,
@@ -31,7 +31,7 @@ def fhir_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     if isinstance(body, dict):
-        body = orjson.dumps(body)
+        body = fhir_json.dumps(body)  # a Decimal leaves as written: 150.00
     return Response(
         content=b"" if body is None else body,
         status_code=status,

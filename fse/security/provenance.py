@@ -3,13 +3,16 @@ canonical JSON of the resources it names, verifiable by anyone with the public k
 the signer's Practitioner.
 
 Canonical form: each target resource without ``meta`` (the server stamps it), keys sorted, no
-whitespace, UTF-8 (orjson); the payload is the JSON array of those, in target order.
+whitespace, UTF-8 (orjson), every number with a fraction as the double nearest to it (orjson's
+shortest form: ``150.00`` is signed as ``150.0``); the payload is the JSON array of those, in
+target order.
 """
 
 from __future__ import annotations
 
 import base64
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -38,9 +41,22 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _as_parsed(value: Any) -> int | float:
+    """A Decimal in the signed bytes as a JSON parser reads its text: a whole number written
+    without a point (``2``) as an integer, any other (``150.00``, ``1E+2``) as the double
+    nearest to it (``150.0``)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value.as_tuple().exponent == 0 else float(value)
+    raise TypeError(f"{value!r} cannot be signed")
+
+
 def canonical(resources: list[dict[str, Any]]) -> bytes:
+    """The signed bytes. Numbers are signed as doubles: the resource as the platform holds it
+    (decimals exact, ``150.00``), as a client reads it back (a JSON parser's double, 150.0) and
+    as signed before decimals were kept exact all give the same bytes."""
     return orjson.dumps(
         [{k: v for k, v in r.items() if k != "meta"} for r in resources],
+        default=_as_parsed,
         option=orjson.OPT_SORT_KEYS,
     )
 
