@@ -3,8 +3,7 @@ their public signing key on their Practitioner, so anyone can verify what they s
 
 from __future__ import annotations
 
-import orjson
-
+from fse import fhir_json
 from fse.crypto.signing import with_public_key
 from fse.fhir_api.interactions import FhirService
 from fse.security.users import Role, User, create_user
@@ -31,6 +30,6 @@ async def publish_signing_key(service: FhirService, practitioner: str, jwk: dict
     rtype, _, rid = practitioner.partition("/")
     async with service.store.transaction() as conn:
         current = await service.store.read(conn, rtype, rid)
-        resource = with_public_key(orjson.loads(current.content or "{}"), jwk)
+        resource = with_public_key(fhir_json.loads(current.content or "{}"), jwk)
         written = await service.update(conn, rtype, rid, resource, if_match=current.version)
     service.announce([written.stored])

@@ -1,7 +1,8 @@
 """Parsing and structural validation of FHIR resources (fhir.resources R4B models).
 
-Parse once with orjson, validate the dict once with the model, and keep the dict: the model is
-never used to serialise (that would cost about a millisecond per resource).
+Parse once (orjson checks, ``fse.fhir_json`` keeps the decimals exact), validate the dict once
+with the model, and keep the dict: the model is never used to serialise (that would cost about
+a millisecond per resource).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from fhir_profiles.validator import profile_of
 from fhir_profiles.validator import validate as profile_problems
+from fse import fhir_json
 from fse.errors import BadRequest, ErrorCode, Issue, NotFound, Unprocessable
 from fse.limits import check_body, index_issues
 from fse.store.search_params import SUPPORTED_TYPES
@@ -49,7 +51,9 @@ def model_class(resource_type: str) -> type[BaseModel]:
 
 def parse_json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, within the input limits (fse/limits.py): every door that
-    reads a FHIR body reads it here."""
+    reads a FHIR body reads it here. orjson checks it and the limits are applied first (so
+    its refusals stand: NaN, a number beyond a double, a lone surrogate, nesting); then the
+    body is read again with its decimals exact (``fse.fhir_json``: ``150.00`` stays so)."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -57,7 +61,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", code=ErrorCode.MALFORMED_JSON)
     check_body(value, body)
-    return value
+    exact: dict[str, Any] = fhir_json.loads(body)
+    return exact
 
 
 def check_type(resource: dict[str, Any], expected: str) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import Response
+
+from fse import fhir_json
 
 FHIR_JSON = "application/fhir+json"
 
@@ -20,7 +21,7 @@ def fhir_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     if isinstance(body, dict):
-        body = orjson.dumps(body)
+        body = fhir_json.dumps(body)  # a Decimal leaves as written: 150.00
     return Response(
         content=b"" if body is None else body,
         status_code=status,

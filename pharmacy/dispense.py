@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse import fhir_json
 from fse.audit import change_event
 from fse.crypto.provenance import provenance, sign
 from fse.crypto.tokens import SigningKey
@@ -38,7 +39,7 @@ from pharmacy.numbers import claim_number, dispense_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
-from reimbursement.claims import CANONICAL, ITEM_REQUEST, new_claim, reference_id
+from reimbursement.claims import CANONICAL, ITEM_REQUEST, fhir_money, new_claim, reference_id
 from reimbursement.context import coverage_for_care
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.core.money import CENTIME
@@ -293,7 +294,7 @@ async def _prescription(
     except NotFound:
         raise DispenseRefused("Ligne de prescription introuvable.", field) from None
     assert stored.content is not None
-    request: dict[str, Any] = orjson.loads(stored.content)
+    request: dict[str, Any] = fhir_json.loads(stored.content)
     if reference_id(request.get("subject"), "Patient") != order.patient_id:
         raise DispenseRefused("Cette ligne concerne un autre assuré.", field)
     status = request.get("status")
@@ -312,7 +313,7 @@ async def _prescription(
 
 def _prescribed(request: dict[str, Any]) -> Decimal:
     quantity = (request.get("dispenseRequest") or {}).get("quantity") or {}
-    return Decimal(str(quantity.get("value", 1)))
+    return fhir_json.decimal_of(quantity.get("value", 1))
 
 
 async def _remaining_now(conn: AsyncConnection, request_id: str, prescribed: Decimal) -> Decimal:
@@ -374,8 +375,8 @@ def _claim_item(
         ],
         "productOrService": {"coding": [{"system": GTIN, "code": given.ean, "display": named}]},
         "servicedDate": today.isoformat(),
-        "quantity": {"value": float(line.quantity)},
-        "net": {"value": float(line.price), "currency": "MAD"},
+        "quantity": {"value": whole(line.quantity)},
+        "net": fhir_money(line.price),
     }
     condition = reference_id((request.get("reasonReference") or [{}])[0], "Condition")
     if condition:
@@ -385,11 +386,20 @@ def _claim_item(
     return item
 
 
+def whole(boxes: Decimal) -> Decimal:
+    """A number of boxes as FHIR JSON writes it: ``2``, not ``2.00`` (boxes are whole)."""
+    return boxes.to_integral_value() if boxes == boxes.to_integral_value() else boxes
+
+
+def remaining_extension(request: dict[str, Any], left: Decimal) -> list[dict[str, Any]]:
+    """The request's extensions with its boxes left to dispense (``REMAINING``) set to ``left``."""
+    kept = [e for e in request.get("extension", []) if e.get("url") != REMAINING]
+    return [*kept, {"url": REMAINING, "valueQuantity": {"value": whole(left), "unit": "boîte"}}]
+
+
 def _with_remaining(request: dict[str, Any], left: Decimal) -> dict[str, Any]:
     request["status"] = "completed" if left == 0 else "active"
-    request["extension"] = [
-        e for e in request.get("extension", []) if e.get("url") != REMAINING
-    ] + [{"url": REMAINING, "valueQuantity": {"value": float(left), "unit": "boîte"}}]
+    request["extension"] = remaining_extension(request, left)
     return request
 
 
@@ -526,7 +536,7 @@ def _medication_dispense(
             {"actor": {"reference": pharmacist.pharmacy}},
         ],
         "authorizingPrescription": [{"reference": f"MedicationRequest/{line.request_id}"}],
-        "quantity": {"value": float(line.quantity), "unit": "boîte"},
+        "quantity": {"value": whole(line.quantity), "unit": "boîte"},
         "whenHandedOver": now.isoformat(timespec="seconds"),
         "substitution": {
             "wasSubstituted": substituted,

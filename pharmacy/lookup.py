@@ -19,6 +19,7 @@ from sqlalchemy import select
 from fhir_profiles.identifiers import masked_cin
 from fse.audit import audit_read
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_json import decimal_of
 from fse.security.lookups import record_lookups
 from pharmacy.tables import prescription_balances
 from reimbursement.claims import reference_id
@@ -148,7 +149,7 @@ async def _line(
     valid_until = date.fromisoformat(end[:10]) if end else None
     if valid_until is not None and valid_until < today:
         return None
-    prescribed = Decimal(str((dispense.get("quantity") or {}).get("value", 1)))
+    prescribed = decimal_of((dispense.get("quantity") or {}).get("value", 1))
     remaining = prescribed - dispensed.get(request["id"], Decimal(0))
     if remaining <= 0:
         return None
@@ -236,7 +237,7 @@ async def earlier_dispenses(
                         at=str(d.get("whenHandedOver", "")),
                         pharmacy=names.get(place, place),
                         medicine=str(coding.get("display", coding.get("code", ""))),
-                        boxes=Decimal(str((d.get("quantity") or {}).get("value", 0))).normalize(),
+                        boxes=decimal_of((d.get("quantity") or {}).get("value", 0)).normalize(),
                         substituted=bool((d.get("substitution") or {}).get("wasSubstituted")),
                         reversed=d.get("status") == "entered-in-error",
                     )

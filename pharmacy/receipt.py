@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import select
 
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_json import decimal_of
 from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
@@ -129,7 +130,7 @@ def receipt_payload(
         "lignes": [
             {
                 "medicament": item["productOrService"]["coding"][0].get("display", line.code),
-                "boites": f"{Decimal(str(item['quantity']['value'])).normalize():f}",
+                "boites": f"{decimal_of(item['quantity']['value']).normalize():f}",
                 "generique_substitue": swapped,
                 "prix": str(line.submitted),
                 "base": str(line.eligible),
@@ -212,7 +213,7 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
         view.lines.append(
             ReceiptLine(
                 medicine=coding.get("display", coding["code"]),
-                quantity=Decimal(str(item["quantity"]["value"])).normalize(),
+                quantity=decimal_of(item["quantity"]["value"]).normalize(),
                 substituted=bool(dispensed["substitution"]["wasSubstituted"]),
                 amounts=amounts[item["sequence"]],
                 remaining=left.get(entry[1]),

@@ -11,15 +11,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse import fhir_json
 from fse.audit import change_event
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
 from fse.store.repository import Stored
-from pharmacy.dispense import REMAINING, DispenseRefused
+from pharmacy.dispense import DispenseRefused, remaining_extension
 from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
@@ -93,7 +93,7 @@ async def _set_status(
 ) -> None:
     current = await fhir.store.read(conn, rtype, rid)
     assert current.content is not None
-    body = orjson.loads(current.content)
+    body = fhir_json.loads(current.content)
     body["status"] = STATUS[rtype]
     written.append((await fhir.update(conn, rtype, rid, body, current.version)).stored)
 
@@ -117,12 +117,10 @@ async def _give_back(
     ).scalar_one()
     current = await fhir.store.read(conn, "MedicationRequest", request_id)
     assert current.content is not None
-    request: dict[str, Any] = orjson.loads(current.content)
+    request: dict[str, Any] = fhir_json.loads(current.content)
     if request.get("status") == "completed":
         request["status"] = "active"
-    request["extension"] = [
-        e for e in request.get("extension", []) if e.get("url") != REMAINING
-    ] + [{"url": REMAINING, "valueQuantity": {"value": float(left), "unit": "boîte"}}]
+    request["extension"] = remaining_extension(request, left)
     written.append(
         (await fhir.update(conn, "MedicationRequest", request_id, request, current.version)).stored
     )

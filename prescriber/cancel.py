@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
+from fse import fhir_json
 from fse.audit import change_event
 from fse.errors import PreconditionFailed
 from fse.fhir_api.interactions import FhirService
@@ -59,7 +58,7 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
         for resource in targets:
             current = await fhir.store.read(conn, resource["resourceType"], resource["id"])
             assert current.content is not None
-            body = orjson.loads(current.content)
+            body = fhir_json.loads(current.content)
             body["status"] = CANCELLED[body["resourceType"]]
             # A prescription must still be as the doctor saw it: a pharmacy dispensing it at
             # this moment changes its version, and then the cancellation is refused.

@@ -11,6 +11,7 @@ cancels the pharmacy's own Claim, not the doctor's) and prescriber/cancel.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pharmacy.dispense import REMAINING
@@ -86,7 +87,7 @@ def _shown(extensions: list[Any]) -> str:
         for k, v in e.items()
         if k.startswith("value")
     ]
-    text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+    text = ", ".join(f"{v.normalize():f}" if isinstance(v, Decimal) else str(v) for v in values)
     return text or "retirée"
 
 

@@ -12,6 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +27,7 @@ from fse.store.repository import Stored, new_id
 from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
 from prescriber.visit import ActLine, Visit
-from reimbursement.claims import NGAP_ACTS, new_claim
+from reimbursement.claims import NGAP_ACTS, fhir_money, new_claim
 from reimbursement.context import coverage_for_care, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration
@@ -62,10 +63,6 @@ class SignedSheet:
     stored (the other fields are empty)."""
 
 
-def _money(value: Any) -> dict[str, Any]:
-    return {"value": float(value), "currency": "MAD"}
-
-
 def _cotation(act: ActLine) -> dict[str, Any]:
     """The key letter that prices the line (first) and the NGAP act it names, if any."""
     codings: list[dict[str, Any]] = [{"system": NGAP, "code": act.code}]
@@ -76,8 +73,9 @@ def _cotation(act: ActLine) -> dict[str, Any]:
     return {"coding": codings}
 
 
-def _coefficient(value: Any) -> list[dict[str, Any]]:
-    return [] if value == 1 else [{"url": COEFFICIENT, "valueDecimal": float(value)}]
+def _coefficient(value: Decimal) -> list[dict[str, Any]]:
+    """The NGAP coefficient as typed (a Decimal: it leaves exact, e.g. ``1.5``), 1 left out."""
+    return [] if value == 1 else [{"url": COEFFICIENT, "valueDecimal": value}]
 
 
 async def sign_sheet(
@@ -279,7 +277,7 @@ def _resources(
                 "occurrenceDateTime": moment,
                 "quantity": {"value": 1},
                 "performer": [{"actor": doctor}],
-                "priceOverride": _money(act.fee),
+                "priceOverride": fhir_money(act.fee),
             }
         )
         item: dict[str, Any] = {
@@ -288,7 +286,7 @@ def _resources(
             "productOrService": _cotation(act),
             "servicedDate": today.isoformat(),
             "encounter": [encounter],
-            "net": _money(act.fee),
+            "net": fhir_money(act.fee),
         }
         if act.ald and condition:
             item["diagnosisSequence"] = [1]

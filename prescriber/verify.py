@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from fse import fhir_json
 from fse.crypto.provenance import jws_of, verify
 from fse.crypto.signing import SIGNING_KEY_EXTENSION
 from fse.errors import Gone, NotFound
@@ -50,7 +51,7 @@ async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
             )
         signer = str(_signer(provenance))
         rtype, _, rid = signer.partition("/")
-        author = orjson.loads((await fhir.store.read(conn, rtype, rid)).content or "{}")
+        author = fhir_json.loads((await fhir.store.read(conn, rtype, rid)).content or "{}")
         jwk = next(
             (
                 orjson.loads(e["valueString"])
@@ -70,10 +71,10 @@ async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
             except (Gone, NotFound):
                 missing = f"{ttype}/{tid}/_history/{version}"
                 return Verdict(False, f"SIGNATURE INVALIDE : version signée absente ({missing})")
-            resources.append(orjson.loads(stored.content or "{}"))
+            resources.append(fhir_json.loads(stored.content or "{}"))
             try:
                 now = await fhir.store.read(conn, ttype, tid)
-                current.append(orjson.loads(now.content or "{}"))
+                current.append(fhir_json.loads(now.content or "{}"))
             except (Gone, NotFound):
                 current.append(None)
     if not verify(jwk, jws_of(provenance), resources):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from fse.fhir_json import decimal_of
 from reimbursement.claims import NGAP_ACTS
 from reimbursement.core.money import CENTIME
 
@@ -30,7 +31,7 @@ class AmountLine:
 
 def _amount(entry: dict[str, Any]) -> Decimal:
     value = entry.get("amount", {}).get("value", entry.get("value", 0))
-    return Decimal(str(value)).quantize(CENTIME)
+    return decimal_of(value).quantize(CENTIME)
 
 
 def _act(item: dict[str, Any]) -> tuple[str, str]:
@@ -55,7 +56,7 @@ def amount_lines(claim: dict[str, Any], response: dict[str, Any]) -> list[Amount
                 code=codes.get(item["itemSequence"], "?"),
                 submitted=_amount(amounts["submitted"]),
                 eligible=_amount(amounts["eligible"]),
-                rate=Decimal(str(amounts["eligpercent"]["value"])).quantize(Decimal("1")),
+                rate=decimal_of(amounts["eligpercent"]["value"]).quantize(Decimal("1")),
                 benefit=_amount(amounts["benefit"]),
                 copay=_amount(amounts["copay"]),
                 reason=str(reason.get("display", "")),

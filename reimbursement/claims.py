@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from fse.errors import ErrorCode, Issue, Unprocessable
+from fse.fhir_json import NotADecimal, decimal_of
 from fse.limits import MAX_AMOUNT, MAX_QUANTITY, MAX_VERSION, amount_problem
 from reimbursement.core.model import CodeKind, Payee
+from reimbursement.core.money import CENTIME, ZERO, centimes
 
 CANONICAL = "https://fse.cnss.ma/fhir"
 NGAP = f"{CANONICAL}/CodeSystem/ngap"
@@ -72,6 +74,12 @@ def not_adjudicable(message: str, path: str, issue_type: str = "required") -> Un
     return Unprocessable(message, (path,), code=ErrorCode.CLAIM_NOT_ADJUDICABLE, issues=[issue])
 
 
+def fhir_money(amount: Decimal) -> dict[str, Any]:
+    """A FHIR Money in dirhams, to the centime: it leaves as a JSON number with two decimals
+    (``150.00``; ``fse.fhir_json`` writes a Decimal as it is)."""
+    return {"value": centimes(amount), "currency": "MAD"}
+
+
 def new_claim(
     rid: str,
     number: str,
@@ -84,7 +92,7 @@ def new_claim(
 ) -> dict[str, Any]:
     """A care sheet's Claim as our screens write it (``kind``: professional or pharmacy); the
     total is the sum of the lines' ``net``."""
-    total = sum((Decimal(str(item["net"]["value"])) for item in items), Decimal("0.00"))
+    total = sum((decimal_of(item["net"]["value"]) for item in items), ZERO)
     return {
         "resourceType": "Claim",
         "id": rid,
@@ -109,7 +117,7 @@ def new_claim(
             {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage_id}"}}
         ],
         "item": items,
-        "total": {"value": float(total), "currency": "MAD"},
+        "total": fhir_money(total),
     }
 
 
@@ -131,34 +139,38 @@ def _out_of_range(message: str, path: str) -> Issue:
 
 
 def _money(value: Any, path: str, problems: list[Issue]) -> Decimal:
-    try:
-        found = Decimal(str(value["value"]))
-    except (TypeError, KeyError, InvalidOperation):
+    """A line's ``net``: the exact amount written, in MAD, positive, to the centime (``150.10``
+    and ``150.100`` are the same amount; ``150.105`` is refused, never rounded)."""
+    if not isinstance(value, dict) or value.get("value") is None:
         problems.append(_problem("montant facturé manquant", path))
-        return Decimal("0.00")
+        return ZERO
+    try:
+        found = decimal_of(value["value"])
+    except NotADecimal:
+        problems.append(_problem("montant facturé : un nombre attendu", f"{path}.value", "value"))
+        return ZERO
     too_large = amount_problem(found)
     if too_large is not None:  # before the database: NUMERIC(14, 2) on PostgreSQL
         problems.append(_out_of_range(too_large, f"{path}.value"))
-        return Decimal("0.00")
-    if found < 0 or found.as_tuple().exponent < -2:  # type: ignore[operator]
+        return ZERO
+    if found < 0 or found != found.quantize(CENTIME):
         problems.append(_problem("montant négatif ou au-delà du centime", f"{path}.value"))
     currency = value.get("currency", "MAD")
     if currency != "MAD":
         problems.append(
             _problem(f"devise {currency} : les montants sont en MAD", f"{path}.currency")
         )
-    return found.quantize(Decimal("0.01"))
+    return found.quantize(CENTIME)
 
 
 def _factor(value: Any, path: str, problems: list[Issue]) -> Decimal:
     """A line's quantity or coefficient: a number of NUMERIC(10, 2), else a problem (and 1)."""
     try:
-        found = Decimal(str(value))
-    except InvalidOperation:
+        found = decimal_of(value)
+    except NotADecimal:
         problems.append(_problem("nombre attendu", path, "value"))
         return Decimal(1)
-    exponent = found.as_tuple().exponent
-    if amount_problem(found, MAX_QUANTITY) or not isinstance(exponent, int) or exponent < -2:
+    if amount_problem(found, MAX_QUANTITY) or found != found.quantize(CENTIME):
         problems.append(
             _out_of_range(f"{value} : au plus {MAX_QUANTITY}, deux décimales au plus", path)
         )

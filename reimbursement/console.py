@@ -13,12 +13,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse import fhir_json
 from fse.audit import audit_read
 from fse.errors import FhirError
 from fse.fhir_api.interactions import FhirService
@@ -184,7 +184,7 @@ async def held_claims(
         held = []
         for row in rows:
             stored = await fhir.store.read(conn, "ClaimResponse", row.response_id)
-            response = orjson.loads(stored.content or "{}")
+            response = fhir_json.loads(stored.content or "{}")
             evidence = evidence_of([n.get("text", "") for n in response.get("processNote", [])])
             held.append(
                 HeldClaim(

@@ -8,13 +8,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
+from fse import fhir_json
 from fse.errors import NotFound, Unprocessable
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_json import decimal_of
 from fse.resources import name_of
 from fse.runtime.cache import Cache
 from reimbursement.claims import ParsedClaim, not_adjudicable, reference_id
@@ -65,7 +66,7 @@ async def read(
     except NotFound:
         raise _unprocessable(f"{rtype}/{rid} introuvable", path) from None
     assert stored.content is not None
-    return orjson.loads(stored.content)
+    return fhir_json.loads(stored.content)
 
 
 async def search(
@@ -73,7 +74,7 @@ async def search(
 ) -> list[dict[str, Any]]:
     query = service.parse_search(rtype, [*items, ("_count", "200")], strict=True)
     page = await service.store.search(conn, query)
-    return [orjson.loads(m.content) for m in page.matches]
+    return [fhir_json.loads(m.content) for m in page.matches]
 
 
 LOGICAL_REFERENCES = (
@@ -295,7 +296,7 @@ async def prescription(
     valid_until = _day((dispense.get("validityPeriod") or {}).get("end")) or (
         authored + timedelta(days=validity_days)
     )
-    prescribed = Decimal(str((dispense.get("quantity") or {}).get("value", 1)))
+    prescribed = decimal_of((dispense.get("quantity") or {}).get("value", 1))
     lines = settlement_lines.c
     dispensed = await conn.scalar(
         select(func.coalesce(func.sum(lines.quantity), 0))

@@ -10,8 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
+from fse import fhir_json
 from fse.fhir_api.interactions import FhirService
 from fse.resources import check_type
 from reimbursement.claims import not_adjudicable, reference_id
@@ -97,7 +96,7 @@ async def check_eligibility(
         written.append(stored)
     fhir.announce(written)
     assert stored.content is not None
-    return orjson.loads(stored.content)
+    return fhir_json.loads(stored.content)
 
 
 def _disposition(rights: Rights) -> str:

@@ -34,10 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fse.config import Settings
 from fse.fhir_api.interactions import FhirService, Written
 from fse.outbox import emit
+from reimbursement.claims import fhir_money
 from reimbursement.ledger import book_payment, close_approvals
 from reimbursement.pain001 import BatchHeader, Debtor, Transfer, write_pain001
 from reimbursement.payment_lock import exclusive_payment_run
-from reimbursement.responses import mad
 from reimbursement.tables import payment_batches, settlements
 
 Progress = Callable[[int, int], None]
@@ -302,7 +302,7 @@ class Payments:
                 f"{batch.transfer_count} virement(s) ISO 20022 pain.001.001.03"
             ),
             "paymentDate": batch.execution_date.isoformat(),
-            "paymentAmount": mad(Decimal(batch.total)),
+            "paymentAmount": fhir_money(Decimal(batch.total)),
             "paymentIdentifier": {
                 "system": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03",
                 "value": batch.batch_id,

@@ -1,7 +1,9 @@
 """The FHIR answers of a decision: ClaimResponse (to the provider and CNSS) and
 ExplanationOfBenefit (to the insured), with the standard adjudication categories.
 
-Amounts are Decimals rounded to the centime until here; JSON numbers are written from them.
+Amounts are Decimals rounded to the centime until here, and stay so: ``claims.fhir_money`` puts them
+in the resource as Decimals, which leave as JSON numbers with their two decimals (``150.00``,
+never a float's ``150.0``: ``fse.fhir_json``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from fse.web.formats import mad as mad_fr
-from reimbursement.claims import CARE_SHEET_SYSTEM
+from reimbursement.claims import CARE_SHEET_SYSTEM, fhir_money
 from reimbursement.core.model import Decision, LineDecision, Payee
+from reimbursement.core.money import CENTIME
 from reimbursement.core.reasons import SYSTEM as REASON_SYSTEM
 from reimbursement.core.reasons import Reason
 
@@ -39,8 +42,9 @@ REASON_LABELS = {
 }
 
 
-def mad(value: Decimal) -> dict[str, Any]:
-    return {"value": float(value), "currency": "MAD"}
+def percent(rate: Decimal) -> Decimal:
+    """A rate (``0.70``) as the ``eligpercent`` adjudication's value: ``70.00``, exact."""
+    return (rate * 100).quantize(CENTIME)
 
 
 def reason_concept(reason: Reason) -> dict[str, Any]:
@@ -53,25 +57,25 @@ def _category(code: str) -> dict[str, Any]:
 
 
 def _adjudication(line: LineDecision, held: bool) -> list[dict[str, Any]]:
-    benefit: dict[str, Any] = {"category": _category("benefit"), "amount": mad(line.benefit)}
+    benefit: dict[str, Any] = {"category": _category("benefit"), "amount": fhir_money(line.benefit)}
     reasons = list(line.reasons) or ([Reason.HELD_FOR_REVIEW] if held else [])
     if reasons:
         benefit["reason"] = reason_concept(reasons[0])
     return [
-        {"category": _category("submitted"), "amount": mad(line.billed)},
-        {"category": _category("eligible"), "amount": mad(line.eligible)},
-        {"category": _category("eligpercent"), "value": float(line.rate * 100)},
+        {"category": _category("submitted"), "amount": fhir_money(line.billed)},
+        {"category": _category("eligible"), "amount": fhir_money(line.eligible)},
+        {"category": _category("eligpercent"), "value": percent(line.rate)},
         benefit,
-        {"category": _category("copay"), "amount": mad(line.patient_share)},
+        {"category": _category("copay"), "amount": fhir_money(line.patient_share)},
     ]
 
 
 def _totals(decision: Decision) -> list[dict[str, Any]]:
     return [
-        {"category": _category("submitted"), "amount": mad(decision.billed)},
-        {"category": _category("eligible"), "amount": mad(decision.eligible)},
-        {"category": _category("benefit"), "amount": mad(decision.benefit)},
-        {"category": _category("copay"), "amount": mad(decision.patient_share)},
+        {"category": _category("submitted"), "amount": fhir_money(decision.billed)},
+        {"category": _category("eligible"), "amount": fhir_money(decision.eligible)},
+        {"category": _category("benefit"), "amount": fhir_money(decision.benefit)},
+        {"category": _category("copay"), "amount": fhir_money(decision.patient_share)},
     ]
 
 
@@ -123,7 +127,7 @@ def payment(amount: Decimal, payment_date: date) -> dict[str, Any]:
     return {
         "type": {"coding": [{"system": PAYMENT_TYPE, "code": "complete"}]},
         "date": payment_date.isoformat(),
-        "amount": mad(amount),
+        "amount": fhir_money(amount),
     }
 
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from fse import fhir_json
 from fse.audit import change_event
 from fse.errors import BadRequest, Conflict, ErrorCode, NotFound
 from fse.outbox import emit
+from reimbursement.claims import fhir_money
 from reimbursement.core.money import ZERO
 from reimbursement.ledger import approval_number, book_benefit
-from reimbursement.responses import mad, payment
+from reimbursement.responses import payment
 from reimbursement.tables import claim_reviews, settlements
 
 if TYPE_CHECKING:
@@ -62,13 +63,13 @@ def _reviewed(response: dict[str, Any], decision: str, reason: str, reviewer: st
             if (benefit.get("reason") or {}).get("coding", [{}])[0].get("code") == "R13":
                 benefit.pop("reason")
         else:
-            benefit["amount"] = mad(ZERO)
+            benefit["amount"] = fhir_money(ZERO)
             amounts["copay"]["amount"] = dict(amounts["submitted"]["amount"])
     if decision == "reject":
         for total in response.get("total", []):
             code = total["category"]["coding"][0]["code"]
             if code == "benefit":
-                total["amount"] = mad(ZERO)
+                total["amount"] = fhir_money(ZERO)
         copay = next(t for t in response["total"] if t["category"]["coding"][0]["code"] == "copay")
         submitted = next(
             t for t in response["total"] if t["category"]["coding"][0]["code"] == "submitted"
@@ -107,7 +108,7 @@ async def review_claim(
             )
             stored = await fhir.store.read(conn, "ClaimResponse", response_id)
             assert stored.content is not None
-            response = orjson.loads(stored.content)
+            response = fhir_json.loads(stored.content)
             _reviewed(response, decision, reason, reviewer)
             if decision == "release":
                 payment_date = settlement.schedule.next_cutoff(now).date()
@@ -151,4 +152,4 @@ async def review_claim(
         ) from None
     fhir.announce([written.stored, logged.stored])
     assert written.stored.content is not None
-    return orjson.loads(written.stored.content)
+    return fhir_json.loads(written.stored.content)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse import fhir_json
 from fse.errors import Conflict, ErrorCode
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
@@ -159,7 +159,7 @@ class Settlement:
             return None
         stored = await self.fhir.store.read(conn, "ClaimResponse", response_id)
         assert stored.content is not None
-        return Settled(orjson.loads(stored.content), replayed=True)
+        return Settled(fhir_json.loads(stored.content), replayed=True)
 
     async def _claim_id(
         self,
@@ -239,7 +239,7 @@ class Settlement:
                 focus={"status": "active", "outcome": decision.outcome},
             )
         assert stored_response.content is not None
-        return orjson.loads(stored_response.content)
+        return fhir_json.loads(stored_response.content)
 
     async def _store(self, conn: AsyncConnection, rtype: str, resource: dict[str, Any]) -> Stored:
         """Store an answer this module generated. The R4B model check (~20 ms for a

@@ -10,10 +10,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fse import fhir_json
 from fse.errors import NotFound
 from fse.fhir_api.interactions import FhirService
 from fse.resources import name_of
@@ -176,7 +176,7 @@ async def _resource(fhir: FhirService, conn: AsyncConnection, ref: str) -> dict[
         stored = await fhir.store.read(conn, rtype, rid)
     except NotFound:
         return None
-    return orjson.loads(stored.content) if stored.content else None
+    return fhir_json.loads(stored.content) if stored.content else None
 
 
 async def professional(fhir: FhirService, conn: AsyncConnection, ref: str) -> Professional:

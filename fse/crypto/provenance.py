@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -35,6 +36,15 @@ def _unstamped(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "meta"} for r in resources]
 
 
+def _as_parsed(value: Any) -> int | float:
+    """A Decimal in the signed bytes as a JSON parser reads its text: a whole number written
+    without a point (``2``) as an integer, any other (``150.00``, ``1E+2``) as the double
+    nearest to it (``150.0``)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value.as_tuple().exponent == 0 else float(value)
+    raise TypeError(f"{value!r} cannot be signed")
+
+
 def canonical(resources: list[dict[str, Any]]) -> bytes:
     """The signed bytes: RFC 8785 JSON of the resources without ``meta``. Raises ValueError for
     content JCS cannot write (an integer beyond 2**53, NaN)."""
@@ -43,7 +53,7 @@ def canonical(resources: list[dict[str, Any]]) -> bytes:
 
 def _legacy_canonical(resources: list[dict[str, Any]]) -> bytes:
     """The bytes signatures with a 16-character kid were made over (before JCS)."""
-    return orjson.dumps(_unstamped(resources), option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(_unstamped(resources), default=_as_parsed, option=orjson.OPT_SORT_KEYS)
 
 
 def sign(key: SigningKey, resources: list[dict[str, Any]]) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from fse import fhir_json
 from fse.crypto.cin import CinVault
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from fse.store.dates import instant_text
@@ -88,7 +89,7 @@ def _stamp(resource: dict[str, Any], rid: str, version: int, now: datetime) -> s
     resource["id"] = rid
     meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
     resource["meta"] = {**meta, "versionId": str(version), "lastUpdated": instant_text(now)}
-    return orjson.dumps(resource).decode()
+    return fhir_json.dumps(resource).decode()
 
 
 def _now() -> datetime:

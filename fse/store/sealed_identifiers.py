@@ -3,7 +3,8 @@
 Every Identifier of the CIN system, wherever it sits in a resource (a Patient's identifier, a
 Claim's ``patient.identifier``), is stored sealed; its index rows and its claim on uniqueness
 hold the blind index instead of the number; searches by CIN look the blind index up. Resources
-without a CIN (nearly all writes) cost one substring test, reads one more.
+without a CIN (nearly all writes) cost one substring test, reads one more. The text opened or
+resealed keeps its decimals as stored (``fse.fhir_json``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
+from fse import fhir_json
 from fse.crypto.cin import SEALED_PREFIX, CinVault, is_sealed
 from fse.store.indexing import IndexRows
 from fse.store.query import ANY, Chain, Criterion, SearchQuery
@@ -40,13 +40,13 @@ class SealedIdentifiers:
         """The JSON text to store for ``resource`` (served as ``content``)."""
         if CIN_SYSTEM not in content:
             return content
-        return orjson.dumps(_mapped(resource, self.vault.seal)).decode()
+        return fhir_json.dumps(_mapped(resource, self.vault.seal)).decode()
 
     def served(self, content: str | None) -> str | None:
         """Stored JSON text with its CINs opened (values stored before sealing pass as they are)."""
         if content is None or SEALED_PREFIX not in content:
             return content
-        return orjson.dumps(_mapped(orjson.loads(content), self._open)).decode()
+        return fhir_json.dumps(_mapped(fhir_json.loads(content), self._open)).decode()
 
     def _open(self, value: str) -> str:
         return self.vault.open(value) if is_sealed(value) else value
@@ -63,8 +63,8 @@ class SealedIdentifiers:
             changed = True
             return self.vault.seal(self._open(value))
 
-        resealed = _mapped(orjson.loads(content), current)
-        return orjson.dumps(resealed).decode() if changed else None
+        resealed = _mapped(fhir_json.loads(content), current)
+        return fhir_json.dumps(resealed).decode() if changed else None
 
     def index_pair(self, system: str, value: str) -> tuple[str, str]:
         """How an identifier is indexed and claimed: a CIN by its blind index."""

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fse import fhir_json
 from fse.errors import FhirError
 from fse.outbox import message, outbox_events
 from fse.security.clients import find_client
@@ -162,7 +163,7 @@ async def payload_for(
             stored = await store.read(conn, rtype, rid)
         except FhirError:
             return None
-    return orjson.loads(stored.content) if stored.content else None
+    return fhir_json.loads(stored.content) if stored.content else None
 
 
 async def attempt(
@@ -198,7 +199,9 @@ async def post(
         headers[name.strip()] = value.strip()
     body = notification(base, due.subscription_id, due.event, due.event_number, resource)
     try:
-        response = await http.post(channel["endpoint"], content=orjson.dumps(body), headers=headers)
+        response = await http.post(
+            channel["endpoint"], content=fhir_json.dumps(body), headers=headers
+        )
     except httpx.HTTPError as error:
         return Outcome(False, None, f"{type(error).__name__}: {error or 'no answer'}")
     if response.is_success:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from fse import fhir_json
 from fse.web.formats import mad
 from pharmacy.dispense import DispenseOrder
 from pharmacy.numbers import claim_number
@@ -46,7 +47,7 @@ async def engine_answer(client: httpx.AsyncClient, number: str) -> dict[str, Any
     found = (await client.get("/fhir/Claim", params={"identifier": f"{SID}/fse|{sheet}"})).json()
     claim_id = found["entry"][0]["resource"]["id"]
     answers = await client.get("/fhir/ClaimResponse", params={"request": f"Claim/{claim_id}"})
-    return dict(answers.json()["entry"][0]["resource"])
+    return dict(fhir_json.loads(answers.content)["entry"][0]["resource"])  # amounts exact
 
 
 def amounts(response: dict[str, Any]) -> list[list[str]]:

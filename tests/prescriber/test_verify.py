@@ -7,12 +7,13 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
-import orjson
 from sqlalchemy import text
 
+from fse import fhir_json
 from fse.accounts import create_account
 from fse.crypto.provenance import provenance
 from fse.security.users import Role, unlock_signing_key
@@ -101,7 +102,7 @@ async def rewrite(
     rtype, rid = reference.split("/")
     async with store.transaction() as conn:
         current = await store.read(conn, rtype, rid)
-        body = orjson.loads(current.content or "{}")
+        body = fhir_json.loads(current.content or "{}")
         change(body)
         await store.update(conn, rtype, rid, body)
 
@@ -194,7 +195,7 @@ def test_an_extension_other_than_the_boxes_left_is_tampering() -> None:
         **signed,
         "meta": {"versionId": "3"},
         "extension": [
-            {"url": REMAINING, "valueQuantity": {"value": 2.0}},
+            {"url": REMAINING, "valueQuantity": {"value": Decimal("2.0")}},
             {"url": "https://example.org/other", "valueString": "?"},
         ],
     }
@@ -222,7 +223,7 @@ async def test_a_sheet_signed_by_someone_other_than_its_doctor_fails(
         for reference in sheet.resources:
             rtype, _, rid = reference.partition("/")
             stored = await fhir.store.read(conn, rtype, rid)
-            signed.append({k: v for k, v in orjson.loads(stored.content or "{}").items()})
+            signed.append({k: v for k, v in fhir_json.loads(stored.content or "{}").items()})
         forged = provenance(key, refs[DR_ELIDRISSI], signed, datetime.now(UTC))
         await fhir.store.delete(conn, "Provenance", sheet.provenance_id)
         await fhir.store.create(conn, "Provenance", forged)
