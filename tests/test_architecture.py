@@ -22,7 +22,10 @@ WEB_FRAMEWORKS = ("fastapi", "starlette", "jinja2")
 Room = tuple[str, ...]
 FLOORS: tuple[tuple[str, tuple[Room, ...]], ...] = (
     ("the AMO guide", (("fhir_profiles",),)),
-    ("foundation", (("fse.errors", "fse.config", "fse.addresses", "fse.responses"),)),
+    (
+        "foundation",
+        (("fse.errors", "fse.config", "fse.addresses", "fse.responses", "fse.fhir_json"),),
+    ),
     ("keys | runtime services", (("fse.crypto",), ("fse.runtime",))),
     (
         "store",

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from fse.security.provenance import canonical
 
+from fse.crypto.provenance import canonical
 from fse.fhir_json import NotADecimal, decimal_of, dumps, loads
 
 
@@ -64,11 +64,11 @@ def test_json_constants_are_not_numbers() -> None:
 
 def test_the_signed_bytes_are_the_same_for_exact_decimals_and_a_parser_s_doubles() -> None:
     """A client verifying a Provenance rebuilds the bytes from the JSON it reads (doubles); the
-    platform from the stored text (Decimals); signatures made before either agree."""
+    platform from the stored text (Decimals): RFC 8785 writes both as the same number."""
     text = b'{"resourceType":"Claim","net":150.00,"rate":70.00,"boxes":2,"coefficient":1.5}'
     exact = loads(text)
     as_doubles = orjson.loads(text)
     assert canonical([exact]) == canonical([as_doubles])
     assert canonical([exact]) == (
-        b'[{"boxes":2,"coefficient":1.5,"net":150.0,"rate":70.0,"resourceType":"Claim"}]'
+        b'[{"boxes":2,"coefficient":1.5,"net":150,"rate":70,"resourceType":"Claim"}]'
     )
