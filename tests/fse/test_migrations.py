@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from tests.services import create_pg_database, drop_pg_database, migrate
@@ -60,7 +61,7 @@ def test_autogenerate_proposes_dropping_a_table_no_module_declares(tmp_path: Pat
     database = tmp_path / "fse.sqlite3"
     url = f"sqlite+aiosqlite:///{database}"
     migrate(url)
-    with sqlite3.connect(database) as conn:
+    with closing(sqlite3.connect(database)) as conn, conn:
         conn.execute("CREATE TABLE declared_nowhere (pk INTEGER PRIMARY KEY)")
 
     done = autogenerate(url, tmp_path)
