@@ -55,7 +55,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(ROOT / name, source / name)
     dist = tmp_path_factory.mktemp("dist")
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*build, "--wheel-dir", dist, source], check=True, timeout=300)
+    done = subprocess.run(
+        [*build, "--wheel-dir", dist, source], capture_output=True, text=True, timeout=300
+    )
+    # the build uses this environment's setuptools: the dev lock's, after `make install`
+    assert done.returncode == 0, f"pip wheel failed (`make install`?):\n{done.stderr[-3000:]}"
     (built,) = dist.glob("fse_platform-*.whl")
     return built
 
