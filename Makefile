@@ -1,16 +1,26 @@
 # Two commands on a fresh machine: `make run` serves the platform, `make test` runs every test.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# Installs come from the hashed lock files in requirements/ (`make lock` renews them).
+# The newest supported Python here (3.13, then 3.12, then 3.11), or `make test PYTHON=python3.11`.
+ifndef PYTHON
+PYTHON := $(shell .ci/python)
+endif
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# one stamp per interpreter: another PYTHON rebuilds the virtualenv with it
+STAMP := $(VENV)/.installed-$(notdir $(PYTHON))
 PORT ?= 8000
+# `make lock` moves every pin to the newest release allowed; `make lock LOCK_FLAGS=` keeps the
+# pins and only adds or drops what pyproject.toml now asks
+LOCK_FLAGS ?= --upgrade
+COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+	--custom-compile-command "make lock" --quiet
 
-.PHONY: install run test lint format services chromium bench clean
+.PHONY: install run test lint format services chromium bench clean lock
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(STAMP): requirements/dev.lock pyproject.toml
+	@.ci/venv "$(PYTHON)" "$(VENV)"
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +52,11 @@ test: install services chromium lint
 # make bench REGISTRY_DB=postgresql://...  insured lookups in a registry loaded by fse seed --synthetic
 bench: install services
 	$(BIN)/fse bench $(if $(REGISTRY_DB),--registry-db $(REGISTRY_DB))
+
+# uv (a dev dependency) resolves for every supported Python, with markers; installing needs pip only
+lock: install
+	$(COMPILE) $(LOCK_FLAGS) --extra dev -o requirements/dev.lock
+	$(COMPILE) $(LOCK_FLAGS) --constraint requirements/dev.lock -o requirements/runtime.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_fse_audit_seal_and_verify_as_commands(tmp_path: Path) -> None:
     assert fse("seed", "--demo", database=database).returncode == 0
     sealed = fse("audit", "seal", database=database)
     assert sealed.returncode == 0 and "event(s) sealed" in sealed.stdout
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db, db:
         db.execute(
             "INSERT INTO resources (type, id, version, last_updated, deleted, content) "
             "VALUES ('AuditEvent', 'a1', 1, '2026-11-29 10:00:00', 0, "
@@ -110,7 +111,7 @@ def test_fse_audit_seal_and_verify_as_commands(tmp_path: Path) -> None:
     assert fse("audit", "seal", database=database).stdout.startswith("audit: 1 event(s) sealed")
     verified = fse("audit", "verify", database=database)
     assert verified.returncode == 0 and "audit chain intact: 1 links" in verified.stdout
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db, db:
         db.execute(
             'UPDATE resources SET content = \'{"resourceType": "AuditEvent", "action": "D"}\''
             " WHERE id = 'a1'"
@@ -128,13 +129,13 @@ def test_fse_audit_seal_first_stores_what_a_stopped_server_left_in_the_access_lo
     draft = ApiAudit(None, "Africa/Casablanca").draft(  # type: ignore[arg-type]
         "cnss-si", "GET", "/fhir/Patient/p1", "", 200, datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
     )
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db, db:
         db.execute("INSERT INTO api_access_log (draft) VALUES (?)", (json.dumps(draft),))
     sealed = fse("audit", "seal", database=database)
     assert sealed.returncode == 0, sealed.stderr
     assert "audit: 1 access-log record(s) stored as AuditEvents" in sealed.stdout
     assert "audit: 1 event(s) sealed" in sealed.stdout
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db, db:
         assert db.execute("SELECT count(*) FROM api_access_log").fetchone() == (0,)
         (content,) = db.execute(
             "SELECT content FROM resources WHERE type = 'AuditEvent'"

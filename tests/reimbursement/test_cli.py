@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -57,7 +58,8 @@ async def test_pay_then_check_the_ledger(tmp_path: Path) -> None:
     assert "nothing to pay" in fse("pay", database=database).stdout
     checked = fse("ledger", "check", database=database)
     assert "paid 1 care sheets (56.00 MAD); owed 0 (0.00 MAD)" in checked.stdout
-    with sqlite3.connect(database) as conn:  # someone edits a benefit behind the ledger's back
+    # someone edits a benefit behind the ledger's back
+    with closing(sqlite3.connect(database)) as conn, conn:
         conn.execute("UPDATE ledger_entries SET amount = 65 WHERE account = 'benefits'")
     tampered = fse("ledger", "check", database=database)
     assert tampered.returncode == 1
