@@ -4,18 +4,19 @@ see their open lines, dispense, see what the insured pays, print the receipt, re
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.crypto.access_codes import code_matches
 from fse.errors import FhirError
 from fse.security.sessions import Session
+from fse.web.deps import PageRefused, Posted, SignedIn, signing_key_of
 from fse.web.errors import error_page
-from fse.web.login import page_session, posted_form, signing_key_of
+from fse.web.state import fhir_of, platform_key_of, runtime_of, settings_of
 from fse.web.templates import TEMPLATES
 from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
@@ -25,6 +26,7 @@ from pharmacy.preview import DispensePreview, preview_dispense
 from pharmacy.receipt import DispenseView, load_dispense, todays_dispenses
 from pharmacy.reversal import reverse_dispense
 from reimbursement.medicine_search import label_of
+from reimbursement.state import books_of, settlement_of, today_of
 
 router = APIRouter(include_in_schema=False)
 LOOKUP_WINDOW_SECONDS = 3600
@@ -43,28 +45,29 @@ HELD_FIRST = (
 )
 
 
-def _today(request: Request) -> date:
-    return datetime.now(UTC).astimezone(request.app.state.settlement.schedule.zone).date()
-
-
-async def _pharmacist(request: Request) -> tuple[Session, Pharmacist] | Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    pharmacist = await pharmacist_of(request.app.state.fhir, session.user.practitioner)
+async def at_counter(request: Request, session: SignedIn) -> Pharmacist:
+    """The signed-in pharmacist and their pharmacy; an account with no pharmacy is refused (a
+    French 403 naming why)."""
+    pharmacist = await pharmacist_of(fhir_of(request), session.user.practitioner)
     if pharmacist is None:
-        return TEMPLATES.TemplateResponse(
-            request,
-            "forbidden.html",
-            {
-                "title": "Compte sans pharmacie",
-                "session": session,
-                "reason": "Votre compte n'est rattaché à aucune pharmacie (rôle de pharmacien "
-                "dans une officine) : contactez la CNSS.",
-            },
-            status_code=403,
+        raise PageRefused(
+            TEMPLATES.TemplateResponse(
+                request,
+                "forbidden.html",
+                {
+                    "title": "Compte sans pharmacie",
+                    "session": session,
+                    "reason": "Votre compte n'est rattaché à aucune pharmacie (rôle de "
+                    "pharmacien dans une officine) : contactez la CNSS.",
+                },
+                status_code=403,
+            )
         )
-    return session, pharmacist
+    return pharmacist
+
+
+AtCounter = Annotated[Pharmacist, Depends(at_counter)]
+"""The pharmacist a page serves (after the access check of ``SignedIn``)."""
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
@@ -72,18 +75,14 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
 
 
 @router.get("/pharmacie", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
-    found = await _pharmacist(request)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist = found
-    zone = request.app.state.settlement.schedule.zone
+async def home(request: Request, session: SignedIn, pharmacist: AtCounter) -> Response:
+    zone = settlement_of(request).schedule.zone
     context = {
         "title": "Espace pharmacie",
         "session": session,
         "pharmacist": pharmacist,
-        "code_required": request.app.state.settings.pharmacy_access_code,
-        "dispenses": await todays_dispenses(request.app.state.fhir, pharmacist.pharmacy, zone),
+        "code_required": settings_of(request).pharmacy_access_code,
+        "dispenses": await todays_dispenses(fhir_of(request), pharmacist.pharmacy, zone),
     }
     return _page(request, "pharmacie_accueil.html", context)
 
@@ -99,8 +98,8 @@ async def _lines_page(
     status_code: int = 200,
     preview: DispensePreview | None = None,
 ) -> Response:
-    settings = request.app.state.settings
-    key = request.app.state.signing_key
+    settings = settings_of(request)
+    key = platform_key_of(request)
     shown = None
     if settings.pharmacy_access_code:
 
@@ -110,9 +109,9 @@ async def _lines_page(
     error, lines = "", []
     try:
         lines = await open_lines(
-            request.app.state.fhir,
+            fhir_of(request),
             text,
-            _today(request),
+            today_of(request),
             pharmacist.practitioner,
             pharmacist.pharmacy,
             shown,
@@ -162,23 +161,24 @@ async def _render_lines(
     status_code: int,
     preview: DispensePreview | None = None,
 ) -> Response:
-    books = request.app.state.settlement.books
+    books = books_of(request)
+    today = today_of(request)
     patients: dict[str, list[OpenLine]] = {}
     for line in lines:
         patients.setdefault(line.patient_id, []).append(line)
     sheets = [line.sheet for line in lines if line.sheet]
-    earlier = await earlier_dispenses(request.app.state.fhir, sheets) if sheets else {}
+    earlier = await earlier_dispenses(fhir_of(request), sheets) if sheets else {}
     context = {
         "title": "Lignes à délivrer",
         "session": session,
         "pharmacist": pharmacist,
         "q": text,
         "code": code,
-        "code_required": request.app.state.settings.pharmacy_access_code,
+        "code_required": settings_of(request).pharmacy_access_code,
         "error": error,
         "patients": patients,
-        "products": {line.request_id: substitutes(books, line, _today(request)) for line in lines},
-        "named": partial(label_of, medicines=books.medicines.in_force(_today(request))),
+        "products": {line.request_id: substitutes(books, line, today) for line in lines},
+        "named": partial(label_of, medicines=books.medicines.in_force(today)),
         "earlier": earlier,
         "values": values,
         "errors": errors,
@@ -189,14 +189,10 @@ async def _render_lines(
 
 
 @router.get("/pharmacie/recherche", response_class=HTMLResponse)
-async def search(request: Request) -> Response:
-    found = await _pharmacist(request)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist = found
-    limit = request.app.state.settings.pharmacy_lookups_per_hour
+async def search(request: Request, session: SignedIn, pharmacist: AtCounter) -> Response:
+    limit = settings_of(request).pharmacy_lookups_per_hour
     if limit:
-        decision = await request.app.state.runtime.limiter.hit(
+        decision = await runtime_of(request).limiter.hit(
             f"pharmacy-lookup:{session.user.username}", limit, LOOKUP_WINDOW_SECONDS
         )
         if not decision.allowed:
@@ -210,15 +206,10 @@ async def search(request: Request) -> Response:
 
 
 @router.post("/pharmacie/delivrer", response_class=HTMLResponse)
-async def dispense_lines(request: Request) -> Response:
-    found = await _pharmacist(request)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist = found
-    values = await posted_form(request, session)
-    if isinstance(values, Response):
-        return values
-    settlement = request.app.state.settlement
+async def dispense_lines(
+    request: Request, session: SignedIn, pharmacist: AtCounter, values: Posted
+) -> Response:
+    settlement = settlement_of(request)
 
     async def again(
         errors: dict[str, str], status_code: int, preview: DispensePreview | None = None
@@ -235,7 +226,7 @@ async def dispense_lines(request: Request) -> Response:
         return await again(
             {"delivrance": "Votre clé de signature n'est pas ouverte : reconnectez-vous."}, 409
         )
-    order, errors = read_order(values, settlement.books, _today(request))
+    order, errors = read_order(values, settlement.books, today_of(request))
     if order is None:
         return await again(errors, 422)
     if checking or values.get(PREVIEWED) != order.fingerprint():
@@ -244,7 +235,7 @@ async def dispense_lines(request: Request) -> Response:
         preview = None
         try:
             preview = await preview_dispense(
-                request.app.state.fhir, settlement, pharmacist, order, datetime.now(UTC)
+                fhir_of(request), settlement, pharmacist, order, datetime.now(UTC)
             )
         except DispenseRefused as refused:
             if checking:
@@ -264,14 +255,14 @@ async def dispense_lines(request: Request) -> Response:
     idempotency_key = request.headers.get("Idempotency-Key") or values.get("cle", "")
     try:
         done = await dispense(
-            request.app.state.fhir,
+            fhir_of(request),
             settlement,
             pharmacist,
             key,
             order,
             idempotency_key,
             datetime.now(UTC),
-            request.app.state.signing_key,
+            platform_key_of(request),
         )
     except DispenseRefused as refused:
         status = 409 if isinstance(refused, DispenseConflict) else 422
@@ -279,26 +270,23 @@ async def dispense_lines(request: Request) -> Response:
     return RedirectResponse(f"/pharmacie/delivrance/{done.number}", status_code=303)
 
 
-async def _own_dispense(
-    request: Request, number: str
-) -> tuple[Session, Pharmacist, DispenseView] | Response:
-    found = await _pharmacist(request)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist = found
-    view = await load_dispense(request.app.state.fhir, number)
+async def own_dispense(request: Request, number: str, pharmacist: AtCounter) -> DispenseView:
+    """The pharmacy's own dispense ``number``; another pharmacy's does not exist for this one
+    (a French 404)."""
+    view = await load_dispense(fhir_of(request), number)
     if view is None or view.pharmacy != pharmacist.pharmacy:
-        return await error_page(request, 404, DISPENSE_NOT_FOUND)
-    view.created_at = view.created_at.astimezone(request.app.state.settlement.schedule.zone)
-    return session, pharmacist, view
+        raise PageRefused(await error_page(request, 404, DISPENSE_NOT_FOUND))
+    view.created_at = view.created_at.astimezone(settlement_of(request).schedule.zone)
+    return view
+
+
+OwnDispense = Annotated[DispenseView, Depends(own_dispense)]
 
 
 @router.get("/pharmacie/delivrance/{number}", response_class=HTMLResponse)
-async def dispensed(request: Request, number: str) -> Response:
-    found = await _own_dispense(request, number)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist, view = found
+async def dispensed(
+    request: Request, number: str, session: SignedIn, pharmacist: AtCounter, view: OwnDispense
+) -> Response:
     return _dispense_page(request, session, pharmacist, view)
 
 
@@ -321,11 +309,9 @@ def _dispense_page(
 
 
 @router.get("/pharmacie/delivrance/{number}/recu", response_class=HTMLResponse)
-async def receipt(request: Request, number: str) -> Response:
-    found = await _own_dispense(request, number)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist, view = found
+async def receipt(
+    request: Request, number: str, session: SignedIn, pharmacist: AtCounter, view: OwnDispense
+) -> Response:
     context = {
         "title": f"Reçu {number}",
         "session": session,
@@ -336,14 +322,14 @@ async def receipt(request: Request, number: str) -> Response:
 
 
 @router.post("/pharmacie/delivrance/{number}/annuler", response_class=HTMLResponse)
-async def reverse(request: Request, number: str) -> Response:
-    found = await _own_dispense(request, number)
-    if isinstance(found, Response):
-        return found
-    session, pharmacist, view = found
-    posted = await posted_form(request, session)
-    if isinstance(posted, Response):
-        return posted
+async def reverse(
+    request: Request,
+    number: str,
+    session: SignedIn,
+    pharmacist: AtCounter,
+    view: OwnDispense,
+    posted: Posted,
+) -> Response:
     if view.reversed:
         return _dispense_page(
             request, session, pharmacist, view, "Cette délivrance est déjà annulée.", 409
@@ -356,9 +342,9 @@ async def reverse(request: Request, number: str) -> Response:
             "view": view,
         }
         return _page(request, "pharmacie_annuler.html", context)
-    zone = request.app.state.settlement.schedule.zone
+    zone = settlement_of(request).schedule.zone
     try:
-        await reverse_dispense(request.app.state.fhir, pharmacist, number, datetime.now(UTC), zone)
+        await reverse_dispense(fhir_of(request), pharmacist, number, datetime.now(UTC), zone)
     except DispenseRefused as refused:
         return _dispense_page(request, session, pharmacist, view, str(refused), 409)
     return RedirectResponse(f"/pharmacie/delivrance/{number}", status_code=303)

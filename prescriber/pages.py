@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.crypto.access_codes import access_code
 from fse.security.sessions import Session
+from fse.web.deps import PageRefused, Posted, SignedIn, signing_key_of
 from fse.web.errors import error_page
-from fse.web.login import page_session, posted_form, signing_key_of
+from fse.web.state import fhir_of, platform_key_of
 from fse.web.templates import TEMPLATES
 from prescriber.cancel import cancel_sheet
 from prescriber.duplicates import CONFIRM_FIELD, DuplicateSheet, flagged
@@ -29,6 +30,7 @@ from prescriber.presettlement import presettle
 from prescriber.sheets import SettlementFailed, SheetRefused, sign_sheet
 from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, Visit, read_visit
 from reimbursement.medicine_search import index_of
+from reimbursement.state import books_of, settlement_of, today_of
 
 FSE = "https://fse.cnss.ma/fhir/sid/fse"
 CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
@@ -58,12 +60,9 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/medecin", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    sheets = await sheets_of(request.app.state.fhir, session.user.practitioner or "")
-    today = _today(request).isoformat()
+async def home(request: Request, session: SignedIn) -> Response:
+    sheets = await sheets_of(fhir_of(request), session.user.practitioner or "")
+    today = today_of(request).isoformat()
     context = {
         "title": "Espace médecin",
         "session": session,
@@ -74,17 +73,13 @@ async def home(request: Request) -> Response:
 
 
 @router.get("/medecin/assure", response_class=HTMLResponse)
-async def insured(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
+async def insured(request: Request, session: SignedIn) -> Response:
     text = request.query_params.get("q", "")
-    settlement = request.app.state.settlement
-    today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
+    today = today_of(request)
     error, found = "", []
     try:
         found = await find_insured(
-            request.app.state.fhir, settlement.books, text, today, _reader(session)
+            fhir_of(request), books_of(request), text, today, _reader(session)
         )
     except NotAnIdentifier as problem:
         error = str(problem)
@@ -105,11 +100,6 @@ async def insured(request: Request) -> Response:
     )
 
 
-def _today(request: Request) -> date:
-    zone = request.app.state.settlement.schedule.zone
-    return datetime.now(UTC).astimezone(zone).date()
-
-
 def _form_context(
     request: Request,
     person: Insured,
@@ -118,8 +108,8 @@ def _form_context(
     chosen: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``chosen``: per medicine or act field, what it names (shown under it)."""
-    books = request.app.state.settlement.books
-    today = _today(request)
+    books = books_of(request)
+    today = today_of(request)
     entries = index_of(books.medicines.in_force(today)).entries
     return {
         "title": "Feuille de soins",
@@ -142,16 +132,15 @@ def _reader(session: Session) -> str:
 
 
 async def _person(request: Request, session: Session, patient_id: str) -> Insured | None:
-    books = request.app.state.settlement.books
     return await insured_by_id(
-        request.app.state.fhir, books, patient_id, _today(request), _reader(session)
+        fhir_of(request), books_of(request), patient_id, today_of(request), _reader(session)
     )
 
 
 def _visit(request: Request, person: Insured, values: dict[str, str]) -> Visit:
     """The form read against today's tariffs, medicines list and nomenclature."""
-    books = request.app.state.settlement.books
-    today = _today(request)
+    books = books_of(request)
+    today = today_of(request)
     return read_visit(
         values,
         books.tariffs.key_letters("cnss", today),
@@ -173,10 +162,7 @@ def _no_sheet_after_death(person: Insured) -> str:
 
 
 @router.get("/medecin/feuille", response_class=HTMLResponse)
-async def new_sheet(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
+async def new_sheet(request: Request, session: SignedIn) -> Response:
     person = await _person(request, session, request.query_params.get("patient", ""))
     if person is None:
         return await error_page(request, 404, PATIENT_NOT_FOUND)
@@ -187,13 +173,7 @@ async def new_sheet(request: Request) -> Response:
 
 
 @router.post("/medecin/feuille", response_class=HTMLResponse)
-async def sheet_action(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    values = await posted_form(request, session)
-    if isinstance(values, Response):
-        return values
+async def sheet_action(request: Request, session: SignedIn, values: Posted) -> Response:
     person = await _person(request, session, values.get("patient", ""))
     if person is None:
         return await error_page(request, 404, PATIENT_NOT_FOUND)
@@ -213,7 +193,7 @@ async def sheet_action(request: Request) -> Response:
     if action != "signer":  # review: stored, then shown by a GET that Back comes to again
         reviewed = {k: v for k, v in values.items() if k not in ("csrf", "action", KEY_FIELD)}
         key = await save_review(
-            request.app.state.fhir,
+            fhir_of(request),
             _reader(session),
             person.patient_id,
             reviewed,
@@ -229,11 +209,12 @@ async def sheet_action(request: Request) -> Response:
     form_key = values.get(KEY_FIELD, "")
     if not valid_key(form_key):
         return await _review(request, context, person, visit, new_key(), REVIEW_EXPIRED, 422)
+    settlement = settlement_of(request)
     try:
         sheet = await sign_sheet(
-            request.app.state.fhir,
-            request.app.state.settlement,
-            request.app.state.settlement.books,
+            fhir_of(request),
+            settlement,
+            settlement.books,
             session.user.practitioner,
             key,
             person.patient_id,
@@ -255,12 +236,9 @@ async def sheet_action(request: Request) -> Response:
 
 
 @router.get("/medecin/relecture/{key}", response_class=HTMLResponse)
-async def review_page(request: Request, key: str) -> Response:
+async def review_page(request: Request, key: str, session: SignedIn) -> Response:
     """The stored review, as often as the browser asks (Back after signing comes here)."""
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    found = await load_review(request.app.state.fhir, _reader(session), key)
+    found = await load_review(fhir_of(request), _reader(session), key)
     person = await _person(request, session, found[0]) if found else None
     if found is None or person is None:
         return await error_page(request, 404, REVIEW_NOT_FOUND)
@@ -288,16 +266,14 @@ async def _review(
     review already signed (``signed_as``: signing again shows it)."""
     practitioner = context["session"].user.practitioner
     duplicates = (
-        await flagged(
-            request.app.state.fhir, practitioner, person.patient_id, _today(request), visit
-        )
+        await flagged(fhir_of(request), practitioner, person.patient_id, today_of(request), visit)
         if practitioner
         else []
     )
     presettlement = (
         await presettle(
-            request.app.state.fhir,
-            request.app.state.settlement,
+            fhir_of(request),
+            settlement_of(request),
             practitioner,
             person.patient_id,
             visit,
@@ -322,34 +298,32 @@ async def _review(
     )
 
 
-async def _own_sheet(request: Request, session: Session, number: str) -> SheetView | None:
-    view = await load_sheet(request.app.state.fhir, number)
+async def own_sheet(request: Request, number: str, session: SignedIn) -> SheetView:
+    """The doctor's own sheet ``number``, its reading audited; another doctor's sheet does not
+    exist for this one (a French 404)."""
+    fhir = fhir_of(request)
+    view = await load_sheet(fhir, number)
     if view is None or view.author != session.user.practitioner:
-        return None  # another doctor's sheet does not exist for this one
-    await audit_read(request.app.state.fhir, view.author, [view.patient["id"]], f"feuille {number}")
+        raise PageRefused(await error_page(request, 404, SHEET_NOT_FOUND))
+    await audit_read(fhir, view.author, [view.patient["id"]], f"feuille {number}")
     return view
 
 
+OwnSheet = Annotated[SheetView, Depends(own_sheet)]
+
+
 @router.get("/medecin/feuille/{number}", response_class=HTMLResponse)
-async def signed_sheet(request: Request, number: str) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    view = await _own_sheet(request, session, number)
-    if view is None:
-        return await error_page(request, 404, SHEET_NOT_FOUND)
+async def signed_sheet(
+    request: Request, number: str, session: SignedIn, view: OwnSheet
+) -> Response:
     context = {"title": f"Feuille {number}", "session": session, "sheet": view}
     return TEMPLATES.TemplateResponse(request, "medecin_resultat.html", context)
 
 
 @router.get("/medecin/feuille/{number}/copie", response_class=HTMLResponse)
-async def patient_copy(request: Request, number: str) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    view = await _own_sheet(request, session, number)
-    if view is None:
-        return await error_page(request, 404, SHEET_NOT_FOUND)
+async def patient_copy(
+    request: Request, number: str, session: SignedIn, view: OwnSheet
+) -> Response:
     qr = segno.make(number, error="m").svg_inline(scale=4, title=f"Feuille {number}")
     context = {
         "title": f"Copie patient {number}",
@@ -357,24 +331,15 @@ async def patient_copy(request: Request, number: str) -> Response:
         "sheet": view,
         "qr": qr,
         # A cancelled sheet opens nothing at the pharmacy: its copy carries no access code.
-        "access_code": None
-        if view.cancelled
-        else access_code(request.app.state.signing_key, number),
+        "access_code": None if view.cancelled else access_code(platform_key_of(request), number),
     }
     return TEMPLATES.TemplateResponse(request, "medecin_copie.html", context)
 
 
 @router.post("/medecin/feuille/{number}/annuler", response_class=HTMLResponse)
-async def cancel(request: Request, number: str) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    posted = await posted_form(request, session)
-    if isinstance(posted, Response):
-        return posted
-    view = await _own_sheet(request, session, number)
-    if view is None:
-        return await error_page(request, 404, SHEET_NOT_FOUND)
+async def cancel(
+    request: Request, number: str, session: SignedIn, posted: Posted, view: OwnSheet
+) -> Response:
     context = {"title": f"Feuille {number}", "session": session, "sheet": view}
     if view.cancelled:
         context["error"] = "Cette feuille est déjà annulée."
@@ -385,7 +350,7 @@ async def cancel(request: Request, number: str) -> Response:
         context["title"] = f"Annuler la feuille {number} ?"
         return TEMPLATES.TemplateResponse(request, "medecin_annuler.html", context)
     try:
-        await cancel_sheet(request.app.state.fhir, view, view.author, datetime.now(UTC))
+        await cancel_sheet(fhir_of(request), view, view.author, datetime.now(UTC))
     except SheetRefused as refused:
         context["error"] = str(refused)
         return TEMPLATES.TemplateResponse(

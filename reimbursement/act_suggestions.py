@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
+from fse.web.deps import signed_in
 from fse.web.formats import number_fr
-from fse.web.login import page_session
 from reimbursement.act_search import NO_MATCH, SEVERAL, ActEntry, act_index, coefficient_said
 from reimbursement.act_search import said as act_said
-from reimbursement.suggestions import answer, page_of, query_of, today_of
+from reimbursement.state import books_of, today_of
+from reimbursement.suggestions import answer, page_of, query_of
 from reimbursement.word_search import Found
 
 router = APIRouter(include_in_schema=False)
@@ -43,12 +44,9 @@ def said(entry: ActEntry) -> str:
     return act_said(entry.act)
 
 
-@router.get("/actes")
-async def suggestions(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    version = request.app.state.settlement.books.acts.in_force(today_of(request))
+@router.get("/actes", dependencies=[Depends(signed_in)])
+async def suggestions(request: Request) -> JSONResponse:
+    version = books_of(request).acts.in_force(today_of(request))
     text = query_of(request)
     found = act_index(version).search(text) if version else Found(([], [], []), NO_MATCH, SEVERAL)
     return answer("/actes", text, page_of(request), found, act, said)

@@ -25,7 +25,8 @@ from fse.fhir_api.interactions import FhirService
 from fse.security.sessions import Session
 from fse.store.query import whole_number
 from fse.web.charts import bar_chart
-from fse.web.login import page_session, posted_form
+from fse.web.deps import Posted, SignedIn
+from fse.web.state import fhir_of, runtime_of
 from fse.web.templates import TEMPLATES
 from reimbursement.context import search
 from reimbursement.core.anomalies import RULE_NAMES, rule_name
@@ -41,6 +42,7 @@ from reimbursement.sheet_file import (
     settlement_key,
     sheet_file,
 )
+from reimbursement.state import settlement_of
 from reimbursement.status import ClaimStatus, Stage
 from reimbursement.tables import claim_reviews, settlement_holds, settlements
 
@@ -141,7 +143,7 @@ async def held_claims(
     request: Request, filters: Filters, patients: set[str] | None = None
 ) -> tuple[list[HeldClaim], int]:
     """One page of the held claims matching the filters (oldest first), and how many match."""
-    fhir = request.app.state.fhir
+    fhir = fhir_of(request)
     s, h = settlements.c, settlement_holds.c
     where = [s.status == "held"]
     if filters.rule:
@@ -209,7 +211,7 @@ async def held_claims(
 
 async def queue_choices(request: Request) -> list[tuple[str, str]]:
     """The professionals the held claims are on or held on (the provider filter's choices)."""
-    fhir = request.app.state.fhir
+    fhir = fhir_of(request)
     s, h = settlements.c, settlement_holds.c
     async with fhir.store.snapshot() as conn:
         refs = set(
@@ -234,7 +236,7 @@ async def queue_choices(request: Request) -> list[tuple[str, str]]:
 
 
 async def recent_decisions(request: Request, count: int = 20) -> list[Decided]:
-    fhir = request.app.state.fhir
+    fhir = fhir_of(request)
     r, s = claim_reviews.c, settlements.c
     async with fhir.store.snapshot() as conn:
         rows = (
@@ -267,14 +269,14 @@ async def recent_decisions(request: Request, count: int = 20) -> list[Decided]:
 async def _console(
     request: Request, session: Session, error: str = "", done: str = "", status_code: int = 200
 ) -> Response:
-    zone = request.app.state.settlement.schedule.zone
+    zone = settlement_of(request).schedule.zone
     filters = Filters.of(request.query_params if request.method == "GET" else {})
     searched = request.query_params.get("q", "").strip() if request.method == "GET" else ""
     patients = None
     notice = ""
     if searched:
         compact = searched.replace(" ", "")
-        fhir = request.app.state.fhir
+        fhir = fhir_of(request)
         async with fhir.store.snapshot() as conn:
             if IMMATRICULATION.match(compact):
                 patients = await _insured_ids(fhir, conn, compact)
@@ -293,7 +295,7 @@ async def _console(
         # The agent sees who the held sheets are for: each insured's log says so. (A refused
         # decision shows the same queue again: that is not a new look, and nothing is written.)
         await audit_read(
-            request.app.state.fhir,
+            fhir_of(request),
             f"user:{session.user.username}",
             sorted({h.patient_id for h in held}),
             "console CNSS : feuilles retenues pour contrôle",
@@ -327,20 +329,14 @@ async def _console(
 
 
 @router.get("/cnss", response_class=HTMLResponse)
-async def console(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
+async def console(request: Request, session: SignedIn) -> Response:
     return await _console(request, session, done=request.query_params.get("fait", ""))
 
 
 @router.get("/cnss/feuilles/{number}", response_class=HTMLResponse)
-async def sheet(request: Request, number: str) -> Response:
+async def sheet(request: Request, number: str, session: SignedIn) -> Response:
     """One sheet in full, to decide on it (or to see what became of it)."""
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    settlement = request.app.state.settlement
+    settlement = settlement_of(request)
     fhir = settlement.fhir
     async with fhir.store.snapshot() as conn:
         found = await sheet_file(fhir, settlement.books, conn, number)
@@ -360,13 +356,7 @@ async def sheet(request: Request, number: str) -> Response:
 
 
 @router.post("/cnss/controle/{response_id}", response_class=HTMLResponse)
-async def decide(request: Request, response_id: str) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    values = await posted_form(request, session)
-    if isinstance(values, Response):
-        return values
+async def decide(request: Request, response_id: str, session: SignedIn, values: Posted) -> Response:
     decision, reason = values.get("decision", ""), values.get("motif", "").strip()
     if decision not in DECISIONS or not reason:
         message = "Indiquez le motif de la décision (il est communiqué et archivé)."
@@ -380,7 +370,7 @@ async def decide(request: Request, response_id: str) -> Response:
     }
     try:
         answer = await review_claim(
-            request.app.state.settlement, response_id, body, f"user:{session.user.username}"
+            settlement_of(request), response_id, body, f"user:{session.user.username}"
         )
     except FhirError as refused:
         message = f"Décision refusée : {refused}"
@@ -390,13 +380,10 @@ async def decide(request: Request, response_id: str) -> Response:
 
 
 @router.get("/cnss/tableau-de-bord", response_class=HTMLResponse)
-async def board(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    settlement = request.app.state.settlement
+async def board(request: Request, session: SignedIn) -> Response:
+    settlement = settlement_of(request)
     today = datetime.now(settlement.schedule.zone).date()
-    fhir = request.app.state.fhir
+    fhir = fhir_of(request)
     async with fhir.store.snapshot() as conn:
         figures = await dashboard(conn, today)
         names = await fhir.display_names(conn, [p for p, _, _ in figures.indicators])
@@ -406,7 +393,7 @@ async def board(request: Request) -> Response:
         "title": "Tableau de bord CNSS",
         "session": session,
         "figures": figures,
-        "runtime": request.app.state.runtime.health(),
+        "runtime": runtime_of(request).health(),
         "names": names,
         "rule_name": rule_name,
         "sheets_chart": bar_chart(

@@ -28,6 +28,7 @@ from reimbursement.payment_runs import claim_cutoff, record_exit, this_worker
 from reimbursement.reference_data import load_books, published_state
 from reimbursement.schedule import PaymentSchedule
 from reimbursement.settle import Settlement
+from reimbursement.state import keep_settlement, settlement_on
 
 log = logging.getLogger("fse.payments")
 
@@ -44,7 +45,7 @@ def install(app: FastAPI, operations: OperationRegistry, settings: Settings) -> 
     app.include_router(medicines_router)
     app.include_router(acts_router)
     books = load_books(published=settings.reference_data_dir)
-    app.state.settlement = Settlement(app.state.fhir, books, schedule_of(settings))
+    keep_settlement(app, Settlement(app.state.fhir, books, schedule_of(settings)))
     index_medicines(app)
     cite_sources(app)
     # Adjudications, holds and reviews (settle, review), payment batches (payments).
@@ -60,7 +61,7 @@ UNCONFIRMED_TEXT = (
 
 def cite_sources(app: FastAPI) -> None:
     """The act and medicines lists' notices on the "à propos" page, as their licences ask."""
-    books = app.state.settlement.books
+    books = settlement_on(app).books
     cited = [(v.id, v.citation, UNCONFIRMED_TEXT) for v in books.acts.versions]
     cited += [
         (
@@ -89,7 +90,7 @@ def cite_sources(app: FastAPI) -> None:
 def index_medicines(app: FastAPI) -> None:
     """Index the medicines list and the NGAP acts in force now, so the first doctor to type
     does not wait for them (a few tenths of a second each on the full lists)."""
-    settlement = app.state.settlement
+    settlement = settlement_on(app)
     today = datetime.now(UTC).astimezone(settlement.schedule.zone).date()
     index_of(settlement.books.medicines.in_force(today))
     acts = settlement.books.acts.in_force(today)
@@ -111,7 +112,7 @@ async def reload_published_books(app: FastAPI, settings: Settings) -> None:
         if now == seen:
             continue
         try:
-            app.state.settlement.books = load_books(published=settings.reference_data_dir)
+            settlement_on(app).books = load_books(published=settings.reference_data_dir)
             index_medicines(app)
             cite_sources(app)
             seen = now

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
+from fse.web.deps import signed_in
 from fse.web.formats import mad
-from fse.web.login import page_session
 from reimbursement.medicine_search import Entry, index_of
-from reimbursement.suggestions import answer, page_of, query_of, today_of
+from reimbursement.state import books_of, today_of
+from reimbursement.suggestions import answer, page_of, query_of
 
 UNKNOWN_PRICE = "non publié"
 router = APIRouter(include_in_schema=False)
@@ -49,12 +50,9 @@ def said(entry: Entry) -> str:
     return f"Médicament retenu : {entry.label} — {m.dci}, {m.kind}, PPV {ppv}"
 
 
-@router.get("/medicaments")
-async def suggestions(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    medicines = request.app.state.settlement.books.medicines.in_force(today_of(request))
+@router.get("/medicaments", dependencies=[Depends(signed_in)])
+async def suggestions(request: Request) -> JSONResponse:
+    medicines = books_of(request).medicines.in_force(today_of(request))
     text = query_of(request)
     found = index_of(medicines).search(text)
     return answer("/medicaments", text, page_of(request), found, product, said)

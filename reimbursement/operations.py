@@ -17,11 +17,12 @@ from reimbursement.eligibility import check_eligibility
 from reimbursement.review import review_claim
 from reimbursement.settle import Settlement
 from reimbursement.signed_claims import checked_signature
+from reimbursement.state import settlement_of
 from reimbursement.tariff_publication import PUBLISH_TARIFFS
 
 
 def _settlement(call: OperationCall) -> Settlement:
-    return call.request.app.state.settlement
+    return settlement_of(call.request)
 
 
 def _resource(body: dict[str, object], rtype: str) -> dict[str, object]:

@@ -7,7 +7,6 @@ under the field naming what the form will take."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -19,11 +18,6 @@ from reimbursement.word_search import QUERY_MAX, Found, Labelled
 
 PAGE_SIZE = 20
 E = TypeVar("E", bound=Labelled)
-
-
-def today_of(request: Request) -> date:
-    settlement = request.app.state.settlement
-    return datetime.now(UTC).astimezone(settlement.schedule.zone).date()
 
 
 def query_of(request: Request) -> str:

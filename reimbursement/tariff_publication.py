@@ -23,6 +23,7 @@ from fse.fhir_api.operations import Operation, OperationCall
 from fse.resources import check_type, parse_json
 from fse.responses import fhir_response
 from reimbursement.reference_data import load_books
+from reimbursement.state import settlement_of
 from reimbursement.tariff_import import ImportPlan, ImportRefused, plan_import, publish
 
 VERSION_PATH = "Parameters.parameter.where(name='version').valueAttachment"
@@ -72,7 +73,7 @@ def _answer(plan: ImportPlan, published: bool) -> dict[str, Any]:
 async def publish_tariffs(call: OperationCall) -> Response:
     settings = call.service.settings
     raw, dry_run = _arguments(parse_json(await read_body(call.request, settings.max_body_bytes)))
-    settlement = call.request.app.state.settlement
+    settlement = settlement_of(call.request)
     try:
         plan = plan_import(raw, "version", settlement.books)
     except ImportRefused as refused:

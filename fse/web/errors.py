@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from fse.security.sessions import COOKIE_NAME, Session, session_for
+from fse.web.state import engine_of
 from fse.web.templates import TEMPLATES
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ async def _session(request: Request) -> Session | None:
     if not token:
         return None
     try:
-        return await session_for(request.app.state.engine, token)
+        return await session_for(engine_of(request), token)
     except Exception:  # the error page must still answer
         log.debug("no session for the error page", exc_info=True)
         return None

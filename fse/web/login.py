@@ -9,51 +9,25 @@ from __future__ import annotations
 
 import math
 import secrets
-from urllib.parse import parse_qsl, quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fse.addresses import client_address, client_scheme
-from fse.crypto.tokens import SigningKey
-from fse.security.access import page_allows
 from fse.security.lockout import start_attempt, subject_key
-from fse.security.sessions import (
-    COOKIE_NAME,
-    SESSION_LIFETIME,
-    Session,
-    close_session,
-    open_session,
-    session_for,
-)
+from fse.security.sessions import COOKIE_NAME, SESSION_LIFETIME, close_session, open_session
 from fse.security.users import SIGNING_ROLES, authenticate_user, unlock_signing_key
+from fse.web.deps import CSRF_REFUSED, SignedIn, form_of, session_of
 from fse.web.errors import error_page
+from fse.web.state import engine_of, runtime_of, settings_of
 from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "fse_login_csrf"
-CSRF_REFUSED = (
-    "Le formulaire a expiré ou ne vient pas de cette page : rien n'a été fait. Rechargez la "
-    "page puis recommencez."
-)
-
-
-async def form_of(request: Request) -> dict[str, str]:
-    """The posted form; bytes that are not UTF-8 are a 400 (a password is never checked, nor a
-    value stored, with bytes replaced by U+FFFD)."""
-    try:
-        text = (await request.body()).decode()
-        return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
-    except UnicodeDecodeError:
-        raise HTTPException(400, "le formulaire envoyé n'est pas du texte UTF-8") from None
-
-
-async def session_of(request: Request) -> Session | None:
-    return await session_for(request.app.state.engine, request.cookies.get(COOKIE_NAME))
 
 
 def _secure(request: Request) -> bool:
-    return client_scheme(request.scope, request.app.state.settings) == "https"
+    return client_scheme(request.scope, settings_of(request)) == "https"
 
 
 def _next_page(raw: str | None) -> str:
@@ -61,10 +35,6 @@ def _next_page(raw: str | None) -> str:
     if raw and raw.startswith("/") and not raw.startswith("//") and "\\\\" not in raw:
         return raw
     return "/espace"
-
-
-def login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/connexion?suite={quote(request.url.path)}", status_code=303)
 
 
 def _login_page(
@@ -95,7 +65,7 @@ def _login_page(
 
 def failure_limits(request: Request, username: str) -> list[tuple[str, int]]:
     """Failed logins count per account (however its name is typed) and per address."""
-    settings = request.app.state.settings
+    settings = settings_of(request)
     account = subject_key("login-account", username.casefold())
     address = f"login-address:{client_address(request.scope, settings)}"
     return [
@@ -120,9 +90,9 @@ async def login(request: Request) -> Response:
         return _login_page(
             request, 403, "Le formulaire a expiré : veuillez réessayer.", username, next_page
         )
-    settings = request.app.state.settings
+    settings = settings_of(request)
     attempt = await start_attempt(
-        request.app.state.runtime.limiter,
+        runtime_of(request).limiter,
         settings.login_failure_window_seconds,
         failure_limits(request, username),
     )
@@ -133,15 +103,16 @@ async def login(request: Request) -> Response:
         response.headers["Retry-After"] = str(attempt.retry_after)
         return response
     password = form.get("mot_de_passe", "")
-    user = await attempt.check(authenticate_user(request.app.state.engine, username, password))
+    engine = engine_of(request)
+    user = await attempt.check(authenticate_user(engine, username, password))
     if user is None:
         return _login_page(
             request, 401, "Identifiant ou mot de passe incorrect.", username, next_page
         )
     key = None
     if user.role in SIGNING_ROLES:
-        key = await unlock_signing_key(request.app.state.engine, username, password)
-    token, _session = await open_session(request.app.state.engine, user, key)
+        key = await unlock_signing_key(engine, username, password)
+    token, _session = await open_session(engine, user, key)
     response = RedirectResponse(next_page, status_code=303)
     response.set_cookie(
         COOKIE_NAME,
@@ -163,47 +134,14 @@ async def logout(request: Request) -> Response:
     form = await form_of(request)
     if not secrets.compare_digest(session.csrf_token, form.get("csrf", "")):
         return await error_page(request, 403, CSRF_REFUSED, title="Requête refusée")
-    await close_session(request.app.state.engine, request.cookies[COOKIE_NAME])
+    await close_session(engine_of(request), request.cookies[COOKIE_NAME])
     response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response
 
 
-async def posted_form(request: Request, session: Session) -> dict[str, str] | Response:
-    """The submitted form, if it carries this session's CSRF token; else a 403 to return."""
-    values = await form_of(request)
-    if not secrets.compare_digest(session.csrf_token, values.get("csrf", "")):
-        return await error_page(request, 403, CSRF_REFUSED, title="Requête refusée")
-    return values
-
-
-def signing_key_of(request: Request, session: Session) -> SigningKey | None:
-    """The signed-in professional's private key, for this request only."""
-    return session.signing_key(request.cookies.get(COOKIE_NAME, ""))
-
-
-async def page_session(request: Request) -> Session | Response:
-    """The signed-in user if the access model opens this page to their role
-    (``fse.security.access.PAGES``); else the login page (not signed in) or a French 403 page
-    (signed in with another role, or a page the model does not list: closed by default)."""
-    session = await session_of(request)
-    if session is None:
-        return login_redirect(request)
-    if not page_allows(request.url.path, session.user.role):
-        return TEMPLATES.TemplateResponse(
-            request,
-            "forbidden.html",
-            {"title": "Accès refusé", "session": session},
-            status_code=403,
-        )
-    return session
-
-
 @router.get("/espace", response_class=HTMLResponse)
-async def workspace(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
+async def workspace(request: Request, session: SignedIn) -> Response:
     return TEMPLATES.TemplateResponse(
         request, "espace.html", {"title": "Mon espace", "session": session}
     )

@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from fse.web import login, password
+from fse.web.deps import PageRefused, answer_refusal
+from fse.web.state import data_sources_of
 from fse.web.templates import TEMPLATES
 
 STATIC = Path(__file__).parent / "static"
@@ -29,7 +31,7 @@ async def home(request: Request) -> HTMLResponse:
 async def about(request: Request) -> HTMLResponse:
     """What the platform is and where its reference data comes from, with the notices the data
     licences ask for (public, like the home page)."""
-    context = {"title": "À propos", "sources": request.app.state.data_sources}
+    context = {"title": "À propos", "sources": data_sources_of(request)}
     return TEMPLATES.TemplateResponse(request, "a_propos.html", context)
 
 
@@ -65,3 +67,4 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(login.router)
     app.include_router(password.router)
+    app.add_exception_handler(PageRefused, answer_refusal)

@@ -22,7 +22,9 @@ from fse.security.password_change import (
 )
 from fse.security.sessions import COOKIE_NAME, Session
 from fse.security.users import MIN_PASSWORD_LENGTH
-from fse.web.login import failure_limits, page_session, posted_form
+from fse.web.deps import Posted, SignedIn
+from fse.web.login import failure_limits
+from fse.web.state import engine_of, runtime_of, settings_of
 from fse.web.templates import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -55,29 +57,20 @@ def _page(
 
 
 @router.get(PAGE, response_class=HTMLResponse)
-async def password_form(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
+async def password_form(request: Request, session: SignedIn) -> Response:
     return _page(request, session, done=request.query_params.get("modifie") == "1")
 
 
 @router.post(PAGE, response_class=HTMLResponse)
-async def change(request: Request) -> Response:
-    session = await page_session(request)
-    if isinstance(session, Response):
-        return session
-    form = await posted_form(request, session)
-    if isinstance(form, Response):
-        return form
+async def change(request: Request, session: SignedIn, form: Posted) -> Response:
     password, new = form.get("actuel", ""), form.get("nouveau", "")
     errors = {name: text for name, text in REQUIRED.items() if not form.get(name)}
     errors = errors or new_password_problem(password, new, form.get("confirmation", ""))
     if errors:
         return _page(request, session, 400, errors)
-    settings = request.app.state.settings
+    settings = settings_of(request)
     attempt = await start_attempt(
-        request.app.state.runtime.limiter,
+        runtime_of(request).limiter,
         settings.login_failure_window_seconds,
         failure_limits(request, session.user.username),
     )
@@ -87,7 +80,7 @@ async def change(request: Request) -> Response:
         response = _page(request, session, 429, alert=alert)
         response.headers["Retry-After"] = str(attempt.retry_after)
         return response
-    engine, cookie = request.app.state.engine, request.cookies.get(COOKIE_NAME, "")
+    engine, cookie = engine_of(request), request.cookies.get(COOKIE_NAME, "")
     try:
         changed = await attempt.check(
             change_password(engine, session.user.pk, password, new, cookie)
