@@ -48,10 +48,12 @@ format: install
 test: install services chromium lint
 	$(BIN)/pytest -n auto --dist worksteal
 
-# make bench                               the FHIR API phases on a fresh PostgreSQL database
+# The benchmarks (bench/, beside the product: not in the wheel, not an fse command):
+# make bench                               every phase, each on a fresh PostgreSQL database
 # make bench REGISTRY_DB=postgresql://...  insured lookups in a registry loaded by fse seed --synthetic
+# make bench ARGS="--only-pharmacy"        any option of python -m bench --help
 bench: install services
-	$(BIN)/fse bench $(if $(REGISTRY_DB),--registry-db $(REGISTRY_DB))
+	$(BIN)/python -m bench $(if $(REGISTRY_DB),--registry-db $(REGISTRY_DB)) $(ARGS)
 
 # uv (a dev dependency) resolves for every supported Python, with markers; installing needs pip only
 lock: install

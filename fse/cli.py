@@ -453,34 +453,6 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from fse.bench import run
-    from fse.subscriptions.bench import run as run_subscriptions
-    from pharmacy.bench import run as run_pharmacy
-    from reimbursement.bench import run as run_reimbursement
-    from reimbursement.reference_bench import run as run_reference
-
-    if args.only_reference:
-        return run_reference()
-    if args.only_pharmacy:
-        return run_pharmacy(args.clients, args.seconds)
-    if args.only_access:
-        from fse.access_bench import run as run_access
-
-        return run_access()
-    if args.only_subscriptions:
-        return run_subscriptions()
-    code = run_reference()
-    if not args.only_reimbursement:
-        code = run(args.workers, args.clients, args.seconds, args.registry_db) or code
-    if args.registry_db:
-        return code
-    settled = run_reimbursement(args.workers, args.clients, args.seconds, args.payment_claims)
-    dispensed = run_pharmacy(args.clients, args.seconds)
-    notified = run_subscriptions()
-    return code or settled or dispensed or notified
-
-
 def _access(_args: argparse.Namespace) -> int:
     from fse.security.access import markdown_table
 
@@ -634,36 +606,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     access.set_defaults(run=_access)
 
-    bench = sub.add_parser("bench", help="benchmark the FHIR API on PostgreSQL over HTTP")
-    bench.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
-    bench.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    bench.add_argument("--seconds", type=float, default=15, help="per operation (default 15)")
-    bench.add_argument(
-        "--registry-db",
-        help="PostgreSQL URL of a registry loaded by fse seed --synthetic N: time insured lookups",
-    )
-    bench.add_argument(
-        "--payment-claims",
-        type=int,
-        default=1_000_000,
-        help="approved claims in the payment-batch benchmark (default 1,000,000; 0 skips it)",
-    )
-    bench.add_argument("--only-reimbursement", action="store_true", help="skip the FHIR API phases")
-    bench.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
-    bench.add_argument(
-        "--only-access",
-        action="store_true",
-        help="only the access model's checks: CPU per request with and without them",
-    )
-    bench.add_argument(
-        "--only-subscriptions", action="store_true", help="only notification delivery"
-    )
-    bench.add_argument(
-        "--only-reference",
-        action="store_true",
-        help="only the medicines list: load time, memory and search cost per worker",
-    )
-    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -10,8 +10,10 @@ purpose. There is no exception list.
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,14 +52,10 @@ FLOORS: tuple[tuple[str, tuple[Room, ...]], ...] = (
         "kernel features: export | subscriptions | seeding",
         (("fse.export",), ("fse.subscriptions",), ("fse.seed",)),
     ),
-    ("kernel benchmarks", (("fse.bench", "fse.subscriptions.bench"),)),
     ("reimbursement", (("reimbursement",),)),
     ("pharmacy", (("pharmacy",),)),
     ("prescriber", (("prescriber",),)),
-    (
-        "assembly",
-        (("fse.app", "fse.cli", "fse.serve", "fse.migrations", "fse.access_bench"),),
-    ),
+    ("assembly", (("fse.app", "fse.cli", "fse.serve", "fse.migrations"),)),
 )
 """Bottom first. ``a | b``: rooms side by side on one floor."""
 
@@ -271,6 +269,45 @@ def test_the_guard_sees_each_kind_of_violation() -> None:
     assert place("fse.nowhere") is None
 
 
+OUTSIDE = ("bench", "tests", "e2e")
+"""What stands beside the product and imports it: the benchmarks and the tests."""
+
+
+def imports_from_outside(sources: dict[str, str]) -> list[str]:
+    """Product modules importing the benchmarks or the tests, which the wheel does not hold."""
+    return [
+        f"{module}:{found.line} imports {found.target}"
+        for module, source in sorted(sources.items())
+        for found in imports_of(source)
+        if found.target.split(".")[0] in OUTSIDE
+    ]
+
+
+def test_the_product_imports_neither_the_benchmarks_nor_the_tests() -> None:
+    assert imports_from_outside(SOURCES) == []
+
+
+def test_outside_guard_sees_a_lazy_import_of_the_benchmarks() -> None:
+    samples = {
+        "fse.cli": "def bench() -> None:\n    from bench.harness import run\n",
+        "fse.app": "import tests.builders\n",
+        "fse.serve": "from fse.config import Settings\n",
+    }
+    assert imports_from_outside(samples) == [
+        "fse.app:1 imports tests.builders",
+        "fse.cli:2 imports bench.harness",
+    ]
+
+
+def test_the_benchmarks_stand_outside_the_wheel() -> None:
+    """``bench/`` imports the product; the wheel (setuptools' package list) does not hold it."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    included = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert (ROOT / "bench" / "__main__.py").exists()
+    assert not any(fnmatch("bench", pattern) for pattern in included), included
+    assert all(any(fnmatch(p, pattern) for pattern in included) for p in PACKAGES)
+
+
 def test_fhir_profiles_imports_nothing_of_ours() -> None:
     for module, source in SOURCES.items():
         if module.startswith("fhir_profiles"):
@@ -296,7 +333,7 @@ def _kind(feature: str, module: str, source: str) -> int:
         return 0
     if short == "tables":
         return 1
-    if short in ("cli", "bench", "reference_bench"):
+    if short == "cli":
         return 4
     web = any(i.target.split(".")[0] in WEB_FRAMEWORKS for i in imports_of(source))
     return 3 if web or short in ("feature", "pages") else 2

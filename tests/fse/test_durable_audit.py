@@ -24,7 +24,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fse.bench import listening_sockets
+from bench.harness import listening_sockets
 from fse.config import Settings
 from fse.crypto.cin import vault_for
 from fse.crypto.tokens import issue, load_or_create_key

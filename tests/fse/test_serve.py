@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from fse.bench import listening_sockets
+from bench.harness import listening_sockets
 from tests.services import free_port, server_env
 
 

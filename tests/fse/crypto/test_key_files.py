@@ -1,6 +1,6 @@
 """Secrets made on first use (``fse.crypto.key_files``): workers starting together agree on
 one file, and none of them ever reads it half-written (a worker that read an empty signing key
-crashed at start and was restarted, seen in ``fse bench``)."""
+crashed at start and was restarted, seen in ``make bench``)."""
 
 from __future__ import annotations
 

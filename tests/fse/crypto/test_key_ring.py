@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from fse.bench import listening_sockets
+from bench.harness import listening_sockets
 from fse.cli import main
 from fse.crypto.key_ring import (
     CLOCK_MARGIN_SECONDS,

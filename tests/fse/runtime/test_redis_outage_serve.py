@@ -19,7 +19,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from fse.bench import listening_sockets
+from bench.harness import listening_sockets
 from fse.db import create_engine
 from fse.security.clients import create_client
 from fse.security.users import Role, create_user

@@ -1,4 +1,4 @@
-"""Reimbursement benchmarks (run by ``fse bench`` after the API phases):
+"""The reimbursement phases (after the FHIR API phases; ``--only-reimbursement`` alone):
 
 1. adjudication cost per claim in the pure core (no I/O): p50/p95/p99 per call;
 2. claims settled per second through ``Claim/$submit`` on PostgreSQL (a real server, HTTP);
@@ -8,33 +8,30 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import resource
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from fhir_profiles.identifiers import care_sheet_number, iban_from_rib, rib_key
-from fse.bench import (
-    REDIS_URL,
-    SID,
+from bench.callers import authenticate
+from bench.harness import (
+    HEADER,
     Connection,
     Result,
-    _free_port,
-    _wait_ready,
-    authenticate,
+    asyncpg_url,
     drop_database,
-    fresh_database,
+    migrated_database,
+    percentiles,
     run_phase,
+    served,
     settle,
 )
+from bench.resources import SID, act, claim, located, transaction
+from fhir_profiles.identifiers import care_sheet_number, iban_from_rib, rib_key
 from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
 from reimbursement.core.adjudication import adjudicate
@@ -52,15 +49,8 @@ from reimbursement.ledger import check_ledger
 from reimbursement.payments import Payments
 from reimbursement.reference_data import default_books
 
-NGAP = "https://fse.cnss.ma/fhir/CodeSystem/ngap"
-COEFFICIENT = "https://fse.cnss.ma/fhir/StructureDefinition/ngap-coefficient"
 REGIME = "https://fse.cnss.ma/fhir/CodeSystem/regime"
 RIGHTS = "https://fse.cnss.ma/fhir/StructureDefinition/rights-status"
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float, float]:
-    done = sorted(samples)
-    return tuple(done[min(len(done) - 1, int(p * len(done)))] for p in (0.5, 0.95, 0.99))  # type: ignore[return-value]
 
 
 def core_cost(rounds: int = 20_000) -> list[str]:
@@ -107,7 +97,7 @@ def core_cost(rounds: int = 20_000) -> list[str]:
             start = time.perf_counter_ns()
             adjudicate(sheet, books)
             samples.append((time.perf_counter_ns() - start) / 1000)
-        p50, p95, p99 = _percentiles(samples)
+        p50, p95, p99 = percentiles(samples)
         rows.append(
             f"  core adjudication, {name:<18} p50 {p50:6.1f} µs  p95 {p95:6.1f} µs  "
             f"p99 {p99:6.1f} µs  ({rounds} calls)"
@@ -154,15 +144,11 @@ async def _registry(port: int, patients: int) -> tuple[list[str], list[str], lis
                 "request": {"method": "POST", "url": "PractitionerRole"},
             },
         ]
-    status, _, body = await conn.request(
-        "POST",
-        "/fhir",
-        orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
-    )
+    status, _, body = await conn.request("POST", "/fhir", transaction(entries))
     if status != 200:
         raise RuntimeError(f"bench practitioners: {status} {body[:300]!r}")
     practitioners = [
-        rid for rtype, rid in map(_located, orjson.loads(body)["entry"]) if rtype == "Practitioner"
+        rid for rtype, rid in map(located, orjson.loads(body)["entry"]) if rtype == "Practitioner"
     ]
     people, coverages = [], []
     for start in range(0, patients, 200):
@@ -214,72 +200,35 @@ async def _registry(port: int, patients: int) -> tuple[list[str], list[str], lis
                     "request": {"method": "POST", "url": "Coverage"},
                 },
             ]
-        status, _, body = await conn.request(
-            "POST",
-            "/fhir",
-            orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
-        )
+        status, _, body = await conn.request("POST", "/fhir", transaction(entries))
         if status != 200:
             raise RuntimeError(f"bench insured: {status} {body[:300]!r}")
         for entry in orjson.loads(body)["entry"]:
-            rtype, rid = _located(entry)
+            rtype, rid = located(entry)
             (people if rtype == "Patient" else coverages).append(rid)
     conn.close()
     return practitioners, people, coverages
 
 
-def _located(entry: dict[str, Any]) -> tuple[str, str]:
-    """(type, id) from a transaction-response entry's location (absolute or relative)."""
-    rtype, rid = entry["response"]["location"].split("/_history")[0].split("/")[-2:]
-    return rtype, rid
-
-
 def _claim(number: str, practitioner: str, patient: str, coverage: str, day: str) -> bytes:
+    """A consultation at a random fee (150-199.99 MAD) and a Z15 act, on ``day``."""
     cents = random.randrange(0, 5000)
     items = [
-        {
-            "sequence": 1,
-            "productOrService": {"coding": [{"system": NGAP, "code": "C"}]},
-            "servicedDate": day,
-            "net": {"value": float(Decimal(15000 + cents) / 100), "currency": "MAD"},
-        },
-        {
-            "sequence": 2,
-            "extension": [{"url": COEFFICIENT, "valueDecimal": 15}],
-            "productOrService": {"coding": [{"system": NGAP, "code": "Z"}]},
-            "servicedDate": day,
-            "net": {"value": 180.0, "currency": "MAD"},
-        },
+        act(1, "C", float(Decimal(15000 + cents) / 100), day),
+        act(2, "Z", 180.0, day, coefficient=15),
     ]
-    return orjson.dumps(
-        {
-            "resourceType": "Claim",
-            "identifier": [{"system": f"{SID}/fse", "value": number}],
-            "status": "active",
-            "type": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                        "code": "professional",
-                    }
-                ]
-            },
-            "use": "claim",
-            "patient": {"reference": f"Patient/{patient}"},
-            "created": f"{day}T10:00:00+01:00",
-            "provider": {"reference": f"Practitioner/{practitioner}"},
-            "priority": {"coding": [{"code": "normal"}]},
-            "insurance": [
-                {"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage}"}}
-            ],
-            "item": items,
-            "total": {"value": sum(i["net"]["value"] for i in items), "currency": "MAD"},
-        }
+    return claim(
+        number,
+        f"Patient/{patient}",
+        f"Practitioner/{practitioner}",
+        f"Coverage/{coverage}",
+        f"{day}T10:00:00+01:00",
+        items,
     )
 
 
 async def _submit(port: int, clients: int, seconds: float, database_url: str) -> Result:
-    await authenticate(port, database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    await authenticate(port, asyncpg_url(database_url))
     practitioners, people, coverages = await _registry(port, 4000)
     await settle(database_url)
     counter = iter(range(random.randrange(10**8), 10**9))
@@ -310,25 +259,8 @@ async def _submit(port: int, clients: int, seconds: float, database_url: str) ->
 
 
 def submit_throughput(workers: int, clients: int, seconds: float, database_url: str) -> Result:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FSE_DATABASE_URL": database_url,
-        "FSE_REDIS_URL": REDIS_URL,
-        "FSE_RATE_LIMIT_PER_MINUTE": "0",
-        "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "0",
-        "FSE_PAYMENT_SCHEDULE": "false",
-        "FSE_PORT": str(port),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fse.cli", "serve", "--quiet", "--workers", str(workers)], env=env
-    )
-    try:
-        _wait_ready(port, server, workers)
+    with served(database_url, workers, FSE_PAYMENT_SCHEDULE="false") as port:
         return asyncio.run(_submit(port, clients, seconds, database_url))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 async def _fill_approved(database_url: str, claims: int) -> None:
@@ -405,22 +337,15 @@ async def _batch(database_url: str, claims: int, directory: Path) -> list[str]:
 
 
 def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
-    from fse.migrate import upgrade
-
     print("reimbursement:", flush=True)
     for row in core_cost():
         print(row, flush=True)
-    database_url = asyncio.run(fresh_database("fse_bench_settle"))
-    upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    database_url = migrated_database("fse_bench_settle")
     result = submit_throughput(workers, clients, seconds, database_url)
-    print(
-        f"{'operation':<28} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
-        f" {'count':>8} {'errors':>6} {'spread':>7}"
-    )
+    print(HEADER)
     print(result.row(), flush=True)
     if payment_claims:
-        database_url = asyncio.run(fresh_database("fse_bench_pay"))
-        upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+        database_url = migrated_database("fse_bench_pay")
         directory = Path("var") / "bench-payments"
         for row in asyncio.run(_batch(database_url, payment_claims, directory)):
             print(row, flush=True)

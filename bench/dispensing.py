@@ -1,4 +1,5 @@
-"""Dispensing benchmarks (run by ``fse bench`` after the reimbursement phases), on PostgreSQL:
+"""The dispensing phases (after the reimbursement phases; ``--only-pharmacy`` alone), on
+PostgreSQL:
 
 1. dispenses per second: concurrent pharmacists each dispensing one box of a different line
    (the whole transaction: lock, dispense, claim, signed Provenance, settlement, ledger);
@@ -20,8 +21,9 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.harness import drop_database, migrated_database, percentiles
+from bench.resources import SID
 from fse.accounts import create_account
-from fse.bench import drop_database, fresh_database
 from fse.config import Settings
 from fse.crypto.tokens import SigningKey
 from fse.fhir_api.interactions import FhirService, standalone_service
@@ -34,15 +36,9 @@ from reimbursement.feature import schedule_of
 from reimbursement.reference_data import default_books
 from reimbursement.settle import Settlement
 
-SID = "https://fse.cnss.ma/fhir/sid"
 GTIN = "urn:oid:1.3.160"
 CICLOVIRAL = "6118000070313"
 PASSWORD = "bench-pharmacien-2026"  # a throwaway account in the throwaway bench database
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float, float]:
-    done = sorted(samples)
-    return tuple(done[min(len(done) - 1, int(p * len(done)))] for p in (0.5, 0.95, 0.99))  # type: ignore[return-value]
 
 
 def now() -> datetime:
@@ -180,7 +176,7 @@ async def _throughput(
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - began
-    p50, p95, p99 = _percentiles(latencies)
+    p50, p95, p99 = percentiles(latencies)
     row = (
         f"  dispense (1 line, settled, signed), {clients} concurrent: "
         f"{len(latencies) / elapsed:,.1f}/s  p50 {p50:.0f} ms  p95 {p95:.0f} ms  p99 {p99:.0f} ms"
@@ -235,11 +231,8 @@ async def _run(database_url: str, clients: int, seconds: float) -> list[tuple[st
 
 
 def run(clients: int, seconds: float) -> int:
-    from fse.migrate import upgrade
-
     print("pharmacy:", flush=True)
-    database_url = asyncio.run(fresh_database("fse_bench_pharmacy"))
-    upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    database_url = migrated_database("fse_bench_pharmacy")
     rows = asyncio.run(_run(database_url, clients, seconds))
     for row, _ in rows:
         print(row, flush=True)

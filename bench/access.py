@@ -1,6 +1,6 @@
-"""`fse bench --only-access`: what the access model's checks cost one request, measured alone.
+"""``--only-access``: what the access model's checks cost one request, measured alone.
 
-The FHIR phases of `fse bench` compare whole servers, and this machine varies 20-40 % between
+The FHIR API phases compare whole servers, and this machine varies 20-40 % between
 runs. Here one process serves the same requests (in-process ASGI, one PostgreSQL database) with
 the request's guard (``fse.fhir_api.guard``) and with a guard that lets everything through,
 alternating rounds, and reports the CPU each request costs both ways: the difference is the
@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.callers import bench_doctor, bench_token
+from bench.harness import asyncpg_url, drop_database, machine, migrated_database
+from bench.resources import SID, doctors_claim
 from fhir_profiles.identifiers import care_sheet_number
-from fse import bench
 from fse.fhir_api import guard as guard_module
 from fse.fhir_api.guard import Disclosed, Guard
 
@@ -95,7 +97,7 @@ async def _world(http: httpx.AsyncClient) -> tuple[list[str], list[tuple[str, st
     for n in range(200):
         resource = {
             "resourceType": "Patient",
-            "identifier": [{"system": f"{bench.SID}/immatriculation", "value": f"8{n:08d}"}],
+            "identifier": [{"system": f"{SID}/immatriculation", "value": f"8{n:08d}"}],
             "name": [{"family": f"Guard{n}", "given": ["Test"]}],
             "gender": "female" if n % 2 else "male",
             "birthDate": f"{1950 + n % 60}-01-01",
@@ -107,7 +109,7 @@ async def _world(http: httpx.AsyncClient) -> tuple[list[str], list[tuple[str, st
     claims = []
     for n in range(2000):
         number = care_sheet_number(2026, 500_000 + n)
-        body = bench.claim_body(patients[n % len(patients)], number)
+        body = doctors_claim(patients[n % len(patients)], number)
         created = await http.post("/fhir/Claim", content=body)
         if created.status_code != 201:
             raise RuntimeError(f"bench claim refused: {created.text[:300]}")
@@ -116,7 +118,7 @@ async def _world(http: httpx.AsyncClient) -> tuple[list[str], list[tuple[str, st
 
 
 async def _sign_in(http: httpx.AsyncClient, database_url: str) -> None:
-    name, password = await bench.bench_doctor(database_url)
+    name, password = await bench_doctor(database_url)
     page = await http.get("/connexion")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
@@ -187,7 +189,7 @@ async def _measure(database_url: str) -> list[tuple[str, list[float], list[float
                 system, lambda i: f"/fhir/Claim?patient={patients[i % 200]}&_include=Claim:patient"
             ),
             "GET /Claim?identifier=": get(
-                system, lambda i: f"/fhir/Claim?identifier={bench.SID}/fse|{claims[i][1]}"
+                system, lambda i: f"/fhir/Claim?identifier={SID}/fse|{claims[i][1]}"
             ),
             "GET /Claim/{id}": get(system, lambda i: f"/fhir/Claim/{claims[i][0]}"),
             "GET /Claim?patient= (doctor)": get(
@@ -213,26 +215,14 @@ async def _measure(database_url: str) -> list[tuple[str, list[float], list[float
         await close(app)
 
 
-def bench_token(app: Any, settings: Any, client_id: str) -> str:
-    from fse.crypto.tokens import issue
-
-    audience = settings.token_audience
-    claims = {"iss": audience, "aud": audience, "sub": client_id, "scope": "system/*.cruds"}
-    return issue(app.state.signing_key, claims, 3600)
-
-
 def run() -> int:
-    from fse.migrate import upgrade
-
-    url = asyncio.run(bench.fresh_database("fse_bench_access"))
-    asyncio_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    upgrade(asyncio_url)
+    url = asyncpg_url(migrated_database("fse_bench_access"))
     try:
-        results = asyncio.run(_measure(asyncio_url))
+        results = asyncio.run(_measure(url))
     finally:
-        asyncio.run(bench.drop_database("fse_bench_access"))
+        asyncio.run(drop_database("fse_bench_access"))
     print()
-    print(f"machine: {bench.machine()}")
+    print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print("CPU per request, client and server in one process (median of rounds, microseconds);")
     print("'in guard': time spent inside the guard's methods per request (wall clock: its")

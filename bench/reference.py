@@ -1,10 +1,12 @@
-"""``fse bench``'s reference-data phase: what the medicines list costs each worker (load time,
-index build, memory) and what a search costs server-side, measured in a fresh process so the
-figures are one worker's own (no HTTP, no queueing: the cost the request handler adds)."""
+"""The reference-data phase (the first; ``--only-reference`` alone): what the medicines list
+costs each worker (load time, index build, memory) and what a search costs server-side,
+measured in a fresh process so the figures are one worker's own (no HTTP, no queueing: the
+cost the request handler adds)."""
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 QUERIES = (
     "amox",
@@ -36,6 +39,8 @@ label, and the broad words that match most of the list (the worst case)."""
 ACT_QUERIES = ("J329", "appendicectomie", "appendic", "hernie aine", "gastrectomie totale", "j3")
 """What a doctor types in the act field: a code, a label, its start, and a chapter prefix."""
 ROUNDS = 200
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository: where the fresh process finds the ``bench`` package."""
 
 
 def _timed(search: Callable[[str], object], queries: tuple[str, ...]) -> dict[str, list[float]]:
@@ -106,10 +111,12 @@ def measure() -> dict[str, object]:
 
 def run() -> int:
     print("reference data: the medicines list in one worker (fresh process) ...", flush=True)
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
     done = subprocess.run(
-        [sys.executable, "-c", "import json, reimbursement.reference_bench as b; "
+        [sys.executable, "-c", "import json, bench.reference as b; "
          "print(json.dumps(b.measure()))"],
         capture_output=True,
+        env={**os.environ, "PYTHONPATH": path},
         text=True,
         check=False,
     )  # fmt: skip

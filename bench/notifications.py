@@ -1,4 +1,5 @@
-"""``fse bench --only-subscriptions``: how fast outbox events reach a rest-hook receiver.
+"""Notification delivery (the last phase; ``--only-subscriptions`` alone): how fast outbox
+events reach a rest-hook receiver.
 
 N events are written to the outbox of a fresh PostgreSQL database with one matching
 subscription; the worker then fans them out and posts them to a receiver on this machine that
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fse.bench import Result, drop_database, fresh_database
+from bench.harness import HEADER, Result, drop_database, migrated_database
 from fse.config import Settings
 from fse.db import create_engine
 from fse.outbox import emit, outbox_events
@@ -92,8 +93,7 @@ async def _run(database_url: str, events: int) -> list[str]:
             f"({fanned / fan_seconds:,.0f}/s)",
             f"backlog delivery: {done.delivered:,} posted and recorded in {seconds:.2f} s "
             f"({done.delivered / seconds:,.0f}/s), receiver got {got[0]:,}",
-            "operation                        req/s   p50 ms   p95 ms   p99 ms     mean    count"
-            " errors  spread",
+            HEADER,
             steady.row(),
             "  (steady: 50 changes/s for 10 s, each announced after its commit as the server "
             "does; latency = event committed -> delivery recorded)",
@@ -137,11 +137,8 @@ async def _steady(engine: AsyncEngine, worker: Worker, rate: int, seconds: float
 
 
 def run(events: int = 20_000) -> int:
-    from fse.migrate import upgrade
-
     print("subscriptions:", flush=True)
-    database_url = asyncio.run(fresh_database(DATABASE))
-    upgrade(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    database_url = migrated_database(DATABASE)
     for line in asyncio.run(_run(database_url, events)):
         print(line, flush=True)
     asyncio.run(drop_database(DATABASE))

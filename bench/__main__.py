@@ -1,0 +1,79 @@
+"""``python -m bench`` (``make bench``): every phase in turn, or one with ``--only-…``.
+
+The phases, in order: the reference data in one worker, the FHIR API over HTTP (or, with
+``--registry-db``, lookups of insured in a synthetic registry, and nothing else), the
+reimbursement (core, ``Claim/$submit``, a payment batch), dispensing, notification delivery.
+The access checks run only when asked (``--only-access``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="benchmark the platform on PostgreSQL over HTTP"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--seconds", type=float, default=15, help="per operation (default 15)")
+    parser.add_argument(
+        "--registry-db",
+        help="PostgreSQL URL of a registry loaded by fse seed --synthetic N: time insured lookups",
+    )
+    parser.add_argument(
+        "--payment-claims",
+        type=int,
+        default=1_000_000,
+        help="approved claims in the payment-batch benchmark (default 1,000,000; 0 skips it)",
+    )
+    parser.add_argument(
+        "--only-reimbursement", action="store_true", help="skip the FHIR API phases"
+    )
+    parser.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
+    parser.add_argument(
+        "--only-access",
+        action="store_true",
+        help="only the access model's checks: CPU per request with and without them",
+    )
+    parser.add_argument(
+        "--only-subscriptions", action="store_true", help="only notification delivery"
+    )
+    parser.add_argument(
+        "--only-reference",
+        action="store_true",
+        help="only the medicines list: load time, memory and search cost per worker",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run what ``argv`` asks; 1 if any phase saw an error."""
+    args = build_parser().parse_args(argv)
+    # Imported here: --help answers without loading the platform.
+    from bench import access, dispensing, fhir_api, notifications, reference, settlement
+
+    if args.only_reference:
+        return reference.run()
+    if args.only_pharmacy:
+        return dispensing.run(args.clients, args.seconds)
+    if args.only_access:
+        return access.run()
+    if args.only_subscriptions:
+        return notifications.run()
+    code = reference.run()
+    if not args.only_reimbursement:
+        code = fhir_api.run(args.workers, args.clients, args.seconds, args.registry_db) or code
+    if args.registry_db:
+        return code
+    settled = settlement.run(args.workers, args.clients, args.seconds, args.payment_claims)
+    dispensed = dispensing.run(args.clients, args.seconds)
+    notified = notifications.run()
+    return code or settled or dispensed or notified
+
+
+if __name__ == "__main__":
+    sys.exit(main())
