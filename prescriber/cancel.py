@@ -11,9 +11,9 @@ from fse import fhir_json
 from fse.audit import change_event
 from fse.errors import PreconditionFailed
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from prescriber.history import SID, SheetView
 from prescriber.sheets import SheetRefused
-from reimbursement.context import search
 from reimbursement.ledger import AlreadyPaid, cancel_settlement
 
 HANDED_OVER = ("completed", "in-progress")
@@ -34,7 +34,9 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
     async with fhir.store.transaction() as conn:
         for request in sheet.medicines:
             ref = f"MedicationRequest/{request['id']}"
-            dispenses = await search(fhir, conn, "MedicationDispense", [("prescription", ref)])
+            dispenses = await search(
+                fhir, conn, "MedicationDispense", [("prescription", ref)], count=ALL
+            )
             if any(d.get("status") in HANDED_OVER for d in dispenses):
                 raise SheetRefused(
                     "Une ligne a déjà été délivrée en pharmacie : annulation refusée."
@@ -46,7 +48,7 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
                 "Le remboursement est déjà parti dans un lot de paiement : contactez la CNSS."
             ) from None
         acts = await search(
-            fhir, conn, "ChargeItem", [("context", f"Encounter/{sheet.encounter['id']}")]
+            fhir, conn, "ChargeItem", [("context", f"Encounter/{sheet.encounter['id']}")], count=ALL
         )
         targets: list[dict[str, Any]] = [
             sheet.encounter,

@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
 from reimbursement.amounts import AmountLine, amount_lines, totals
-from reimbursement.context import search
 from reimbursement.status import (
     ClaimStatus,
     claim_facts,
@@ -86,29 +86,37 @@ class SheetView:
 async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
     async with fhir.store.snapshot() as conn:
         encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{SID}/consultation|{number}")]
+            fhir, conn, "Encounter", [("identifier", f"{SID}/consultation|{number}")], count=1
         )
         if not encounters:
             return None
         encounter = encounters[0]
         patient_id = encounter["subject"]["reference"].split("/")[-1]
-        patient = (await search(fhir, conn, "Patient", [("_id", patient_id)]))[0]
+        patient = (await search(fhir, conn, "Patient", [("_id", patient_id)], count=1))[0]
         view = SheetView(number, encounter, patient)
         author = view.author.split("/")
         if author[0] == "Practitioner":
-            doctors = await search(fhir, conn, "Practitioner", [("_id", author[-1])])
+            doctors = await search(fhir, conn, "Practitioner", [("_id", author[-1])], count=1)
             view.doctor = doctors[0] if doctors else {}
-        claims = await search(fhir, conn, "Claim", [("identifier", f"{SID}/fse|{number}")])
+        claims = await search(fhir, conn, "Claim", [("identifier", f"{SID}/fse|{number}")], count=1)
         view.medicines = await search(
-            fhir, conn, "MedicationRequest", [("group-identifier", f"{SID}/prescription|{number}")]
+            fhir,
+            conn,
+            "MedicationRequest",
+            [("group-identifier", f"{SID}/prescription|{number}")],
+            count=ALL,
         )
         view.labs = await search(
-            fhir, conn, "ServiceRequest", [("requisition", f"{SID}/prescription|{number}")]
+            fhir,
+            conn,
+            "ServiceRequest",
+            [("requisition", f"{SID}/prescription|{number}")],
+            count=ALL,
         )
         if claims:
             view.claim = claims[0]
             responses = await search(
-                fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")]
+                fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")], count=1
             )
             view.response = responses[0] if responses else None
         facts = await claim_facts(conn, [f"{SID}/fse|{number}"])
@@ -138,13 +146,13 @@ async def _insured_numbers(fhir: FhirService, conn: Any, view: SheetView) -> Non
     if view.immatriculation is not None:
         return
     covers = await search(
-        fhir, conn, "Coverage", [("beneficiary", f"Patient/{view.patient['id']}")]
+        fhir, conn, "Coverage", [("beneficiary", f"Patient/{view.patient['id']}")], count=ALL
     )
     for cover in covers:
         subscriber = (cover.get("subscriber") or {}).get("reference", "")
         if not subscriber.startswith("Patient/"):
             continue
-        found = await search(fhir, conn, "Patient", [("_id", subscriber.split("/")[-1])])
+        found = await search(fhir, conn, "Patient", [("_id", subscriber.split("/")[-1])], count=1)
         if found and (number := _identifier(found[0], "immatriculation")):
             view.immatriculation, view.main_insured = number, name_of(found[0])
             return
@@ -170,11 +178,10 @@ async def sheets_of(fhir: FhirService, practitioner: str, count: int = 30) -> li
             [
                 ("practitioner", practitioner),
                 ("_sort", "-date"),
-                ("_count", str(count)),
                 ("identifier:missing", "false"),
             ],
+            count=count,
         )
-        encounters = encounters[:count]
         names = await fhir.display_names(conn, [e["subject"]["reference"] for e in encounters])
         numbers = [e["identifier"][0]["value"] for e in encounters]
         facts = await claim_facts(conn, [f"{SID}/fse|{n}" for n in numbers])

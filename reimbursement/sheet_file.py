@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fse import fhir_json
 from fse.errors import NotFound
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
 from fse.web.formats import date_fr, mad
 from reimbursement.claims import CARE_SHEET_SYSTEM
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations, search
+from reimbursement.context import beneficiary_of, coverage_periods, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.anomalies import rule_name
 from reimbursement.core.model import CodeKind, Exoneration, Rights
@@ -190,7 +191,7 @@ async def professional(fhir: FhirService, conn: AsyncConnection, ref: str) -> Pr
         person = (resource.get("practitioner") or {}).get("reference")
         resource = (await _resource(fhir, conn, person) if person else None) or resource
     elif resource["resourceType"] == "Practitioner":
-        roles = await search(fhir, conn, "PractitionerRole", [("practitioner", ref)])
+        roles = await search(fhir, conn, "PractitionerRole", [("practitioner", ref)], count=ALL)
     specialties = tuple(
         dict.fromkeys(
             c.get("display") or c.get("code")
