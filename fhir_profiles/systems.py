@@ -2,8 +2,9 @@
 operations and topics. Product code says ``CARE_SHEET_SYSTEM``, never the URL, so a system is
 spelt in one place (tests keep literal URLs: they are the published contract).
 
-Where the guide defines one (``definitions/``: NamingSystem, CodeSystem, StructureDefinition),
-the URL is that definition's; tests/fhir_profiles/test_systems.py checks they agree.
+Every NamingSystem, CodeSystem and extension of the guide (``definitions/``) has its name here
+(tests/fhir_profiles/test_systems.py); the platform's own identifiers (consultation, acte,
+lot-paiement...), operations and topics are named here too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CIN_SYSTEM: Final = f"{_SID}/cin"
 """The identifier sealed at rest (NamingSystem-cin.json)."""
 INPE_SYSTEM: Final = f"{_SID}/inpe"
 RIB_SYSTEM: Final = f"{_SID}/rib"
+IBAN_SYSTEM: Final = "urn:iso:std:iso:13616"
 COVERAGE_SYSTEM: Final = f"{_SID}/couverture"
 INSURER_SYSTEM: Final = f"{_SID}/organisme"
 CARE_SHEET_SYSTEM: Final = f"{_SID}/fse"

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM, INPE_SYSTEM
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.reading import search
 from fse.fhir_json import decimal_of
@@ -25,7 +26,6 @@ from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.amounts import AmountLine, amount_lines, totals
-from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.status import (
     ClaimStatus,
     Stage,
@@ -34,8 +34,6 @@ from reimbursement.status import (
     payment_date_of,
     status_of,
 )
-
-SID = "https://fse.cnss.ma/fhir/sid"
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,7 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
             (
                 i.get("value")
                 for i in organization.get("identifier", [])
-                if i.get("system") == f"{SID}/inpe"
+                if i.get("system") == f"{INPE_SYSTEM}"
             ),
             None,
         ),

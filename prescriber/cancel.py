@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM
 from fse import fhir_json
 from fse.audit import change_event
 from fse.errors import PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.reading import ALL, search
-from prescriber.history import SID, SheetView
+from prescriber.history import SheetView
 from prescriber.sheets import SheetRefused
 from reimbursement.ledger import AlreadyPaid, cancel_settlement
 
@@ -42,7 +43,7 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
                     "Une ligne a déjà été délivrée en pharmacie : annulation refusée."
                 )
         try:
-            await cancel_settlement(conn, f"{SID}/fse|{sheet.number}", now)
+            await cancel_settlement(conn, f"{CARE_SHEET_SYSTEM}|{sheet.number}", now)
         except AlreadyPaid:
             raise SheetRefused(
                 "Le remboursement est déjà parti dans un lot de paiement : contactez la CNSS."

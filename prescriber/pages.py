@@ -30,8 +30,6 @@ from prescriber.sheets import SettlementFailed, SheetRefused, sign_sheet
 from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, Visit, read_visit
 from reimbursement.medicine_search import index_of
 
-FSE = "https://fse.cnss.ma/fhir/sid/fse"
-CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
 KEY_FIELD = "cle"
 """The review form's idempotency key (hidden field)."""
 REVIEW_EXPIRED = (

@@ -10,14 +10,13 @@ from typing import Any
 
 import orjson
 
+from fhir_profiles.systems import CONSULTATION_SYSTEM, SIGNING_KEY_EXTENSION
 from fse import fhir_json
 from fse.crypto.provenance import jws_of, verify
-from fse.crypto.signing import SIGNING_KEY_EXTENSION
 from fse.errors import Gone, NotFound
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
-from prescriber.history import SID
 from prescriber.lifecycle import changes
 
 
@@ -31,7 +30,7 @@ class Verdict:
 async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
     async with fhir.store.snapshot() as conn:
         encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{SID}/consultation|{number}")], count=1
+            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION_SYSTEM}|{number}")], count=1
         )
         if not encounters:
             return Verdict(False, f"aucune feuille de soins {number}")

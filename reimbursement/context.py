@@ -12,6 +12,11 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
+from fhir_profiles.systems import DEPENDANT_CONDITION_EXTENSION as DEPENDANT_CONDITION
+from fhir_profiles.systems import EXONERATION_PERIOD_EXTENSION as EXONERATION_PERIOD
+from fhir_profiles.systems import EXONERATION_SYSTEM, REGIME_SYSTEM, RIB_SYSTEM
+from fhir_profiles.systems import GTIN_SYSTEMS as GTIN
+from fhir_profiles.systems import RIGHTS_STATUS_EXTENSION as RIGHTS_STATUS
 from fse.errors import NotFound, Unprocessable
 from fse.fhir_api import reading
 from fse.fhir_api.interactions import FhirService
@@ -36,15 +41,6 @@ from reimbursement.core.model import (
 )
 from reimbursement.core.rights import rights_on
 from reimbursement.tables import settlement_lines, settlements
-
-CANONICAL = "https://fse.cnss.ma/fhir"
-RIGHTS_STATUS = f"{CANONICAL}/StructureDefinition/rights-status"
-DEPENDANT_CONDITION = f"{CANONICAL}/StructureDefinition/dependant-condition"
-EXONERATION_PERIOD = f"{CANONICAL}/StructureDefinition/exoneration-period"
-EXONERATION_SYSTEM = f"{CANONICAL}/CodeSystem/exoneration"
-REGIME_SYSTEM = f"{CANONICAL}/CodeSystem/regime"
-RIB_SYSTEM = f"{CANONICAL}/sid/rib"
-GTIN = ("urn:oid:1.3.160", "https://www.gs1.org/gtin")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fhir_profiles.systems import CARE_CATEGORY_SYSTEM as CATEGORY_SYSTEM
 from fse import fhir_json
 from fse.fhir_api.interactions import FhirService
 from fse.resources import check_type
@@ -28,7 +29,6 @@ CATEGORIES = {
     "medicines": "Médicaments (PBR)",
     "hospitalisation": "Hospitalisation",
 }
-CATEGORY_SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/categorie-soins"
 BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
 
 
