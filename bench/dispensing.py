@@ -27,11 +27,11 @@ from fse.accounts import create_account
 from fse.config import Settings
 from fse.crypto.tokens import SigningKey
 from fse.fhir_api.interactions import FhirService, standalone_service
+from fse.fhir_api.reading import search
 from fse.security.users import Role, unlock_signing_key
 from fse.seed.synthetic import load_synthetic
 from pharmacy.dispense import DispenseConflict, DispenseOrder, LineOrder, dispense
 from pharmacy.pharmacist import Pharmacist, pharmacist_of
-from reimbursement.context import search
 from reimbursement.feature import schedule_of
 from reimbursement.reference_data import default_books
 from reimbursement.settle import Settlement
@@ -108,10 +108,12 @@ async def _pharmacy(fhir: FhirService) -> tuple[Pharmacist, SigningKey, SigningK
 async def _prescriptions(fhir: FhirService, lines: int, boxes: int) -> list[tuple[str, str]]:
     """(patient id, MedicationRequest id): one line of ``boxes`` boxes per insured."""
     async with fhir.store.snapshot() as conn:
-        doctors = await search(fhir, conn, "Practitioner", [("identifier:missing", "false")])
+        doctors = await search(
+            fhir, conn, "Practitioner", [("identifier:missing", "false")], count=200
+        )
         patients = [
             c["beneficiary"]["reference"].split("/")[1]
-            for c in await search(fhir, conn, "Coverage", [("status", "active")])
+            for c in await search(fhir, conn, "Coverage", [("status", "active")], count=200)
         ]
     today = datetime.now(UTC).date()
     made = []

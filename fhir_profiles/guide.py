@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fhir_profiles.identifiers import RULES
+from fhir_profiles.systems import IDENTIFIER_RULE_EXTENSION as RULE_EXTENSION
 
 DEFINITIONS = Path(__file__).parent / "definitions"
-CANONICAL_BASE = "https://fse.cnss.ma/fhir"
-RULE_EXTENSION = f"{CANONICAL_BASE}/StructureDefinition/identifier-rule"
 
 
 @dataclass(frozen=True)

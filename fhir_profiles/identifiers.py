@@ -10,9 +10,6 @@ import re
 import string
 from collections.abc import Callable, Iterable
 
-CIN_SYSTEM = "https://fse.cnss.ma/fhir/sid/cin"
-"""The NamingSystem of the CIN (NamingSystem-cin.json): the identifier sealed at rest."""
-
 IMMATRICULATION_RE = re.compile(r"^\d{9}$")
 CIN_RE = re.compile(r"^[A-Z]{1,2}\d{1,6}$")
 INPE_RE = re.compile(r"^\d{9}$")
@@ -20,6 +17,8 @@ EAN13_RE = re.compile(r"^\d{13}$")
 RIB_RE = re.compile(r"^\d{24}$")
 IBAN_MA_RE = re.compile(r"^MA\d{26}$")
 CARE_SHEET_RE = re.compile(r"^FSE-(?P<year>\d{4})-(?P<sequence>\d{9})-(?P<check>\d{2})$")
+DISPENSE_NUMBER_RE = re.compile(r"^DEL-(?P<year>\d{4})-(?P<sequence>\d{9})-(?P<check>\d{2})$")
+"""A pharmacy dispense (pharmacy/numbers.py): its claim has the same year and sequence."""
 
 
 def immatriculation_problem(value: str) -> str | None:

@@ -22,7 +22,8 @@ from typing import Any
 
 import fhirpathpy
 
-from fhir_profiles.guide import CANONICAL_BASE, definitions, identifier_systems, value_set_codes
+from fhir_profiles.guide import definitions, identifier_systems, value_set_codes
+from fhir_profiles.systems import CANONICAL
 
 EXTENSION_SLOT = re.compile(r"\.(?:modifierExtension|extension)\[\d+\]$")
 Node = tuple[str, Any]
@@ -266,7 +267,7 @@ def _node_problems(resource: dict[str, Any], root: str) -> Iterator[Problem]:
 def _selected(resource: dict[str, Any]) -> tuple[Profile | None, list[Problem]]:
     rtype = resource["resourceType"]
     claimed = (resource.get("meta") or {}).get("profile") or []
-    ours = [p for p in claimed if p.startswith(CANONICAL_BASE)]
+    ours = [p for p in claimed if p.startswith(CANONICAL)]
     if not ours:
         return default_profiles().get(rtype), []
     profile = profiles().get(ours[0])

@@ -23,7 +23,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
+from fhir_profiles.identifiers import cin_problem, masked_cin
+from fhir_profiles.systems import CIN_SYSTEM
 from fse.access_log import Spool, append, take
 from fse.audit import narrative
 from fse.callers import Caller, caller_of

@@ -11,11 +11,11 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import CLIENT_ID_SYSTEM
 from fse.fhir_api.interactions import FhirService
 from fse.security.tables import system_clients, users
 from fse.security.users import ROLE_LABELS, Role
 
-CLIENT_ID_SYSTEM = "https://fse.cnss.ma/fhir/sid/oauth-client"
 SYSTEM_ROLE = "Système d'information CNSS"
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
-ERROR_CODE_SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/fse-error"
+from fhir_profiles.systems import ERROR_CODE_SYSTEM
 
 
 class ErrorCode(StrEnum):

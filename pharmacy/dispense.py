@@ -26,6 +26,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import DISPENSE_SYSTEM
+from fhir_profiles.systems import GTIN_SYSTEM as GTIN
+from fhir_profiles.systems import REMAINING_QUANTITY_EXTENSION as REMAINING
 from fse import fhir_json
 from fse.audit import change_event
 from fse.crypto.provenance import provenance, sign
@@ -39,16 +42,13 @@ from pharmacy.numbers import claim_number, dispense_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
-from reimbursement.claims import CANONICAL, ITEM_REQUEST, fhir_money, new_claim, reference_id
+from reimbursement.claims import ITEM_REQUEST, fhir_money, new_claim, reference_id
 from reimbursement.context import coverage_for_care
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.core.money import CENTIME
 from reimbursement.medicine_search import label_of
 from reimbursement.settle import Settlement
 
-SID = "https://fse.cnss.ma/fhir/sid"
-GTIN = "urn:oid:1.3.160"
-REMAINING = f"{CANONICAL}/StructureDefinition/remaining-quantity"
 SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
 
 
@@ -525,7 +525,7 @@ def _medication_dispense(
     return {
         "resourceType": "MedicationDispense",
         "id": new_id(),
-        "identifier": [{"system": f"{SID}/delivrance", "value": f"{number}-D{index}"}],
+        "identifier": [{"system": f"{DISPENSE_SYSTEM}", "value": f"{number}-D{index}"}],
         "status": "completed",
         "medicationCodeableConcept": {
             "coding": [{"system": GTIN, "code": given.ean, "display": named}]

@@ -7,7 +7,6 @@ cancelled and fully dispensed lines are not offered. Each lookup is audited with
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,20 +15,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fhir_profiles.identifiers import masked_cin
+from fhir_profiles.identifiers import CARE_SHEET_RE
+from fhir_profiles.systems import GTIN_SYSTEM, PRESCRIPTION_SYSTEM
 from fse.audit import audit_read
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.fhir_json import decimal_of
 from fse.security.lookups import record_lookups
 from pharmacy.tables import prescription_balances
-from reimbursement.claims import reference_id
-from reimbursement.context import search
-
-SID = "https://fse.cnss.ma/fhir/sid"
-GTIN = "urn:oid:1.3.160"
-IMMATRICULATION = re.compile(r"^\d{9}$")
-CIN = re.compile(r"^[A-Z]{1,2}\d{1,6}$")
-SHEET = re.compile(r"^FSE-\d{4}-\d{9}-\d{2}$")
+from reimbursement.insured import compact, insured_number, insured_people
 
 
 class NotAnIdentifier(ValueError):
@@ -76,37 +70,26 @@ async def open_lines(
     """``shown`` keeps only some lines (those of the sheet whose access code was typed).
     ``looked_up_by``: the pharmacist's account, to whom the insured shown are then open through
     the API too (the access model's ``looked-up`` rule)."""
-    query = text.strip().upper().replace(" ", "")
+    query = compact(text)
+    number = insured_number(query)
     async with fhir.store.snapshot() as conn:
-        if SHEET.match(query):
+        if CARE_SHEET_RE.match(query):
             requests = await search(
                 fhir,
                 conn,
                 "MedicationRequest",
-                [("group-identifier", f"{SID}/prescription|{query}")],
+                [("group-identifier", f"{PRESCRIPTION_SYSTEM}|{query}")],
+                count=ALL,
             )
-        elif IMMATRICULATION.match(query) or CIN.match(query):
-            system = "immatriculation" if IMMATRICULATION.match(query) else "cin"
-            people = await search(
-                fhir, conn, "Patient", [("identifier", f"{SID}/{system}|{query}")]
-            )
-            ids = [p["id"] for p in people]
-            if people and system == "immatriculation":
-                covers = await search(
-                    fhir, conn, "Coverage", [("subscriber", f"Patient/{people[0]['id']}")]
-                )
-                ids += [
-                    pid
-                    for c in covers
-                    if (pid := reference_id(c.get("beneficiary"), "Patient")) and pid not in ids
-                ]
+        elif number is not None:
             requests = []
-            for pid in ids:
+            for patient in await insured_people(fhir, conn, number):
                 requests += await search(
                     fhir,
                     conn,
                     "MedicationRequest",
-                    [("subject", f"Patient/{pid}"), ("status", "active")],
+                    [("subject", f"Patient/{patient['id']}"), ("status", "active")],
+                    count=ALL,
                 )
         else:
             raise NotAnIdentifier(
@@ -125,7 +108,7 @@ async def open_lines(
             fhir,
             reader,
             patients,
-            f"délivrance : recherche {masked_cin(query) if CIN.match(query) else query}",
+            f"délivrance : recherche {number.searched if number else query}",
             "Plateforme FSE - pharmacie",
             pharmacy,
         )
@@ -157,7 +140,7 @@ async def _line(
         (
             c
             for c in request["medicationCodeableConcept"].get("coding", [])
-            if c.get("system") == GTIN
+            if c.get("system") == GTIN_SYSTEM
         ),
         {},
     )
@@ -204,7 +187,8 @@ async def earlier_dispenses(
                 fhir,
                 conn,
                 "MedicationRequest",
-                [("group-identifier", f"{SID}/prescription|{sheet}")],
+                [("group-identifier", f"{PRESCRIPTION_SYSTEM}|{sheet}")],
+                count=ALL,
             )
             dispenses = []
             for request in requests:
@@ -213,6 +197,7 @@ async def earlier_dispenses(
                     conn,
                     "MedicationDispense",
                     [("prescription", f"MedicationRequest/{request['id']}")],
+                    count=ALL,
                 )
             places = {
                 actor["reference"]

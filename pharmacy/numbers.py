@@ -9,12 +9,9 @@ number.
 
 from __future__ import annotations
 
-import re
-
-from fhir_profiles.identifiers import care_sheet_number, iso7064_mod97_10
+from fhir_profiles.identifiers import DISPENSE_NUMBER_RE, care_sheet_number, iso7064_mod97_10
 
 PREFIX = "DEL"
-DISPENSE_RE = re.compile(r"^DEL-(?P<year>\d{4})-(?P<sequence>\d{9})-(?P<check>\d{2})$")
 
 
 def dispense_number(year: int, sequence: int) -> str:
@@ -24,7 +21,7 @@ def dispense_number(year: int, sequence: int) -> str:
 
 def claim_number(number: str) -> str:
     """The care-sheet number of the dispense's claim (an older ``FSE-`` number is its own)."""
-    match = DISPENSE_RE.match(number)
+    match = DISPENSE_NUMBER_RE.match(number)
     if match is None:
         return number
     return care_sheet_number(int(match["year"]), int(match["sequence"]))

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
 from reimbursement.claims import reference_id
-from reimbursement.context import search
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,18 @@ async def pharmacist_of(fhir: FhirService, practitioner: str | None) -> Pharmaci
     if not practitioner:
         return None
     async with fhir.store.snapshot() as conn:
-        roles = await search(fhir, conn, "PractitionerRole", [("practitioner", practitioner)])
+        roles = await search(
+            fhir, conn, "PractitionerRole", [("practitioner", practitioner)], count=ALL
+        )
         for role in roles:
             codes = {c.get("code") for cc in role.get("code", []) for c in cc.get("coding", [])}
             org_id = reference_id(role.get("organization"), "Organization")
             if role.get("active") is False or "pharmacist" not in codes or org_id is None:
                 continue
             people = await search(
-                fhir, conn, "Practitioner", [("_id", practitioner.split("/")[-1])]
+                fhir, conn, "Practitioner", [("_id", practitioner.split("/")[-1])], count=1
             )
-            orgs = await search(fhir, conn, "Organization", [("_id", org_id)])
+            orgs = await search(fhir, conn, "Organization", [("_id", org_id)], count=1)
             if people and orgs:
                 return Pharmacist(
                     practitioner, f"Organization/{org_id}", name_of(people[0]), name_of(orgs[0])

@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM, INPE_SYSTEM
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import search
 from fse.fhir_json import decimal_of
 from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.amounts import AmountLine, amount_lines, totals
-from reimbursement.claims import CARE_SHEET_SYSTEM
-from reimbursement.context import search
 from reimbursement.status import (
     ClaimStatus,
     Stage,
@@ -34,8 +34,6 @@ from reimbursement.status import (
     payment_date_of,
     status_of,
 )
-
-SID = "https://fse.cnss.ma/fhir/sid"
 
 
 @dataclass(frozen=True)
@@ -154,19 +152,25 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
         ).first()
         if row is None:
             return None
-        claim = (await search(fhir, conn, "Claim", [("_id", row.claim_id)]))[0]
-        responses = await search(fhir, conn, "ClaimResponse", [("request", f"Claim/{claim['id']}")])
+        claim = (await search(fhir, conn, "Claim", [("_id", row.claim_id)], count=1))[0]
+        responses = await search(
+            fhir, conn, "ClaimResponse", [("request", f"Claim/{claim['id']}")], count=1
+        )
         response = responses[0] if responses else {}
         patient = f"Patient/{row.patient_id}"
         names = await fhir.display_names(conn, [patient, row.pharmacist])
-        pharmacy = await search(fhir, conn, "Organization", [("_id", row.pharmacy.split("/")[-1])])
+        pharmacy = await search(
+            fhir, conn, "Organization", [("_id", row.pharmacy.split("/")[-1])], count=1
+        )
         facts = await claim_facts(conn, [key])
         entries = [entry.split(":") for entry in row.lines.split(",")]
         dispenses = [
-            (await search(fhir, conn, "MedicationDispense", [("_id", entry[0])]))[0]
+            (await search(fhir, conn, "MedicationDispense", [("_id", entry[0])], count=1))[0]
             for entry in entries
         ]
-        requests = [await search(fhir, conn, "MedicationRequest", [("_id", e[1])]) for e in entries]
+        requests = [
+            await search(fhir, conn, "MedicationRequest", [("_id", e[1])], count=1) for e in entries
+        ]
         left = await _remaining(conn, [entry[1] for entry in entries])
     payee = (response.get("payeeType") or {}).get("coding", [{}])[0].get("code")
     organization = pharmacy[0] if pharmacy else {}
@@ -199,7 +203,7 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
             (
                 i.get("value")
                 for i in organization.get("identifier", [])
-                if i.get("system") == f"{SID}/inpe"
+                if i.get("system") == f"{INPE_SYSTEM}"
             ),
             None,
         ),

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM
 from fse import fhir_json
 from fse.audit import change_event
 from fse.fhir_api.interactions import FhirService
@@ -23,7 +24,6 @@ from pharmacy.dispense import DispenseRefused, remaining_extension
 from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
-from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.ledger import AlreadyPaid, cancel_settlement
 
 

@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM
 from fse import fhir_json
 from fse.audit import change_event
 from fse.errors import PreconditionFailed
 from fse.fhir_api.interactions import FhirService
-from prescriber.history import SID, SheetView
+from fse.fhir_api.reading import ALL, search
+from prescriber.history import SheetView
 from prescriber.sheets import SheetRefused
-from reimbursement.context import search
 from reimbursement.ledger import AlreadyPaid, cancel_settlement
 
 HANDED_OVER = ("completed", "in-progress")
@@ -34,19 +35,21 @@ async def cancel_sheet(fhir: FhirService, sheet: SheetView, who: str, now: datet
     async with fhir.store.transaction() as conn:
         for request in sheet.medicines:
             ref = f"MedicationRequest/{request['id']}"
-            dispenses = await search(fhir, conn, "MedicationDispense", [("prescription", ref)])
+            dispenses = await search(
+                fhir, conn, "MedicationDispense", [("prescription", ref)], count=ALL
+            )
             if any(d.get("status") in HANDED_OVER for d in dispenses):
                 raise SheetRefused(
                     "Une ligne a déjà été délivrée en pharmacie : annulation refusée."
                 )
         try:
-            await cancel_settlement(conn, f"{SID}/fse|{sheet.number}", now)
+            await cancel_settlement(conn, f"{CARE_SHEET_SYSTEM}|{sheet.number}", now)
         except AlreadyPaid:
             raise SheetRefused(
                 "Le remboursement est déjà parti dans un lot de paiement : contactez la CNSS."
             ) from None
         acts = await search(
-            fhir, conn, "ChargeItem", [("context", f"Encounter/{sheet.encounter['id']}")]
+            fhir, conn, "ChargeItem", [("context", f"Encounter/{sheet.encounter['id']}")], count=ALL
         )
         targets: list[dict[str, Any]] = [
             sheet.encounter,

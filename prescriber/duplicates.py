@@ -11,13 +11,13 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import CONSULTATION_SYSTEM
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import search
 from fse.store.indexing import normalize
-from prescriber.history import SID
 from prescriber.idempotency import number_text
 from prescriber.tables import signed_sheets
 from prescriber.visit import ActLine, Visit
-from reimbursement.context import search
 
 CONFIRM_FIELD = "doublon"
 """The review form's checkbox: "sign it anyway"."""
@@ -78,7 +78,7 @@ async def same_lines_today(
     numbers = []
     for (number,) in rows.all():
         encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{SID}/consultation|{number}")]
+            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION_SYSTEM}|{number}")], count=1
         )
         if encounters and encounters[0].get("status") != "cancelled":
             numbers.append(number)

@@ -6,10 +6,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from fhir_profiles.systems import (
+    CARE_SHEET_SYSTEM,
+    CIN_SYSTEM,
+    CONSULTATION_SYSTEM,
+    IMMATRICULATION_SYSTEM,
+    INPE_SYSTEM,
+    PRESCRIPTION_SYSTEM,
+)
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
 from reimbursement.amounts import AmountLine, amount_lines, totals
-from reimbursement.context import search
 from reimbursement.status import (
     ClaimStatus,
     claim_facts,
@@ -17,8 +25,6 @@ from reimbursement.status import (
     payment_date_of,
     status_of,
 )
-
-SID = "https://fse.cnss.ma/fhir/sid"
 
 
 @dataclass
@@ -53,7 +59,7 @@ class SheetView:
             (
                 i["value"]
                 for i in self.doctor.get("identifier", [])
-                if i.get("system") == f"{SID}/inpe"
+                if i.get("system") == f"{INPE_SYSTEM}"
             ),
             None,
         )
@@ -80,41 +86,51 @@ class SheetView:
 
     @property
     def cin(self) -> str | None:
-        return _identifier(self.patient, "cin")
+        return _identifier(self.patient, CIN_SYSTEM)
 
 
 async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
     async with fhir.store.snapshot() as conn:
         encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{SID}/consultation|{number}")]
+            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION_SYSTEM}|{number}")], count=1
         )
         if not encounters:
             return None
         encounter = encounters[0]
         patient_id = encounter["subject"]["reference"].split("/")[-1]
-        patient = (await search(fhir, conn, "Patient", [("_id", patient_id)]))[0]
+        patient = (await search(fhir, conn, "Patient", [("_id", patient_id)], count=1))[0]
         view = SheetView(number, encounter, patient)
         author = view.author.split("/")
         if author[0] == "Practitioner":
-            doctors = await search(fhir, conn, "Practitioner", [("_id", author[-1])])
+            doctors = await search(fhir, conn, "Practitioner", [("_id", author[-1])], count=1)
             view.doctor = doctors[0] if doctors else {}
-        claims = await search(fhir, conn, "Claim", [("identifier", f"{SID}/fse|{number}")])
+        claims = await search(
+            fhir, conn, "Claim", [("identifier", f"{CARE_SHEET_SYSTEM}|{number}")], count=1
+        )
         view.medicines = await search(
-            fhir, conn, "MedicationRequest", [("group-identifier", f"{SID}/prescription|{number}")]
+            fhir,
+            conn,
+            "MedicationRequest",
+            [("group-identifier", f"{PRESCRIPTION_SYSTEM}|{number}")],
+            count=ALL,
         )
         view.labs = await search(
-            fhir, conn, "ServiceRequest", [("requisition", f"{SID}/prescription|{number}")]
+            fhir,
+            conn,
+            "ServiceRequest",
+            [("requisition", f"{PRESCRIPTION_SYSTEM}|{number}")],
+            count=ALL,
         )
         if claims:
             view.claim = claims[0]
             responses = await search(
-                fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")]
+                fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")], count=1
             )
             view.response = responses[0] if responses else None
-        facts = await claim_facts(conn, [f"{SID}/fse|{number}"])
+        facts = await claim_facts(conn, [f"{CARE_SHEET_SYSTEM}|{number}"])
         await _insured_numbers(fhir, conn, view)
     view.status = status_of(
-        facts.get(f"{SID}/fse|{number}"),
+        facts.get(f"{CARE_SHEET_SYSTEM}|{number}"),
         view.cancelled,
         payment_date_of(view.response),
         hold_reason(view.response),
@@ -124,9 +140,9 @@ async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
     return view
 
 
-def _identifier(resource: dict[str, Any], kind: str) -> str | None:
+def _identifier(resource: dict[str, Any], system: str) -> str | None:
     return next(
-        (i["value"] for i in resource.get("identifier", []) if i.get("system") == f"{SID}/{kind}"),
+        (i["value"] for i in resource.get("identifier", []) if i.get("system") == system),
         None,
     )
 
@@ -134,18 +150,18 @@ def _identifier(resource: dict[str, Any], kind: str) -> str | None:
 async def _insured_numbers(fhir: FhirService, conn: Any, view: SheetView) -> None:
     """The immatriculation the patient copy prints: a beneficiary has none of their own, so
     their main insured's (the subscriber of their coverage) is theirs at the CNSS."""
-    view.immatriculation = _identifier(view.patient, "immatriculation")
+    view.immatriculation = _identifier(view.patient, IMMATRICULATION_SYSTEM)
     if view.immatriculation is not None:
         return
     covers = await search(
-        fhir, conn, "Coverage", [("beneficiary", f"Patient/{view.patient['id']}")]
+        fhir, conn, "Coverage", [("beneficiary", f"Patient/{view.patient['id']}")], count=ALL
     )
     for cover in covers:
         subscriber = (cover.get("subscriber") or {}).get("reference", "")
         if not subscriber.startswith("Patient/"):
             continue
-        found = await search(fhir, conn, "Patient", [("_id", subscriber.split("/")[-1])])
-        if found and (number := _identifier(found[0], "immatriculation")):
+        found = await search(fhir, conn, "Patient", [("_id", subscriber.split("/")[-1])], count=1)
+        if found and (number := _identifier(found[0], IMMATRICULATION_SYSTEM)):
             view.immatriculation, view.main_insured = number, name_of(found[0])
             return
 
@@ -170,20 +186,19 @@ async def sheets_of(fhir: FhirService, practitioner: str, count: int = 30) -> li
             [
                 ("practitioner", practitioner),
                 ("_sort", "-date"),
-                ("_count", str(count)),
                 ("identifier:missing", "false"),
             ],
+            count=count,
         )
-        encounters = encounters[:count]
         names = await fhir.display_names(conn, [e["subject"]["reference"] for e in encounters])
         numbers = [e["identifier"][0]["value"] for e in encounters]
-        facts = await claim_facts(conn, [f"{SID}/fse|{n}" for n in numbers])
+        facts = await claim_facts(conn, [f"{CARE_SHEET_SYSTEM}|{n}" for n in numbers])
     return [
         SheetRow(
             number,
             str(e["period"]["start"]),
             names[e["subject"]["reference"]],
-            status_of(facts.get(f"{SID}/fse|{number}"), e.get("status") == "cancelled"),
+            status_of(facts.get(f"{CARE_SHEET_SYSTEM}|{number}"), e.get("status") == "cancelled"),
         )
         for number, e in zip(numbers, encounters, strict=True)
     ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pharmacy.dispense import REMAINING
+from fhir_profiles.systems import REMAINING_QUANTITY_EXTENSION as REMAINING
 from prescriber.cancel import CANCELLED
 
 EXTENSION = "extension:"

@@ -7,24 +7,22 @@ read whose data.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from fhir_profiles.identifiers import masked_cin
+from fhir_profiles.systems import CIN_SYSTEM, IMMATRICULATION_SYSTEM
 from fse.audit import audit_read as record_read
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import search
 from fse.resources import name_of
 from fse.web.formats import date_fr
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations, search
+from reimbursement.context import beneficiary_of, coverage_periods, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration, Rights
 from reimbursement.core.rights import age_on, rights_on
+from reimbursement.insured import insured_number, insured_people
 
-SID = "https://fse.cnss.ma/fhir/sid"
-IMMATRICULATION = re.compile(r"^\d{9}$")
-CIN = re.compile(r"^[A-Za-z]{1,2}\d{1,6}$")
 RELATIONSHIPS = {"self": "Assuré principal", "spouse": "Conjoint", "child": "Enfant"}
 REGIMES = {
     "salaries": "AMO salariés",
@@ -87,13 +85,9 @@ class Insured:
         return text
 
 
-def _identifier(resource: dict[str, Any], name: str) -> str | None:
+def _identifier(resource: dict[str, Any], system: str) -> str | None:
     return next(
-        (
-            i.get("value")
-            for i in resource.get("identifier", [])
-            if i.get("system") == f"{SID}/{name}"
-        ),
+        (i.get("value") for i in resource.get("identifier", []) if i.get("system") == system),
         None,
     )
 
@@ -119,28 +113,17 @@ async def find_insured(
     fhir: FhirService, books: Books, text: str, today: date, reader: str
 ) -> list[Insured]:
     """Raises NotAnIdentifier for text that is neither a 9-digit immatriculation nor a CIN."""
-    query = text.strip().upper().replace(" ", "")
-    if IMMATRICULATION.match(query):
-        system = "immatriculation"
-    elif CIN.match(query):
-        system = "cin"
-    else:
+    number = insured_number(text)
+    if number is None:
         raise NotAnIdentifier("Saisissez un numéro d'immatriculation (9 chiffres) ou une CIN.")
     found: list[Insured] = []
     async with fhir.store.snapshot() as conn:
-        people = await search(fhir, conn, "Patient", [("identifier", f"{SID}/{system}|{query}")])
-        if system == "immatriculation" and people:
-            main = people[0]
-            covers = await search(fhir, conn, "Coverage", [("subscriber", f"Patient/{main['id']}")])
-            others = sorted(
-                {c["beneficiary"]["reference"].split("/")[-1] for c in covers} - {main["id"]}
-            )
-            people = [main, *await _patients(fhir, conn, others)]
-        for patient in people:
+        for patient in await insured_people(fhir, conn, number):
             found.append(await _insured(fhir, conn, books, patient, today))
     if found:
-        searched = masked_cin(query) if system == "cin" else query
-        await audit_read(fhir, reader, [i.patient_id for i in found], f"recherche {searched}")
+        await audit_read(
+            fhir, reader, [i.patient_id for i in found], f"recherche {number.searched}"
+        )
     return found
 
 
@@ -149,18 +132,12 @@ async def insured_by_id(
 ) -> Insured | None:
     """One insured (the one the doctor picked), audited like a search."""
     async with fhir.store.snapshot() as conn:
-        found = await _patients(fhir, conn, [patient_id])
+        found = await search(fhir, conn, "Patient", [("_id", patient_id)], count=1)
         if not found:
             return None
         insured = await _insured(fhir, conn, books, found[0], today)
     await audit_read(fhir, reader, [patient_id], "feuille de soins")
     return insured
-
-
-async def _patients(fhir: FhirService, conn: Any, ids: list[str]) -> list[dict[str, Any]]:
-    if not ids:
-        return []
-    return await search(fhir, conn, "Patient", [("_id", ",".join(ids))])
 
 
 async def _insured(
@@ -184,9 +161,9 @@ async def _insured(
         birth_date=birth,
         age=age_on(birth, today) if birth else None,
         gender=patient.get("gender"),
-        immatriculation=_identifier(patient, "immatriculation")
-        or (_identifier(main, "immatriculation") if main else None),
-        cin=_identifier(patient, "cin"),
+        immatriculation=_identifier(patient, IMMATRICULATION_SYSTEM)
+        or (_identifier(main, IMMATRICULATION_SYSTEM) if main else None),
+        cin=_identifier(patient, CIN_SYSTEM),
         relationship=RELATIONSHIPS.get(relationship, relationship),
         main_insured=main_name,
         rights=rights,

@@ -32,8 +32,6 @@ from prescriber.visit import ACT_ROWS, LAB_ROWS, MEDICINE_ROWS, Visit, read_visi
 from reimbursement.medicine_search import index_of
 from reimbursement.state import books_of, settlement_of, today_of
 
-FSE = "https://fse.cnss.ma/fhir/sid/fse"
-CONSULTATION = "https://fse.cnss.ma/fhir/sid/consultation"
 KEY_FIELD = "cle"
 """The review form's idempotency key (hidden field)."""
 REVIEW_EXPIRED = (

@@ -18,6 +18,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from fhir_profiles.identifiers import care_sheet_number
+from fhir_profiles.systems import (
+    ACT_SYSTEM,
+    CONSULTATION_SYSTEM,
+    LAB_SYSTEM,
+    PRESCRIPTION_LINE_SYSTEM,
+    PRESCRIPTION_SYSTEM,
+)
+from fhir_profiles.systems import GTIN_SYSTEM as GTIN
+from fhir_profiles.systems import NGAP_ACTS_SYSTEM as NGAP_ACTS
+from fhir_profiles.systems import NGAP_COEFFICIENT_EXTENSION as COEFFICIENT
+from fhir_profiles.systems import NGAP_SYSTEM as NGAP
 from fse.audit import change_event
 from fse.crypto.provenance import provenance
 from fse.crypto.tokens import SigningKey
@@ -27,16 +38,11 @@ from fse.store.repository import Stored, new_id
 from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
 from prescriber.visit import ActLine, Visit
-from reimbursement.claims import NGAP_ACTS, fhir_money, new_claim
+from reimbursement.claims import fhir_money, new_claim
 from reimbursement.context import coverage_for_care, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration
 from reimbursement.settle import Settlement
-
-SID = "https://fse.cnss.ma/fhir/sid"
-NGAP = "https://fse.cnss.ma/fhir/CodeSystem/ngap"
-COEFFICIENT = "https://fse.cnss.ma/fhir/StructureDefinition/ngap-coefficient"
-GTIN = "urn:oid:1.3.160"
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +260,7 @@ def _resources(
         {
             "resourceType": "Encounter",
             "id": encounter_id,
-            "identifier": [{"system": f"{SID}/consultation", "value": number}],
+            "identifier": [{"system": f"{CONSULTATION_SYSTEM}", "value": number}],
             "status": "finished",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
             "subject": patient,
@@ -269,7 +275,7 @@ def _resources(
                 "resourceType": "ChargeItem",
                 "id": new_id(),
                 "extension": _coefficient(act.coefficient),
-                "identifier": [{"system": f"{SID}/acte", "value": f"{number}-A{i}"}],
+                "identifier": [{"system": f"{ACT_SYSTEM}", "value": f"{number}-A{i}"}],
                 "status": "billable",
                 "code": _cotation(act),
                 "subject": patient,
@@ -295,8 +301,8 @@ def _resources(
         request: dict[str, Any] = {
             "resourceType": "MedicationRequest",
             "id": new_id(),
-            "identifier": [{"system": f"{SID}/ligne-prescription", "value": f"{number}-M{i}"}],
-            "groupIdentifier": {"system": f"{SID}/prescription", "value": number},
+            "identifier": [{"system": f"{PRESCRIPTION_LINE_SYSTEM}", "value": f"{number}-M{i}"}],
+            "groupIdentifier": {"system": f"{PRESCRIPTION_SYSTEM}", "value": number},
             "status": "active",
             "intent": "order",
             "medicationCodeableConcept": {
@@ -336,8 +342,8 @@ def _resources(
             "resourceType": "ServiceRequest",
             "id": new_id(),
             "extension": _coefficient(lab.coefficient),
-            "identifier": [{"system": f"{SID}/analyse", "value": f"{number}-B{i}"}],
-            "requisition": {"system": f"{SID}/prescription", "value": number},
+            "identifier": [{"system": f"{LAB_SYSTEM}", "value": f"{number}-B{i}"}],
+            "requisition": {"system": f"{PRESCRIPTION_SYSTEM}", "value": number},
             "status": "active",
             "intent": "order",
             "category": [

@@ -10,15 +10,14 @@ from typing import Any
 
 import orjson
 
+from fhir_profiles.systems import CONSULTATION_SYSTEM, SIGNING_KEY_EXTENSION
 from fse import fhir_json
 from fse.crypto.provenance import jws_of, verify
-from fse.crypto.signing import SIGNING_KEY_EXTENSION
 from fse.errors import Gone, NotFound
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
-from prescriber.history import SID
 from prescriber.lifecycle import changes
-from reimbursement.context import search
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,12 @@ class Verdict:
 async def verify_sheet(fhir: FhirService, number: str) -> Verdict:
     async with fhir.store.snapshot() as conn:
         encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{SID}/consultation|{number}")]
+            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION_SYSTEM}|{number}")], count=1
         )
         if not encounters:
             return Verdict(False, f"aucune feuille de soins {number}")
         signed = await search(
-            fhir, conn, "Provenance", [("target", f"Encounter/{encounters[0]['id']}")]
+            fhir, conn, "Provenance", [("target", f"Encounter/{encounters[0]['id']}")], count=ALL
         )
         if not signed:
             return Verdict(False, f"la feuille {number} n'a pas de signature (Provenance)")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from fhir_profiles.systems import NGAP_ACTS_SYSTEM as NGAP_ACTS
 from fse.fhir_json import decimal_of
-from reimbursement.claims import NGAP_ACTS
 from reimbursement.core.money import CENTIME
 
 

@@ -15,21 +15,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM
+from fhir_profiles.systems import ELIGIBILITY_RESPONSE_EXTENSION as ELIGIBILITY
+from fhir_profiles.systems import FLAT_RATE_SYSTEM as FLAT_RATES
+from fhir_profiles.systems import GTIN_SYSTEMS as GTIN
+from fhir_profiles.systems import NGAP_ACTS_SYSTEM as NGAP_ACTS
+from fhir_profiles.systems import NGAP_COEFFICIENT_EXTENSION as COEFFICIENT
+from fhir_profiles.systems import NGAP_SYSTEM as NGAP
 from fse.errors import ErrorCode, Issue, Unprocessable
 from fse.fhir_json import NotADecimal, decimal_of
 from fse.limits import MAX_AMOUNT, MAX_QUANTITY, MAX_VERSION, amount_problem
 from reimbursement.core.model import CodeKind, Payee
 from reimbursement.core.money import CENTIME, ZERO, centimes
 
-CANONICAL = "https://fse.cnss.ma/fhir"
-NGAP = f"{CANONICAL}/CodeSystem/ngap"
-NGAP_ACTS = f"{CANONICAL}/CodeSystem/ngap-actes"
-FLAT_RATES = f"{CANONICAL}/CodeSystem/tnr-forfait"
-GTIN = ("urn:oid:1.3.160", "https://www.gs1.org/gtin")
-COEFFICIENT = f"{CANONICAL}/StructureDefinition/ngap-coefficient"
-ELIGIBILITY = f"{CANONICAL}/StructureDefinition/eligibility-response"
 ITEM_REQUEST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Claim.item.request"
-CARE_SHEET_SYSTEM = f"{CANONICAL}/sid/fse"
 
 
 @dataclass(frozen=True)

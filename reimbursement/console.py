@@ -6,7 +6,6 @@ recent decisions with the payment batch that paid them."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.identifiers import IMMATRICULATION_RE
 from fse import fhir_json
 from fse.audit import audit_read
 from fse.errors import FhirError
@@ -28,14 +28,13 @@ from fse.web.charts import bar_chart
 from fse.web.deps import Posted, SignedIn
 from fse.web.state import fhir_of, runtime_of
 from fse.web.templates import TEMPLATES
-from reimbursement.context import search
 from reimbursement.core.anomalies import RULE_NAMES, rule_name
 from reimbursement.dashboard import DELAYS, dashboard
+from reimbursement.insured import InsuredNumber, insured_people
 from reimbursement.ledger import batch_holding
 from reimbursement.review import DECISIONS, review_claim
 from reimbursement.sheet_file import (
     REGIME_LABELS,
-    SID,
     evidence_of,
     number_of,
     regime_label,
@@ -48,7 +47,6 @@ from reimbursement.tables import claim_reviews, settlement_holds, settlements
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
-IMMATRICULATION = re.compile(r"^\d{9}$")
 
 
 @dataclass(frozen=True)
@@ -128,15 +126,8 @@ class Filters:
 
 async def _insured_ids(fhir: FhirService, conn: AsyncConnection, immatriculation: str) -> set[str]:
     """The insured with this immatriculation and the beneficiaries of their rights."""
-    token = f"{SID}/immatriculation|{immatriculation}"
-    people = await search(fhir, conn, "Patient", [("identifier", token)])
-    ids = {p["id"] for p in people}
-    for pid in list(ids):
-        for coverage in await search(fhir, conn, "Coverage", [("subscriber", f"Patient/{pid}")]):
-            beneficiary = (coverage.get("beneficiary") or {}).get("reference", "")
-            if beneficiary.startswith("Patient/"):
-                ids.add(beneficiary.removeprefix("Patient/"))
-    return ids
+    number = InsuredNumber("immatriculation", immatriculation)
+    return {p["id"] for p in await insured_people(fhir, conn, number)}
 
 
 async def held_claims(
@@ -278,7 +269,7 @@ async def _console(
         compact = searched.replace(" ", "")
         fhir = fhir_of(request)
         async with fhir.store.snapshot() as conn:
-            if IMMATRICULATION.match(compact):
+            if IMMATRICULATION_RE.match(compact):
                 patients = await _insured_ids(fhir, conn, compact)
                 if not patients:
                     notice = f"Aucun assuré immatriculé {compact}."

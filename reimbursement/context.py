@@ -12,9 +12,15 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
-from fse import fhir_json
+from fhir_profiles.systems import DEPENDANT_CONDITION_EXTENSION as DEPENDANT_CONDITION
+from fhir_profiles.systems import EXONERATION_PERIOD_EXTENSION as EXONERATION_PERIOD
+from fhir_profiles.systems import EXONERATION_SYSTEM, REGIME_SYSTEM, RIB_SYSTEM
+from fhir_profiles.systems import GTIN_SYSTEMS as GTIN
+from fhir_profiles.systems import RIGHTS_STATUS_EXTENSION as RIGHTS_STATUS
 from fse.errors import NotFound, Unprocessable
+from fse.fhir_api import reading
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL
 from fse.fhir_json import decimal_of
 from fse.resources import name_of
 from fse.runtime.cache import Cache
@@ -36,15 +42,6 @@ from reimbursement.core.model import (
 from reimbursement.core.rights import rights_on
 from reimbursement.tables import settlement_lines, settlements
 
-CANONICAL = "https://fse.cnss.ma/fhir"
-RIGHTS_STATUS = f"{CANONICAL}/StructureDefinition/rights-status"
-DEPENDANT_CONDITION = f"{CANONICAL}/StructureDefinition/dependant-condition"
-EXONERATION_PERIOD = f"{CANONICAL}/StructureDefinition/exoneration-period"
-EXONERATION_SYSTEM = f"{CANONICAL}/CodeSystem/exoneration"
-REGIME_SYSTEM = f"{CANONICAL}/CodeSystem/regime"
-RIB_SYSTEM = f"{CANONICAL}/sid/rib"
-GTIN = ("urn:oid:1.3.160", "https://www.gs1.org/gtin")
-
 
 @dataclass(frozen=True)
 class PayeeAccount:
@@ -58,23 +55,15 @@ def _unprocessable(message: str, path: str) -> Unprocessable:
     return not_adjudicable(message, path, "not-found")
 
 
-async def read(
+async def referenced(
     service: FhirService, conn: AsyncConnection, rtype: str, rid: str, path: str
 ) -> dict[str, Any]:
+    """What an element of the claim at ``path`` refers to; 422 naming that element when it does
+    not exist (the claim is not adjudicable, the request was well formed)."""
     try:
-        stored = await service.store.read(conn, rtype, rid)
+        return await reading.read(service, conn, rtype, rid)
     except NotFound:
         raise _unprocessable(f"{rtype}/{rid} introuvable", path) from None
-    assert stored.content is not None
-    return fhir_json.loads(stored.content)
-
-
-async def search(
-    service: FhirService, conn: AsyncConnection, rtype: str, items: list[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    query = service.parse_search(rtype, [*items, ("_count", "200")], strict=True)
-    page = await service.store.search(conn, query)
-    return [fhir_json.loads(m.content) for m in page.matches]
 
 
 LOGICAL_REFERENCES = (
@@ -97,7 +86,7 @@ async def _resolved(
         return
     rtype = reference.get("type") or rtype
     token = f"{identifier.get('system', '')}|{identifier['value']}"
-    found = await search(service, conn, rtype, [("identifier", token)])
+    found = await reading.search(service, conn, rtype, [("identifier", token)], count=2)
     if len(found) != 1:
         raise _unprocessable(f"aucun {rtype} avec l'identifiant {token}", f"{path}.identifier")
     reference["reference"] = f"{rtype}/{found[0]['id']}"
@@ -151,7 +140,9 @@ async def coverage_periods(
 ) -> tuple[tuple[CoveragePeriod, ...], dict[str, dict[str, Any]]]:
     """The beneficiary's rights periods, and the main insured (subscriber) of each period."""
     pid = patient["id"]
-    found = await search(service, conn, "Coverage", [("beneficiary", f"Patient/{pid}")])
+    found = await reading.search(
+        service, conn, "Coverage", [("beneficiary", f"Patient/{pid}")], count=ALL
+    )
     subscribers: dict[str, dict[str, Any]] = {pid: patient}
     by_coverage: dict[str, dict[str, Any]] = {}
     periods = []
@@ -160,7 +151,7 @@ async def coverage_periods(
             continue
         subscriber_id = reference_id(coverage.get("subscriber"), "Patient") or pid
         if subscriber_id not in subscribers:
-            subscribers[subscriber_id] = await read(
+            subscribers[subscriber_id] = await referenced(
                 service, conn, "Patient", subscriber_id, "Coverage.subscriber"
             )
         subscriber = by_coverage[coverage["id"]] = subscribers[subscriber_id]
@@ -196,8 +187,8 @@ async def exonerations(
     service: FhirService, conn: AsyncConnection, patient_id: str
 ) -> tuple[Exoneration, ...]:
     found = []
-    for condition in await search(
-        service, conn, "Condition", [("patient", f"Patient/{patient_id}")]
+    for condition in await reading.search(
+        service, conn, "Condition", [("patient", f"Patient/{patient_id}")], count=ALL
     ):
         kind = next(
             (
@@ -237,12 +228,12 @@ async def provider_of(
     service: FhirService, conn: AsyncConnection, parsed: ParsedClaim
 ) -> tuple[Provider, dict[str, Any]]:
     rtype, _, rid = parsed.provider_ref.partition("/")
-    resource = await read(service, conn, rtype, rid, "Claim.provider")
+    resource = await referenced(service, conn, rtype, rid, "Claim.provider")
     roles: list[dict[str, Any]] = []
     organizations: list[dict[str, Any]] = []
     if rtype == "Practitioner":
-        roles = await search(
-            service, conn, "PractitionerRole", [("practitioner", parsed.provider_ref)]
+        roles = await reading.search(
+            service, conn, "PractitionerRole", [("practitioner", parsed.provider_ref)], count=ALL
         )
     elif rtype == "PractitionerRole":
         roles = [resource]
@@ -252,12 +243,12 @@ async def provider_of(
         org_id = reference_id(role.get("organization"), "Organization")
         if org_id:
             organizations.append(
-                await read(service, conn, "Organization", org_id, "Claim.provider")
+                await referenced(service, conn, "Organization", org_id, "Claim.provider")
             )
     facility_id = reference_id({"reference": parsed.facility_ref}, "Organization")
     if facility_id:
         organizations.append(
-            await read(service, conn, "Organization", facility_id, "Claim.facility")
+            await referenced(service, conn, "Organization", facility_id, "Claim.facility")
         )
     specialties = tuple(
         c["code"]
@@ -280,7 +271,7 @@ async def prescription(
     validity_days: int,
     path: str,
 ) -> PrescriptionLine:
-    request = await read(service, conn, "MedicationRequest", request_id, path)
+    request = await referenced(service, conn, "MedicationRequest", request_id, path)
     if reference_id(request.get("subject"), "Patient") != patient_id:
         raise _unprocessable(f"MedicationRequest/{request_id} concerne un autre patient", path)
     code = next(
@@ -409,7 +400,9 @@ async def guaranteed_rights(
     if parsed.eligibility_id is None:
         return None
     path = "Claim.insurance[0].extension"
-    answer = await read(service, conn, "CoverageEligibilityResponse", parsed.eligibility_id, path)
+    answer = await referenced(
+        service, conn, "CoverageEligibilityResponse", parsed.eligibility_id, path
+    )
     if reference_id(answer.get("patient"), "Patient") != parsed.patient_id:
         raise _unprocessable("la réponse d'éligibilité concerne un autre patient", path)
     insurance = next(iter(answer.get("insurance", []) or []), {})
@@ -421,7 +414,7 @@ async def guaranteed_rights(
     coverage_id = reference_id(insurance.get("coverage"), "Coverage")
     regime = None
     if coverage_id:
-        coverage = await read(service, conn, "Coverage", coverage_id, path)
+        coverage = await referenced(service, conn, "Coverage", coverage_id, path)
         regime = _code(coverage.get("type"), REGIME_SYSTEM)
     return Rights(True, None, "droits confirmés au point de soins", regime, coverage_id)
 
@@ -431,7 +424,7 @@ async def coverage_for_care(
 ) -> str | None:
     """The Coverage a claim for care on ``day`` names: the rights period in force, else the
     latest known one (the engine then says why rights are closed)."""
-    patient = await read(service, conn, "Patient", patient_id, "Claim.patient")
+    patient = await referenced(service, conn, "Patient", patient_id, "Claim.patient")
     periods, _ = await coverage_periods(service, conn, patient)
     rights = rights_on(beneficiary_of(patient), periods, day, books.rights)
     return rights.coverage_id or (periods[0].coverage_id if periods else None)
@@ -468,7 +461,7 @@ async def load(
     books: Books,
     received_on: date,
 ) -> Loaded:
-    patient = await read(service, conn, "Patient", parsed.patient_id, "Claim.patient")
+    patient = await referenced(service, conn, "Patient", parsed.patient_id, "Claim.patient")
     periods, subscribers = await coverage_periods(service, conn, patient)
     provider, provider_resource = await provider_of(service, conn, parsed)
     validity = books.rights.prescription_validity_days(received_on)

@@ -10,11 +10,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fhir_profiles.systems import CARE_CATEGORY_SYSTEM as CATEGORY_SYSTEM
 from fse import fhir_json
 from fse.fhir_api.interactions import FhirService
 from fse.resources import check_type
 from reimbursement.claims import not_adjudicable, reference_id
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations, read
+from reimbursement.context import beneficiary_of, coverage_periods, exonerations, referenced
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Rights
 from reimbursement.core.rights import rights_on
@@ -28,7 +29,6 @@ CATEGORIES = {
     "medicines": "Médicaments (PBR)",
     "hospitalisation": "Hospitalisation",
 }
-CATEGORY_SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/categorie-soins"
 BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
 
 
@@ -55,7 +55,7 @@ async def check_eligibility(
     written = []
     async with fhir.store.transaction() as conn:
         path = "CoverageEligibilityRequest.patient"
-        patient = await read(fhir, conn, "Patient", patient_id, path)
+        patient = await referenced(fhir, conn, "Patient", patient_id, path)
         periods, _ = await coverage_periods(fhir, conn, patient)
         rights = rights_on(beneficiary_of(patient), periods, day, books.rights)
         stored_request = (await fhir.create(conn, "CoverageEligibilityRequest", request)).stored

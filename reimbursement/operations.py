@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import Response
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM, CLAIM_RESPONSE_REVIEW_OPERATION
 from fse.api_audit import name_for_audit
 from fse.fhir_api.guard import guard_of
 from fse.fhir_api.http import read_body
 from fse.fhir_api.operations import Operation, OperationCall
 from fse.resources import check_type, parse_json
 from fse.responses import fhir_response
-from reimbursement.claims import CARE_SHEET_SYSTEM
 from reimbursement.eligibility import check_eligibility
 from reimbursement.review import review_claim
 from reimbursement.settle import Settlement
@@ -121,7 +121,7 @@ REVIEW = Operation(
     handler=review,
     type_level=False,
     instance_level=True,
-    definition="https://fse.cnss.ma/fhir/OperationDefinition/ClaimResponse-review",
+    definition=CLAIM_RESPONSE_REVIEW_OPERATION,
     permission="u",
 )
 OPERATIONS = (SUBMIT_CLAIM, SUBMIT_ELIGIBILITY, REVIEW, PUBLISH_TARIFFS)

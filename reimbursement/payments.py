@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import PAYMENT_BATCH_SYSTEM
 from fse.config import Settings
 from fse.fhir_api.interactions import FhirService, Written
 from fse.outbox import emit
@@ -290,9 +291,7 @@ class Payments:
     def _reconciliation(self, batch: Any, now: datetime) -> dict[str, Any]:
         return {
             "resourceType": "PaymentReconciliation",
-            "identifier": [
-                {"system": "https://fse.cnss.ma/fhir/sid/lot-paiement", "value": batch.batch_id}
-            ],
+            "identifier": [{"system": PAYMENT_BATCH_SYSTEM, "value": batch.batch_id}],
             "status": "active",
             "created": now.isoformat(timespec="seconds"),
             "paymentIssuer": {"display": self.settings.payer_name},

@@ -12,18 +12,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM, EOB_SYSTEM, RESPONSE_SYSTEM
+from fhir_profiles.systems import REJECTION_REASON_SYSTEM as REASON_SYSTEM
 from fse.web.formats import mad as mad_fr
-from reimbursement.claims import CARE_SHEET_SYSTEM, fhir_money
+from reimbursement.claims import fhir_money
 from reimbursement.core.model import Decision, LineDecision, Payee
 from reimbursement.core.money import CENTIME
-from reimbursement.core.reasons import SYSTEM as REASON_SYSTEM
 from reimbursement.core.reasons import Reason
 
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 PAYEE_TYPE = "http://terminology.hl7.org/CodeSystem/payeetype"
 PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
-RESPONSE_SYSTEM = "https://fse.cnss.ma/fhir/sid/fse-reponse"
-EOB_SYSTEM = "https://fse.cnss.ma/fhir/sid/fse-decompte"
 REASON_LABELS = {
     Reason.RIGHTS_CLOSED: "Droits fermés à la date des soins",
     Reason.WAITING_PERIOD: "Stage en cours",

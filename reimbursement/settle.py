@@ -17,13 +17,14 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM
 from fse import fhir_json
 from fse.errors import Conflict, ErrorCode
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
 from fse.resources import check_type, declare_profile, validate
 from fse.store.repository import Stored
-from reimbursement.claims import CARE_SHEET_SYSTEM, ParsedClaim, parse_claim
+from reimbursement.claims import ParsedClaim, parse_claim
 from reimbursement.context import Loaded, load, resolve_identifiers
 from reimbursement.core.adjudication import Books, adjudicate
 from reimbursement.core.model import Decision

@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import CARE_SHEET_SYSTEM, IMMATRICULATION_SYSTEM, INPE_SYSTEM
 from fse import fhir_json
 from fse.errors import NotFound
 from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.reading import ALL, search
 from fse.resources import name_of
 from fse.web.formats import date_fr, mad
-from reimbursement.claims import CARE_SHEET_SYSTEM
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations, search
+from reimbursement.context import beneficiary_of, coverage_periods, exonerations
 from reimbursement.core.adjudication import Books
 from reimbursement.core.anomalies import rule_name
 from reimbursement.core.model import CodeKind, Exoneration, Rights
@@ -31,7 +32,6 @@ from reimbursement.responses import REASON_LABELS
 from reimbursement.status import ClaimFacts, status_of
 from reimbursement.tables import claim_reviews, settlement_holds, settlement_lines, settlements
 
-SID = "https://fse.cnss.ma/fhir/sid"
 RECENT = 10
 """How many of the insured's latest sheets the agent sees beside the one they decide on."""
 
@@ -163,9 +163,9 @@ class SheetFile:
     recent: list[RecentSheet]
 
 
-def _identifier(resource: dict[str, Any] | None, name: str) -> str | None:
+def _identifier(resource: dict[str, Any] | None, system: str) -> str | None:
     for identifier in (resource or {}).get("identifier", []) or []:
-        if identifier.get("system") == f"{SID}/{name}" and identifier.get("value"):
+        if identifier.get("system") == system and identifier.get("value"):
             return str(identifier["value"])
     return None
 
@@ -190,7 +190,7 @@ async def professional(fhir: FhirService, conn: AsyncConnection, ref: str) -> Pr
         person = (resource.get("practitioner") or {}).get("reference")
         resource = (await _resource(fhir, conn, person) if person else None) or resource
     elif resource["resourceType"] == "Practitioner":
-        roles = await search(fhir, conn, "PractitionerRole", [("practitioner", ref)])
+        roles = await search(fhir, conn, "PractitionerRole", [("practitioner", ref)], count=ALL)
     specialties = tuple(
         dict.fromkeys(
             c.get("display") or c.get("code")
@@ -201,7 +201,9 @@ async def professional(fhir: FhirService, conn: AsyncConnection, ref: str) -> Pr
         )
     )
     city = next((a.get("city") for a in resource.get("address", []) or [] if a.get("city")), None)
-    return Professional(ref, name_of(resource), _identifier(resource, "inpe"), specialties, city)
+    return Professional(
+        ref, name_of(resource), _identifier(resource, INPE_SYSTEM), specialties, city
+    )
 
 
 def _labels(claim: dict[str, Any] | None) -> dict[int, str]:
@@ -334,8 +336,8 @@ async def sheet_file(
         patient_id=row.patient_id,
         patient=name_of(patient),
         birth_date=beneficiary.birth_date,
-        immatriculation=_identifier(patient, "immatriculation")
-        or _identifier(main, "immatriculation"),
+        immatriculation=_identifier(patient, IMMATRICULATION_SYSTEM)
+        or _identifier(main, IMMATRICULATION_SYSTEM),
         regime=regime_label(rights.regime or row.regime),
         rights=rights,
         exonerations=in_force,

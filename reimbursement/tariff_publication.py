@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Response
 
+from fhir_profiles.systems import PUBLISH_TARIFFS_OPERATION
 from fse.audit import change_event
 from fse.errors import BadRequest, ErrorCode, Unprocessable
 from fse.fhir_api.http import read_body
@@ -108,6 +109,6 @@ PUBLISH_TARIFFS = Operation(
     name="publish-tariffs",
     resource_types=("CodeSystem",),
     handler=publish_tariffs,
-    definition="https://fse.cnss.ma/fhir/OperationDefinition/CodeSystem-publish-tariffs",
+    definition=PUBLISH_TARIFFS_OPERATION,
     permission="c",
 )

@@ -41,6 +41,7 @@ FLOORS: tuple[tuple[str, tuple[Room, ...]], ...] = (
                 "fse.fhir_api.interactions",
                 "fse.fhir_api.http",
                 "fse.fhir_api.operations",
+                "fse.fhir_api.reading",
             ),
             ("fse.security",),
             ("fse.outbox", "fse.access_log", "fse.audit_chain"),

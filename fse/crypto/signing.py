@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from fhir_profiles.systems import SIGNING_KEY_EXTENSION
 from fse.crypto.tokens import SigningKey
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
-SIGNING_KEY_EXTENSION = "https://fse.cnss.ma/fhir/StructureDefinition/signing-key"
 
 
 def _b64(data: bytes) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from fhir_profiles.guide import definitions
+from fhir_profiles.systems import INPE_SYSTEM
 from fse.accounts import create_account
 from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
@@ -20,7 +21,6 @@ from fse.store.repository import ResourceStore
 
 DEMO_BUNDLE = Path(__file__).parent / "demo-bundle.json"
 DEMO_ACCOUNTS = Path(__file__).parent / "demo-accounts.json"
-INPE = "https://fse.cnss.ma/fhir/sid/inpe"
 
 
 def guide_bundle() -> dict[str, Any]:
@@ -89,7 +89,7 @@ async def load_demo_accounts(settings: Settings) -> tuple[int, int]:
 
 async def _practitioner_by_inpe(store: ResourceStore, inpe: str) -> str | None:
     query = parse_search(
-        "Practitioner", [("identifier", f"{INPE}|{inpe}")], default_count=1, max_count=1
+        "Practitioner", [("identifier", f"{INPE_SYSTEM}|{inpe}")], default_count=1, max_count=1
     )
     async with store.snapshot() as conn:
         page = await store.search(conn, query)

@@ -16,14 +16,23 @@ from typing import Any
 from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy.exc import IntegrityError
 
+from fhir_profiles.systems import (
+    CIN_SYSTEM,
+    COVERAGE_SYSTEM,
+    DEPENDANT_CONDITION_EXTENSION,
+    DEPENDANT_CONDITION_SYSTEM,
+    IMMATRICULATION_SYSTEM,
+    INPE_SYSTEM,
+    INSURER_SYSTEM,
+    REGIME_SYSTEM,
+    RIGHTS_STATUS_EXTENSION,
+    RIGHTS_STATUS_SYSTEM,
+)
 from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
 from fse.resources import validate
 from fse.store.repository import new_id
 
-SID = "https://fse.cnss.ma/fhir/sid"
-CS = "https://fse.cnss.ma/fhir/CodeSystem"
-SD = "https://fse.cnss.ma/fhir/StructureDefinition"
 REL = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 IMMAT_BASE, INPE_BASE, PERSONS_PER_FAMILY, INSURED_PER_DOCTOR = 100_000_000, 400_000_000, 6, 500
 
@@ -85,9 +94,9 @@ def _person(
     immat: str | None,
     adult: bool,
 ) -> dict[str, Any]:
-    identifiers = [{"system": f"{SID}/immatriculation", "value": immat}] if immat else []
+    identifiers = [{"system": f"{IMMATRICULATION_SYSTEM}", "value": immat}] if immat else []
     if adult:
-        identifiers.append({"system": f"{SID}/cin", "value": _cin(person)})
+        identifiers.append({"system": f"{CIN_SYSTEM}", "value": _cin(person)})
     return {
         "resourceType": "Patient",
         "id": new_id(),
@@ -112,15 +121,15 @@ def _coverage(
 ) -> dict[str, Any]:
     extensions = [
         {
-            "url": f"{SD}/rights-status",
-            "valueCoding": {"system": f"{CS}/rights-status", "code": status},
+            "url": f"{RIGHTS_STATUS_EXTENSION}",
+            "valueCoding": {"system": f"{RIGHTS_STATUS_SYSTEM}", "code": status},
         }
     ]
     if condition:
         extensions.append(
             {
-                "url": f"{SD}/dependant-condition",
-                "valueCoding": {"system": f"{CS}/dependant-condition", "code": condition},
+                "url": f"{DEPENDANT_CONDITION_EXTENSION}",
+                "valueCoding": {"system": f"{DEPENDANT_CONDITION_SYSTEM}", "code": condition},
             }
         )
     period = (
@@ -131,15 +140,15 @@ def _coverage(
     return {
         "resourceType": "Coverage",
         "extension": extensions,
-        "identifier": [{"system": f"{SID}/couverture", "value": number}],
+        "identifier": [{"system": f"{COVERAGE_SYSTEM}", "value": number}],
         "status": "active",
-        "type": {"coding": [{"system": f"{CS}/regime", "code": regime}]},
+        "type": {"coding": [{"system": f"{REGIME_SYSTEM}", "code": regime}]},
         "beneficiary": {"reference": f"Patient/{beneficiary}"},
         "subscriber": {"reference": f"Patient/{subscriber}"},
         "relationship": {"coding": [{"system": REL, "code": relationship}]},
         "period": period,
         "payor": [
-            {"identifier": {"system": f"{SID}/organisme", "value": "CNSS"}, "display": "CNSS"}
+            {"identifier": {"system": f"{INSURER_SYSTEM}", "value": "CNSS"}, "display": "CNSS"}
         ],
     }
 
@@ -204,7 +213,7 @@ def family(index: int, seed: int = 2026) -> list[Item]:
                     "id": new_id(),
                     "identifier": [
                         {
-                            "system": f"{SID}/inpe",
+                            "system": f"{INPE_SYSTEM}",
                             "value": f"{INPE_BASE + index // INSURED_PER_DOCTOR:09d}",
                         }
                     ],

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Table, Text, and_, cast, select, update
 
-from fhir_profiles.identifiers import CIN_SYSTEM
+from fhir_profiles.systems import CIN_SYSTEM
 from fse.crypto.cin import BLIND_PREFIX
 from fse.store.repository import ResourceStore
 from fse.store.tables import idx_token, resource_versions, resources, unique_identifiers

@@ -13,7 +13,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from fhir_profiles.identifiers import CIN_SYSTEM, cin_problem, masked_cin
+from fhir_profiles.identifiers import cin_problem, masked_cin
+from fhir_profiles.systems import CIN_SYSTEM
 from fse import fhir_json
 from fse.crypto.cin import SEALED_PREFIX, CinVault, is_sealed
 from fse.store.indexing import IndexRows

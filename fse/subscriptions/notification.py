@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TOPIC = "https://fse.cnss.ma/fhir/SubscriptionTopic/"
+from fhir_profiles.systems import SUBSCRIPTION_TOPIC_BASE
 
 
 def notification(
@@ -31,7 +31,7 @@ def notification(
             }
         ],
         "subscription": {"reference": f"{base}/Subscription/{subscription_id}"},
-        "topic": TOPIC + event["kind"],
+        "topic": SUBSCRIPTION_TOPIC_BASE + event["kind"],
     }
     entries: list[dict[str, Any]] = [
         {

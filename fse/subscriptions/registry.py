@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fhir_profiles.systems import SUBSCRIPTION_DELIVERIES_EXTENSION
 from fse.errors import ErrorCode, Gone, NotFound, PreconditionFailed, Unprocessable
 from fse.store.dates import instant_text
 from fse.store.repository import new_id
@@ -23,7 +24,6 @@ from fse.subscriptions.tables import subscription_deliveries, subscriptions
 
 FHIR_PAYLOADS = frozenset({"application/fhir+json", "application/json"})
 CLIENT_STATUSES = frozenset({"requested", "active", "off"})
-DELIVERY_COUNT = "https://fse.cnss.ma/fhir/StructureDefinition/subscription-deliveries"
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,10 @@ async def status_of(conn: AsyncConnection, owner: str, rid: str) -> dict[str, An
         "eventsSinceSubscriptionStart": str(events or 0),
         "subscription": {"reference": f"Subscription/{rid}"},
         "extension": [
-            {"url": f"{DELIVERY_COUNT}-{state}", "valueUnsignedInt": int(counts.get(state, 0))}
+            {
+                "url": f"{SUBSCRIPTION_DELIVERIES_EXTENSION}-{state}",
+                "valueUnsignedInt": int(counts.get(state, 0)),
+            }
             for state in ("delivered", "pending", "failed")
         ],
     }

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-SYSTEM = "https://fse.cnss.ma/fhir/CodeSystem/rejection-reason"
-
 
 class Reason(StrEnum):
     RIGHTS_CLOSED = "R01"

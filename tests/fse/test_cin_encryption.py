@@ -17,7 +17,8 @@ import orjson
 import pytest
 from sqlalchemy import inspect, select, text
 
-from fhir_profiles.identifiers import CIN_SYSTEM, masked_cin
+from fhir_profiles.identifiers import masked_cin
+from fhir_profiles.systems import CIN_SYSTEM
 from fse.app import close, create_app
 from fse.crypto.cin import CinKeyError, CinUnreadable, CinVault, vault_for, vault_from
 from fse.seed import demo_bundle

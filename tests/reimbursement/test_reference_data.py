@@ -11,7 +11,8 @@ import pytest
 
 from fhir_profiles.guide import code_systems
 from fhir_profiles.identifiers import ean13_problem
-from reimbursement.core.reasons import SYSTEM, Reason
+from fhir_profiles.systems import REJECTION_REASON_SYSTEM as SYSTEM
+from reimbursement.core.reasons import Reason
 from reimbursement.reference_data import DATA, load_books
 
 
