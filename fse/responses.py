@@ -6,6 +6,7 @@ answer in FHIR without importing the API.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Response
@@ -13,6 +14,19 @@ from fastapi import Response
 from fse import fhir_json
 
 FHIR_JSON = "application/fhir+json"
+
+_PHRASES_KEPT = {
+    413: "Request Entity Too Large",
+    416: "Requested Range Not Satisfiable",
+    422: "Unprocessable Entity",
+}
+"""The phrases the platform has always written (RFC 7231's), which Python 3.13 renamed after
+RFC 9110 ("Unprocessable Content"): an answer must not change with the interpreter."""
+
+
+def reason_phrase(status: int) -> str:
+    """The reason phrase written beside ``status`` (batch entries, the OpenAPI document)."""
+    return _PHRASES_KEPT.get(status) or HTTPStatus(status).phrase
 
 
 def fhir_response(

@@ -10,13 +10,12 @@ from the database).
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from fse.responses import FHIR_JSON
+from fse.responses import FHIR_JSON, reason_phrase
 
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 RESOURCE_REF = {"$ref": "#/components/schemas/Resource"}
@@ -109,12 +108,12 @@ def describe(method: str, path: str, operation: dict[str, Any]) -> None:
         if media == "application/fhir+ndjson":
             schema = {"type": "string"}
         responses[str(status)] = {
-            "description": HTTPStatus(status).phrase,
+            "description": reason_phrase(status),
             **_content(media, schema),
         }
     for status in errors_of(method, path, "requestBody" in operation):
         responses[str(status)] = {
-            "description": f"{HTTPStatus(status).phrase}: an OperationOutcome",
+            "description": f"{reason_phrase(status)}: an OperationOutcome",
             **_content(FHIR_JSON, OUTCOME_REF),
         }
     responses["default"] = {

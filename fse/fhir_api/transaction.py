@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,6 +26,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.references import PLACEHOLDERS, refuse_dangling
 from fse.fhir_api.searching import searchset
 from fse.resources import require_supported
+from fse.responses import reason_phrase
 from fse.store.query import SearchQuery
 from fse.store.repository import Match, Stored, new_id
 
@@ -346,7 +346,7 @@ def _is_placeholder(full_url: Any) -> bool:
 
 def _failed(error: FhirError) -> bytes:
     return bundles.response_entry(
-        f"{error.status} {_reason(error.status)}", outcome=error.outcome()
+        f"{error.status} {reason_phrase(error.status)}", outcome=error.outcome()
     )
 
 
@@ -378,7 +378,3 @@ def _refuse_duplicate_full_urls(entries: list[Any]) -> None:
                 code=ErrorCode.DUPLICATE_FULL_URL,
             )
         seen[key] = index
-
-
-def _reason(status: int) -> str:
-    return HTTPStatus(status).phrase
