@@ -96,3 +96,14 @@ def test_alg_none_or_another_alg_is_refused() -> None:
 def test_malformed_tokens_are_refused_with_a_reason(token: str) -> None:
     with pytest.raises(InvalidToken):
         verify(new_key(), token, AUDIENCE, AUDIENCE, now=T0)
+
+
+def test_a_stored_jwk_gets_the_rfc_7638_thumbprint_joserfc_computes() -> None:
+    """The kid recomputed on every signed-in request is hashed from the JWK's members: it must
+    be the thumbprint the JOSE library gives for the same key, whatever kid was stored."""
+    from joserfc.jwk import ECKey
+
+    for _ in range(5):
+        stored = {**new_key().jwk(), "kid": "home-made-16char"}
+        expected = ECKey.import_key({k: v for k, v in stored.items() if k != "kid"}).thumbprint()
+        assert jose.with_thumbprint(stored)["kid"] == expected
