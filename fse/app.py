@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_profiles.validator import warm_up as warm_up_guide
+from fse import access_log, audit_chain, outbox
 from fse.access_log import Spool
 from fse.api_audit import ApiAudit, ApiAuditMiddleware
 from fse.audit_chain import seal
@@ -30,6 +31,7 @@ from fse.crypto.key_ring import TokenKeys
 from fse.crypto.tokens import load_or_create_key
 from fse.db import create_engine, unavailable
 from fse.errors import ErrorCode, FhirError, Issue, Unavailable, operation_outcome
+from fse.export import jobs as export_jobs
 from fse.export.jobs import fail_stale_jobs
 from fse.export.routes import router as export_router
 from fse.export.runner import ExportRunner
@@ -47,22 +49,41 @@ from fse.resources import model_class
 from fse.responses import fhir_response
 from fse.runtime import Runtime, runtime_for
 from fse.runtime.events import StreamUnavailable
+from fse.security import tables as security_tables
 from fse.security.auth import Authenticator, AuthMiddleware
 from fse.security.headers import SecurityHeadersMiddleware
 from fse.security.throttle import ThrottleMiddleware, by_address, by_caller
 from fse.security.token_endpoint import router as token_router
 from fse.store.repository import ResourceStore
 from fse.store.search_params import SUPPORTED_TYPES
+from fse.subscriptions import tables as subscription_tables
 from fse.subscriptions.criteria import Topics
 from fse.subscriptions.routes import router as subscriptions_router
 from fse.subscriptions.worker import Worker
 from fse.web import pages
 from fse.web.errors import error_page, wants_html
 from pharmacy import feature as pharmacy
+from pharmacy import tables as pharmacy_tables
 from prescriber import feature as prescriber
+from prescriber import tables as prescriber_tables
 from reimbursement import feature as reimbursement
+from reimbursement import tables as reimbursement_tables
 
 log = logging.getLogger("fse")
+
+TABLE_MODULES = (
+    access_log,
+    audit_chain,
+    export_jobs,
+    outbox,
+    security_tables,
+    subscription_tables,
+    pharmacy_tables,
+    prescriber_tables,
+    reimbursement_tables,
+)
+"""Every module declaring tables, kernel then features: importing one adds its tables to the
+store's metadata, which the migrations are compared with (fse/migrations/env.py)."""
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 HTTP_CODES = {

@@ -284,6 +284,37 @@ def imports_from_outside(sources: dict[str, str]) -> list[str]:
     ]
 
 
+ASSEMBLY = ("fse.app", "fse.cli")
+"""The only kernel modules that name a feature: the floors put more on the assembly floor
+(serve, migrations), but those reach the features through fse.app."""
+
+
+def kernel_importing_features(sources: dict[str, str]) -> list[str]:
+    return [
+        f"{module}:{found.line} imports {found.target}"
+        for module, source in sorted(sources.items())
+        if module.split(".")[0] == "fse" and module not in ASSEMBLY
+        for found in imports_of(source)
+        if found.target.split(".")[0] in FEATURES
+    ]
+
+
+def test_the_kernel_names_no_feature_outside_app_and_cli() -> None:
+    assert kernel_importing_features(SOURCES) == []
+
+
+def test_kernel_guard_sees_the_migrations_importing_a_feature() -> None:
+    samples = {
+        "fse.migrations.env": "from pharmacy import tables\n",
+        "fse.app": "from pharmacy import feature\n",
+        "fse.serve": "def run() -> None:\n    import reimbursement.cli\n",
+    }
+    assert kernel_importing_features(samples) == [
+        "fse.migrations.env:1 imports pharmacy",
+        "fse.serve:2 imports reimbursement.cli",
+    ]
+
+
 def test_the_product_imports_neither_the_benchmarks_nor_the_tests() -> None:
     assert imports_from_outside(SOURCES) == []
 

@@ -82,15 +82,7 @@ def unseal(sealed: str, password: str) -> SigningKey | None:
     kek = Scrypt(
         salt=base64.b64decode(box["salt"]), length=32, n=box["n"], r=box["r"], p=box["p"]
     ).derive(password.encode())
-    try:
-        der = AESGCM(kek).decrypt(
-            base64.b64decode(box["nonce"]), base64.b64decode(box["ciphertext"]), b"fse-signing-key"
-        )
-    except InvalidTag:
-        return None
-    key = serialization.load_der_private_key(der, password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return SigningKey(key)
+    return _opened(kek, box, b"fse-signing-key")
 
 
 def with_public_key(practitioner: dict[str, Any], jwk: dict[str, str]) -> dict[str, Any]:
@@ -120,10 +112,15 @@ def seal_for_session(key: SigningKey, session_token: str) -> str:
 
 
 def unseal_for_session(sealed: str, session_token: str) -> SigningKey | None:
-    box: dict[str, Any] = orjson.loads(sealed)
+    return _opened(_session_kek(session_token), orjson.loads(sealed), b"fse-session-key")
+
+
+def _opened(kek: bytes, box: dict[str, Any], purpose: bytes) -> SigningKey | None:
+    """The private key sealed in ``box`` (AES-256-GCM under ``kek``, ``purpose`` as associated
+    data), or None when ``kek`` is not the one it was sealed with."""
     try:
-        der = AESGCM(_session_kek(session_token)).decrypt(
-            base64.b64decode(box["nonce"]), base64.b64decode(box["ciphertext"]), b"fse-session-key"
+        der = AESGCM(kek).decrypt(
+            base64.b64decode(box["nonce"]), base64.b64decode(box["ciphertext"]), purpose
         )
     except InvalidTag:
         return None

@@ -1,10 +1,9 @@
 """Alembic environment: runs migrations over the async engine of the configured database.
 
 The product has one Alembic history for the kernel's tables and the features': every module that
-declares tables adds them to the store's metadata, so this program imports each of them, and an
-autogenerate finds nothing to do (tests/fse/test_migrations.py). Alembic runs this file as a
-program, never as a library: fse.migrations sits on the assembly floor with fse/app.py and
-fse/cli.py, above the features (tests/test_architecture.py).
+declares tables adds them to the store's metadata. The assembly (``fse.app.TABLE_MODULES``) names
+them, features included, so this program imports the assembly, not the features, and an
+autogenerate finds nothing to do (tests/fse/test_migrations.py).
 """
 
 from __future__ import annotations
@@ -14,29 +13,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from fse import access_log, audit_chain, outbox
+from fse.app import TABLE_MODULES
 from fse.db import create_engine
-from fse.export import jobs as export_jobs
-from fse.security import tables as security_tables
 from fse.store.tables import metadata
-from fse.subscriptions import tables as subscription_tables
-from pharmacy import tables as pharmacy_tables
-from prescriber import tables as prescriber_tables
-from reimbursement import tables as reimbursement_tables
 
-# Every module declaring tables, kernel then features: importing one adds its tables to the
-# store's metadata, the one the migrations are compared with.
-TABLE_MODULES = (
-    access_log,
-    audit_chain,
-    export_jobs,
-    outbox,
-    security_tables,
-    subscription_tables,
-    pharmacy_tables,
-    prescriber_tables,
-    reimbursement_tables,
-)
+assert TABLE_MODULES  # imported: every table is on the store's metadata
 
 config = context.config
 
