@@ -36,6 +36,7 @@ from fse.crypto.tokens import SigningKey
 from fse.errors import NotFound, PreconditionFailed
 from fse.fhir_api.interactions import FhirService
 from fse.outbox import emit
+from fse.resources import name_of
 from fse.store.repository import Stored, new_id
 from fse.web.formats import date_fr, mad
 from pharmacy.numbers import claim_number, dispense_number
@@ -43,7 +44,7 @@ from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
 from reimbursement.claims import ITEM_REQUEST, fhir_money, new_claim, reference_id
-from reimbursement.context import coverage_for_care
+from reimbursement.context import Insured, read_insured
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.core.money import CENTIME
 from reimbursement.medicine_search import label_of
@@ -177,7 +178,7 @@ async def dispense(
                 organization=pharmacist.pharmacy,
                 action="C",
             )
-            written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
+            written.append(await fhir.create_generated(conn, "AuditEvent", audit))
             await emit(
                 conn,
                 "medication.dispensed",
@@ -445,8 +446,9 @@ async def draft_claim(
             drafted.append(DraftLine(line, given, substituted is not None, named))
             first = first or request
         number = dispense_number(now.year, 0)  # a draft's: never stored
-        claim = await _claim(
-            fhir, conn, settlement, order, number, pharmacist, items, conditions, first, now
+        insured = await read_insured(fhir, conn, order.patient_id)
+        claim = _claim(
+            settlement, insured, order, number, pharmacist, items, conditions, first, now
         )
     return claim, drafted
 
@@ -481,23 +483,23 @@ async def _write(
             )
         )
         items.append(_claim_item(index, line, given, named, request, today, conditions))
-    claim = await _claim(
-        fhir, conn, settlement, order, number, pharmacist, items, conditions, updated[0][0], now
+    insured = await read_insured(fhir, conn, order.patient_id)
+    claim = _claim(
+        settlement, insured, order, number, pharmacist, items, conditions, updated[0][0], now
     )
     for resource in [*dispenses, claim]:
         body = {k: v for k, v in resource.items() if k != "id"}
         rtype = resource["resourceType"]
-        written.append((await fhir.create(conn, rtype, body, rid=resource["id"])).stored)
+        written.append(await fhir.create_generated(conn, rtype, body, resource["id"]))
     signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
-    written.append((await fhir.create(conn, "Provenance", signed)).stored)
+    written.append(await fhir.create_generated(conn, "Provenance", signed))
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
-    response = await settlement.submit_within(conn, dict(claim), written)
+    response = await settlement.submit_within(conn, dict(claim), written, insured)
     for request, version in updated:
         written.append(
             (await fhir.update(conn, "MedicationRequest", request["id"], request, version)).stored
         )
-    patient = f"Patient/{order.patient_id}"
-    name = (await fhir.display_names(conn, [patient]))[patient]
+    name = name_of(insured.patient)
     substituted = [d["substitution"]["wasSubstituted"] for d in dispenses]
     cutoff = settlement.schedule.next_cutoff(settlement.clock())
     sheets = sorted({s for request, _ in updated if (s := _sheet_of(request))})
@@ -553,10 +555,9 @@ def _medication_dispense(
     }
 
 
-async def _claim(
-    fhir: FhirService,
-    conn: AsyncConnection,
+def _claim(
     settlement: Settlement,
+    insured: Insured,
     order: DispenseOrder,
     number: str,
     pharmacist: Pharmacist,
@@ -565,9 +566,7 @@ async def _claim(
     first_request: dict[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    coverage_id = await coverage_for_care(
-        fhir, conn, settlement.books, order.patient_id, now.date()
-    )
+    coverage_id = insured.coverage_on(settlement.books, now.date())
     if coverage_id is None:
         raise DispenseRefused("Aucune couverture AMO connue pour cet assuré : délivrance hors AMO.")
     created = now.isoformat(timespec="seconds")

@@ -8,7 +8,7 @@ import hashlib
 from datetime import date
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.systems import CONSULTATION_SYSTEM
@@ -61,9 +61,10 @@ async def same_lines_today(
     patient_id: str,
     care_date: date,
     lines: str,
+    besides: str | None = None,
 ) -> list[str]:
     """The numbers of this doctor's sheets for this insured on ``care_date`` with these lines,
-    cancelled ones left out, oldest first."""
+    cancelled ones and ``besides`` (the sheet being signed) left out, oldest first."""
     columns = signed_sheets.c
     rows = await conn.execute(
         select(columns.number)
@@ -72,6 +73,7 @@ async def same_lines_today(
             columns.patient_id == patient_id,
             columns.care_date == care_date,
             columns.lines_hash == lines,
+            columns.number != besides if besides is not None else true(),
         )
         .order_by(columns.pk)
     )

@@ -39,7 +39,7 @@ from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
 from prescriber.visit import ActLine, Visit
 from reimbursement.claims import fhir_money, new_claim
-from reimbursement.context import coverage_for_care, exonerations
+from reimbursement.context import Insured, read_insured
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration
 from reimbursement.settle import Settlement
@@ -105,22 +105,18 @@ async def sign_sheet(
         lines_hash(visit),
         duplicate_confirmed,
     )
-    first = await first_sheet(fhir, practitioner, review.key, review.content)
-    if first is not None:
-        return SignedSheet(first, replayed=True)
     now = now.astimezone(settlement.schedule.zone)  # times on the sheet in Moroccan time
-    draft = await draft_of(fhir, books, patient_id, visit, now.date())
     attempts = 0
     while True:
         number = care_sheet_number(now.year, secrets.randbelow(10**9))
-        resources = draft.resources(number, practitioner, patient_id, visit, now)
         try:
             return await _write(
-                fhir, settlement, key, practitioner, patient_id, resources, now, number, review
+                fhir, settlement, books, key, practitioner, patient_id, visit, now, number, review
             )
         except (Conflict, IntegrityError):
-            # This form's key was taken meanwhile (a concurrent post of the same review): the
-            # first sheet is the answer. Otherwise the number was taken: draw another.
+            # This form's key was taken (it signed before, or a concurrent post of the same
+            # review did): the first sheet is the answer. Otherwise the number was taken:
+            # draw another.
             first = await first_sheet(fhir, practitioner, review.key, review.content)
             if first is not None:
                 return SignedSheet(first, replayed=True)
@@ -138,6 +134,15 @@ class Draft:
     coverage_id: str | None
     conditions: list[Exoneration]
     validity_days: int
+
+    @classmethod
+    def of(cls, insured: Insured, books: Books, visit: Visit, today: date) -> Draft:
+        """Raises SheetRefused when the visit bills acts and the patient has no AMO coverage."""
+        coverage_id = insured.coverage_on(books, today)
+        if visit.acts and coverage_id is None:
+            raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
+        conditions = insured.exonerations_on(today)
+        return cls(coverage_id, conditions, books.rights.prescription_validity_days(today))
 
     def resources(
         self, number: str, practitioner: str, patient_id: str, visit: Visit, now: datetime
@@ -159,33 +164,28 @@ class Draft:
 async def draft_of(
     fhir: FhirService, books: Books, patient_id: str, visit: Visit, today: date
 ) -> Draft:
-    """Raises SheetRefused when the visit bills acts and the patient has no AMO coverage."""
+    """The draft as the store stands now, for a review that writes nothing."""
     async with fhir.store.snapshot() as conn:
-        coverage_id = await coverage_for_care(fhir, conn, books, patient_id, today)
-        conditions = [
-            e
-            for e in await exonerations(fhir, conn, patient_id)
-            if e.start <= today and (e.end is None or today <= e.end)
-        ]
-    if visit.acts and coverage_id is None:
-        raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
-    return Draft(coverage_id, conditions, books.rights.prescription_validity_days(today))
+        insured = await read_insured(fhir, conn, patient_id)
+    return Draft.of(insured, books, visit, today)
 
 
 async def _write(
     fhir: FhirService,
     settlement: Settlement,
+    books: Books,
     key: SigningKey,
     practitioner: str,
     patient_id: str,
-    resources: list[dict[str, Any]],
+    visit: Visit,
     now: datetime,
     number: str,
     review: ReviewedForm,
 ) -> SignedSheet:
-    """One transaction: the key row first (a concurrent post of the same form stops there),
-    the duplicate check under a per doctor and insured lock, the resources, the signed
-    Provenance, the AuditEvent, then the settlement."""
+    """One transaction: the key row first (a replay or a concurrent post of the same form
+    stops there), the duplicate check under a per doctor and insured lock, the insured read
+    once, the resources built from them, the signed Provenance, the AuditEvent, then the
+    settlement of the same reading."""
     written: list[Stored] = []
     async with fhir.store.transaction() as conn:
         today = now.date()
@@ -194,21 +194,20 @@ async def _write(
             conn, "Encounter", f"practitioner={practitioner}&subject=Patient/{patient_id}"
         )
         if not review.duplicate_confirmed:
-            earlier = [
-                n
-                for n in await same_lines_today(
-                    fhir, conn, practitioner, patient_id, today, review.lines
-                )
-                if n != number
-            ]
+            earlier = await same_lines_today(
+                fhir, conn, practitioner, patient_id, today, review.lines, besides=number
+            )
             if earlier:
                 raise DuplicateSheet(earlier)
+        insured = await read_insured(fhir, conn, patient_id)
+        draft = Draft.of(insured, books, visit, today)
+        resources = draft.resources(number, practitioner, patient_id, visit, now)
         for resource in resources:
             rtype, rid = resource["resourceType"], resource["id"]
             body = {k: v for k, v in resource.items() if k != "id"}
-            written.append((await fhir.create(conn, rtype, body, rid=rid)).stored)
+            written.append(await fhir.create_generated(conn, rtype, body, rid))
         signed = provenance(key, practitioner, resources, now)
-        stored = (await fhir.create(conn, "Provenance", signed)).stored
+        stored = await fhir.create_generated(conn, "Provenance", signed)
         written.append(stored)
         kinds = ", ".join(sorted({r["resourceType"] for r in resources}))
         audit = change_event(
@@ -220,12 +219,12 @@ async def _write(
             now.tzinfo or UTC,
             action="C",
         )
-        written.append((await fhir.create(conn, "AuditEvent", audit)).stored)
+        written.append(await fhir.create_generated(conn, "AuditEvent", audit))
         claim = next((r for r in resources if r["resourceType"] == "Claim"), None)
         response = None
         if claim is not None:
             try:
-                response = await settlement.submit_within(conn, dict(claim), written)
+                response = await settlement.submit_within(conn, dict(claim), written, insured)
             except Exception as error:  # a refusal (FhirError) or a failure: roll back all
                 log.exception("settling care sheet %s failed: nothing of it is stored", number)
                 raise SettlementFailed(f"care sheet {number} not settled: {error}") from error

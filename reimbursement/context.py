@@ -419,15 +419,36 @@ async def guaranteed_rights(
     return Rights(True, None, "droits confirmés au point de soins", regime, coverage_id)
 
 
-async def coverage_for_care(
-    service: FhirService, conn: AsyncConnection, books: Books, patient_id: str, day: date
-) -> str | None:
-    """The Coverage a claim for care on ``day`` names: the rights period in force, else the
-    latest known one (the engine then says why rights are closed)."""
-    patient = await referenced(service, conn, "Patient", patient_id, "Claim.patient")
-    periods, _ = await coverage_periods(service, conn, patient)
-    rights = rights_on(beneficiary_of(patient), periods, day, books.rights)
-    return rights.coverage_id or (periods[0].coverage_id if periods else None)
+@dataclass(frozen=True)
+class Insured:
+    """What the store says of one insured for a care sheet: read once in the writing
+    transaction and handed down, so the draft that names the Coverage and the engine that
+    settles against it see the same rights (the signing and dispensing paths)."""
+
+    patient: dict[str, Any]
+    periods: tuple[CoveragePeriod, ...]
+    subscribers: dict[str, dict[str, Any]]
+    """The main insured of each rights period, by Coverage id."""
+    exonerations: tuple[Exoneration, ...]
+
+    def coverage_on(self, books: Books, day: date) -> str | None:
+        """The Coverage a claim for care on ``day`` names: the rights period in force, else
+        the latest known one (the engine then says why rights are closed)."""
+        rights = rights_on(beneficiary_of(self.patient), self.periods, day, books.rights)
+        return rights.coverage_id or (self.periods[0].coverage_id if self.periods else None)
+
+    def exonerations_on(self, day: date) -> list[Exoneration]:
+        """The ALD/ALC in force on ``day``."""
+        return [e for e in self.exonerations if e.start <= day and (e.end is None or day <= e.end)]
+
+
+async def read_insured(
+    service: FhirService, conn: AsyncConnection, patient_id: str, path: str = "Claim.patient"
+) -> Insured:
+    """The insured, their rights periods and exonerations: three statements."""
+    patient = await referenced(service, conn, "Patient", patient_id, path)
+    periods, subscribers = await coverage_periods(service, conn, patient)
+    return Insured(patient, periods, subscribers, await exonerations(service, conn, patient_id))
 
 
 @dataclass(frozen=True)
@@ -460,9 +481,13 @@ async def load(
     parsed: ParsedClaim,
     books: Books,
     received_on: date,
+    insured: Insured | None = None,
 ) -> Loaded:
-    patient = await referenced(service, conn, "Patient", parsed.patient_id, "Claim.patient")
-    periods, subscribers = await coverage_periods(service, conn, patient)
+    """``insured``: the claim's insured as the caller read them in this transaction (not read
+    again); None, or another patient, reads them."""
+    if insured is None or insured.patient.get("id") != parsed.patient_id:
+        insured = await read_insured(service, conn, parsed.patient_id)
+    patient = insured.patient
     provider, provider_resource = await provider_of(service, conn, parsed)
     validity = books.rights.prescription_validity_days(received_on)
     lines = []
@@ -491,12 +516,12 @@ async def load(
         key=parsed.key,
         provider=provider,
         beneficiary=beneficiary_of(patient),
-        coverages=periods,
+        coverages=insured.periods,
         lines=tuple(lines),
         received_on=received_on,
-        exonerations=await exonerations(service, conn, parsed.patient_id),
+        exonerations=insured.exonerations,
         payee=parsed.payee,
         guaranteed=await guaranteed_rights(service, conn, parsed),
         history=await history(conn, parsed, books, received_on, service.runtime.cache),
     )
-    return Loaded(sheet, patient, provider_resource, subscribers)
+    return Loaded(sheet, patient, provider_resource, insured.subscribers)

@@ -88,6 +88,19 @@ class FhirService:
                 return Written(existing, created=False)
         return Written(await self.store.create(conn, rtype, resource, rid), created=True)
 
+    async def create_generated(
+        self, conn: AsyncConnection, rtype: str, resource: dict[str, Any], rid: str | None = None
+    ) -> Stored:
+        """Store a resource the platform built itself (a signed sheet, a dispense, the
+        engine's answers, an AuditEvent): its dates are checked and its profile declared as
+        on any create, but it is not validated again per request (the R4B model alone costs
+        0.4-0.9 ms a resource). The tests validate every shape generated instead
+        (tests/prescriber/test_signing_path.py, tests/pharmacy/test_dispense_path.py,
+        tests/reimbursement/test_submit.py)."""
+        self.check_care_dates(resource)
+        declare_profile(resource)
+        return await self.store.create(conn, rtype, resource, rid)
+
     async def update(
         self,
         conn: AsyncConnection,

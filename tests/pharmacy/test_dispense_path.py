@@ -1,0 +1,71 @@
+"""Dispensing reads the insured once and goes down once, like signing: the Claim it builds
+names the Coverage of that reading, the engine settles against the same reading and does not
+search for the Claim it was just handed; what it builds is proven valid here, not validated
+again on every dispense."""
+
+from __future__ import annotations
+
+import httpx
+
+import fse.fhir_api.interactions
+from fse.resources import validation_issues
+from tests.conftest import Platform
+from tests.pharmacy.helpers import counter, fatima_sheet, line, order
+from tests.statements import statements
+
+STATEMENTS = {"postgresql": 65, "sqlite": 99}
+"""Statements of one dispense of two lines (one a generic) settled and signed. A change that
+adds one must say why here."""
+
+
+async def test_a_dispense_reads_once_and_builds_valid_resources(
+    platform: Platform, client: httpx.AsyncClient, monkeypatch
+) -> None:
+    refs, sheet = await fatima_sheet(platform, client)
+    desk = await counter(platform, refs)
+    found = await desk.lines(sheet.number)
+    zovirax, ciclo = line(found, "ZOVIRAX"), line(found, "CICLOVIRAL")
+    validated: list[str] = []
+    real = fse.fhir_api.interactions.validate
+
+    def counted(resource: dict[str, object]) -> None:
+        validated.append(str(resource["resourceType"]))
+        real(resource)
+
+    monkeypatch.setattr(fse.fhir_api.interactions, "validate", counted)
+    with statements(platform.engine) as sent:
+        done = await desk.dispense(
+            zovirax.patient_id,
+            order(zovirax, 1, "6118000070313", "209.00"),  # the generic CICLOVIRAL
+            order(ciclo, 1, price="209.00"),
+        )
+    assert not done.replayed
+    reads = {t: sum(s.reads(t) for s in sent) for t in ("Patient", "Coverage", "Condition")}
+    assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
+    assert not [s for s in sent if s.reads("Claim")]
+    assert len(sent) <= STATEMENTS[platform.backend], "\n".join(s.sql[:120] for s in sent)
+    # Only the prescriptions' new remaining quantities are validated (an update).
+    assert validated == ["MedicationRequest", "MedicationRequest"]
+    monkeypatch.undo()
+    patient = zovirax.patient_id
+    written = []
+    for rtype in ("MedicationDispense", "Claim", "ClaimResponse", "ExplanationOfBenefit"):
+        bundle = (await client.get(f"/fhir/{rtype}", params={"patient": patient})).json()
+        written += [e["resource"] for e in bundle.get("entry", [])]
+    for rtype, param, value in (
+        ("Provenance", "agent", desk.pharmacist.practitioner),
+        ("AuditEvent", "patient", f"Patient/{patient}"),
+    ):
+        bundle = (await client.get(f"/fhir/{rtype}", params={param: value})).json()
+        written += [e["resource"] for e in bundle.get("entry", [])]
+    kinds = sorted({r["resourceType"] for r in written})
+    assert kinds == [
+        "AuditEvent",
+        "Claim",
+        "ClaimResponse",
+        "ExplanationOfBenefit",
+        "MedicationDispense",
+        "Provenance",
+    ]
+    for resource in written:
+        assert validation_issues(resource) == [], resource["resourceType"]

@@ -1,0 +1,79 @@
+"""Signing reads once and goes down once: the insured's rights and exonerations are read once
+in the signing transaction and handed to the engine, the Claim just written is not searched
+for, and the resources the platform builds itself are proven valid here instead of being
+validated again on every signature (issue 17, issue 18)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import fse.fhir_api.interactions
+from fse.crypto.tokens import SigningKey
+from fse.resources import validation_issues
+from prescriber.sheets import SignedSheet, sign_sheet
+from reimbursement.reference_data import default_books
+from tests.conftest import Platform
+from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
+from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
+from tests.statements import Sent, statements
+
+STATEMENTS = {"postgresql": 31, "sqlite": 77}
+"""Statements of one full sheet (act, two medicines, a lab order) signed and settled. A
+change that adds one must say why here."""
+
+
+@pytest.fixture
+async def refs(client: httpx.AsyncClient) -> dict[str, str]:
+    return await load_demo(client)
+
+
+async def _sign(
+    platform: Platform, refs: dict[str, str], key: SigningKey
+) -> tuple[SignedSheet, list[Sent]]:
+    books, visit = default_books(), visit_of(FULL_VISIT)
+    app = platform.app.state
+    with statements(platform.engine) as sent:
+        sheet = await sign_sheet(
+            app.fhir, app.settlement, books, refs[DR_BENALI], key, refs[FATIMA][8:], visit, NOW
+        )
+    assert sheet.response is not None and sheet.response["outcome"] == "complete"
+    return sheet, sent
+
+
+async def test_signing_reads_the_insured_once_and_never_searches_what_it_wrote(
+    platform: Platform, refs: dict[str, str]
+) -> None:
+    key, _ = await doctor_key(platform, refs)
+    _, sent = await _sign(platform, refs, key)
+    reads = {t: sum(s.reads(t) for s in sent) for t in ("Patient", "Coverage", "Condition")}
+    assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
+    assert not [s for s in sent if s.reads("Claim") or s.reads("Encounter")]
+    assert len(sent) <= STATEMENTS[platform.backend], "\n".join(s.sql[:120] for s in sent)
+
+
+async def test_what_signing_builds_is_valid_without_validating_it_each_time(
+    platform: Platform, client: httpx.AsyncClient, refs: dict[str, str], monkeypatch
+) -> None:
+    key, _ = await doctor_key(platform, refs)
+    validated: list[str] = []
+    real = fse.fhir_api.interactions.validate
+
+    def counted(resource: dict[str, object]) -> None:
+        validated.append(str(resource["resourceType"]))
+        real(resource)
+
+    monkeypatch.setattr(fse.fhir_api.interactions, "validate", counted)
+    sheet, _ = await _sign(platform, refs, key)
+    assert validated == []
+    written = [*sheet.resources, f"Provenance/{sheet.provenance_id}"]
+    response = sheet.response or {}
+    written += [f"ClaimResponse/{response['id']}"]
+    log = (await client.get("/fhir/AuditEvent", params={"patient": refs[FATIMA]})).json()
+    written += [f"AuditEvent/{e['resource']['id']}" for e in log["entry"]]
+    eob = (await client.get("/fhir/ExplanationOfBenefit", params={"patient": refs[FATIMA]})).json()
+    written += [f"ExplanationOfBenefit/{e['resource']['id']}" for e in eob["entry"]]
+    assert len(written) == 10
+    for reference in written:
+        resource = (await client.get(f"/fhir/{reference}")).json()
+        assert validation_issues(resource) == [], reference
