@@ -27,7 +27,7 @@ from fse import fhir_json
 from fse.crypto.cin import CinVault
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from fse.store.dates import instant_text
-from fse.store.indexing import IndexRows, extract, rows_by_kind
+from fse.store.indexing import INDEX_KINDS, IndexRows, extract, rows_by_kind
 from fse.store.pg_bulk import copy_bulk
 from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
 from fse.store.query import Criterion, SearchQuery, decode_cursor, encode_cursor
@@ -237,7 +237,7 @@ class ResourceStore:
                 f"{rtype}/{rid} does not exist; ids are assigned by the server, create with POST",
                 code=ErrorCode.UPDATE_CREATE_NOT_SUPPORTED,
             )
-        pk, version, _deleted = current
+        pk, version, deleted, held = current
         if if_match is not None and if_match != version:
             raise PreconditionFailed(
                 f"If-Match names version {if_match} but {rtype}/{rid} is at version {version}",
@@ -246,16 +246,28 @@ class ResourceStore:
         now, version = _now(), version + 1
         content = _stamp(resource, rid, version, now)
         stored = Stored(rtype, rid, version, now, content, False, "PUT", pk)
-        await self._replace_current(conn, stored, self.sealed.at_rest(resource, content))
-        await self._write_index(conn, stored, resource)
+        rows = self._extract(rtype, resource)
+        kept = frozenset() if deleted or held is None else self._unchanged(rtype, held, rows)
+        await self._replace_current(conn, stored, self.sealed.at_rest(resource, content), kept)
+        await self._write_index(conn, stored, resource, rows, kept)
         return stored
+
+    def _unchanged(self, rtype: str, held: str, rows: IndexRows) -> frozenset[str]:
+        """The index kinds (and ``identifiers``) whose rows the held version already has, as
+        extracted from its content now: those tables are not rewritten. A CIN is sealed at
+        rest, so a Patient's tokens and identifiers always are. A change of the indexing
+        rules must come with a migration that rebuilds the index."""
+        before = self._extract(rtype, fhir_json.loads(held))
+        kinds = [k for k in INDEX_KINDS if getattr(before, k) == getattr(rows, k)]
+        same_identifiers = before.identifiers == rows.identifiers
+        return frozenset([*kinds, *(["identifiers"] if same_identifiers else [])])
 
     async def delete(self, conn: AsyncConnection, rtype: str, rid: str) -> Stored | None:
         """Versioned delete; None when it was already deleted (idempotent)."""
         current = await self._lock_current(conn, rtype, rid)
         if current is None:
             raise NotFound(f"{rtype}/{rid} not found")
-        pk, version, deleted = current
+        pk, version, deleted, _held = current
         if deleted:
             return None
         stored = Stored(rtype, rid, version + 1, _now(), None, True, "DELETE", pk)
@@ -274,21 +286,29 @@ class ResourceStore:
 
     async def _lock_current(
         self, conn: AsyncConnection, rtype: str, rid: str
-    ) -> tuple[int, int, bool] | None:
+    ) -> tuple[int, int, bool, Any] | None:
+        """The current row, locked: pk, version, deleted and its content at rest (to tell
+        which index rows an update changes)."""
         row = (
             await conn.execute(
-                select(resources.c.pk, resources.c.version, resources.c.deleted)
+                select(
+                    resources.c.pk, resources.c.version, resources.c.deleted, resources.c.content
+                )
                 .where(resources.c.type == rtype, resources.c.id == rid)
                 .with_for_update()
             )
         ).first()
-        return (row.pk, row.version, row.deleted) if row else None
+        return (row.pk, row.version, row.deleted, row.content) if row else None
 
     async def _replace_current(
-        self, conn: AsyncConnection, stored: Stored, at_rest: str | None
+        self,
+        conn: AsyncConnection,
+        stored: Stored,
+        at_rest: str | None,
+        kept: frozenset[str] = frozenset(),
     ) -> None:
         """Make ``stored`` the current version (its JSON ``at_rest``): row, history, and no
-        index rows yet."""
+        index rows yet but those of the ``kept`` kinds."""
         await conn.execute(
             update(resources)
             .where(resources.c.pk == stored.pk)
@@ -300,7 +320,7 @@ class ResourceStore:
             )
         )
         await self._append_version(conn, stored, at_rest)
-        await self._clear_index(conn, stored.pk)
+        await self._clear_index(conn, stored.pk, kept)
 
     async def _append_version(
         self, conn: AsyncConnection, stored: Stored, at_rest: str | None
@@ -317,9 +337,13 @@ class ResourceStore:
             )
         )
 
-    async def _clear_index(self, conn: AsyncConnection, pk: int) -> None:
-        for table in {*INDEX_TABLES.values(), unique_identifiers}:
-            await conn.execute(delete(table).where(table.c.resource_pk == pk))
+    async def _clear_index(
+        self, conn: AsyncConnection, pk: int, kept: frozenset[str] = frozenset()
+    ) -> None:
+        tables = [*((k, INDEX_TABLES[k]) for k in INDEX_KINDS), ("identifiers", unique_identifiers)]
+        for kind, table in tables:
+            if kind not in kept:
+                await conn.execute(delete(table).where(table.c.resource_pk == pk))
 
     async def _write_index(
         self,
@@ -327,11 +351,13 @@ class ResourceStore:
         stored: Stored,
         resource: dict[str, Any],
         rows: IndexRows | None = None,
+        kept: frozenset[str] = frozenset(),
     ) -> None:
         rows = rows or self._extract(stored.type, resource)
         for kind, table_rows in rows_by_kind([(stored.pk, rows)]):
-            await conn.execute(insert(INDEX_TABLES[kind]), table_rows)
-        if rows.identifiers:
+            if kind not in kept:
+                await conn.execute(insert(INDEX_TABLES[kind]), table_rows)
+        if rows.identifiers and "identifiers" not in kept:
             await self._claim_identifiers(conn, stored, resource, rows.identifiers)
 
     async def _claim_identifiers(
