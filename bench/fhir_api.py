@@ -25,7 +25,7 @@ from bench.harness import (
     settle,
 )
 from bench.resources import SID, doctors_claim, transaction
-from bench.statements import DEFERRED, statements_of
+from bench.statements import statements_of
 from fhir_profiles.identifiers import care_sheet_number
 
 MEDICINE_QUERIES = (
@@ -212,8 +212,7 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
         print("  counting statements in-process ...", flush=True)
         counted = asyncio.run(statements_of(database_url, ops, client_id=Connection.client_id))
         for result in results:
-            found = counted[result.name]
-            result.statements = (found.per_operation(), found.per_operation(DEFERRED))
+            result.counted(counted.get(result.name))
     print()
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")

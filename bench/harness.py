@@ -21,6 +21,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.statements import Counts
 
 ADMIN_URL = os.environ.get(
     "FSE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -128,6 +132,11 @@ class Result:
             f" {statistics.fmean(done) * 1000:>8.1f} {cpu:>7.2f} {len(done):>8} {self.errors:>6}"
             f" {max(self.per_client) / max(1, min(self.per_client)):>7.2f} {self.database()}"
         )
+
+    def counted(self, statements: Counts | None) -> None:
+        """Take the statements counted in-process (None: not counted)."""
+        if statements is not None:
+            self.statements = statements.columns()
 
     def database(self) -> str:
         """The statements and bytes columns."""

@@ -33,7 +33,7 @@ from bench.harness import (
     settle,
 )
 from bench.resources import SID, act, claim, located, transaction
-from bench.statements import DEFERRED, statements_of
+from bench.statements import statements_of
 from fhir_profiles.identifiers import care_sheet_number, iban_from_rib, rib_key
 from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
@@ -269,8 +269,8 @@ def submit_throughput(workers: int, clients: int, seconds: float, database_url: 
         result, submit = asyncio.run(_submit(port, clients, seconds, database_url))
     counted = asyncio.run(
         statements_of(database_url, [(result.name, submit)], client_id=Connection.client_id)
-    )[result.name]
-    result.statements = (counted.per_operation(), counted.per_operation(DEFERRED))
+    )
+    result.counted(counted.get(result.name))
     return result
 
 

@@ -43,7 +43,7 @@ from bench.harness import (
     settle,
 )
 from bench.settlement import registry
-from bench.statements import DEFERRED, labelled, statements_of
+from bench.statements import labelled, statements_of
 
 INSURED = 4000
 VISIT = {
@@ -203,9 +203,9 @@ def _steps(steps: dict[str, list[float]], statements: dict[str, float]) -> list[
         if not latencies:
             continue
         p50, p95, p99 = (s * 1000 for s in percentiles(latencies))
+        sql = f"{statements[step]:5.1f}" if step in statements else "    -"
         rows.append(
-            f"    {step:<12} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms"
-            f"  sql {statements.get(step, 0):5.1f}"
+            f"    {step:<12} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  sql {sql}"
         )
     return rows
 
@@ -219,12 +219,12 @@ def run(workers: int, clients: int, seconds: float) -> int:
     print("  counting statements in-process ...", flush=True)
     counted = asyncio.run(
         statements_of(database_url, [(NAME, signing)], client_id=Connection.client_id)
-    )[NAME]
-    result.statements = (counted.per_operation(), counted.per_operation(DEFERRED))
+    ).get(NAME)
+    result.counted(counted)
     asyncio.run(drop_database("fse_bench_signing"))
     print(f"  errors by reason: {errors or 0}")
     print("  per request of the operation (served run; sql: counted in-process):")
-    per_step = {step: counted.per_operation(step) for step in STEPS}
+    per_step = {step: counted.per_operation(step) for step in STEPS} if counted else {}
     for row in _steps(served_steps, per_step):
         print(row)
     print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
