@@ -2,7 +2,8 @@
 
 The phases, in order: the reference data in one worker, the FHIR API over HTTP (or, with
 ``--registry-db``, lookups of insured in a synthetic registry, and nothing else), the
-reimbursement (core, ``Claim/$submit``, a payment batch), dispensing, notification delivery.
+reimbursement (core, ``Claim/$submit``, a payment batch), the doctor's sheets signed and settled
+through the prescriber's pages, dispensing, notification delivery.
 The access checks run only when asked (``--only-access``).
 """
 
@@ -35,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
     parser.add_argument(
+        "--only-signing",
+        action="store_true",
+        help="only the doctor's sheets signed and settled through the prescriber's pages",
+    )
+    parser.add_argument(
         "--only-access",
         action="store_true",
         help="only the access model's checks: CPU per request with and without them",
@@ -54,12 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run what ``argv`` asks; 1 if any phase saw an error."""
     args = build_parser().parse_args(argv)
     # Imported here: --help answers without loading the platform.
-    from bench import access, dispensing, fhir_api, notifications, reference, settlement
+    from bench import access, dispensing, fhir_api, notifications, reference, settlement, signing
 
     if args.only_reference:
         return reference.run()
     if args.only_pharmacy:
         return dispensing.run(args.clients, args.seconds)
+    if args.only_signing:
+        return signing.run(args.workers, args.clients, args.seconds)
     if args.only_access:
         return access.run()
     if args.only_subscriptions:
@@ -70,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.registry_db:
         return code
     settled = settlement.run(args.workers, args.clients, args.seconds, args.payment_claims)
+    signed = signing.run(args.workers, args.clients, args.seconds)
     dispensed = dispensing.run(args.clients, args.seconds)
     notified = notifications.run()
-    return code or settled or dispensed or notified
+    return code or settled or signed or dispensed or notified
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ async def authenticate(port: int, database_url: str) -> None:
     if status != 200:
         raise RuntimeError(f"could not get a token: {status} {payload[:200]!r}")
     Connection.token = orjson.loads(payload)["access_token"]
+    Connection.client_id = client.client_id
 
 
 def bench_token(app: Any, settings: Any, client_id: str) -> str:
@@ -68,6 +69,12 @@ async def sign_in_doctor(port: int, database_url: str) -> str:
     """The bench doctor signed in through /connexion: the session cookie a person's FHIR calls
     carry."""
     name, password = await bench_doctor(database_url)
+    return await sign_in(port, name, password)
+
+
+async def sign_in(port: int, name: str, password: str) -> str:
+    """``name`` signed in through /connexion as a browser does: their session cookie (a
+    professional's signing key opened in it)."""
     conn = await Connection.open("127.0.0.1", port)
     try:
         _, headers, page = await conn.request("GET", "/connexion", cookie="none=1")
@@ -87,5 +94,5 @@ async def sign_in_doctor(port: int, database_url: str) -> str:
     cookies = [c.split(";", 1)[0] for c in headers.get("set-cookie", "").splitlines()]
     session = next((c for c in cookies if c.startswith("fse_session=")), None)
     if status != 303 or session is None:
-        raise RuntimeError(f"the bench doctor could not sign in: {status}")
+        raise RuntimeError(f"{name} could not sign in: {status}")
     return session

@@ -2,7 +2,9 @@
 PostgreSQL:
 
 1. dispenses per second: concurrent pharmacists each dispensing one box of a different line
-   (the whole transaction: lock, dispense, claim, signed Provenance, settlement, ledger);
+   (the whole transaction: lock, dispense, claim, signed Provenance, settlement, ledger), with
+   the SQL statements of one (20 more, one at a time) and the bytes the tables grew per
+   dispense (``bench.statements``);
 2. contention: 50 pharmacies at once on the same line, how long until all have their answer
    and how many won (exactly one must).
 
@@ -21,8 +23,9 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.harness import drop_database, migrated_database, percentiles
+from bench.harness import drop_database, migrated_database, percentiles, stored_bytes
 from bench.resources import SID
+from bench.statements import Counts, count_in_process, deferred_work
 from fse.accounts import create_account
 from fse.config import Settings
 from fse.crypto.tokens import SigningKey
@@ -146,6 +149,7 @@ async def _prescriptions(fhir: FhirService, lines: int, boxes: int) -> list[tupl
 
 
 async def _throughput(
+    database_url: str,
     fhir: FhirService,
     settlement: Settlement,
     desk: tuple[Pharmacist, SigningKey, SigningKey],
@@ -175,16 +179,51 @@ async def _throughput(
             except Exception as exc:  # counted and shown: a benchmark must not hide failures
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
+    size_before = await stored_bytes(database_url)
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - began
+    grown = await stored_bytes(database_url) - size_before
     p50, p95, p99 = percentiles(latencies)
+    sql = "-"
+    if len(queue) > 22:
+        try:
+            inline, deferred = (await _statements(fhir, settlement, desk, queue)).columns()
+            sql = f"{inline:.1f} +bg {deferred:.1f}"
+        except Exception as failed:  # said, and '-': the contention phase still runs
+            print(f"  statements of a dispense not counted: {failed!r}", flush=True)
     row = (
         f"  dispense (1 line, settled, signed), {clients} concurrent: "
         f"{len(latencies) / elapsed:,.1f}/s  p50 {p50:.0f} ms  p95 {p95:.0f} ms  p99 {p99:.0f} ms"
-        f"  ({len(latencies)} in {elapsed:.1f} s, errors {errors or 0})"
+        f"  ({len(latencies)} in {elapsed:.1f} s, errors {errors or 0});"
+        f" sql/op {sql};"
+        f" kB/op {grown / max(1, len(latencies)) / 1024:.1f}"
     )
     return row, not errors
+
+
+async def _statements(
+    fhir: FhirService,
+    settlement: Settlement,
+    desk: tuple[Pharmacist, SigningKey, SigningKey],
+    queue: list[tuple[str, str]],
+) -> Counts:
+    """Statements of 20 more dispenses, one at a time, and of the outbox and audit work they
+    leave (``bench.statements``)."""
+    pharmacist, key, platform = desk
+
+    async def one(_i: int) -> bool:
+        patient, request = queue.pop()
+        order = DispenseOrder(
+            patient, (LineOrder(request, Decimal(1), CICLOVIRAL, Decimal("209.00")),)
+        )
+        await dispense(fhir, settlement, pharmacist, key, order, uuid.uuid4().hex, now(), platform)
+        return True
+
+    engine = fhir.store.engine
+    return await count_in_process(
+        engine, one, 20, lambda: deferred_work(engine, fhir.runtime.events)
+    )
 
 
 async def _contention(
@@ -227,7 +266,7 @@ async def _run(database_url: str, clients: int, seconds: float) -> list[tuple[st
         settlement = Settlement(fhir, default_books(), schedule_of(settings))
         print(f"  dispensing for {seconds:.0f} s with {clients} concurrent ...", flush=True)
         return [
-            await _throughput(fhir, settlement, desk, lines[:-1], clients, seconds),
+            await _throughput(database_url, fhir, settlement, desk, lines[:-1], clients, seconds),
             await _contention(fhir, settlement, desk, lines[-1]),
         ]
 

@@ -12,6 +12,7 @@ import orjson
 
 from bench.callers import authenticate, sign_in_doctor
 from bench.harness import (
+    COLUMNS,
     HEADER,
     Connection,
     Op,
@@ -24,6 +25,7 @@ from bench.harness import (
     settle,
 )
 from bench.resources import SID, doctors_claim, transaction
+from bench.statements import statements_of
 from fhir_profiles.identifiers import care_sheet_number
 
 MEDICINE_QUERIES = (
@@ -64,7 +66,11 @@ async def prepare_patients(port: int, count: int) -> list[str]:
     return [e["resource"]["id"] for e in orjson.loads(body)["entry"]]
 
 
-async def drive(port: int, clients: int, seconds: float, database_url: str) -> list[Result]:
+async def drive(
+    port: int, clients: int, seconds: float, database_url: str
+) -> tuple[list[Result], list[tuple[str, Op]]]:
+    """The phases' results, and their operations (their statements are counted once the
+    server stopped)."""
     await authenticate(port, asyncpg_url(database_url))
     doctor = await sign_in_doctor(port, asyncpg_url(database_url))
     patients = await prepare_patients(port, 200)
@@ -121,7 +127,7 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
         return status == 200
 
     results = []
-    for name, op in (
+    ops: list[tuple[str, Op]] = [
         ("POST /Claim", create),
         ("GET /Claim?patient=", by_patient),
         ("GET /Claim?patient=&_include", with_patients),
@@ -130,11 +136,12 @@ async def drive(port: int, clients: int, seconds: float, database_url: str) -> l
         ("GET /actes?q= (doctor)", acts),
         ("GET /Claim?identifier=", by_identifier),
         ("GET /Claim/{id}", read),
-    ):
+    ]
+    for name, op in ops:
         print(f"  running {name} for {seconds:.0f} s with {clients} clients ...", flush=True)
-        results.append(await run_phase(name, op, port, clients, seconds))
+        results.append(await run_phase(name, op, port, clients, seconds, database_url))
         await settle(database_url)
-    return results
+    return results, ops
 
 
 async def drive_registry(
@@ -192,6 +199,7 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
 
     database_url = registry_db or asyncio.run(fresh_database())
     upgrade(asyncpg_url(database_url))
+    ops: list[tuple[str, Op]] = []
     with served(database_url, workers) as port:
         print(f"server: {workers} worker(s) on port {port}; load: {clients} clients", flush=True)
         if registry_db:
@@ -199,11 +207,17 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
             print(f"registry: {families:,} synthetic insured", flush=True)
             results = asyncio.run(drive_registry(port, clients, seconds, database_url, families))
         else:
-            results = asyncio.run(drive(port, clients, seconds, database_url))
+            results, ops = asyncio.run(drive(port, clients, seconds, database_url))
+    if ops:
+        print("  counting statements in-process ...", flush=True)
+        counted = asyncio.run(statements_of(database_url, ops, client_id=Connection.client_id))
+        for result in results:
+            result.counted(counted.get(result.name))
     print()
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(HEADER)
     for result in results:
         print(result.row())
+    print(COLUMNS)
     return 0 if all(r.errors == 0 for r in results) else 1

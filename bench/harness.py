@@ -3,7 +3,8 @@ on it, a raw HTTP/1.1 load generator and the table of results.
 
 The load generator is a few lines of raw HTTP/1.1 so that, on a small machine, the server and
 not the client is measured. Each phase prints requests/s, p50/p95/p99, the server's CPU per
-request, and the machine it ran on.
+request, the SQL statements and bytes stored per operation (``COLUMNS``; the statements are
+counted by ``bench.statements``), and the machine it ran on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.statements import Counts
 
 ADMIN_URL = os.environ.get(
     "FSE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -27,9 +32,19 @@ ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("FSE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 HEADER = (
     f"{'operation':<34} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
-    f" {'cpu ms':>7} {'count':>8} {'errors':>6} {'spread':>7}"
+    f" {'cpu ms':>7} {'count':>8} {'errors':>6} {'spread':>7} {'sql/op':>7} {'+bg':>5}"
+    f" {'kB/op':>7}"
 )
 """The columns of ``Result.row``."""
+COLUMNS = (
+    "sql/op: SQL statements one operation sends (mean of a few run again in-process after the"
+    " phase, BEGIN/COMMIT not counted, access-log INSERTs counted); +bg: statements of the"
+    " background work it leaves (access log -> AuditEvents, outbox relay and fan-out, audit"
+    " chain seal; batched over those few); kB/op: growth of all the database's tables over"
+    " the timed phase (indexes, TOAST, history, audit, outbox, ledger included) / operations"
+    " done; '-': not measured"
+)
+"""What ``HEADER``'s last columns mean, printed under the table."""
 
 
 class Connection:
@@ -37,6 +52,8 @@ class Connection:
 
     token: str | None = None
     """The bench client's bearer token, once ``bench.callers.authenticate`` got it."""
+    client_id: str | None = None
+    """That client's id (``bench.statements`` issues its own token for it in-process)."""
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
@@ -94,6 +111,10 @@ class Result:
     """Requests completed by each client: uneven counts mean unevenly loaded workers."""
     server_cpu: float = 0.0
     """CPU seconds the server's processes used during the phase (user + system)."""
+    statements: tuple[float, float] | None = None
+    """SQL statements per operation: in the request, and deferred (``bench.statements``)."""
+    stored_bytes: float | None = None
+    """Bytes the database's tables grew per operation done during the timed phase."""
 
     def row(self) -> str:
         """One line under ``HEADER``."""
@@ -109,8 +130,21 @@ class Result:
         return (
             f"{self.name:<34} {rate:>9.0f} {pct(0.50):>8.1f} {pct(0.95):>8.1f} {pct(0.99):>8.1f}"
             f" {statistics.fmean(done) * 1000:>8.1f} {cpu:>7.2f} {len(done):>8} {self.errors:>6}"
-            f" {max(self.per_client) / max(1, min(self.per_client)):>7.2f}"
+            f" {max(self.per_client) / max(1, min(self.per_client)):>7.2f} {self.database()}"
         )
+
+    def counted(self, statements: Counts | None) -> None:
+        """Take the statements counted in-process (None: not counted)."""
+        if statements is not None:
+            self.statements = statements.columns()
+
+    def database(self) -> str:
+        """The statements and bytes columns."""
+        sql = f"{'-':>7} {'-':>5}"
+        if self.statements is not None:
+            sql = f"{self.statements[0]:>7.1f} {self.statements[1]:>5.1f}"
+        stored = "-" if self.stored_bytes is None else f"{self.stored_bytes / 1024:.1f}"
+        return f"{sql} {stored:>7}"
 
 
 Op = Callable[[Connection, int], Awaitable[bool]]
@@ -144,9 +178,13 @@ SERVER_PID: list[int] = []
 """The server the phases measure (its CPU is read around each phase)."""
 
 
-async def run_phase(name: str, op: Op, port: int, clients: int, seconds: float) -> Result:
-    """``clients`` connections each running ``op`` in a loop for ``seconds``."""
+async def run_phase(
+    name: str, op: Op, port: int, clients: int, seconds: float, database_url: str | None = None
+) -> Result:
+    """``clients`` connections each running ``op`` in a loop for ``seconds``; with
+    ``database_url``, the bytes its tables grew per operation done (``stored_bytes``)."""
     result = Result(name)
+    size_before = await stored_bytes(database_url) if database_url else 0
     cpu_before = server_cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
     deadline = time.perf_counter() + seconds
 
@@ -170,6 +208,9 @@ async def run_phase(name: str, op: Op, port: int, clients: int, seconds: float) 
     result.seconds = time.perf_counter() - began
     if SERVER_PID:
         result.server_cpu = server_cpu_seconds(SERVER_PID[0]) - cpu_before
+    if database_url and result.latencies:
+        grown = await stored_bytes(database_url, drained=True) - size_before
+        result.stored_bytes = grown / len(result.latencies)
     return result
 
 
@@ -185,6 +226,32 @@ async def settle(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+TABLES_SIZE = """
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%'
+"""
+
+
+async def stored_bytes(database_url: str, drained: bool = False) -> int:
+    """The size of every table of the database, with its indexes and TOAST (history,
+    audit, outbox, ledger all included). ``drained``: first wait (up to 10 s) until the
+    server has turned its access log into AuditEvents, so a phase's bytes include them."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + 10
+        while drained and time.monotonic() < deadline:
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM api_access_log)"):
+                break
+            await asyncio.sleep(0.2)
+        return int(await conn.fetchval(TABLES_SIZE))
     finally:
         await conn.close()
 

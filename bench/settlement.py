@@ -19,8 +19,10 @@ import orjson
 
 from bench.callers import authenticate
 from bench.harness import (
+    COLUMNS,
     HEADER,
     Connection,
+    Op,
     Result,
     asyncpg_url,
     drop_database,
@@ -31,6 +33,7 @@ from bench.harness import (
     settle,
 )
 from bench.resources import SID, act, claim, located, transaction
+from bench.statements import statements_of
 from fhir_profiles.identifiers import care_sheet_number, iban_from_rib, rib_key
 from fse.config import Settings
 from fse.fhir_api.interactions import standalone_service
@@ -105,8 +108,10 @@ def core_cost(rounds: int = 20_000) -> list[str]:
     return rows
 
 
-async def _registry(port: int, patients: int) -> tuple[list[str], list[str], list[str]]:
-    """Insured with open rights and GPs with their role, through transaction Bundles."""
+async def registry(port: int, patients: int) -> tuple[list[str], list[str], list[str]]:
+    """Insured with open rights (their Coverage) and 40 GPs with their role, through transaction
+    Bundles: (Practitioner ids, Patient ids, Coverage ids, the n-th Coverage the n-th
+    Patient's)."""
     conn = await Connection.open("127.0.0.1", port)
     run = random.randrange(1000)
     practitioners = []
@@ -227,9 +232,9 @@ def _claim(number: str, practitioner: str, patient: str, coverage: str, day: str
     )
 
 
-async def _submit(port: int, clients: int, seconds: float, database_url: str) -> Result:
+async def _submit(port: int, clients: int, seconds: float, database_url: str) -> tuple[Result, Op]:
     await authenticate(port, asyncpg_url(database_url))
-    practitioners, people, coverages = await _registry(port, 4000)
+    practitioners, people, coverages = await registry(port, 4000)
     await settle(database_url)
     counter = iter(range(random.randrange(10**8), 10**9))
     outcomes: dict[str, int] = {}
@@ -253,14 +258,20 @@ async def _submit(port: int, clients: int, seconds: float, database_url: str) ->
     print(
         f"  running POST Claim/$submit for {seconds:.0f} s with {clients} clients ...", flush=True
     )
-    result = await run_phase("POST Claim/$submit", submit, port, clients, seconds)
+    result = await run_phase("POST Claim/$submit", submit, port, clients, seconds, database_url)
     print(f"  outcomes: {outcomes}", flush=True)
-    return result
+    return result, submit
 
 
 def submit_throughput(workers: int, clients: int, seconds: float, database_url: str) -> Result:
+    """Claims settled per second over HTTP, then their statements counted in-process."""
     with served(database_url, workers, FSE_PAYMENT_SCHEDULE="false") as port:
-        return asyncio.run(_submit(port, clients, seconds, database_url))
+        result, submit = asyncio.run(_submit(port, clients, seconds, database_url))
+    counted = asyncio.run(
+        statements_of(database_url, [(result.name, submit)], client_id=Connection.client_id)
+    )
+    result.counted(counted.get(result.name))
+    return result
 
 
 async def _fill_approved(database_url: str, claims: int) -> None:
@@ -343,7 +354,8 @@ def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
     database_url = migrated_database("fse_bench_settle")
     result = submit_throughput(workers, clients, seconds, database_url)
     print(HEADER)
-    print(result.row(), flush=True)
+    print(result.row())
+    print(f"  {COLUMNS}", flush=True)
     if payment_claims:
         database_url = migrated_database("fse_bench_pay")
         directory = Path("var") / "bench-payments"

@@ -1,0 +1,234 @@
+"""The doctor's sheet signed and settled (after ``Claim/$submit``; ``--only-signing`` alone):
+doctors signed in through the login page sign fresh sheets through the prescriber's pages,
+over HTTP, as a browser does, on a served platform (PostgreSQL, Redis, audit and outbox on).
+
+One operation is one sheet (a consultation C at 150 MAD, two medicines, one lab order) for one
+insured, in the five requests a browser sends: the visit form (GET), "Relire" (POST, 303), the
+review page (GET: the pre-settlement and the form's idempotency key), "Signer" (POST, 303: one
+transaction writes the sheet, its signed Provenance and its settlement), the signed sheet
+(GET). An operation counts only when that last page says "signée et réglée".
+
+Each client is a doctor of their own (an account per GP of the registry, signed in once), and
+each operation takes the next insured of a shuffled registry of 4,000 with open rights: two
+clients never wait on the same doctor-and-insured lock, and no sheet repeats the lines of
+another of the same day for the same insured (the duplicate check would ask to confirm). Only
+when every insured has had a sheet does an operation tick "sign it anyway".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import count
+from urllib.parse import urlencode
+
+from bench.callers import authenticate, sign_in
+from bench.harness import (
+    COLUMNS,
+    HEADER,
+    Connection,
+    Result,
+    asyncpg_url,
+    drop_database,
+    machine,
+    migrated_database,
+    percentiles,
+    run_phase,
+    served,
+    settle,
+)
+from bench.settlement import registry
+from bench.statements import labelled, statements_of
+
+INSURED = 4000
+VISIT = {
+    "acte-1-code": "C",
+    "acte-1-honoraires": "150",
+    "med-1-produit": "6118001141531",  # ZOVIRAX 200 mg
+    "med-1-posologie": "1 comprimé 5 fois par jour",
+    "med-1-duree": "5",
+    "med-1-quantite": "1",
+    "med-2-produit": "6118000070313",  # CICLOVIRAL 200 mg
+    "med-2-posologie": "1 comprimé matin et soir",
+    "med-2-duree": "10",
+    "med-2-quantite": "2",
+    "med-2-ns": "on",
+    "bio-1-libelle": "Glycémie à jeun",
+    "bio-1-coef": "30",
+    "bio-1-note": "Contrôle annuel",
+}
+"""The visit as the doctor types it (the prescriber tests' full visit)."""
+STEPS = ("form GET", "review POST", "review GET", "sign POST", "sheet GET")
+FORM = "application/x-www-form-urlencoded"
+DUPLICATE_FIELD = "doublon"
+"""The review's "sign it anyway" box (``prescriber.duplicates.CONFIRM_FIELD``)."""
+
+
+def _field(page: bytes, name: str) -> str | None:
+    marker = f'name="{name}" value="'.encode()
+    if marker not in page:
+        return None
+    return html.unescape(page.split(marker, 1)[1].split(b'"', 1)[0].decode())
+
+
+async def _doctors(database_url: str, practitioners: list[str], port: int) -> list[str]:
+    """An account per GP (their key published on their Practitioner, as ``fse`` makes it),
+    each signed in through the login page: their session cookies."""
+    from fse.accounts import create_account
+    from fse.config import Settings
+    from fse.fhir_api.interactions import standalone_service
+    from fse.security.users import Role
+
+    settings = Settings(database_url=asyncpg_url(database_url), payment_schedule=False)
+    accounts = []
+    async with standalone_service(settings) as fhir:
+        for n, practitioner in enumerate(practitioners):
+            name, password = f"bench.dr{n}.{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+            await create_account(
+                fhir,
+                name,
+                password,
+                Role.PRESCRIBER,
+                f"Dr Bench{n}",
+                f"Practitioner/{practitioner}",
+            )
+            accounts.append((name, password))
+    return [await sign_in(port, name, password) for name, password in accounts]
+
+
+class Signing:
+    """The operation, its per-request latencies and what went wrong."""
+
+    def __init__(self, sessions: list[str], people: list[str]) -> None:
+        self.sessions = sessions
+        self.people = random.sample(people, len(people))
+        self.next = count()
+        self.steps: dict[str, list[float]] = {step: [] for step in STEPS}
+        self.errors: dict[str, int] = {}
+        self.signed: list[str] = []
+
+    def _failed(self, why: str) -> bool:
+        self.errors[why] = self.errors.get(why, 0) + 1
+        return False
+
+    @contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        began = time.perf_counter()
+        with labelled(step):
+            yield
+        self.steps[step].append(time.perf_counter() - began)
+
+    async def __call__(self, conn: Connection, index: int) -> bool:
+        """One sheet signed and settled; False (counted by reason) otherwise."""
+        cookie = self.sessions[index % len(self.sessions)]
+        turn = next(self.next)
+        patient = self.people[turn % len(self.people)]
+        with self._timed("form GET"):
+            status, _, page = await conn.request(
+                "GET", f"/medecin/feuille?patient={patient}", cookie=cookie
+            )
+        csrf = _field(page, "csrf")
+        if status != 200 or csrf is None:
+            return self._failed(f"form {status}")
+        fields = {"csrf": csrf, "patient": patient, **VISIT}
+        if turn >= len(self.people):  # every insured had a sheet today: the same lines again
+            fields[DUPLICATE_FIELD] = "on"
+        with self._timed("review POST"):
+            status, headers, _ = await conn.request(
+                "POST",
+                "/medecin/feuille",
+                urlencode({**fields, "action": "relire"}).encode(),
+                FORM,
+                cookie=cookie,
+            )
+        review = headers.get("location", "")
+        if status != 303 or not review.startswith("/medecin/relecture/"):
+            return self._failed(f"review {status}")
+        with self._timed("review GET"):
+            status, _, page = await conn.request("GET", review, cookie=cookie)
+        key = _field(page, "cle")
+        if status != 200 or key is None:
+            return self._failed(f"review page {status}")
+        with self._timed("sign POST"):
+            status, headers, page = await conn.request(
+                "POST",
+                "/medecin/feuille",
+                urlencode({**fields, "cle": key, "action": "signer"}).encode(),
+                FORM,
+                cookie=cookie,
+            )
+        sheet = headers.get("location", "")
+        if status != 303 or not sheet.startswith("/medecin/feuille/FSE-"):
+            return self._failed(f"sign {status}")
+        with self._timed("sheet GET"):
+            status, _, page = await conn.request("GET", sheet, cookie=cookie)
+        if status != 200:
+            return self._failed(f"sheet page {status}")
+        if "signée et réglée" not in html.unescape(page.decode()):
+            return self._failed("signed, not settled")
+        self.signed.append(sheet.rsplit("/", 1)[1])
+        return True
+
+
+NAME = "doctor signs a sheet (5 pages)"
+
+
+async def _sign(
+    port: int, clients: int, seconds: float, database_url: str
+) -> tuple[Result, Signing]:
+    await authenticate(port, asyncpg_url(database_url))
+    print(f"  registering {INSURED:,} insured and 40 GPs ...", flush=True)
+    practitioners, people, _ = await registry(port, INSURED)
+    sessions = await _doctors(database_url, practitioners[: max(1, min(clients, 40))], port)
+    await settle(database_url)
+    signing = Signing(sessions, people)
+    print(
+        f"  {len(sessions)} doctors signing for {seconds:.0f} s with {clients} clients ...",
+        flush=True,
+    )
+    result = await run_phase(NAME, signing, port, clients, seconds, database_url)
+    return result, signing
+
+
+def _steps(steps: dict[str, list[float]], statements: dict[str, float]) -> list[str]:
+    """Per request of the operation: its latency and its statements."""
+    rows = []
+    for step in STEPS:
+        latencies = steps[step]
+        if not latencies:
+            continue
+        p50, p95, p99 = (s * 1000 for s in percentiles(latencies))
+        sql = f"{statements[step]:5.1f}" if step in statements else "    -"
+        rows.append(
+            f"    {step:<12} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  sql {sql}"
+        )
+    return rows
+
+
+def run(workers: int, clients: int, seconds: float) -> int:
+    print("signing:", flush=True)
+    database_url = migrated_database("fse_bench_signing")
+    with served(database_url, workers, FSE_PAYMENT_SCHEDULE="false") as port:
+        result, signing = asyncio.run(_sign(port, clients, seconds, database_url))
+    served_steps, errors = {k: list(v) for k, v in signing.steps.items()}, dict(signing.errors)
+    print("  counting statements in-process ...", flush=True)
+    counted = asyncio.run(
+        statements_of(database_url, [(NAME, signing)], client_id=Connection.client_id)
+    ).get(NAME)
+    result.counted(counted)
+    asyncio.run(drop_database("fse_bench_signing"))
+    print(f"  errors by reason: {errors or 0}")
+    print("  per request of the operation (served run; sql: counted in-process):")
+    per_step = {step: counted.per_operation(step) for step in STEPS} if counted else {}
+    for row in _steps(served_steps, per_step):
+        print(row)
+    print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(HEADER)
+    print(result.row())
+    print(f"  {COLUMNS}", flush=True)
+    return 0 if result.errors == 0 and result.latencies else 1
