@@ -419,10 +419,11 @@ async def draft_claim(
     pharmacist: Pharmacist,
     order: DispenseOrder,
     now: datetime,
-) -> tuple[dict[str, Any], list[DraftLine]]:
+) -> tuple[dict[str, Any], list[DraftLine], Insured]:
     """The pharmacy Claim dispensing ``order`` now would write, with the same checks
     (prescription, product, price, what remains) but read-only: nothing locked or written. Its
-    lines in claim order. Raises DispenseRefused or DispenseConflict as dispensing would."""
+    lines in claim order, and the insured as read to draft it. Raises DispenseRefused or
+    DispenseConflict as dispensing would."""
     if not order.lines:
         raise DispenseRefused("Indiquez au moins une quantité à délivrer.")
     requested = [line.request_id for line in order.lines]
@@ -450,7 +451,7 @@ async def draft_claim(
         claim = _claim(
             settlement, insured, order, number, pharmacist, items, conditions, first, now
         )
-    return claim, drafted
+    return claim, drafted, insured
 
 
 async def _write(

@@ -84,8 +84,8 @@ async def preview_dispense(
     now: datetime,
 ) -> DispensePreview:
     """Raises DispenseRefused (or a FhirError of the settlement) as dispensing would."""
-    claim, drafted = await draft_claim(fhir, settlement, pharmacist, order, now)
-    response = await settlement.preview(claim)
+    claim, drafted, insured = await draft_claim(fhir, settlement, pharmacist, order, now)
+    response = await settlement.preview(claim, insured)
     lines = [
         PreviewLine(d.line.request_id, d.label, d.line.quantity, d.substituted, amounts)
         for d, amounts in zip(drafted, amount_lines(claim, response), strict=True)

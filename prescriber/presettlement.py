@@ -92,7 +92,7 @@ async def presettle(
     resources = draft.resources(number, practitioner, patient_id, visit, now)
     claim = next(r for r in resources if r["resourceType"] == "Claim")
     try:
-        response = await settlement.preview(claim)
+        response = await settlement.preview(claim, draft.insured)
     except FhirError as refused:
         return Presettlement(error=refused.diagnostics)
     except Exception:  # the review stays usable; signing reports its own failure

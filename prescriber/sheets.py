@@ -134,6 +134,8 @@ class Draft:
     coverage_id: str | None
     conditions: list[Exoneration]
     validity_days: int
+    insured: Insured
+    """The reading it was drafted from: the engine settles against the same."""
 
     @classmethod
     def of(cls, insured: Insured, books: Books, visit: Visit, today: date) -> Draft:
@@ -142,7 +144,8 @@ class Draft:
         if visit.acts and coverage_id is None:
             raise SheetRefused("Aucune couverture AMO connue pour ce patient : feuille impossible.")
         conditions = insured.exonerations_on(today)
-        return cls(coverage_id, conditions, books.rights.prescription_validity_days(today))
+        validity = books.rights.prescription_validity_days(today)
+        return cls(coverage_id, conditions, validity, insured)
 
     def resources(
         self, number: str, practitioner: str, patient_id: str, visit: Visit, now: datetime
@@ -199,8 +202,7 @@ async def _write(
             )
             if earlier:
                 raise DuplicateSheet(earlier)
-        insured = await read_insured(fhir, conn, patient_id)
-        draft = Draft.of(insured, books, visit, today)
+        draft = Draft.of(await read_insured(fhir, conn, patient_id), books, visit, today)
         resources = draft.resources(number, practitioner, patient_id, visit, now)
         for resource in resources:
             rtype, rid = resource["resourceType"], resource["id"]
@@ -224,6 +226,7 @@ async def _write(
         response = None
         if claim is not None:
             try:
+                insured = draft.insured
                 response = await settlement.submit_within(conn, dict(claim), written, insured)
             except Exception as error:  # a refusal (FhirError) or a failure: roll back all
                 log.exception("settling care sheet %s failed: nothing of it is stored", number)

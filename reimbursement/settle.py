@@ -127,18 +127,18 @@ class Settlement:
         decided = await self._decide(conn, parsed, insured)
         return await self._answer(conn, claim, claim["id"], decided, written)
 
-    async def preview(self, claim: dict[str, Any]) -> dict[str, Any]:
+    async def preview(self, claim: dict[str, Any], insured: Insured) -> dict[str, Any]:
         """The ClaimResponse settling ``claim`` now would answer, with nothing written: the
         same reading of the store and the same engine as :meth:`submit_within`, so what a
         screen shows before signing or dispensing is what the settlement then decides (the
-        Claim's id and number are the draft's; nothing is stored, locked or announced)."""
+        Claim's id and number are the draft's; nothing is stored, locked or announced).
+        ``insured``: as the caller read them to draft ``claim``."""
         check_type(claim, "Claim")
         self.fhir.check_care_dates(claim, self.clock())
         async with self.fhir.store.snapshot() as conn:
-            await resolve_identifiers(self.fhir, conn, claim)
             parsed = parse_claim(claim)
             check_fees(parsed, self.books.ceilings)
-            decided = await self._decide(conn, parsed)
+            decided = await self._decide(conn, parsed, insured)
         return claim_response(
             claim, str(claim.get("id", "")), decided.decision, decided.now, decided.payment_date
         )

@@ -11,6 +11,7 @@ import pytest
 import fse.fhir_api.interactions
 from fse.crypto.tokens import SigningKey
 from fse.resources import validation_issues
+from prescriber.presettlement import presettle
 from prescriber.sheets import SignedSheet, sign_sheet
 from reimbursement.reference_data import default_books
 from tests.conftest import Platform
@@ -77,3 +78,16 @@ async def test_what_signing_builds_is_valid_without_validating_it_each_time(
     for reference in written:
         resource = (await client.get(f"/fhir/{reference}")).json()
         assert validation_issues(resource) == [], reference
+
+
+async def test_the_review_reads_the_insured_once_too(
+    platform: Platform, refs: dict[str, str]
+) -> None:
+    app = platform.app.state
+    with statements(platform.engine) as sent:
+        shown = await presettle(
+            app.fhir, app.settlement, refs[DR_BENALI], refs[FATIMA][8:], visit_of(FULL_VISIT), NOW
+        )
+    assert shown is not None and shown.error == ""
+    reads = {t: sum(s.reads(t) for s in sent) for t in ("Patient", "Coverage", "Condition")}
+    assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
