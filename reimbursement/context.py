@@ -92,6 +92,19 @@ async def _resolved(
     reference["reference"] = f"{rtype}/{found[0]['id']}"
 
 
+def named_by_identifier(claim: dict[str, Any]) -> bool:
+    """Whether the claim names anything by identifier only (then it needs the store to
+    resolve): most claims use literal ``Type/id`` references."""
+    named = [claim.get(field) for field, _ in LOGICAL_REFERENCES]
+    named += [i.get("coverage") for i in claim.get("insurance", []) or [] if isinstance(i, dict)]
+    return any(
+        isinstance(reference, dict)
+        and not reference.get("reference")
+        and isinstance(reference.get("identifier"), dict)
+        for reference in named
+    )
+
+
 async def resolve_identifiers(
     service: FhirService, conn: AsyncConnection, claim: dict[str, Any]
 ) -> None:

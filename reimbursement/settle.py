@@ -25,7 +25,13 @@ from fse.outbox import emit
 from fse.resources import check_type, declare_profile, validate
 from fse.store.repository import Stored
 from reimbursement.claims import ParsedClaim, parse_claim
-from reimbursement.context import Insured, Loaded, load, resolve_identifiers
+from reimbursement.context import (
+    Insured,
+    Loaded,
+    load,
+    named_by_identifier,
+    resolve_identifiers,
+)
 from reimbursement.core.adjudication import Books, adjudicate
 from reimbursement.core.model import Decision
 from reimbursement.fees import check_fees
@@ -77,12 +83,10 @@ class Settlement:
         stored with it; the Claim then keeps the id the signature names."""
         check_type(claim, "Claim")
         self.fhir.check_care_dates(claim, self.clock())  # never pay care dated in the future
-        async with self.fhir.store.snapshot() as conn:
-            await resolve_identifiers(self.fhir, conn, claim)
-            parsed = parse_claim(claim)
-            earlier = await self._replay(conn, parsed.key)
-        if earlier is not None:
-            return earlier
+        if named_by_identifier(claim):
+            async with self.fhir.store.snapshot() as conn:
+                await resolve_identifiers(self.fhir, conn, claim)
+        parsed = parse_claim(claim)
         check_fees(parsed, self.books.ceilings)
         validate(claim)
         declare_profile(claim)
@@ -90,10 +94,12 @@ class Settlement:
             written: list[Stored] = []
             async with self.fhir.store.transaction() as conn:
                 await self._lock(conn, parsed.patient_id)
-                earlier = await self._replay(conn, parsed.key)
-                if earlier is not None:
-                    return earlier
-                response = await self._settle(conn, claim, parsed, written, signature)
+                response_id, claim_id = await self._held(conn, parsed)
+                if response_id is not None:  # settled before: the first answer, nothing paid
+                    return await self._replayed(conn, response_id)
+                decided = await self._decide(conn, parsed)
+                claim_id = await self._claim_id(conn, claim, parsed, claim_id, written, signature)
+                response = await self._answer(conn, claim, claim_id, decided, written)
         except (IntegrityError, Conflict):
             # A concurrent retry of the same sheet committed first: answer as it did.
             async with self.fhir.store.snapshot() as conn:
@@ -164,35 +170,43 @@ class Settlement:
         response_id = await conn.scalar(
             select(settlements.c.response_id).where(settlements.c.claim_key == key)
         )
-        if response_id is None:
-            return None
+        return None if response_id is None else await self._replayed(conn, response_id)
+
+    async def _replayed(self, conn: AsyncConnection, response_id: str) -> Settled:
         stored = await self.fhir.store.read(conn, "ClaimResponse", response_id)
         assert stored.content is not None
         return Settled(fhir_json.loads(stored.content), replayed=True)
+
+    async def _held(self, conn: AsyncConnection, parsed: ParsedClaim) -> tuple[str | None, ...]:
+        """In one statement: the ClaimResponse of this care sheet if it was settled, and the
+        Claim stored under its number if any (the UI or a client may have written it first)."""
+        settled = select(settlements.c.response_id).where(settlements.c.claim_key == parsed.key)
+        stored = self.fhir.store.holder("Claim", CARE_SHEET_SYSTEM, parsed.identifier)
+        row = (
+            await conn.execute(select(settled.scalar_subquery().label("r"), stored.label("c")))
+        ).one()
+        return row.r, row.c
 
     async def _claim_id(
         self,
         conn: AsyncConnection,
         claim: dict[str, Any],
         parsed: ParsedClaim,
+        stored_id: str | None,
         written: list[Stored],
         signature: dict[str, Any] | None = None,
     ) -> str:
-        """The stored Claim of this care sheet (the UI may have written it), else store it
-        (a signed one under the id its signature names, with the signature)."""
-        query = self.fhir.parse_search(
-            "Claim", [("identifier", f"{CARE_SHEET_SYSTEM}|{parsed.identifier}")], strict=True
-        )
-        page = await self.fhir.store.search(conn, query)
-        if page.matches and signature is not None and page.matches[0].id != claim["id"]:
+        """The stored Claim of this care sheet (``stored_id``), else store it (a signed one
+        under the id its signature names, with the signature)."""
+        if stored_id is not None and signature is not None and stored_id != claim["id"]:
             raise Conflict(  # settling it would pay what was signed against another claim
-                f"care sheet {parsed.identifier} is already stored as Claim/"
-                f"{page.matches[0].id}, which is not the claim signed",
+                f"care sheet {parsed.identifier} is already stored as Claim/{stored_id}, which "
+                "is not the claim signed",
                 ("Claim.identifier",),
                 code=ErrorCode.DUPLICATE_IDENTIFIER,
             )
-        if page.matches:
-            return page.matches[0].id
+        if stored_id is not None:
+            return stored_id
         if signature is None:
             stored = await self.fhir.store.create(conn, "Claim", claim)
             written.append(stored)
@@ -208,18 +222,6 @@ class Settlement:
         signed = await self.fhir.create(conn, "Provenance", signature)
         written.append(signed.stored)
         return stored.id
-
-    async def _settle(
-        self,
-        conn: AsyncConnection,
-        claim: dict[str, Any],
-        parsed: ParsedClaim,
-        written: list[Stored],
-        signature: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        decided = await self._decide(conn, parsed)
-        claim_id = await self._claim_id(conn, claim, parsed, written, signature)
-        return await self._answer(conn, claim, claim_id, decided, written)
 
     async def _answer(
         self,

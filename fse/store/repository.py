@@ -22,6 +22,7 @@ from sqlalchemy import delete, false, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from fse import fhir_json
 from fse.crypto.cin import CinVault
@@ -273,6 +274,19 @@ class ResourceStore:
         stored = Stored(rtype, rid, version + 1, _now(), None, True, "DELETE", pk)
         await self._replace_current(conn, stored, None)
         return stored
+
+    def holder(self, rtype: str, system: str, value: str) -> ScalarSelect[str]:
+        """The id of the live ``rtype`` holding this business identifier (a type whose
+        identifiers are unique), as a scalar subquery a caller folds into its own statement:
+        one round trip where a search would be another."""
+        system, value = self.sealed.index_pair(system, value)
+        held = unique_identifiers.c
+        return (
+            select(resources.c.id)
+            .join(unique_identifiers, held.resource_pk == resources.c.pk)
+            .where(held.type == rtype, held.system == system, held.value == value)
+            .scalar_subquery()
+        )
 
     async def lock_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> None:
         """Serialise conditional creates with the same criteria (PostgreSQL advisory lock).

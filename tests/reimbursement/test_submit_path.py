@@ -1,0 +1,40 @@
+"""Claim/$submit reads once and goes down once: one statement tells a replay and a Claim
+stored before under the same number, the insured and the provider are read once, and nothing
+is searched that the statement already answered (issue 18)."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import Platform
+from tests.reimbursement.demo import FATIMA, act, claim, load_demo
+from tests.statements import statements
+
+SUBMIT = "/fhir/Claim/$submit"
+STATEMENTS = {"postgresql": 21, "sqlite": 36}
+"""Statements of one consultation settled through $submit, the access log's row left out (it
+is written in the background). A change that adds one must say why here."""
+
+
+async def test_a_submit_reads_each_thing_once(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    refs = await load_demo(client)
+    sheet = claim(refs, FATIMA, [act("C", "150.00")])
+    with statements(platform.engine) as sent:
+        answer = await client.post(SUBMIT, json=sheet)
+    assert answer.status_code == 200, answer.text
+    for rtype in ("Patient", "Coverage", "Condition", "Practitioner", "PractitionerRole"):
+        assert sum(s.reads(rtype) for s in sent) == 1, rtype
+    assert not [s for s in sent if s.reads("Claim")]
+    held = [s for s in sent if "settlements.claim_key" in s.sql]
+    assert len(held) == 1 and "unique_identifiers" in held[0].sql
+    counted = [s for s in sent if "api_access_log" not in s.sql]
+    assert len(counted) <= STATEMENTS[platform.backend], "\n".join(s.sql[:120] for s in counted)
+    # The same sheet again: the first answer, from the one statement and a read.
+    with statements(platform.engine) as sent:
+        again = await client.post(SUBMIT, json=sheet)
+    assert again.json() == answer.json()
+    skipped = ("api_access_log", "advisory", "BEGIN")
+    replay = [s.sql for s in sent if not any(word in s.sql for word in skipped)]
+    assert len(replay) == 2, replay
