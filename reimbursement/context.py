@@ -372,12 +372,11 @@ async def history(
     ngap_on_day = and_(
         lines.care_date == day, lines.kind == CodeKind.NGAP.value, lines.accepted.is_(True)
     )
-    provider_acts = await conn.scalar(
-        select(func.count()).where(ngap_on_day, lines.provider_ref == parsed.provider_ref)
+    provider_acts = select(func.count()).where(
+        ngap_on_day, lines.provider_ref == parsed.provider_ref
     )
-    peer_mean = await peer_mean_on(conn, cache, day)
     window_days, codes = books.anomalies.consultation_window(received_on)
-    recent = await conn.scalar(
+    recent = (
         select(func.count())
         .select_from(standing)
         .where(
@@ -390,19 +389,27 @@ async def history(
         )
     )
     billed = sum((line.billed for line in parsed.lines), Decimal("0.00"))
-    same_amount = await conn.scalar(
-        select(func.count()).where(
-            settlements.c.provider_ref == parsed.provider_ref,
-            settlements.c.care_date == day,
-            settlements.c.billed == billed,
-        )
+    same_amount = select(func.count()).where(
+        settlements.c.provider_ref == parsed.provider_ref,
+        settlements.c.care_date == day,
+        settlements.c.billed == billed,
     )
+    counts = (  # one round trip for the three counts
+        await conn.execute(
+            select(
+                provider_acts.scalar_subquery().label("provider_acts"),
+                recent.scalar_subquery().label("recent"),
+                same_amount.scalar_subquery().label("same_amount"),
+            )
+        )
+    ).one()
+    peer_mean = await peer_mean_on(conn, cache, day)
     return History(
         settled_acts=settled,
-        provider_acts_on_day=int(provider_acts or 0),
+        provider_acts_on_day=int(counts.provider_acts or 0),
         peer_acts_per_provider_day=peer_mean,
-        recent_consultations=int(recent or 0),
-        provider_same_amount_today=int(same_amount or 0),
+        recent_consultations=int(counts.recent or 0),
+        provider_same_amount_today=int(counts.same_amount or 0),
     )
 
 
