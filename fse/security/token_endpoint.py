@@ -88,6 +88,7 @@ async def token(request: Request) -> JSONResponse:
             "iss": settings.token_audience,
             "aud": settings.token_audience,
             "sub": client.client_id,
+            "client_id": client.client_id,  # RFC 9068 2.2: the client the token was issued to
             "scope": scope,
         },
         settings.token_ttl_seconds,

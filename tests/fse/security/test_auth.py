@@ -109,6 +109,11 @@ async def test_client_credentials_to_a_working_token(
     assert basic.headers["cache-control"] == "no-store"
     body = basic.json()
     assert body["token_type"] == "bearer" and body["scope"] == "system/Patient.rs system/Claim.rs"
+    # The claims RFC 9068 requires of a JWT access token, client_id among them.
+    payload = body["access_token"].split(".")[1]
+    claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert {"iss", "exp", "aud", "sub", "client_id", "iat", "jti"} <= set(claims)
+    assert claims["client_id"] == claims["sub"] == client_id
     posted = await anonymous.post(
         "/auth/token",
         data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
