@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,7 +46,7 @@ from fse.fhir_api.routes import allowed_methods
 from fse.fhir_api.routes import router as fhir_router
 from fse.head import HeadAsGetMiddleware
 from fse.health import router as health_router
-from fse.outbox import relay
+from fse.outbox import prune, relay
 from fse.resources import model_class
 from fse.responses import fhir_response
 from fse.runtime import Runtime, runtime_for
@@ -112,7 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         tasks.append(asyncio.create_task(reimbursement.reload_published_books(app, settings)))
         if settings.outbox_relay_seconds > 0:
-            relayer = relay_periodically(engine, runtime, settings.outbox_relay_seconds)
+            relayer = relay_periodically(
+                engine, runtime, settings.outbox_relay_seconds, settings.outbox_keep_days
+            )
             tasks.append(asyncio.create_task(relayer))
         if settings.api_audit_flush_seconds > 0:
             flusher = app.state.api_audit.flush_periodically(settings.api_audit_flush_seconds)
@@ -187,9 +191,17 @@ async def seal_periodically(engine: AsyncEngine, seconds: float) -> None:
             log.exception("sealing the audit trail failed")
 
 
-async def relay_periodically(engine: AsyncEngine, runtime: Runtime, seconds: float) -> None:
+PRUNE_EVERY_SECONDS = 3_600.0
+"""How often the relay also deletes the outbox events kept long enough."""
+
+
+async def relay_periodically(
+    engine: AsyncEngine, runtime: Runtime, seconds: float, keep_days: float = 0
+) -> None:
     """Publish the outbox to the event stream; a stream that is down is retried next round
-    (the outage itself is logged once, by the runtime)."""
+    (the outage itself is logged once, by the runtime). Once an hour, delete the events
+    published and dispatched more than ``keep_days`` ago (0: keep them all)."""
+    pruned_at = time.monotonic()
     while True:
         await asyncio.sleep(seconds)
         try:
@@ -198,6 +210,12 @@ async def relay_periodically(engine: AsyncEngine, runtime: Runtime, seconds: flo
             pass
         except Exception:
             log.warning("outbox relay failed; retrying", exc_info=True)
+        if keep_days > 0 and time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+            pruned_at = time.monotonic()
+            try:
+                await prune(engine, timedelta(days=keep_days))
+            except Exception:
+                log.warning("outbox pruning failed; retrying in an hour", exc_info=True)
 
 
 def warm_up() -> None:

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(
         default=1.0, description="How often the server relays outbox events; 0 disables."
     )
+    outbox_keep_days: float = Field(
+        default=7.0,
+        description="Days an outbox event is kept once published and dispatched; 0 keeps all.",
+    )
     api_audit_flush_seconds: float = Field(
         default=1.0, description="How often API access AuditEvents are written in a batch."
     )

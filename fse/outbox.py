@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Index, Row, String, Table, Text, insert, select, update
+from sqlalchemy import Column, Index, Row, String, Table, Text, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.runtime.events import EventStream
@@ -111,3 +111,26 @@ async def relay(engine: AsyncEngine, stream: EventStream, batch: int = 500) -> i
         published += len(rows)
         if len(rows) < batch:
             return published
+
+
+async def prune(engine: AsyncEngine, keep: timedelta, batch: int = 5_000) -> int:
+    """Delete the events both published and dispatched more than ``keep`` ago, oldest first, a
+    batch per transaction; returns how many. They are dead weight once every receiver had
+    them (the stream keeps its own copy, deliveries their own rows); those still waiting stay
+    whatever their age."""
+    cutoff = datetime.now(UTC) - keep
+    events = outbox_events.c
+    done = select(events.pk).where(
+        events.published_at.is_not(None),
+        events.dispatched_at.is_not(None),
+        events.created_at < cutoff,
+    )
+    pruned = 0
+    while True:
+        async with engine.begin() as conn:
+            chosen = done.order_by(events.pk).limit(batch).scalar_subquery()
+            deleted = await conn.execute(delete(outbox_events).where(events.pk.in_(chosen)))
+            count = deleted.rowcount or 0
+        pruned += count
+        if count < batch:
+            return pruned

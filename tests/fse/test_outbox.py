@@ -3,14 +3,16 @@ publishes each once, in order, and keeps them while the stream is down."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from fse.outbox import outbox_events, relay
+from fse.outbox import outbox_events, prune, relay
 from fse.runtime.events import MemoryEventStream, RedisEventStream
 from pharmacy.reversal import reverse_dispense
 from tests.conftest import Platform
@@ -140,3 +142,23 @@ async def test_events_wait_while_redis_is_down_then_go_out_once(
     finally:
         await up.delete(f"fse-test-outbox-{waiting[:8]}:events")
         await up.aclose()
+
+
+async def test_events_every_receiver_had_are_pruned_after_their_keep(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    refs = await load_demo(client)
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", day)]))
+    events = outbox_events.c
+    assert await relay(platform.engine, MemoryEventStream()) == 3
+    async with platform.engine.begin() as conn:  # two of three dispatched to Subscriptions
+        first_two = select(events.pk).order_by(events.pk).limit(2).scalar_subquery()
+        await conn.execute(
+            update(outbox_events).where(events.pk.in_(first_two)).values(dispatched_at=AT)
+        )
+    assert await prune(platform.engine, timedelta(days=7)) == 0  # not old enough yet
+    assert await prune(platform.engine, timedelta(0), batch=1) == 2  # a batch per transaction
+    async with platform.engine.connect() as conn:
+        left = (await conn.execute(select(events.dispatched_at))).all()
+    assert left == [(None,)]  # the one not dispatched waits, whatever its age
