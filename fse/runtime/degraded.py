@@ -137,6 +137,9 @@ class DegradingEventStream:
             deadline=block_ms / 1000 + self._link.deadline,
         )
 
+    async def last_id(self) -> str | None:
+        return await self._link.run("events", self._redis.last_id, self._memory.last_id)
+
     async def close(self) -> None:
         await self._redis.flush()
         await self._memory.close()

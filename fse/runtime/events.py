@@ -32,6 +32,11 @@ class EventStream(Protocol):
 
     async def flush(self) -> None: ...
     async def read(self, after: str | None, count: int = 100, block_ms: int = 0) -> list[Event]: ...
+    async def last_id(self) -> str | None:
+        """The newest event's id (None: empty): where a reader that wants only what comes
+        next starts, instead of reading the whole stream first."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -99,6 +104,9 @@ class MemoryEventStream:
                 self._blocked_readers -= 1
         return self._after(after, count)
 
+    async def last_id(self) -> str | None:
+        return self._events[-1][0] if self._events else None
+
     async def close(self) -> None:
         self._events.clear()
 
@@ -163,6 +171,10 @@ class RedisEventStream:
         else:
             entries = await self._redis.xrange(self._key, min=f"({start}", count=count)
         return [(eid.decode(), orjson.loads(fields[b"data"])) for eid, fields in entries]
+
+    async def last_id(self) -> str | None:
+        newest = await self._redis.xrevrange(self._key, count=1)
+        return newest[0][0].decode() if newest else None
 
     async def close(self) -> None:
         await self.flush()

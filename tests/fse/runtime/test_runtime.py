@@ -94,6 +94,14 @@ async def test_event_stream_is_ordered_and_resumable(runtime: Runtime) -> None:
     assert await runtime.events.read(second) == []
 
 
+async def test_last_id_is_the_newest_event_none_when_empty(runtime: Runtime) -> None:
+    assert await runtime.events.last_id() is None
+    await runtime.events.publish({"n": 1})
+    newest = await runtime.events.publish({"n": 2})
+    assert await runtime.events.last_id() == newest
+    assert await runtime.events.read(newest) == []
+
+
 async def test_queued_events_are_published_in_order(runtime: Runtime) -> None:
     last = await runtime.events.publish({"n": 0})
     for n in range(1, 51):
