@@ -351,6 +351,9 @@ def served(database_url: str, workers: int, **settings: str) -> Iterator[int]:
         **os.environ,
         "FSE_DATABASE_URL": database_url,
         "FSE_REDIS_URL": REDIS_URL,
+        # Its own namespace: no other run's events, limits or cache (the shared ``fse`` stream
+        # holds up to 100,000 events of every earlier run).
+        "FSE_REDIS_NAMESPACE": f"fse-bench-{port}-{os.getpid()}",
         "FSE_RATE_LIMIT_PER_MINUTE": "0",
         "FSE_RATE_LIMIT_PER_SYSTEM_CLIENT": "0",
         "FSE_RATE_LIMIT_PER_USER": "0",

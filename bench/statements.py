@@ -14,6 +14,7 @@ both are upper bounds of what the served run pays per operation.
 from __future__ import annotations
 
 import contextvars
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -219,6 +220,7 @@ async def statements_of(
     settings = Settings(
         database_url=asyncpg_url(database_url),
         redis_url=REDIS_URL,
+        redis_namespace=f"fse-bench-count-{os.getpid()}",
         rate_limit_per_minute=0,
         rate_limit_per_system_client=0,
         rate_limit_per_user=0,
