@@ -2,7 +2,7 @@
 doctors signed in through the login page sign fresh sheets through the prescriber's pages,
 over HTTP, as a browser does, on a served platform (PostgreSQL, Redis, audit and outbox on).
 
-One operation is one sheet (a consultation C at 150 MAD, two medicines, one lab order) for one
+One operation is one sheet (a consultation C at 150-246 MAD, two medicines, one lab order) for one
 insured, in the five requests a browser sends: the visit form (GET), "Relire" (POST, 303), the
 review page (GET: the pre-settlement and the form's idempotency key), "Signer" (POST, 303: one
 transaction writes the sheet, its signed Provenance and its settlement), the signed sheet
@@ -135,7 +135,10 @@ class Signing:
         csrf = _field(page, "csrf")
         if status != 200 or csrf is None:
             return self._failed(f"form {status}")
-        fields = {"csrf": csrf, "patient": patient, **VISIT}
+        # The fee moves from sheet to sheet as a GP's do: 15 sheets of one amount a day by one
+        # doctor is an anomaly the engine holds for control (identical_amounts).
+        fee = {"acte-1-honoraires": str(150 + turn % 97)}
+        fields = {"csrf": csrf, "patient": patient, **VISIT, **fee}
         if turn >= len(self.people):  # every insured had a sheet today: the same lines again
             fields[DUPLICATE_FIELD] = "on"
         with self._timed("review POST"):
