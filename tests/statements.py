@@ -52,3 +52,19 @@ def statements(engine: AsyncEngine) -> Iterator[list[Sent]]:
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
         _counting.reset(token)
+
+
+def validations(monkeypatch: Any) -> list[str]:
+    """The resource types ``FhirService`` validates from now on (the R4B model and the guide),
+    in order: what a path validates per request, against what tests prove once."""
+    import fse.fhir_api.interactions as interactions
+
+    validated: list[str] = []
+    real = interactions.validate
+
+    def counted(resource: dict[str, Any]) -> None:
+        validated.append(str(resource["resourceType"]))
+        real(resource)
+
+    monkeypatch.setattr(interactions, "validate", counted)
+    return validated

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import httpx
 
-import fse.fhir_api.interactions
 from fse.resources import validation_issues
 from tests.conftest import Platform
 from tests.pharmacy.helpers import counter, fatima_sheet, line, order
-from tests.statements import statements
+from tests.statements import statements, validations
 
 STATEMENTS = {"postgresql": 45, "sqlite": 79}
 """Statements of one dispense of two lines (one a generic) settled and signed. A change that
@@ -25,14 +24,7 @@ async def test_a_dispense_reads_once_and_builds_valid_resources(
     desk = await counter(platform, refs)
     found = await desk.lines(sheet.number)
     zovirax, ciclo = line(found, "ZOVIRAX"), line(found, "CICLOVIRAL")
-    validated: list[str] = []
-    real = fse.fhir_api.interactions.validate
-
-    def counted(resource: dict[str, object]) -> None:
-        validated.append(str(resource["resourceType"]))
-        real(resource)
-
-    monkeypatch.setattr(fse.fhir_api.interactions, "validate", counted)
+    validated = validations(monkeypatch)
     with statements(platform.engine) as sent:
         done = await desk.dispense(
             zovirax.patient_id,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-import fse.fhir_api.interactions
 from fse.crypto.tokens import SigningKey
 from fse.resources import validation_issues
 from prescriber.presettlement import presettle
@@ -17,7 +16,7 @@ from reimbursement.reference_data import default_books
 from tests.conftest import Platform
 from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
-from tests.statements import Sent, statements
+from tests.statements import Sent, statements, validations
 
 STATEMENTS = {"postgresql": 29, "sqlite": 75}
 """Statements of one full sheet (act, two medicines, a lab order) signed and settled. A
@@ -57,14 +56,7 @@ async def test_what_signing_builds_is_valid_without_validating_it_each_time(
     platform: Platform, client: httpx.AsyncClient, refs: dict[str, str], monkeypatch
 ) -> None:
     key, _ = await doctor_key(platform, refs)
-    validated: list[str] = []
-    real = fse.fhir_api.interactions.validate
-
-    def counted(resource: dict[str, object]) -> None:
-        validated.append(str(resource["resourceType"]))
-        real(resource)
-
-    monkeypatch.setattr(fse.fhir_api.interactions, "validate", counted)
+    validated = validations(monkeypatch)
     sheet, _ = await _sign(platform, refs, key)
     assert validated == []
     written = [*sheet.resources, f"Provenance/{sheet.provenance_id}"]
