@@ -29,11 +29,19 @@ APPROVAL_GATE = 0x46534541
 the last approval number, so no approval below that number can still be in flight."""
 
 
+_NEXT_APPROVAL = text(
+    f"WITH gate AS (SELECT pg_advisory_xact_lock_shared(:k)) "
+    f"SELECT nextval('{APPROVAL_SEQUENCE}') FROM gate"
+)
+"""The gate's shared lock, then the number, in one round trip: the number is drawn from the
+gate's row, so always after the lock is held (a payment run closing the range holds the gate
+exclusively until every approval that drew a lower number has committed)."""
+
+
 async def approval_number(conn: AsyncConnection) -> int:
     """The next approval number, taken inside the approval gate (held until commit)."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": APPROVAL_GATE})
-        return int(await conn.scalar(text(f"SELECT nextval('{APPROVAL_SEQUENCE}')")))
+        return int(await conn.scalar(_NEXT_APPROVAL, {"k": APPROVAL_GATE}))
     # SQLite has one writer at a time: the next number after the highest committed one.
     highest = await conn.scalar(select(func.max(settlements.c.approval_seq)))
     return int(highest or 0) + 1
