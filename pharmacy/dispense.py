@@ -472,8 +472,10 @@ async def _write(
     items: list[dict[str, Any]] = []
     conditions: list[str] = []
     updated: list[tuple[dict[str, Any], int]] = []
+    found: dict[str, dict[str, Any]] = {}
     for index, line in enumerate(sorted(order.lines, key=lambda line: line.request_id), 1):
         request, version = await _prescription(fhir, conn, order, line, today)
+        found[line.request_id] = request
         given, substituted = _check_product(request, line, settlement.books.medicines, today)
         named = label_of(given, settlement.books.medicines.in_force(today))
         left = await _take(conn, line, request, now)
@@ -495,7 +497,7 @@ async def _write(
     signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
     written.append(await fhir.create_generated(conn, "Provenance", signed))
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
-    response = await settlement.submit_within(conn, dict(claim), written, insured)
+    response = await settlement.submit_within(conn, dict(claim), written, insured, found)
     for request, version in updated:
         written.append(
             (await fhir.update(conn, "MedicationRequest", request["id"], request, version)).stored

@@ -3,6 +3,7 @@ insured's rights periods and exonerations, the provider, the prescriptions, the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -283,8 +284,12 @@ async def prescription(
     patient_id: str,
     validity_days: int,
     path: str,
+    request: dict[str, Any] | None = None,
 ) -> PrescriptionLine:
-    request = await referenced(service, conn, "MedicationRequest", request_id, path)
+    """``request``: the MedicationRequest as the caller read it in this transaction (not
+    read again)."""
+    if request is None:
+        request = await referenced(service, conn, "MedicationRequest", request_id, path)
     if reference_id(request.get("subject"), "Patient") != patient_id:
         raise _unprocessable(f"MedicationRequest/{request_id} concerne un autre patient", path)
     code = next(
@@ -502,9 +507,11 @@ async def load(
     books: Books,
     received_on: date,
     insured: Insured | None = None,
+    requests: Mapping[str, dict[str, Any]] | None = None,
 ) -> Loaded:
     """``insured``: the claim's insured as the caller read them in this transaction (not read
-    again); None, or another patient, reads them."""
+    again); None, or another patient, reads them. ``requests``: MedicationRequests the caller
+    read in this transaction, by id (the dispense's)."""
     if insured is None or insured.patient.get("id") != parsed.patient_id:
         insured = await read_insured(service, conn, parsed.patient_id)
     patient = insured.patient
@@ -515,8 +522,9 @@ async def load(
         found = None
         if line.request_id is not None:
             path = f"Claim.item[{index}].extension"
+            known = (requests or {}).get(line.request_id)
             found = await prescription(
-                service, conn, line.request_id, parsed.patient_id, validity, path
+                service, conn, line.request_id, parsed.patient_id, validity, path, known
             )
         lines.append(
             Line(

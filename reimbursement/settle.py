@@ -8,7 +8,7 @@ even a concurrent one, return the first answer and pay nothing more; a per-insur
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -116,13 +116,16 @@ class Settlement:
         claim: dict[str, Any],
         written: list[Stored],
         insured: Insured,
+        requests: Mapping[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Settle inside the caller's write transaction, for a feature that built the claim,
         stored it under its id and writes its settlement in the same transaction (the
         doctor's signed sheet, a pharmacy dispense). ``insured``: the claim's insured as the
         caller read them in this transaction to build it; the engine reads them no more, nor
-        searches for the claim. A care sheet settled before is a Conflict: the caller's
-        number is new, so this means a bug or a replayed write."""
+        searches for the claim. ``requests``: the MedicationRequests the caller read in this
+        transaction, by id (the dispense's), not read again either. A care sheet settled
+        before is a Conflict: the caller's number is new, so this means a bug or a replayed
+        write."""
         check_type(claim, "Claim")
         self.fhir.check_care_dates(claim, self.clock())
         parsed = parse_claim(claim)
@@ -130,7 +133,7 @@ class Settlement:
         await self._lock(conn, parsed.patient_id)
         if await self._replay(conn, parsed.key) is not None:
             raise Conflict(f"care sheet {parsed.identifier} is already settled")
-        decided = await self._decide(conn, parsed, insured)
+        decided = await self._decide(conn, parsed, insured, requests)
         return await self._answer(conn, claim, claim["id"], decided, written)
 
     async def preview(self, claim: dict[str, Any], insured: Insured) -> dict[str, Any]:
@@ -150,13 +153,17 @@ class Settlement:
         )
 
     async def _decide(
-        self, conn: AsyncConnection, parsed: ParsedClaim, insured: Insured | None = None
+        self,
+        conn: AsyncConnection,
+        parsed: ParsedClaim,
+        insured: Insured | None = None,
+        requests: Mapping[str, dict[str, Any]] | None = None,
     ) -> Decided:
         """Read what the core needs and adjudicate: the one path of a settlement and of its
         preview."""
         now = self.clock()
         received_on = now.astimezone(self.schedule.zone).date()
-        loaded = await load(self.fhir, conn, parsed, self.books, received_on, insured)
+        loaded = await load(self.fhir, conn, parsed, self.books, received_on, insured, requests)
         decision = adjudicate(loaded.sheet, self.books)
         payment_date = self.schedule.next_cutoff(now).date()
         return Decided(parsed, loaded, decision, now, payment_date)
