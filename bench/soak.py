@@ -48,6 +48,9 @@ TIMEOUT = 30.0
 """A claim not answered this long after it was due is an error."""
 GRACE = 5.0
 """A window's row is printed this long after it ends, so its last claims are answered."""
+IDLE = 2.0
+"""A pooled connection idle this long is closed, not reused: uvicorn closes a keep-alive
+connection after 5 s idle, and a claim sent as it does fails with no answer."""
 DATABASE = "fse_bench_soak"
 HEADER = (
     f"{'window':>9} {'sent':>6} {'answered':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8}"
@@ -126,27 +129,37 @@ def server_rss_mib(pid: int) -> float:
 
 class Pool:
     """Keep-alive connections: an idle one if there is one, else a new one, so a claim never
-    waits for a connection; a connection that failed is dropped."""
+    waits for a connection; a connection that failed, or idle ``IDLE`` s, is dropped."""
 
     def __init__(self, port: int) -> None:
-        self.port, self.idle, self.opened = port, list[Connection](), 0
+        self.port, self.opened = port, 0
+        self.idle: list[tuple[float, Connection]] = []
+        """(idle since, connection), the most recently used last."""
 
     async def fill(self, count: int) -> None:
         for _ in range(count):
-            self.idle.append(await self.open())
+            self.release(await self.open())
 
     async def open(self) -> Connection:
         self.opened += 1
         return await Connection.open("127.0.0.1", self.port)
 
     async def acquire(self) -> Connection:
-        return self.idle.pop() if self.idle else await self.open()
+        stale = time.perf_counter() - IDLE
+        while self.idle and self.idle[0][0] < stale:  # the least recently used first
+            self.idle.pop(0)[1].close()
+        while self.idle:
+            _, conn = self.idle.pop()
+            if not conn.reader.at_eof():
+                return conn
+            conn.close()
+        return await self.open()
 
     def release(self, conn: Connection) -> None:
-        self.idle.append(conn)
+        self.idle.append((time.perf_counter(), conn))
 
     def close(self) -> None:
-        for conn in self.idle:
+        for _, conn in self.idle:
             conn.close()
 
 
