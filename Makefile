@@ -15,7 +15,7 @@ LOCK_FLAGS ?= --upgrade
 COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
 	--custom-compile-command "make lock" --quiet
 
-.PHONY: install run test lint format services chromium bench clean lock
+.PHONY: install run test lint format services chromium bench soak clean lock
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	@.ci/venv "$(PYTHON)" "$(VENV)"
@@ -52,8 +52,13 @@ test: install services chromium lint
 # make bench                               every phase, each on a fresh PostgreSQL database
 # make bench REGISTRY_DB=postgresql://...  insured lookups in a registry loaded by fse seed --synthetic
 # make bench ARGS="--only-pharmacy"        any option of python -m bench --help
+# make soak                                open-loop Claim/$submit, 40 per second for 10 minutes
+# make soak ARGS="--rate 20 --minutes 1"   another rate or duration (not in make test)
 bench: install services
 	$(BIN)/python -m bench $(if $(REGISTRY_DB),--registry-db $(REGISTRY_DB)) $(ARGS)
+
+soak: install services
+	$(BIN)/python -m bench --only-soak $(ARGS)
 
 # uv (a dev dependency) resolves for every supported Python, with markers; installing needs pip only
 lock: install

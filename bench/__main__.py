@@ -4,7 +4,8 @@ The phases, in order: the reference data in one worker, the FHIR API over HTTP (
 ``--registry-db``, lookups of insured in a synthetic registry, and nothing else), the
 reimbursement (core, ``Claim/$submit``, a payment batch), the doctor's sheets signed and settled
 through the prescriber's pages, dispensing, notification delivery.
-The access checks run only when asked (``--only-access``).
+The access checks run only when asked (``--only-access``), and so does the soak
+(``--only-soak``: open-loop ``Claim/$submit`` at ``--rate`` per second for ``--minutes``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--only-subscriptions", action="store_true", help="only notification delivery"
     )
     parser.add_argument(
+        "--only-soak",
+        action="store_true",
+        help="only the soak: open-loop Claim/$submit at --rate per second for --minutes",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=40, help="soak arrivals per second (default 40)"
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=10, help="soak duration in minutes (default 10)"
+    )
+    parser.add_argument(
         "--only-reference",
         action="store_true",
         help="only the medicines list: load time, memory and search cost per worker",
@@ -60,8 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run what ``argv`` asks; 1 if any phase saw an error."""
     args = build_parser().parse_args(argv)
     # Imported here: --help answers without loading the platform.
-    from bench import access, dispensing, fhir_api, notifications, reference, settlement, signing
+    from bench import (
+        access,
+        dispensing,
+        fhir_api,
+        notifications,
+        reference,
+        settlement,
+        signing,
+        soak,
+    )
 
+    if args.only_soak:
+        return soak.run(args.workers, args.rate, args.minutes)
     if args.only_reference:
         return reference.run()
     if args.only_pharmacy:
