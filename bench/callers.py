@@ -26,8 +26,16 @@ async def authenticate(port: int, database_url: str) -> None:
         client, secret = await create_client(engine, f"bench-{uuid.uuid4().hex[:8]}", SYSTEM_SCOPES)
     finally:
         await engine.dispose()
+    Connection.client_id = client.client_id
+    Connection.credentials = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    await renew_token(port)
+
+
+async def renew_token(port: int) -> None:
+    """A fresh token for the bench client, as an integrator gets one before the last expires
+    (a run longer than ``FSE_TOKEN_TTL_SECONDS``: the soak)."""
     conn = await Connection.open("127.0.0.1", port)
-    credentials = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    credentials = Connection.credentials
     status, _, payload = await conn.request(
         "POST",
         "/auth/token",
@@ -39,7 +47,6 @@ async def authenticate(port: int, database_url: str) -> None:
     if status != 200:
         raise RuntimeError(f"could not get a token: {status} {payload[:200]!r}")
     Connection.token = orjson.loads(payload)["access_token"]
-    Connection.client_id = client.client_id
 
 
 def bench_token(app: Any, settings: Any, client_id: str) -> str:

@@ -54,6 +54,8 @@ class Connection:
     """The bench client's bearer token, once ``bench.callers.authenticate`` got it."""
     client_id: str | None = None
     """That client's id (``bench.statements`` issues its own token for it in-process)."""
+    credentials: str = ""
+    """Its HTTP Basic credentials, to renew the token (``bench.callers.renew_token``)."""
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str

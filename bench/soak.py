@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.callers import authenticate
+from bench.callers import authenticate, renew_token
 from bench.harness import (
     SERVER_PID,
     Connection,
@@ -303,8 +303,22 @@ async def _soak(port: int, database_url: str, rate: float, seconds: float) -> So
         flush=True,
     )
     print(HEADER, flush=True)
-    await soak.run()
+    renewing = asyncio.create_task(_renew_tokens(port))
+    try:
+        await soak.run()
+    finally:
+        renewing.cancel()
     return soak
+
+
+TOKEN_RENEWAL_SECONDS = 120.0
+"""Well inside the default token lifetime (300 s), as an integrator renews."""
+
+
+async def _renew_tokens(port: int) -> None:
+    while True:
+        await asyncio.sleep(TOKEN_RENEWAL_SECONDS)
+        await renew_token(port)
 
 
 def run(workers: int, rate: float, minutes: float) -> int:
