@@ -249,7 +249,7 @@ async def test_a_server_without_the_key_answers_an_operation_outcome_saying_what
 async def test_rotation_seals_cins_stored_in_clear_before_sealing_existed(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    created = await post(client, patient("A9"))
+    created = await post(client, patient("AQ908172"))
     vault = vault_for(platform.settings)
     async with platform.engine.begin() as conn:  # as an older version of the platform stored it
         clear = orjson.dumps(created).decode()
@@ -258,14 +258,14 @@ async def test_rotation_seals_cins_stored_in_clear_before_sealing_existed(
                 table.update().where(table.c.id == created["id"]).values(content=clear)
             )
         await conn.execute(
-            idx_token.update().where(idx_token.c.system == CIN_SYSTEM).values(code="A9")
+            idx_token.update().where(idx_token.c.system == CIN_SYSTEM).values(code="AQ908172")
         )
         await conn.execute(
             unique_identifiers.update()
             .where(unique_identifiers.c.system == CIN_SYSTEM)
-            .values(value="A9")
+            .values(value="AQ908172")
         )
-    assert revealed(await dump(platform), {'A9"'}) != []
+    assert revealed(await dump(platform), {'AQ908172"'}) != []
     rotation = await rotate_cin(ResourceStore(platform.engine, vault))
     assert rotation.rewritten == {
         "resources": 1,
@@ -273,10 +273,10 @@ async def test_rotation_seals_cins_stored_in_clear_before_sealing_existed(
         "idx_token": 1,
         "unique_identifiers": 1,
     }
-    assert revealed(await dump(platform), {'A9"'}) == []
-    found = await client.get("/fhir/Patient", params={"identifier": f"{CIN_SYSTEM}|A9"})
-    assert found.json()["entry"][0]["resource"]["identifier"][1]["value"] == "A9"
-    duplicate = await client.post("/fhir/Patient", json=patient("A9"), headers=FHIR_JSON)
+    assert revealed(await dump(platform), {'AQ908172"'}) == []
+    found = await client.get("/fhir/Patient", params={"identifier": f"{CIN_SYSTEM}|AQ908172"})
+    assert found.json()["entry"][0]["resource"]["identifier"][1]["value"] == "AQ908172"
+    duplicate = await client.post("/fhir/Patient", json=patient("AQ908172"), headers=FHIR_JSON)
     assert duplicate.status_code == 409
 
 
