@@ -11,9 +11,12 @@ from tests.reimbursement.demo import FATIMA, act, claim, load_demo
 from tests.statements import statements
 
 SUBMIT = "/fhir/Claim/$submit"
-STATEMENTS = {"postgresql": 18, "sqlite": 34}
-"""Statements of one consultation settled through $submit, the access log's row left out (it
-is written in the background). A change that adds one must say why here."""
+STATEMENTS = {"postgresql": 18, "sqlite": 32}
+"""Statements of one consultation settled through $submit. A change that adds one must say why
+here."""
+NOT_THE_SUBMIT = ("api_access_log", "system_clients", "BEGIN")
+"""Left out: the access log's row (written in the background), the token's client (read when
+its cached state expired, which depends on the test's timing) and SQLite's BEGINs."""
 
 
 async def test_a_submit_reads_each_thing_once(
@@ -29,12 +32,11 @@ async def test_a_submit_reads_each_thing_once(
     assert not [s for s in sent if s.reads("Claim")]
     held = [s for s in sent if "settlements.claim_key" in s.sql]
     assert len(held) == 1 and "unique_identifiers" in held[0].sql
-    counted = [s for s in sent if "api_access_log" not in s.sql]
+    counted = [s for s in sent if not any(word in s.sql for word in NOT_THE_SUBMIT)]
     assert len(counted) <= STATEMENTS[platform.backend], "\n".join(s.sql[:120] for s in counted)
     # The same sheet again: the first answer, from the one statement and a read.
     with statements(platform.engine) as sent:
         again = await client.post(SUBMIT, json=sheet)
     assert again.json() == answer.json()
-    skipped = ("api_access_log", "advisory", "BEGIN")
-    replay = [s.sql for s in sent if not any(word in s.sql for word in skipped)]
+    replay = [s.sql for s in sent if not any(w in s.sql for w in (*NOT_THE_SUBMIT, "advisory"))]
     assert len(replay) == 2, replay
