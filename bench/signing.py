@@ -123,6 +123,16 @@ class Signing:
             yield
         self.steps[step].append(time.perf_counter() - began)
 
+    async def _post(
+        self, conn: Connection, step: str, fields: dict[str, str], cookie: str
+    ) -> tuple[int, str]:
+        """The visit form posted as ``step``: its status and where it redirects."""
+        with self._timed(step):
+            status, headers, _ = await conn.request(
+                "POST", "/medecin/feuille", urlencode(fields).encode(), FORM, cookie=cookie
+            )
+        return status, headers.get("location", "")
+
     async def __call__(self, conn: Connection, index: int) -> bool:
         """One sheet signed and settled; False (counted by reason) otherwise."""
         cookie = self.sessions[index % len(self.sessions)]
@@ -141,15 +151,8 @@ class Signing:
         fields = {"csrf": csrf, "patient": patient, **VISIT, **fee}
         if turn >= len(self.people):  # every insured had a sheet today: the same lines again
             fields[DUPLICATE_FIELD] = "on"
-        with self._timed("review POST"):
-            status, headers, _ = await conn.request(
-                "POST",
-                "/medecin/feuille",
-                urlencode({**fields, "action": "relire"}).encode(),
-                FORM,
-                cookie=cookie,
-            )
-        review = headers.get("location", "")
+        form = {**fields, "action": "relire"}
+        status, review = await self._post(conn, "review POST", form, cookie)
         if status != 303 or not review.startswith("/medecin/relecture/"):
             return self._failed(f"review {status}")
         with self._timed("review GET"):
@@ -157,15 +160,8 @@ class Signing:
         key = _field(page, "cle")
         if status != 200 or key is None:
             return self._failed(f"review page {status}")
-        with self._timed("sign POST"):
-            status, headers, page = await conn.request(
-                "POST",
-                "/medecin/feuille",
-                urlencode({**fields, "cle": key, "action": "signer"}).encode(),
-                FORM,
-                cookie=cookie,
-            )
-        sheet = headers.get("location", "")
+        form = {**fields, "cle": key, "action": "signer"}
+        status, sheet = await self._post(conn, "sign POST", form, cookie)
         if status != 303 or not sheet.startswith("/medecin/feuille/FSE-"):
             return self._failed(f"sign {status}")
         with self._timed("sheet GET"):

@@ -530,7 +530,7 @@ def _medication_dispense(
     return {
         "resourceType": "MedicationDispense",
         "id": new_id(),
-        "identifier": [{"system": f"{DISPENSE_SYSTEM}", "value": f"{number}-D{index}"}],
+        "identifier": [{"system": DISPENSE_SYSTEM, "value": f"{number}-D{index}"}],
         "status": "completed",
         "medicationCodeableConcept": {
             "coding": [{"system": GTIN, "code": given.ean, "display": named}]

@@ -203,7 +203,7 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
             (
                 i.get("value")
                 for i in organization.get("identifier", [])
-                if i.get("system") == f"{INPE_SYSTEM}"
+                if i.get("system") == INPE_SYSTEM
             ),
             None,
         ),

@@ -59,7 +59,7 @@ class SheetView:
             (
                 i["value"]
                 for i in self.doctor.get("identifier", [])
-                if i.get("system") == f"{INPE_SYSTEM}"
+                if i.get("system") == INPE_SYSTEM
             ),
             None,
         )

@@ -262,7 +262,7 @@ def _resources(
         {
             "resourceType": "Encounter",
             "id": encounter_id,
-            "identifier": [{"system": f"{CONSULTATION_SYSTEM}", "value": number}],
+            "identifier": [{"system": CONSULTATION_SYSTEM, "value": number}],
             "status": "finished",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
             "subject": patient,
@@ -277,7 +277,7 @@ def _resources(
                 "resourceType": "ChargeItem",
                 "id": new_id(),
                 "extension": _coefficient(act.coefficient),
-                "identifier": [{"system": f"{ACT_SYSTEM}", "value": f"{number}-A{i}"}],
+                "identifier": [{"system": ACT_SYSTEM, "value": f"{number}-A{i}"}],
                 "status": "billable",
                 "code": _cotation(act),
                 "subject": patient,
@@ -303,8 +303,8 @@ def _resources(
         request: dict[str, Any] = {
             "resourceType": "MedicationRequest",
             "id": new_id(),
-            "identifier": [{"system": f"{PRESCRIPTION_LINE_SYSTEM}", "value": f"{number}-M{i}"}],
-            "groupIdentifier": {"system": f"{PRESCRIPTION_SYSTEM}", "value": number},
+            "identifier": [{"system": PRESCRIPTION_LINE_SYSTEM, "value": f"{number}-M{i}"}],
+            "groupIdentifier": {"system": PRESCRIPTION_SYSTEM, "value": number},
             "status": "active",
             "intent": "order",
             "medicationCodeableConcept": {
@@ -344,8 +344,8 @@ def _resources(
             "resourceType": "ServiceRequest",
             "id": new_id(),
             "extension": _coefficient(lab.coefficient),
-            "identifier": [{"system": f"{LAB_SYSTEM}", "value": f"{number}-B{i}"}],
-            "requisition": {"system": f"{PRESCRIPTION_SYSTEM}", "value": number},
+            "identifier": [{"system": LAB_SYSTEM, "value": f"{number}-B{i}"}],
+            "requisition": {"system": PRESCRIPTION_SYSTEM, "value": number},
             "status": "active",
             "intent": "order",
             "category": [

@@ -464,14 +464,12 @@ class Insured:
 
     def exonerations_on(self, day: date) -> list[Exoneration]:
         """The ALD/ALC in force on ``day``."""
-        return [e for e in self.exonerations if e.start <= day and (e.end is None or day <= e.end)]
+        return [e for e in self.exonerations if e.in_force(day)]
 
 
-async def read_insured(
-    service: FhirService, conn: AsyncConnection, patient_id: str, path: str = "Claim.patient"
-) -> Insured:
+async def read_insured(service: FhirService, conn: AsyncConnection, patient_id: str) -> Insured:
     """The insured, their rights periods and exonerations: three statements."""
-    patient = await referenced(service, conn, "Patient", patient_id, path)
+    patient = await referenced(service, conn, "Patient", patient_id, "Claim.patient")
     periods, subscribers = await coverage_periods(service, conn, patient)
     return Insured(patient, periods, subscribers, await exonerations(service, conn, patient_id))
 
@@ -479,19 +477,18 @@ async def read_insured(
 @dataclass(frozen=True)
 class Loaded:
     sheet: CareSheet
-    patient: dict[str, Any]
+    insured: Insured
     provider: dict[str, Any]
-    subscribers: dict[str, dict[str, Any]]
-    """The main insured of each rights period, by Coverage id."""
 
     def payee_account(self, payee: Payee, coverage_id: str | None) -> PayeeAccount:
         """Insured benefits go to the main insured's declared RIB; tiers payant to the
         provider's."""
         if payee == Payee.PROVIDER:
             return _account(Payee.PROVIDER, self.provider)
-        main = self.subscribers.get(coverage_id or "", self.patient)
+        patient = self.insured.patient
+        main = self.insured.subscribers.get(coverage_id or "", patient)
         if main.get("deceasedDateTime") or main.get("deceasedBoolean"):
-            main = self.patient  # survivors keep their rights and are paid themselves
+            main = patient  # survivors keep their rights and are paid themselves
         return _account(Payee.INSURED, main)
 
 
@@ -514,7 +511,6 @@ async def load(
     read in this transaction, by id (the dispense's)."""
     if insured is None or insured.patient.get("id") != parsed.patient_id:
         insured = await read_insured(service, conn, parsed.patient_id)
-    patient = insured.patient
     provider, provider_resource = await provider_of(service, conn, parsed)
     validity = books.rights.prescription_validity_days(received_on)
     lines = []
@@ -543,7 +539,7 @@ async def load(
     sheet = CareSheet(
         key=parsed.key,
         provider=provider,
-        beneficiary=beneficiary_of(patient),
+        beneficiary=beneficiary_of(insured.patient),
         coverages=insured.periods,
         lines=tuple(lines),
         received_on=received_on,
@@ -552,4 +548,4 @@ async def load(
         guaranteed=await guaranteed_rights(service, conn, parsed),
         history=await history(conn, parsed, books, received_on, service.runtime.cache),
     )
-    return Loaded(sheet, patient, provider_resource, insured.subscribers)
+    return Loaded(sheet, insured, provider_resource)

@@ -184,7 +184,9 @@ class Settlement:
         assert stored.content is not None
         return Settled(fhir_json.loads(stored.content), replayed=True)
 
-    async def _held(self, conn: AsyncConnection, parsed: ParsedClaim) -> tuple[str | None, ...]:
+    async def _held(
+        self, conn: AsyncConnection, parsed: ParsedClaim
+    ) -> tuple[str | None, str | None]:
         """In one statement: the ClaimResponse of this care sheet if it was settled, and the
         Claim stored under its number if any (the UI or a client may have written it first)."""
         settled = select(settlements.c.response_id).where(settlements.c.claim_key == parsed.key)
@@ -243,7 +245,7 @@ class Settlement:
         parsed, decision = decided.parsed, decided.decision
         now, payment_date = decided.now, decided.payment_date
         response = claim_response(claim, claim_id, decision, now, payment_date)
-        stored_response = await self._store(conn, "ClaimResponse", response)
+        stored_response = await self.fhir.create_generated(conn, "ClaimResponse", response)
         written.append(stored_response)
         coverage_id = decision.rights.coverage_id or parsed.coverage_id
         eob_id = None
@@ -251,7 +253,7 @@ class Settlement:
             eob = explanation_of_benefit(
                 claim, claim_id, stored_response.id, coverage_id, decision, now, payment_date
             )
-            stored_eob = await self._store(conn, "ExplanationOfBenefit", eob)
+            stored_eob = await self.fhir.create_generated(conn, "ExplanationOfBenefit", eob)
             written.append(stored_eob)
             eob_id = stored_eob.id
         await self._record(
@@ -271,10 +273,6 @@ class Settlement:
             )
         assert stored_response.content is not None
         return fhir_json.loads(stored_response.content)
-
-    async def _store(self, conn: AsyncConnection, rtype: str, resource: dict[str, Any]) -> Stored:
-        """Store an answer this module generated (validated by the tests, not per claim)."""
-        return await self.fhir.create_generated(conn, rtype, resource)
 
     async def _record(
         self,

@@ -289,9 +289,7 @@ async def sheet_file(
     rights = rights_on(beneficiary, periods, row.care_date, books.rights)
     main = subscribers.get(rights.coverage_id or "")
     found = await exonerations(fhir, conn, row.patient_id)
-    in_force = [
-        (e, e.start <= row.care_date and (e.end is None or row.care_date <= e.end)) for e in found
-    ]
+    in_force = [(e, e.in_force(row.care_date)) for e in found]
 
     response = await _resource(fhir, conn, f"ClaimResponse/{row.response_id}") or {}
     evidence = evidence_of([n.get("text", "") for n in response.get("processNote", []) or []])

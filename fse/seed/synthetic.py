@@ -94,9 +94,9 @@ def _person(
     immat: str | None,
     adult: bool,
 ) -> dict[str, Any]:
-    identifiers = [{"system": f"{IMMATRICULATION_SYSTEM}", "value": immat}] if immat else []
+    identifiers = [{"system": IMMATRICULATION_SYSTEM, "value": immat}] if immat else []
     if adult:
-        identifiers.append({"system": f"{CIN_SYSTEM}", "value": _cin(person)})
+        identifiers.append({"system": CIN_SYSTEM, "value": _cin(person)})
     return {
         "resourceType": "Patient",
         "id": new_id(),
@@ -121,15 +121,15 @@ def _coverage(
 ) -> dict[str, Any]:
     extensions = [
         {
-            "url": f"{RIGHTS_STATUS_EXTENSION}",
-            "valueCoding": {"system": f"{RIGHTS_STATUS_SYSTEM}", "code": status},
+            "url": RIGHTS_STATUS_EXTENSION,
+            "valueCoding": {"system": RIGHTS_STATUS_SYSTEM, "code": status},
         }
     ]
     if condition:
         extensions.append(
             {
-                "url": f"{DEPENDANT_CONDITION_EXTENSION}",
-                "valueCoding": {"system": f"{DEPENDANT_CONDITION_SYSTEM}", "code": condition},
+                "url": DEPENDANT_CONDITION_EXTENSION,
+                "valueCoding": {"system": DEPENDANT_CONDITION_SYSTEM, "code": condition},
             }
         )
     period = (
@@ -140,16 +140,14 @@ def _coverage(
     return {
         "resourceType": "Coverage",
         "extension": extensions,
-        "identifier": [{"system": f"{COVERAGE_SYSTEM}", "value": number}],
+        "identifier": [{"system": COVERAGE_SYSTEM, "value": number}],
         "status": "active",
-        "type": {"coding": [{"system": f"{REGIME_SYSTEM}", "code": regime}]},
+        "type": {"coding": [{"system": REGIME_SYSTEM, "code": regime}]},
         "beneficiary": {"reference": f"Patient/{beneficiary}"},
         "subscriber": {"reference": f"Patient/{subscriber}"},
         "relationship": {"coding": [{"system": REL, "code": relationship}]},
         "period": period,
-        "payor": [
-            {"identifier": {"system": f"{INSURER_SYSTEM}", "value": "CNSS"}, "display": "CNSS"}
-        ],
+        "payor": [{"identifier": {"system": INSURER_SYSTEM, "value": "CNSS"}, "display": "CNSS"}],
     }
 
 
@@ -213,7 +211,7 @@ def family(index: int, seed: int = 2026) -> list[Item]:
                     "id": new_id(),
                     "identifier": [
                         {
-                            "system": f"{INPE_SYSTEM}",
+                            "system": INPE_SYSTEM,
                             "value": f"{INPE_BASE + index // INSURED_PER_DOCTOR:09d}",
                         }
                     ],

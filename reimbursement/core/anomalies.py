@@ -151,9 +151,7 @@ def _costly_medicine(
 def _exonerated(sheet: CareSheet, line: Line) -> bool:
     """The line is linked to a recognised ALD/ALC in force on its date."""
     return any(
-        e.condition_id == line.exoneration_id
-        and e.start <= line.care_date
-        and (e.end is None or line.care_date <= e.end)
+        e.condition_id == line.exoneration_id and e.in_force(line.care_date)
         for e in sheet.exonerations
     )
 

@@ -62,6 +62,10 @@ class Exoneration:
     start: date
     end: date | None
 
+    def in_force(self, on: date) -> bool:
+        """Recognised on ``on`` (both ends included)."""
+        return self.start <= on and (self.end is None or on <= self.end)
+
 
 @dataclass(frozen=True)
 class PrescriptionLine:

@@ -107,7 +107,7 @@ class RateBook:
         return base
 
     def exoneration_rate(self, exoneration: Exoneration, on: date) -> Rate | None:
-        if not (exoneration.start <= on and (exoneration.end is None or on <= exoneration.end)):
+        if not exoneration.in_force(on):
             return None
         version = version_on(self.exonerations, on)
         if version is None or exoneration.kind not in version.defaults:
