@@ -43,9 +43,9 @@ async def copy_bulk(conn: AsyncConnection, prepared: list[Prepared], now: dateti
     )
     await raw.copy_records_to_table(
         "resource_versions",
-        columns=("resource_pk", "type", "id", "version", "last_updated", "method", "content"),
-        records=[
-            (pk, t, rid, 1, at, "POST", c) for pk, (t, rid, c, _) in zip(pks, prepared, strict=True)
+        columns=("resource_pk", "type", "id", "version", "last_updated", "method"),
+        records=[  # no JSON: the current version's is in resources
+            (pk, t, rid, 1, at, "POST") for pk, (t, rid, _, _) in zip(pks, prepared, strict=True)
         ],
     )
     indexed = [(pk, index) for pk, (_, _, _, index) in zip(pks, prepared, strict=True)]

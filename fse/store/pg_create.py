@@ -22,10 +22,10 @@ CREATE_SQL = text(
 WITH r AS (
     INSERT INTO resources (type, id, version, last_updated, deleted, content)
     VALUES (:type, :id, 1, :at, false, CAST(:content AS jsonb))
-    RETURNING pk, content
+    RETURNING pk
 ), v AS (
-    INSERT INTO resource_versions (resource_pk, type, id, version, last_updated, method, content)
-    SELECT pk, :type, :id, 1, :at, 'POST', content FROM r
+    INSERT INTO resource_versions (resource_pk, type, id, version, last_updated, method)
+    SELECT pk, :type, :id, 1, :at, 'POST' FROM r
 ), t AS (
     INSERT INTO idx_token (resource_pk, type, param, system, code)
     SELECT r.pk, :type, x.param, x.system, x.code

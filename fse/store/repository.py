@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import delete, false, func, insert, select, text, update
+from sqlalchemy import case, delete, false, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from fse import fhir_json
 from fse.crypto.cin import CinVault
@@ -91,6 +91,23 @@ def _stamp(resource: dict[str, Any], rid: str, version: int, now: datetime) -> s
     meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
     resource["meta"] = {**meta, "versionId": str(version), "lastUpdated": instant_text(now)}
     return fhir_json.dumps(resource).decode()
+
+
+def _versions() -> Select[Any]:
+    """History rows with their JSON: a superseded version's from its own row, the current
+    one's from ``resources`` (where it is stored, once)."""
+    v, r = resource_versions.c, resources.c
+    content = case((v.version == r.version, r.content), else_=v.content)
+    return select(
+        v.pk,
+        v.resource_pk,
+        v.type,
+        v.id,
+        v.version,
+        v.last_updated,
+        v.method,
+        content.label("content"),
+    ).join(resources, r.pk == v.resource_pk)
 
 
 def _now() -> datetime:
@@ -162,7 +179,7 @@ class ResourceStore:
             )
         ).scalar_one()
         stored = Stored(rtype, rid, 1, now, content, False, "POST", pk)
-        await self._append_version(conn, stored, at_rest)
+        await self._append_version(conn, stored)
         await self._write_index(conn, stored, resource, rows)
         return stored
 
@@ -207,9 +224,9 @@ class ResourceStore:
                     "version": 1,
                     "last_updated": now,
                     "method": "POST",
-                    "content": c,
+                    "content": None,
                 }
-                for pk, (t, rid, c, _) in zip(pks, prepared, strict=True)
+                for pk, (t, rid, _, _) in zip(pks, prepared, strict=True)
             ],
         )
         indexed = [(pk, index) for pk, (_, _, _, index) in zip(pks, prepared, strict=True)]
@@ -249,7 +266,8 @@ class ResourceStore:
         stored = Stored(rtype, rid, version, now, content, False, "PUT", pk)
         rows = self._extract(rtype, resource)
         kept = frozenset() if deleted or held is None else self._unchanged(rtype, held, rows)
-        await self._replace_current(conn, stored, self.sealed.at_rest(resource, content), kept)
+        at_rest = self.sealed.at_rest(resource, content)
+        await self._replace_current(conn, stored, at_rest, held, kept)
         await self._write_index(conn, stored, resource, rows, kept)
         return stored
 
@@ -268,11 +286,11 @@ class ResourceStore:
         current = await self._lock_current(conn, rtype, rid)
         if current is None:
             raise NotFound(f"{rtype}/{rid} not found")
-        pk, version, deleted, _held = current
+        pk, version, deleted, held = current
         if deleted:
             return None
         stored = Stored(rtype, rid, version + 1, _now(), None, True, "DELETE", pk)
-        await self._replace_current(conn, stored, None)
+        await self._replace_current(conn, stored, None, held)
         return stored
 
     def holder(self, rtype: str, system: str, value: str) -> ScalarSelect[str]:
@@ -302,7 +320,7 @@ class ResourceStore:
         self, conn: AsyncConnection, rtype: str, rid: str
     ) -> tuple[int, int, bool, Any] | None:
         """The current row, locked: pk, version, deleted and its content at rest (to tell
-        which index rows an update changes)."""
+        which index rows an update changes, and to move into its history row)."""
         row = (
             await conn.execute(
                 select(
@@ -319,10 +337,11 @@ class ResourceStore:
         conn: AsyncConnection,
         stored: Stored,
         at_rest: str | None,
+        superseded: str | None,
         kept: frozenset[str] = frozenset(),
     ) -> None:
-        """Make ``stored`` the current version (its JSON ``at_rest``): row, history, and no
-        index rows yet but those of the ``kept`` kinds."""
+        """Make ``stored`` the current version (its JSON ``at_rest``, replacing ``superseded``):
+        row, history, and no index rows yet but those of the ``kept`` kinds."""
         await conn.execute(
             update(resources)
             .where(resources.c.pk == stored.pk)
@@ -333,23 +352,39 @@ class ResourceStore:
                 content=at_rest,
             )
         )
-        await self._append_version(conn, stored, at_rest)
+        await self._append_version(conn, stored, superseded)
         await self._clear_index(conn, stored.pk, kept)
 
     async def _append_version(
-        self, conn: AsyncConnection, stored: Stored, at_rest: str | None
+        self, conn: AsyncConnection, stored: Stored, superseded: str | None = None
     ) -> None:
-        await conn.execute(
-            insert(resource_versions).values(
-                resource_pk=stored.pk,
-                type=stored.type,
-                id=stored.id,
-                version=stored.version,
-                last_updated=stored.last_updated,
-                method=stored.method,
-                content=at_rest,
-            )
+        """The history row of ``stored``, without JSON: a version's JSON is stored once, the
+        current one in ``resources``. The JSON of the version it replaces (``superseded``,
+        None for a deletion's) moves into that version's row, in the same statement on
+        PostgreSQL."""
+        row = insert(resource_versions).values(
+            resource_pk=stored.pk,
+            type=stored.type,
+            id=stored.id,
+            version=stored.version,
+            last_updated=stored.last_updated,
+            method=stored.method,
+            content=None,
         )
+        if superseded is None:
+            await conn.execute(row)
+            return
+        v = resource_versions.c
+        moved = (
+            update(resource_versions)
+            .where(v.resource_pk == stored.pk, v.version == stored.version - 1)
+            .values(content=superseded)
+        )
+        if self.is_postgres:
+            await conn.execute(row.add_cte(moved.cte("superseded")))
+            return
+        await conn.execute(moved)
+        await conn.execute(row)
 
     async def _clear_index(
         self, conn: AsyncConnection, pk: int, kept: frozenset[str] = frozenset()
@@ -458,13 +493,10 @@ class ResourceStore:
         return {row.id for row in rows}
 
     async def vread(self, conn: AsyncConnection, rtype: str, rid: str, version: int) -> Stored:
+        v = resource_versions.c
         row = (
             await conn.execute(
-                select(resource_versions).where(
-                    resource_versions.c.type == rtype,
-                    resource_versions.c.id == rid,
-                    resource_versions.c.version == version,
-                )
+                _versions().where(v.type == rtype, v.id == rid, v.version == version)
             )
         ).first()
         if row is None:
@@ -484,7 +516,7 @@ class ResourceStore:
     ) -> tuple[list[Stored], int | None]:
         """Newest first; returns the page and the cursor (a version pk) of the next one."""
         v = resource_versions
-        stmt = select(v).where(v.c.type == rtype).order_by(v.c.pk.desc()).limit(count + 1)
+        stmt = _versions().where(v.c.type == rtype).order_by(v.c.pk.desc()).limit(count + 1)
         if rid is not None:
             stmt = stmt.where(v.c.id == rid)
         if before_pk is not None:

@@ -110,7 +110,7 @@ async def test_a_database_dump_reveals_no_cin_after_the_doctor_and_the_pharmacis
     rows = await dump(platform)
     assert revealed(rows, demo_cins()) == []
     assert any(value.startswith("bi:v1:") for table, value in rows if table == "idx_token")
-    assert any("enc:v1:" in value for table, value in rows if table == "resource_versions")
+    assert any("enc:v1:" in value for table, value in rows if table == "resources")
 
 
 async def test_stored_json_and_index_rows_hold_the_sealed_cin_and_reads_open_it(
@@ -123,14 +123,10 @@ async def test_stored_json_and_index_rows_hold_the_sealed_cin_and_reads_open_it(
     pid = body["id"]
     async with platform.engine.connect() as conn:
         stored = await conn.scalar(select(resources.c.content).where(resources.c.id == pid))
-        version = await conn.scalar(
-            select(resource_versions.c.content).where(resource_versions.c.id == pid)
-        )
         tokens = (await conn.execute(select(idx_token.c.code, idx_token.c.system))).all()
         claims = (await conn.execute(select(unique_identifiers.c.value))).scalars().all()
     sealed = f"enc:v1:{vault_for(platform.settings).current}:"
-    for content in (stored, version):
-        assert "BE123456" not in str(content) and sealed in str(content)
+    assert "BE123456" not in str(stored) and sealed in str(stored)
     assert all(code != "BE123456" for code, _ in tokens)
     assert next(c for c, s in tokens if s == CIN_SYSTEM).startswith("bi:v1:")
     assert "BE123456" not in claims
@@ -141,6 +137,13 @@ async def test_stored_json_and_index_rows_hold_the_sealed_cin_and_reads_open_it(
     updated = await client.put(f"/fhir/Patient/{pid}", json=body, headers=FHIR_JSON)
     assert updated.status_code == 200 and updated.headers["ETag"] == 'W/"2"'
     assert updated.json()["identifier"][1]["value"] == "BE123456"
+    async with platform.engine.connect() as conn:  # version 1's JSON moved into its history row
+        superseded = await conn.scalar(
+            select(resource_versions.c.content).where(
+                resource_versions.c.id == pid, resource_versions.c.version == 1
+            )
+        )
+    assert "BE123456" not in str(superseded) and sealed in str(superseded)
     first = (await client.get(f"/fhir/Patient/{pid}/_history/1")).json()
     assert first["identifier"][1]["value"] == "BE123456" and first["meta"]["versionId"] == "1"
     history = (await client.get(f"/fhir/Patient/{pid}/_history")).json()
@@ -216,7 +219,7 @@ async def test_rotation_reseals_every_version_and_the_old_key_can_then_go(
         timeout=120,
     )
     assert rotated.returncode == 0, rotated.stderr
-    assert "resource_versions: 2 examined, 2 rewritten" in rotated.stdout
+    assert "resource_versions: 1 examined, 1 rewritten" in rotated.stdout
     assert "rows examined" in rotated.stderr  # progress
     again = await rotate_cin(ResourceStore(platform.engine, both))  # idempotent
     assert again.total_rewritten == 0
