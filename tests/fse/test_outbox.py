@@ -3,6 +3,8 @@ publishes each once, in order, and keeps them while the stream is down."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import httpx
@@ -12,6 +14,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select, update
 
+from fse import app as app_module
+from fse.app import relay_periodically
 from fse.outbox import outbox_events, prune, relay
 from fse.runtime.events import MemoryEventStream, RedisEventStream
 from pharmacy.reversal import reverse_dispense
@@ -162,3 +166,29 @@ async def test_events_every_receiver_had_are_pruned_after_their_keep(
     async with platform.engine.connect() as conn:
         left = (await conn.execute(select(events.dispatched_at))).all()
     assert left == [(None,)]  # the one not dispatched waits, whatever its age
+
+
+async def test_the_relay_loop_prunes_once_an_hour_and_never_when_told_to_keep_all(
+    platform: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = await load_demo(client)
+    for day in ("2026-11-18", "2026-11-19"):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", day)]))
+    runtime = platform.app.state.runtime
+    assert await relay(platform.engine, runtime.events) == 2
+    async with platform.engine.begin() as conn:  # every receiver had them, ten days ago
+        await conn.execute(update(outbox_events).values(created_at=AT, dispatched_at=AT))
+
+    async def loop_for_a_while(keep_days: float) -> int:
+        relayer = asyncio.create_task(relay_periodically(platform.engine, runtime, 0.01, keep_days))
+        await asyncio.sleep(0.3)
+        relayer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relayer
+        return len(await kinds(platform))
+
+    assert await loop_for_a_while(keep_days=7) == 2  # not an hour since the loop started
+    monkeypatch.setattr(app_module, "PRUNE_EVERY_SECONDS", 0.05)
+    assert await loop_for_a_while(keep_days=0) == 2  # 0: keep them all
+    assert await loop_for_a_while(keep_days=30) == 2  # younger than the keep
+    assert await loop_for_a_while(keep_days=7) == 0
