@@ -23,7 +23,14 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.harness import drop_database, migrated_database, percentiles, stored_bytes
+from bench.harness import (
+    drop_database,
+    growth,
+    growth_line,
+    migrated_database,
+    percentiles,
+    stored_by_table,
+)
 from bench.resources import SID
 from bench.statements import Counts, count_in_process, deferred_work
 from fse.accounts import create_account
@@ -179,11 +186,12 @@ async def _throughput(
             except Exception as exc:  # counted and shown: a benchmark must not hide failures
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
-    size_before = await stored_bytes(database_url)
+    size_before = await stored_by_table(database_url)
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - began
-    grown = await stored_bytes(database_url) - size_before
+    grown = growth(size_before, await stored_by_table(database_url))
+    done = max(1, len(latencies))
     p50, p95, p99 = percentiles(latencies)
     sql = "-"
     if len(queue) > 22:
@@ -197,7 +205,8 @@ async def _throughput(
         f"{len(latencies) / elapsed:,.1f}/s  p50 {p50:.0f} ms  p95 {p95:.0f} ms  p99 {p99:.0f} ms"
         f"  ({len(latencies)} in {elapsed:.1f} s, errors {errors or 0});"
         f" sql/op {sql};"
-        f" kB/op {grown / max(1, len(latencies)) / 1024:.1f}"
+        f" kB/op {sum(grown.values()) / done / 1024:.1f}\n"
+        f"{growth_line({t: b / done for t, b in grown.items()})}"
     )
     return row, not errors
 

@@ -219,5 +219,7 @@ def run(workers: int, clients: int, seconds: float, registry_db: str | None = No
     print(HEADER)
     for result in results:
         print(result.row())
+        if breakdown := result.stored_by_table():
+            print(breakdown)
     print(COLUMNS)
     return 0 if all(r.errors == 0 for r in results) else 1

@@ -117,6 +117,8 @@ class Result:
     """SQL statements per operation: in the request, and deferred (``bench.statements``)."""
     stored_bytes: float | None = None
     """Bytes the database's tables grew per operation done during the timed phase."""
+    stored_tables: dict[str, float] = field(default_factory=dict)
+    """The same, table by table (with its indexes and TOAST)."""
 
     def row(self) -> str:
         """One line under ``HEADER``."""
@@ -147,6 +149,22 @@ class Result:
             sql = f"{self.statements[0]:>7.1f} {self.statements[1]:>5.1f}"
         stored = "-" if self.stored_bytes is None else f"{self.stored_bytes / 1024:.1f}"
         return f"{sql} {stored:>7}"
+
+    def stored_by_table(self) -> str:
+        """Where the bytes of one operation went, largest first (empty if not measured)."""
+        return growth_line(self.stored_tables)
+
+
+def growth_line(per_table: dict[str, float], shown: int = 8) -> str:
+    """``  stored per operation: resources 7.8 KiB, idx_token 3.7, …`` (tables that grew)."""
+    grew = sorted(((b, t) for t, b in per_table.items() if b >= 1), reverse=True)
+    if not grew:
+        return ""
+    parts = [f"{t} {b / 1024:.1f}" for b, t in grew[:shown]]
+    rest = sum(b for b, _ in grew[shown:])
+    if rest:
+        parts.append(f"other tables {rest / 1024:.1f}")
+    return f"  stored per operation (KiB, with indexes): {', '.join(parts)}"
 
 
 Op = Callable[[Connection, int], Awaitable[bool]]
@@ -186,7 +204,7 @@ async def run_phase(
     """``clients`` connections each running ``op`` in a loop for ``seconds``; with
     ``database_url``, the bytes its tables grew per operation done (``stored_bytes``)."""
     result = Result(name)
-    size_before = await stored_bytes(database_url) if database_url else 0
+    size_before = await stored_by_table(database_url) if database_url else {}
     cpu_before = server_cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
     deadline = time.perf_counter() + seconds
 
@@ -211,8 +229,9 @@ async def run_phase(
     if SERVER_PID:
         result.server_cpu = server_cpu_seconds(SERVER_PID[0]) - cpu_before
     if database_url and result.latencies:
-        grown = await stored_bytes(database_url, drained=True) - size_before
-        result.stored_bytes = grown / len(result.latencies)
+        grown = growth(size_before, await stored_by_table(database_url, drained=True))
+        result.stored_tables = {t: b / len(result.latencies) for t, b in grown.items()}
+        result.stored_bytes = sum(grown.values()) / len(result.latencies)
     return result
 
 
@@ -233,14 +252,14 @@ async def settle(database_url: str) -> None:
 
 
 TABLES_SIZE = """
-SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)
+SELECT c.relname, pg_total_relation_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg_toast%'
 """
 
 
-async def stored_bytes(database_url: str, drained: bool = False) -> int:
+async def stored_by_table(database_url: str, drained: bool = False) -> dict[str, int]:
     """The size of every table of the database, with its indexes and TOAST (history,
     audit, outbox, ledger all included). ``drained``: first wait (up to 10 s) until the
     server has turned its access log into AuditEvents, so a phase's bytes include them."""
@@ -253,9 +272,14 @@ async def stored_bytes(database_url: str, drained: bool = False) -> int:
             if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM api_access_log)"):
                 break
             await asyncio.sleep(0.2)
-        return int(await conn.fetchval(TABLES_SIZE))
+        return {name: int(size) for name, size in await conn.fetch(TABLES_SIZE)}
     finally:
         await conn.close()
+
+
+def growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Bytes each table grew between two ``stored_by_table`` readings."""
+    return {t: size - before.get(t, 0) for t, size in after.items()}
 
 
 def machine() -> str:

@@ -355,6 +355,8 @@ def run(workers: int, clients: int, seconds: float, payment_claims: int) -> int:
     result = submit_throughput(workers, clients, seconds, database_url)
     print(HEADER)
     print(result.row())
+    if breakdown := result.stored_by_table():
+        print(breakdown)
     print(f"  {COLUMNS}", flush=True)
     if payment_claims:
         database_url = migrated_database("fse_bench_pay")

@@ -229,5 +229,7 @@ def run(workers: int, clients: int, seconds: float) -> int:
     print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(HEADER)
     print(result.row())
+    if breakdown := result.stored_by_table():
+        print(breakdown)
     print(f"  {COLUMNS}", flush=True)
     return 0 if result.errors == 0 and result.latencies else 1
