@@ -57,18 +57,24 @@ async def emit(
 
     ``focus`` holds the subject's FHIR search values that Subscriptions filter on (e.g.
     ``{"status": "active", "outcome": "queued"}`` for a held ClaimResponse)."""
-    event_id = str(uuid.uuid4())
-    await conn.execute(
-        insert(outbox_events).values(
-            event_id=event_id,
-            kind=kind,
-            subject=subject,
-            patient=patient,
-            data=orjson.dumps({"focus": focus, **data}, default=str).decode(),
-            created_at=datetime.now(UTC),
-        )
-    )
-    return event_id
+    row = event_row(kind, subject, patient, focus=focus, **data)
+    await conn.execute(insert(outbox_events).values(**row))
+    return str(row["event_id"])
+
+
+def event_row(
+    kind: str, subject: str, patient: str | None = None, *, focus: dict[str, str], **data: Any
+) -> dict[str, Any]:
+    """An event's ``outbox_events`` row, for a caller that writes it with its own rows (in
+    the same transaction, as :func:`emit` does)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "kind": kind,
+        "subject": subject,
+        "patient": patient,
+        "data": orjson.dumps({"focus": focus, **data}, default=str).decode(),
+        "created_at": datetime.now(UTC),
+    }
 
 
 def message(row: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,6 +39,15 @@ gate's row, so always after the lock is held (a payment run closing the range ho
 exclusively until every approval that drew a lower number has committed)."""
 
 
+DRAWN_APPROVAL = (
+    f"CASE WHEN CAST(:payable AS boolean) THEN (SELECT nextval('{APPROVAL_SEQUENCE}')"
+    " FROM (SELECT pg_advisory_xact_lock_shared(:approval_gate)) AS gate) END"
+)
+"""``_NEXT_APPROVAL`` as the SQL of a column, for a statement that writes the settlement with
+its number (binds ``payable`` and ``approval_gate``, ``APPROVAL_GATE``): drawn only when
+payable (PostgreSQL runs the subquery only when the CASE needs it), under the gate."""
+
+
 async def approval_number(conn: AsyncConnection) -> int:
     """The next approval number, taken inside the approval gate (held until commit)."""
     if conn.dialect.name == "postgresql":
@@ -54,41 +64,50 @@ async def close_approvals(conn: AsyncConnection) -> int:
     return int(await conn.scalar(select(func.max(settlements.c.approval_seq))) or 0)
 
 
-async def _post(
-    conn: AsyncConnection,
+def _journal(
     journal: str,
     kind: str,
     amounts: tuple[tuple[str, Decimal], ...],
     now: datetime,
-    settlement_pk: int | None = None,
     batch_pk: int | None = None,
-) -> None:
-    """One balanced journal: ``amounts`` are (account, signed amount) pairs summing to zero."""
+) -> list[dict[str, Any]]:
+    """One balanced journal's entries: ``amounts`` are (account, signed amount) pairs summing
+    to zero (a settlement's entries get their ``settlement_pk`` where they are written)."""
     if sum(amount for _, amount in amounts) != 0:
         raise ValueError(f"unbalanced journal {journal}: {amounts}")
+    return [
+        {
+            "journal": journal,
+            "account": account,
+            "kind": kind,
+            "amount": amount,
+            "batch_pk": batch_pk,
+            "created_at": now,
+        }
+        for account, amount in amounts
+    ]
+
+
+async def _post(
+    conn: AsyncConnection, entries: list[dict[str, Any]], settlement_pk: int | None = None
+) -> None:
     await conn.execute(
-        insert(ledger_entries),
-        [
-            {
-                "journal": journal,
-                "account": account,
-                "kind": kind,
-                "amount": amount,
-                "settlement_pk": settlement_pk,
-                "batch_pk": batch_pk,
-                "created_at": now,
-            }
-            for account, amount in amounts
-        ],
+        insert(ledger_entries), [{**entry, "settlement_pk": settlement_pk} for entry in entries]
     )
 
 
 async def book_benefit(
     conn: AsyncConnection, settlement_pk: int, benefit: Decimal, now: datetime
 ) -> None:
-    """Expense the benefit and owe it to the payee, in one balanced journal."""
+    """Book the benefit of a settlement approved after it was written (a review)."""
+    await _post(conn, benefit_entries(benefit, now), settlement_pk)
+
+
+def benefit_entries(benefit: Decimal, now: datetime) -> list[dict[str, Any]]:
+    """Expense the benefit and owe it to the payee, in one balanced journal: the entries of
+    an approved settlement, written with it."""
     amounts = (("benefits", benefit), ("payable", -benefit))
-    await _post(conn, f"benefit-{uuid.uuid4().hex}", "benefit", amounts, now, settlement_pk)
+    return _journal(f"benefit-{uuid.uuid4().hex}", "benefit", amounts, now)
 
 
 async def book_payment(
@@ -96,7 +115,7 @@ async def book_payment(
 ) -> None:
     """The batch settles the payables it covers: debit payable, credit the bank."""
     amounts = (("payable", total), ("bank", -total))
-    await _post(conn, journal, "payment", amounts, now, batch_pk=batch_pk)
+    await _post(conn, _journal(journal, "payment", amounts, now, batch_pk))
 
 
 @dataclass
@@ -260,7 +279,9 @@ async def cancel_settlement(conn: AsyncConnection, claim_key: str, now: datetime
             raise AlreadyPaid(f"{claim_key} is in a payment batch")
     if row.status == "approved":
         amounts = (("benefits", -row.benefit), ("payable", row.benefit))
-        await _post(conn, f"reversal-{uuid.uuid4().hex}", "reversal", amounts, now, row.pk)
+        await _post(
+            conn, _journal(f"reversal-{uuid.uuid4().hex}", "reversal", amounts, now), row.pk
+        )
     await conn.execute(settlements.update().where(s.pk == row.pk).values(status="cancelled"))
 
 

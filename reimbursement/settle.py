@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,8 +21,9 @@ from fhir_profiles.systems import CARE_SHEET_SYSTEM
 from fse import fhir_json
 from fse.errors import Conflict, ErrorCode
 from fse.fhir_api.interactions import FhirService
-from fse.outbox import emit
+from fse.outbox import event_row, outbox_events
 from fse.resources import check_type, declare_profile, validate
+from fse.store.pg_chain import Chain, insert_one_by_one
 from fse.store.repository import Stored
 from reimbursement.claims import ParsedClaim, parse_claim
 from reimbursement.context import (
@@ -35,10 +36,20 @@ from reimbursement.context import (
 from reimbursement.core.adjudication import Books, adjudicate
 from reimbursement.core.model import Decision
 from reimbursement.fees import check_fees
-from reimbursement.ledger import approval_number, book_benefit
+from reimbursement.ledger import (
+    APPROVAL_GATE,
+    DRAWN_APPROVAL,
+    approval_number,
+    benefit_entries,
+)
 from reimbursement.responses import claim_response, explanation_of_benefit
 from reimbursement.schedule import PaymentSchedule
-from reimbursement.tables import settlement_holds, settlement_lines, settlements
+from reimbursement.tables import (
+    ledger_entries,
+    settlement_holds,
+    settlement_lines,
+    settlements,
+)
 
 
 @dataclass(frozen=True)
@@ -256,12 +267,8 @@ class Settlement:
             stored_eob = await self.fhir.create_generated(conn, "ExplanationOfBenefit", eob)
             written.append(stored_eob)
             eob_id = stored_eob.id
-        await self._record(
-            conn, parsed, decided.loaded, decision, claim_id, stored_response.id, eob_id, now
-        )
-        for kind in ("claim.adjudicated", *(("claim.held",) if decision.holds else ())):
-            await emit(
-                conn,
+        events = [
+            event_row(
                 kind,
                 f"ClaimResponse/{stored_response.id}",
                 f"Patient/{parsed.patient_id}",
@@ -271,6 +278,10 @@ class Settlement:
                 benefit=decision.benefit,
                 focus={"status": "active", "outcome": decision.outcome},
             )
+            for kind in ("claim.adjudicated", *(("claim.held",) if decision.holds else ()))
+        ]
+        ids = (claim_id, stored_response.id, eob_id)
+        await self._record(conn, parsed, decided.loaded, decision, ids, now, events)
         assert stored_response.content is not None
         return fhir_json.loads(stored_response.content)
 
@@ -280,79 +291,84 @@ class Settlement:
         parsed: ParsedClaim,
         loaded: Loaded,
         decision: Decision,
-        claim_id: str,
-        response_id: str,
-        eob_id: str | None,
+        ids: tuple[str, str, str | None],
         now: datetime,
+        events: list[dict[str, Any]],
     ) -> None:
+        """The settlement of the claim, response and EOB ``ids``: its row (numbered when
+        payable), lines, holds, benefit journal and ``events``, in one statement on
+        PostgreSQL."""
+        claim_id, response_id, eob_id = ids
         account = loaded.payee_account(decision.payee, decision.rights.coverage_id)
-        holds = ",".join(hold.rule for hold in decision.holds) or None
         payable = decision.status == "approved" and account.iban is not None
-        approval_seq = await approval_number(conn) if payable else None
-        settlement_pk = (
-            await conn.execute(
-                insert(settlements)
-                .values(
-                    claim_key=parsed.key,
-                    claim_id=claim_id,
-                    response_id=response_id,
-                    eob_id=eob_id,
-                    patient_id=parsed.patient_id,
-                    provider_ref=parsed.provider_ref,
-                    payee_kind=account.kind.value,
-                    payee_ref=account.reference,
-                    payee_name=account.name[:200],
-                    payee_iban=account.iban,
-                    regime=decision.regime,
-                    care_date=parsed.care_date,
-                    received_at=now,
-                    outcome=decision.outcome,
-                    status=decision.status,
-                    billed=decision.billed,
-                    eligible=decision.eligible,
-                    benefit=decision.benefit,
-                    patient_share=decision.patient_share,
-                    eligibility_id=parsed.eligibility_id,
-                    hold_rules=holds,
-                    approval_seq=approval_seq,
-                )
-                .returning(settlements.c.pk)
-            )
-        ).scalar_one()
-        await conn.execute(
-            insert(settlement_lines),
-            [
-                {
-                    "settlement_pk": settlement_pk,
-                    "sequence": line.sequence,
-                    "kind": line.kind.value,
-                    "code": line.code,
-                    "coefficient": line.coefficient,
-                    "quantity": line.quantity,
-                    "care_date": line.care_date,
-                    "patient_id": parsed.patient_id,
-                    "provider_ref": parsed.provider_ref,
-                    "request_id": line.request_id,
-                    "billed": decided.billed,
-                    "eligible": decided.eligible,
-                    "benefit": decided.benefit,
-                    "accepted": decided.accepted,
-                    "reason": decided.reasons[0].value if decided.reasons else None,
-                }
-                for line, decided in zip(parsed.lines, decision.lines, strict=True)
-            ],
-        )
-        if decision.holds:
-            await conn.execute(
-                insert(settlement_holds),
-                [
-                    {
-                        "settlement_pk": settlement_pk,
-                        "rule": hold.rule,
-                        "professional_ref": hold.professional or parsed.provider_ref,
-                    }
-                    for hold in decision.holds
-                ],
-            )
-        if decision.status == "approved":
-            await book_benefit(conn, settlement_pk, decision.benefit, now)
+        row: dict[str, Any] = {
+            "claim_key": parsed.key,
+            "claim_id": claim_id,
+            "response_id": response_id,
+            "eob_id": eob_id,
+            "patient_id": parsed.patient_id,
+            "provider_ref": parsed.provider_ref,
+            "payee_kind": account.kind.value,
+            "payee_ref": account.reference,
+            "payee_name": account.name[:200],
+            "payee_iban": account.iban,
+            "regime": decision.regime,
+            "care_date": parsed.care_date,
+            "received_at": now,
+            "outcome": decision.outcome,
+            "status": decision.status,
+            "billed": decision.billed,
+            "eligible": decision.eligible,
+            "benefit": decision.benefit,
+            "patient_share": decision.patient_share,
+            "eligibility_id": parsed.eligibility_id,
+            "hold_rules": ",".join(hold.rule for hold in decision.holds) or None,
+        }
+        lines = [
+            {
+                "sequence": line.sequence,
+                "kind": line.kind.value,
+                "code": line.code,
+                "coefficient": line.coefficient,
+                "quantity": line.quantity,
+                "care_date": line.care_date,
+                "patient_id": parsed.patient_id,
+                "provider_ref": parsed.provider_ref,
+                "request_id": line.request_id,
+                "billed": decided.billed,
+                "eligible": decided.eligible,
+                "benefit": decided.benefit,
+                "accepted": decided.accepted,
+                "reason": decided.reasons[0].value if decided.reasons else None,
+            }
+            for line, decided in zip(parsed.lines, decision.lines, strict=True)
+        ]
+        holds = [
+            {"rule": hold.rule, "professional_ref": hold.professional or parsed.provider_ref}
+            for hold in decision.holds
+        ]
+        approved = decision.status == "approved"
+        rows = {
+            settlement_lines.name: lines,
+            settlement_holds.name: holds,
+            ledger_entries.name: benefit_entries(decision.benefit, now) if approved else [],
+            outbox_events.name: events,
+        }
+        if self.fhir.store.is_postgres:
+            await _SETTLED.insert(conn, row, rows, payable=payable, approval_gate=APPROVAL_GATE)
+            return
+        row["approval_seq"] = await approval_number(conn) if payable else None
+        await insert_one_by_one(conn, _SETTLED, row, rows)
+
+
+_SETTLED = Chain(
+    settlements,
+    children=(
+        (settlement_lines, "settlement_pk"),
+        (settlement_holds, "settlement_pk"),
+        (ledger_entries, "settlement_pk"),
+    ),
+    beside=(outbox_events,),
+    computed={"approval_seq": DRAWN_APPROVAL},
+)
+"""What a settlement writes beside its FHIR resources."""
