@@ -51,7 +51,7 @@ async def copy_bulk(conn: AsyncConnection, prepared: list[Prepared], now: dateti
     indexed = [(pk, index) for pk, (_, _, _, index) in zip(pks, prepared, strict=True)]
     for kind, rows in rows_by_kind(indexed):
         table = INDEX_TABLES[kind]
-        columns = [c.name for c in table.c if c.name != "pk"]  # pk comes from its sequence
+        columns = [c.name for c in table.c]
         await raw.copy_records_to_table(
             table.name,
             columns=columns,

@@ -103,10 +103,11 @@ resource_versions = Table(
 
 
 def _index_table(name: str, *columns: Column[object], indexes: tuple[Index, ...] = ()) -> Table:
+    """An index table: rows are found by resource (to clear them) or by the lookup indexes,
+    never one by one, so they have no key of their own (8 bytes and a B-tree entry a row)."""
     return Table(
         name,
         metadata,
-        Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
         Column("resource_pk", PrimaryKey, _resource_fk(), nullable=False),
         Column("type", String(64), nullable=False),
         Column("param", String(64), nullable=False),

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from alembic.command import downgrade
-from sqlalchemy import text
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from fse.crypto.cin import CinVault
+from fse.db import create_engine
 from fse.migrate import alembic_config, upgrade
+from fse.store.query import parse_search
+from fse.store.repository import ResourceStore
+from fse.store.tables import metadata
 from tests.services import create_pg_database, drop_pg_database, migrate
 
 # migrate a database, then compare it with the tables env.py registers (compare_type included)
@@ -149,3 +156,132 @@ async def test_0018_keeps_only_superseded_json_in_history_and_back_on_postgresql
         await _migration_0018(url)
     finally:
         await drop_pg_database(url)
+
+
+_INDEXED = ("idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity")
+_IMMAT = "https://fse.cnss.ma/fhir/sid/immatriculation"
+_PATIENT = {
+    "resourceType": "Patient",
+    "identifier": [{"system": _IMMAT, "value": "M42"}],
+    "name": [{"family": "Alaoui", "given": ["Salma"]}],
+    "birthDate": "1984-03-02",
+}
+
+
+def _dispense(patient_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationDispense",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "quantity": {"value": 30, "unit": "comprimé"},
+        "whenHandedOver": "2026-12-02T10:00:00Z",
+    }
+
+
+def _store(url: str) -> ResourceStore:
+    return ResourceStore(
+        create_engine(url, pool_size=2), CinVault({"k": os.urandom(32)}, b"i" * 32)
+    )
+
+
+async def _index_rows(store: ResourceStore) -> dict[str, list[tuple[str, ...]]]:
+    """Every index row, per table, by what it says (resource, parameter, values), no row key."""
+    found = {}
+    async with store.engine.connect() as conn:
+        for name in _INDEXED:
+            rows = await conn.execute(select(metadata.tables[name]))  # declared: no pk
+            found[name] = sorted(tuple(map(str, row)) for row in rows)
+    return found
+
+
+async def _found(store: ResourceStore, rtype: str, *items: tuple[str, str]) -> list[str]:
+    query = parse_search(rtype, list(items), default_count=20, max_count=200)
+    async with store.snapshot() as conn:
+        return [m.id for m in (await store.search(conn, query)).matches]
+
+
+async def _searchable(store: ResourceStore, patient: str, dispense: str) -> None:
+    """One search per index table finds what was written before the migration."""
+    assert await _found(store, "Patient", ("identifier", f"{_IMMAT}|M42")) == [patient]
+    assert await _found(store, "Patient", ("family", "alao")) == [patient]
+    assert await _found(store, "Patient", ("birthdate", "1984-03")) == [patient]
+    for item in (("subject", f"Patient/{patient}"), ("quantity", "30"), ("status", "completed")):
+        assert await _found(store, "MedicationDispense", item) == [dispense]
+
+
+def _shape(conn: Connection) -> dict[str, Any]:
+    """What autogenerate would compare on the index tables, plus the key's default (sequence)."""
+    inspector = inspect(conn)
+    return {
+        name: (
+            sorted(
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(name)
+            ),
+            inspector.get_pk_constraint(name),
+            sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(name)),
+        )
+        for name in _INDEXED
+    }
+
+
+async def _schema(url: str) -> dict[str, Any]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_shape)
+    finally:
+        await engine.dispose()
+
+
+async def _migration_0019(url: str, fresh_0018: str) -> None:
+    await asyncio.to_thread(upgrade, url, "0018")
+    store = _store(url)
+    try:
+        async with store.transaction() as conn:  # index rows as 0018 stored them, keys and all
+            patient = (await store.create(conn, "Patient", dict(_PATIENT))).id
+            dispense = (await store.create(conn, "MedicationDispense", _dispense(patient))).id
+        before = await _index_rows(store)
+        assert all(before[name] for name in _INDEXED), before
+
+        await asyncio.to_thread(upgrade, url, "0019")
+        for name, (columns, key, indexes) in (await _schema(url)).items():
+            assert "pk" not in [c[0] for c in columns], name
+            assert key["constrained_columns"] == [], name
+            assert f"pk_{name}" not in [i[0] for i in indexes], name
+        assert await _index_rows(store) == before
+        await _searchable(store, patient, dispense)
+        async with store.transaction() as conn:  # writes and clears rows without a key
+            other = (await store.create(conn, "MedicationDispense", _dispense(patient))).id
+            await store.delete(conn, "MedicationDispense", other)
+        assert await _index_rows(store) == before
+
+        await asyncio.to_thread(downgrade, alembic_config(url), "0018")
+        await asyncio.to_thread(upgrade, fresh_0018, "0018")
+        assert await _schema(url) == await _schema(fresh_0018)
+        assert await _index_rows(store) == before
+        await _searchable(store, patient, dispense)
+        async with store.transaction() as conn:  # the key's sequence numbers new rows again
+            await store.create(conn, "Patient", dict(_PATIENT, identifier=[]))
+        async with store.engine.connect() as conn:
+            for name in _INDEXED:
+                keys = (await conn.execute(text(f"SELECT pk FROM {name}"))).scalars().all()
+                assert len(set(keys)) == len(keys) and None not in keys, (name, keys)
+    finally:
+        await store.engine.dispose()
+
+
+async def test_0019_drops_the_index_rows_key_and_back_on_postgresql() -> None:
+    url, fresh = await create_pg_database(), await create_pg_database()
+    try:
+        await _migration_0019(url, fresh)
+    finally:
+        await drop_pg_database(url)
+        await drop_pg_database(fresh)
+
+
+async def test_0019_drops_the_index_rows_key_and_back_on_sqlite(tmp_path: Path) -> None:
+    await _migration_0019(
+        f"sqlite+aiosqlite:///{tmp_path / 'fse.sqlite3'}",
+        f"sqlite+aiosqlite:///{tmp_path / 'fresh.sqlite3'}",
+    )

@@ -16,12 +16,11 @@ from tests.statements import statements
 
 
 async def _index_rows(platform: Platform, pk: int) -> dict[str, list[tuple[object, ...]]]:
-    """Every index row of the resource ``pk``, per table, without the row's own key."""
+    """Every index row of the resource ``pk``, per table."""
     found = {}
     async with platform.engine.connect() as conn:
         for table in (*INDEX_TABLES.values(), unique_identifiers):
-            columns = [c for c in table.c if c.name not in ("pk", "id")]
-            rows = await conn.execute(select(*columns).where(table.c.resource_pk == pk))
+            rows = await conn.execute(select(table).where(table.c.resource_pk == pk))
             found[table.name] = sorted(tuple(map(str, row)) for row in rows)
     return found
 
