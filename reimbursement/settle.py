@@ -8,7 +8,7 @@ even a concurrent one, return the first answer and pay nothing more; a per-insur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.outbox import event_row, outbox_events
 from fse.resources import check_type, declare_profile, validate
 from fse.store.pg_chain import Chain, insert_one_by_one
-from fse.store.repository import Stored
+from fse.store.repository import Stored, new_id
 from reimbursement.claims import ParsedClaim, parse_claim
 from reimbursement.context import (
     Insured,
@@ -109,8 +109,10 @@ class Settlement:
                 if response_id is not None:  # settled before: the first answer, nothing paid
                     return await self._replayed(conn, response_id)
                 decided = await self._decide(conn, parsed)
-                claim_id = await self._claim_id(conn, claim, parsed, claim_id, written, signature)
-                response = await self._answer(conn, claim, claim_id, decided, written)
+                claim_id, pending = await self._claim_id(
+                    conn, claim, parsed, claim_id, written, signature
+                )
+                response = await self._answer(conn, claim, claim_id, decided, written, pending)
         except (IntegrityError, Conflict):
             # A concurrent retry of the same sheet committed first: answer as it did.
             async with self.fhir.store.snapshot() as conn:
@@ -215,9 +217,10 @@ class Settlement:
         stored_id: str | None,
         written: list[Stored],
         signature: dict[str, Any] | None = None,
-    ) -> str:
-        """The stored Claim of this care sheet (``stored_id``), else store it (a signed one
-        under the id its signature names, with the signature)."""
+    ) -> tuple[str, list[tuple[str, dict[str, Any], str | None]]]:
+        """The stored Claim of this care sheet (``stored_id``), else store it: a signed one
+        under the id its signature names, with the signature; an unsigned one under a new id,
+        handed back to be stored with the engine's answers (one round trip)."""
         if stored_id is not None and signature is not None and stored_id != claim["id"]:
             raise Conflict(  # settling it would pay what was signed against another claim
                 f"care sheet {parsed.identifier} is already stored as Claim/{stored_id}, which "
@@ -226,11 +229,10 @@ class Settlement:
                 code=ErrorCode.DUPLICATE_IDENTIFIER,
             )
         if stored_id is not None:
-            return stored_id
+            return stored_id, []
         if signature is None:
-            stored = await self.fhir.store.create(conn, "Claim", claim)
-            written.append(stored)
-            return stored.id
+            claim_id = new_id()
+            return claim_id, [("Claim", claim, claim_id)]
         if await self.fhir.store.exists(conn, "Claim", claim["id"]):
             raise Conflict(
                 f"Claim/{claim['id']} already exists: sign the claim under a new id",
@@ -241,7 +243,7 @@ class Settlement:
         written.append(stored)
         signed = await self.fhir.create(conn, "Provenance", signature)
         written.append(signed.stored)
-        return stored.id
+        return stored.id, []
 
     async def _answer(
         self,
@@ -250,23 +252,26 @@ class Settlement:
         claim_id: str,
         decided: Decided,
         written: list[Stored],
+        pending: Sequence[tuple[str, dict[str, Any], str | None]] = (),
     ) -> dict[str, Any]:
-        """Write what was decided for the stored Claim ``claim_id``: the ClaimResponse, the
-        ExplanationOfBenefit, the settlement, its lines and ledger entries, the events."""
+        """Write what was decided for the Claim ``claim_id`` (stored, or ``pending`` with it):
+        the ClaimResponse, the ExplanationOfBenefit (those resources in one round trip), the
+        settlement, its lines and ledger entries, the events."""
         parsed, decision = decided.parsed, decided.decision
         now, payment_date = decided.now, decided.payment_date
         response = claim_response(claim, claim_id, decision, now, payment_date)
-        stored_response = await self.fhir.create_generated(conn, "ClaimResponse", response)
-        written.append(stored_response)
+        response_id = new_id()
+        creates = [*pending, ("ClaimResponse", response, response_id)]
         coverage_id = decision.rights.coverage_id or parsed.coverage_id
-        eob_id = None
         if coverage_id is not None:
             eob = explanation_of_benefit(
-                claim, claim_id, stored_response.id, coverage_id, decision, now, payment_date
+                claim, claim_id, response_id, coverage_id, decision, now, payment_date
             )
-            stored_eob = await self.fhir.create_generated(conn, "ExplanationOfBenefit", eob)
-            written.append(stored_eob)
-            eob_id = stored_eob.id
+            creates.append(("ExplanationOfBenefit", eob, None))
+        stored = await self.fhir.create_generated_many(conn, creates)
+        written.extend(stored)
+        stored_response = stored[len(pending)]
+        eob_id = stored[-1].id if coverage_id is not None else None
         events = [
             event_row(
                 kind,

@@ -97,9 +97,16 @@ class FhirService:
         0.4-0.9 ms a resource). The tests validate every shape generated instead
         (tests/prescriber/test_signing_path.py, tests/pharmacy/test_dispense_path.py,
         tests/reimbursement/test_submit.py)."""
-        self.check_care_dates(resource)
-        declare_profile(resource)
-        return await self.store.create(conn, rtype, resource, rid)
+        return (await self.create_generated_many(conn, [(rtype, resource, rid)]))[0]
+
+    async def create_generated_many(
+        self, conn: AsyncConnection, items: list[tuple[str, dict[str, Any], str | None]]
+    ) -> list[Stored]:
+        """Several of them (type, resource, id or None) in one round trip on PostgreSQL."""
+        for _, resource, _ in items:
+            self.check_care_dates(resource)
+            declare_profile(resource)
+        return await self.store.create_many(conn, items)
 
     async def update(
         self,

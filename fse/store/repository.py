@@ -30,7 +30,11 @@ from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, Pr
 from fse.store.dates import instant_text
 from fse.store.indexing import INDEX_KINDS, IndexRows, extract, rows_by_kind
 from fse.store.pg_bulk import copy_bulk
-from fse.store.pg_create import DuplicateIdentifiers, create_in_one_statement
+from fse.store.pg_create import (
+    DuplicateIdentifiers,
+    create_in_one_statement,
+    creates_in_one_statement,
+)
 from fse.store.query import Criterion, SearchQuery, decode_cursor, encode_cursor
 from fse.store.sealed_identifiers import SealedIdentifiers, shown_identifier
 from fse.store.search import compile_search
@@ -182,6 +186,28 @@ class ResourceStore:
         await self._append_version(conn, stored)
         await self._write_index(conn, stored, resource, rows)
         return stored
+
+    async def create_many(
+        self, conn: AsyncConnection, items: list[tuple[str, dict[str, Any], str | None]]
+    ) -> list[Stored]:
+        """Several creates in the caller's transaction, as :meth:`create` each (type,
+        resource, pre-assigned id or None); one statement on PostgreSQL."""
+        if not self.is_postgres or len(items) < 2:
+            return [await self.create(conn, rtype, resource, rid) for rtype, resource, rid in items]
+        now = _now()
+        creates, stored = [], []
+        for rtype, resource, rid in items:
+            rid = rid or new_id()
+            content = _stamp(resource, rid, 1, now)
+            at_rest = self.sealed.at_rest(resource, content)
+            creates.append((rtype, rid, now, at_rest, self._extract(rtype, resource)))
+            stored.append(Stored(rtype, rid, 1, now, content, False, "POST", 0))
+        try:
+            pks = await creates_in_one_statement(conn, creates)
+        except DuplicateIdentifiers as duplicate:
+            rtype, resource, _ = items[duplicate.index]
+            raise self._duplicate(rtype, resource, duplicate.taken) from None
+        return [dataclasses.replace(s, pk=pk) for s, pk in zip(stored, pks, strict=True)]
 
     async def bulk_create(
         self, conn: AsyncConnection, items: list[tuple[str, dict[str, Any]]]
