@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
@@ -361,7 +361,7 @@ async def history(
     standing = settlement_lines.join(settlements)
     not_cancelled = settlements.c.status != "cancelled"  # a cancelled sheet may be written again
     days = sorted({line.care_date for line in parsed.lines})
-    acts = await conn.execute(
+    acts = (
         select(lines.provider_ref, lines.care_date, lines.code, lines.coefficient)
         .select_from(standing)
         .where(
@@ -371,8 +371,8 @@ async def history(
             lines.kind.in_((CodeKind.NGAP.value, CodeKind.FLAT_RATE.value)),
             not_cancelled,
         )
+        .subquery("acts")
     )
-    settled = frozenset((r.provider_ref, r.care_date, r.code, Decimal(r.coefficient)) for r in acts)
     day = parsed.care_date
     ngap_on_day = and_(
         lines.care_date == day, lines.kind == CodeKind.NGAP.value, lines.accepted.is_(True)
@@ -399,22 +399,27 @@ async def history(
         settlements.c.care_date == day,
         settlements.c.billed == billed,
     )
-    counts = (  # one round trip for the three counts
-        await conn.execute(
-            select(
-                provider_acts.scalar_subquery().label("provider_acts"),
-                recent.scalar_subquery().label("recent"),
-                same_amount.scalar_subquery().label("same_amount"),
-            )
-        )
-    ).one()
+    counts = select(
+        provider_acts.scalar_subquery().label("provider_acts"),
+        recent.scalar_subquery().label("recent"),
+        same_amount.scalar_subquery().label("same_amount"),
+    ).subquery("counts")
+    rows = (  # one round trip: the three counts on every row, then the insured's acts if any
+        await conn.execute(select(counts, acts).select_from(counts.outerjoin(acts, true())))
+    ).all()
+    counted = rows[0]
+    settled = frozenset(
+        (r.provider_ref, r.care_date, r.code, Decimal(r.coefficient))
+        for r in rows
+        if r.provider_ref is not None
+    )
     peer_mean = await peer_mean_on(conn, cache, day)
     return History(
         settled_acts=settled,
-        provider_acts_on_day=int(counts.provider_acts or 0),
+        provider_acts_on_day=int(counted.provider_acts or 0),
         peer_acts_per_provider_day=peer_mean,
-        recent_consultations=int(counts.recent or 0),
-        provider_same_amount_today=int(counts.same_amount or 0),
+        recent_consultations=int(counted.recent or 0),
+        provider_same_amount_today=int(counted.same_amount or 0),
     )
 
 
