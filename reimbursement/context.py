@@ -153,10 +153,21 @@ async def coverage_periods(
     service: FhirService, conn: AsyncConnection, patient: dict[str, Any]
 ) -> tuple[tuple[CoveragePeriod, ...], dict[str, dict[str, Any]]]:
     """The beneficiary's rights periods, and the main insured (subscriber) of each period."""
-    pid = patient["id"]
     found = await reading.search(
-        service, conn, "Coverage", [("beneficiary", f"Patient/{pid}")], count=ALL
+        service, conn, "Coverage", [("beneficiary", f"Patient/{patient['id']}")], count=ALL
     )
+    return await periods_of(service, conn, patient, found)
+
+
+async def periods_of(
+    service: FhirService,
+    conn: AsyncConnection,
+    patient: dict[str, Any],
+    found: list[dict[str, Any]],
+) -> tuple[tuple[CoveragePeriod, ...], dict[str, dict[str, Any]]]:
+    """:func:`coverage_periods` of the Coverages ``found`` for the beneficiary (a main
+    insured other than the patient is read here)."""
+    pid = patient["id"]
     subscribers: dict[str, dict[str, Any]] = {pid: patient}
     by_coverage: dict[str, dict[str, Any]] = {}
     periods = []
@@ -200,10 +211,16 @@ async def coverage_periods(
 async def exonerations(
     service: FhirService, conn: AsyncConnection, patient_id: str
 ) -> tuple[Exoneration, ...]:
-    found = []
-    for condition in await reading.search(
+    conditions = await reading.search(
         service, conn, "Condition", [("patient", f"Patient/{patient_id}")], count=ALL
-    ):
+    )
+    return exonerations_of(conditions)
+
+
+def exonerations_of(conditions: list[dict[str, Any]]) -> tuple[Exoneration, ...]:
+    """The ALD/ALC exonerations among the insured's Conditions."""
+    found = []
+    for condition in conditions:
         kind = next(
             (
                 c.get("code")
@@ -242,16 +259,20 @@ async def provider_of(
     service: FhirService, conn: AsyncConnection, parsed: ParsedClaim
 ) -> tuple[Provider, dict[str, Any]]:
     rtype, _, rid = parsed.provider_ref.partition("/")
-    resource = await referenced(service, conn, rtype, rid, "Claim.provider")
     roles: list[dict[str, Any]] = []
     organizations: list[dict[str, Any]] = []
-    if rtype == "Practitioner":
-        roles = await reading.search(
-            service, conn, "PractitionerRole", [("practitioner", parsed.provider_ref)], count=ALL
-        )
+    if rtype == "Practitioner":  # with their roles, in one statement
+        try:
+            resource, (roles,) = await reading.read_with_referrers(
+                service, conn, rtype, rid, [("PractitionerRole", "practitioner")]
+            )
+        except NotFound:
+            raise _unprocessable(f"{rtype}/{rid} introuvable", "Claim.provider") from None
     elif rtype == "PractitionerRole":
+        resource = await referenced(service, conn, rtype, rid, "Claim.provider")
         roles = [resource]
     else:
+        resource = await referenced(service, conn, rtype, rid, "Claim.provider")
         organizations = [resource]
     for role in roles:
         org_id = reference_id(role.get("organization"), "Organization")
@@ -473,10 +494,21 @@ class Insured:
 
 
 async def read_insured(service: FhirService, conn: AsyncConnection, patient_id: str) -> Insured:
-    """The insured, their rights periods and exonerations: three statements."""
-    patient = await referenced(service, conn, "Patient", patient_id, "Claim.patient")
-    periods, subscribers = await coverage_periods(service, conn, patient)
-    return Insured(patient, periods, subscribers, await exonerations(service, conn, patient_id))
+    """The insured, their rights periods and exonerations: one statement (and a read of the
+    main insured of a beneficiary's rights)."""
+    try:
+        patient, (coverages, conditions) = await reading.read_with_referrers(
+            service, conn, "Patient", patient_id, [INSURED_BY, EXONERATED_BY]
+        )
+    except NotFound:
+        raise _unprocessable(f"Patient/{patient_id} introuvable", "Claim.patient") from None
+    periods, subscribers = await periods_of(service, conn, patient, coverages)
+    return Insured(patient, periods, subscribers, exonerations_of(conditions))
+
+
+INSURED_BY = ("Coverage", "beneficiary")
+EXONERATED_BY = ("Condition", "patient")
+"""What the searches ``Coverage?beneficiary=`` and ``Condition?patient=`` find."""
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,16 @@ class Sent:
     parameters: Any
 
     def reads(self, rtype: str) -> bool:
-        """A read or search of resources of ``rtype`` (the type is always the first bind)."""
+        """A read or search of resources of ``rtype`` (the type is always the first bind), or
+        a read of resources with their referrers (``read_with_referrers``) that reads it."""
+        values = list(self.parameters.values()) if isinstance(self.parameters, dict) else []
+        if isinstance(self.parameters, Sequence) and not isinstance(self.parameters, str):
+            values = list(self.parameters)
+        if self.sql.startswith("SELECT anon_1.q,"):
+            return rtype in values
         if not self.sql.startswith("SELECT resources."):
             return False
-        first = self.parameters[0] if isinstance(self.parameters, Sequence) else None
-        if isinstance(self.parameters, dict):
-            first = next(iter(self.parameters.values()), None)
-        return first == rtype
+        return bool(values) and values[0] == rtype
 
 
 _counting: contextvars.ContextVar[list[Sent] | None] = contextvars.ContextVar(

@@ -31,6 +31,22 @@ async def read(service: FhirService, conn: AsyncConnection, rtype: str, rid: str
     return fhir_json.loads(stored.content)
 
 
+async def read_with_referrers(
+    service: FhirService,
+    conn: AsyncConnection,
+    rtype: str,
+    rid: str,
+    referrers: list[tuple[str, str]],
+) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    """:func:`read`, with every live resource of each (type, reference parameter) of
+    ``referrers`` pointing at it (all of them, as ``search(..., count=ALL)``), in one round
+    trip (``ResourceStore.read_with_referrers``)."""
+    stored, pages = await service.store.read_with_referrers(conn, rtype, rid, referrers)
+    assert stored.content is not None
+    found = [[fhir_json.loads(match.content) for match in page] for page in pages]
+    return fhir_json.loads(stored.content), found
+
+
 async def search(
     service: FhirService,
     conn: AsyncConnection,

@@ -11,14 +11,25 @@ import dataclasses
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import case, delete, false, func, insert, select, text, update
+from sqlalchemy import (
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -497,6 +508,50 @@ class ResourceStore:
             raise Gone(f"{rtype}/{rid} was deleted (version {row.version})")
         content = self.sealed.served(row.content)
         return Stored(rtype, rid, row.version, row.last_updated, content, False, "GET", row.pk)
+
+    async def read_with_referrers(
+        self,
+        conn: AsyncConnection,
+        rtype: str,
+        rid: str,
+        referrers: Sequence[tuple[str, str]],
+    ) -> tuple[Stored, list[list[Match]]]:
+        """``rtype/rid`` (as :meth:`read`) and, per (type, reference parameter) of
+        ``referrers``, the live resources whose parameter points at it, in the store's order:
+        what the searches ``<param>=<rtype>/<rid>`` find, in the same statement (an insured
+        with their Coverages and Conditions, a practitioner with their roles)."""
+        r, pointer = resources.c, ref.c
+        row = (r.pk, r.id, r.version, r.last_updated, r.deleted, r.content)
+        parts = [select(literal(0).label("q"), *row).where(r.type == rtype, r.id == rid)]
+        for q, (referrer, param) in enumerate(referrers, start=1):
+            pointing = select(pointer.resource_pk).where(
+                pointer.type == referrer,
+                pointer.param == param,
+                pointer.target_id == rid,
+                pointer.target_type == rtype,
+            )
+            parts.append(
+                select(literal(q).label("q"), *row).where(
+                    r.type == referrer, r.deleted == false(), r.pk.in_(pointing)
+                )
+            )
+        ordered = union_all(*parts).subquery()
+        rows = (await conn.execute(select(ordered).order_by(ordered.c.q, ordered.c.pk))).all()
+        found = [row for row in rows if row.q == 0]
+        if not found:
+            raise NotFound(f"{rtype}/{rid} not found")
+        if found[0].deleted:
+            raise Gone(f"{rtype}/{rid} was deleted (version {found[0].version})")
+        head, served = found[0], self.sealed.served
+        stored = Stored(
+            rtype, rid, head.version, head.last_updated, served(head.content), False, "GET", head.pk
+        )
+        pages: list[list[Match]] = [[] for _ in referrers]
+        for row in rows:
+            if row.q:
+                referrer = referrers[row.q - 1][0]
+                pages[row.q - 1].append(Match(referrer, row.id, served(row.content) or "", row.pk))
+        return stored, pages
 
     async def exists(self, conn: AsyncConnection, rtype: str, rid: str) -> bool:
         """Whether the id was ever used for this type (deleted resources keep theirs)."""
