@@ -183,8 +183,7 @@ class Settlement:
 
     async def _lock(self, conn: AsyncConnection, patient_id: str) -> None:
         if self.fhir.store.is_postgres:
-            key = f"fse-settle:{patient_id}"
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+            await conn.execute(_PATIENT_LOCK, {"k": f"fse-settle:{patient_id}"})
 
     async def _replay(self, conn: AsyncConnection, key: str) -> Settled | None:
         response_id = await conn.scalar(
@@ -365,6 +364,9 @@ class Settlement:
         row["approval_seq"] = await approval_number(conn) if payable else None
         await insert_one_by_one(conn, _SETTLED, row, rows)
 
+
+_PATIENT_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+"""One settlement of an insured at a time: the anomaly rules count what the others wrote."""
 
 _SETTLED = Chain(
     settlements,

@@ -8,6 +8,7 @@ are claimed in ``unique_identifiers`` so two live resources never share one, eve
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import secrets
 import time
@@ -19,6 +20,8 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
+    String,
+    bindparam,
     case,
     delete,
     false,
@@ -106,6 +109,30 @@ def _stamp(resource: dict[str, Any], rid: str, version: int, now: datetime) -> s
     meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
     resource["meta"] = {**meta, "versionId": str(version), "lastUpdated": instant_text(now)}
     return fhir_json.dumps(resource).decode()
+
+
+@functools.cache
+def _with_referrers(rtype: str, referrers: tuple[tuple[str, str], ...]) -> Select[Any]:
+    """The statement of ``read_with_referrers`` for one shape, built once (the id bound as
+    ``rid``): building and keying it cost more than running it."""
+    r, pointer = resources.c, ref.c
+    rid = bindparam("rid", type_=String())
+    row = (r.pk, r.id, r.version, r.last_updated, r.deleted, r.content)
+    parts = [select(literal(0).label("q"), *row).where(r.type == rtype, r.id == rid)]
+    for q, (referrer, param) in enumerate(referrers, start=1):
+        pointing = select(pointer.resource_pk).where(
+            pointer.type == referrer,
+            pointer.param == param,
+            pointer.target_id == rid,
+            pointer.target_type == rtype,
+        )
+        parts.append(
+            select(literal(q).label("q"), *row).where(
+                r.type == referrer, r.deleted == false(), r.pk.in_(pointing)
+            )
+        )
+    ordered = union_all(*parts).subquery()
+    return select(ordered).order_by(ordered.c.q, ordered.c.pk)
 
 
 def _versions() -> Select[Any]:
@@ -520,23 +547,8 @@ class ResourceStore:
         ``referrers``, the live resources whose parameter points at it, in the store's order:
         what the searches ``<param>=<rtype>/<rid>`` find, in the same statement (an insured
         with their Coverages and Conditions, a practitioner with their roles)."""
-        r, pointer = resources.c, ref.c
-        row = (r.pk, r.id, r.version, r.last_updated, r.deleted, r.content)
-        parts = [select(literal(0).label("q"), *row).where(r.type == rtype, r.id == rid)]
-        for q, (referrer, param) in enumerate(referrers, start=1):
-            pointing = select(pointer.resource_pk).where(
-                pointer.type == referrer,
-                pointer.param == param,
-                pointer.target_id == rid,
-                pointer.target_type == rtype,
-            )
-            parts.append(
-                select(literal(q).label("q"), *row).where(
-                    r.type == referrer, r.deleted == false(), r.pk.in_(pointing)
-                )
-            )
-        ordered = union_all(*parts).subquery()
-        rows = (await conn.execute(select(ordered).order_by(ordered.c.q, ordered.c.pk))).all()
+        statement = _with_referrers(rtype, tuple(referrers))
+        rows = (await conn.execute(statement, {"rid": rid})).all()
         found = [row for row in rows if row.q == 0]
         if not found:
             raise NotFound(f"{rtype}/{rid} not found")
