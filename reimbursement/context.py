@@ -3,13 +3,14 @@ insured's rights periods and exonerations, the provider, the prescriptions, the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Date, Select, String, and_, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
@@ -41,7 +42,7 @@ from reimbursement.core.model import (
     Rights,
 )
 from reimbursement.core.rights import rights_on
-from reimbursement.tables import settlement_lines, settlements
+from reimbursement.tables import Money, settlement_lines, settlements
 
 
 @dataclass(frozen=True)
@@ -375,59 +376,72 @@ async def peer_mean_on(conn: AsyncConnection, cache: Cache, day: date) -> Decima
     return mean
 
 
-async def history(
-    conn: AsyncConnection, parsed: ParsedClaim, books: Books, received_on: date, cache: Cache
-) -> History:
+@functools.cache
+def _history_statement() -> Select[Any]:
+    """What the anomaly rules count, as one statement built once (values bound at each
+    settlement): the three counts on every row, then the insured's acts of the sheet's days if
+    any (a LEFT JOIN from the counts' one row)."""
     lines = settlement_lines.c
     standing = settlement_lines.join(settlements)
     not_cancelled = settlements.c.status != "cancelled"  # a cancelled sheet may be written again
-    days = sorted({line.care_date for line in parsed.lines})
+    patient = bindparam("patient", type_=String())
+    day, provider = bindparam("day", type_=Date()), bindparam("provider", type_=String())
     acts = (
         select(lines.provider_ref, lines.care_date, lines.code, lines.coefficient)
         .select_from(standing)
         .where(
-            lines.patient_id == parsed.patient_id,
-            lines.care_date.in_(days),
+            lines.patient_id == patient,
+            lines.care_date.in_(bindparam("days", type_=Date(), expanding=True)),
             lines.accepted.is_(True),
             lines.kind.in_((CodeKind.NGAP.value, CodeKind.FLAT_RATE.value)),
             not_cancelled,
         )
         .subquery("acts")
     )
-    day = parsed.care_date
     ngap_on_day = and_(
         lines.care_date == day, lines.kind == CodeKind.NGAP.value, lines.accepted.is_(True)
     )
-    provider_acts = select(func.count()).where(
-        ngap_on_day, lines.provider_ref == parsed.provider_ref
-    )
-    window_days, codes = books.anomalies.consultation_window(received_on)
+    provider_acts = select(func.count()).where(ngap_on_day, lines.provider_ref == provider)
     recent = (
         select(func.count())
         .select_from(standing)
         .where(
-            lines.patient_id == parsed.patient_id,
-            lines.care_date > day - timedelta(days=window_days),
+            lines.patient_id == patient,
+            lines.care_date > bindparam("window_start", type_=Date()),
             lines.care_date <= day,
-            lines.code.in_(codes),
+            lines.code.in_(bindparam("codes", type_=String(), expanding=True)),
             lines.accepted.is_(True),
             not_cancelled,
         )
     )
-    billed = sum((line.billed for line in parsed.lines), Decimal("0.00"))
     same_amount = select(func.count()).where(
-        settlements.c.provider_ref == parsed.provider_ref,
+        settlements.c.provider_ref == provider,
         settlements.c.care_date == day,
-        settlements.c.billed == billed,
+        settlements.c.billed == bindparam("billed", type_=Money),
     )
     counts = select(
         provider_acts.scalar_subquery().label("provider_acts"),
         recent.scalar_subquery().label("recent"),
         same_amount.scalar_subquery().label("same_amount"),
     ).subquery("counts")
-    rows = (  # one round trip: the three counts on every row, then the insured's acts if any
-        await conn.execute(select(counts, acts).select_from(counts.outerjoin(acts, true())))
-    ).all()
+    return select(counts, acts).select_from(counts.outerjoin(acts, true()))
+
+
+async def history(
+    conn: AsyncConnection, parsed: ParsedClaim, books: Books, received_on: date, cache: Cache
+) -> History:
+    day = parsed.care_date
+    window_days, codes = books.anomalies.consultation_window(received_on)
+    binds = {
+        "patient": parsed.patient_id,
+        "provider": parsed.provider_ref,
+        "day": day,
+        "days": sorted({line.care_date for line in parsed.lines}),
+        "window_start": day - timedelta(days=window_days),
+        "codes": sorted(codes),
+        "billed": sum((line.billed for line in parsed.lines), Decimal("0.00")),
+    }
+    rows = (await conn.execute(_history_statement(), binds)).all()
     counted = rows[0]
     settled = frozenset(
         (r.provider_ref, r.care_date, r.code, Decimal(r.coefficient))
