@@ -59,9 +59,14 @@ class Chain:
     beside: tuple[Table, ...] = ()
     computed: Mapping[str, str] = field(default_factory=dict)
     sql: TextClause = field(init=False)
+    bound: tuple[tuple[Table, tuple[str, ...]], ...] = field(init=False)
+    """Each child and beside table with the columns its rows bind (not its key), once."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sql", text(self._build()))
+        tables = [*self.children, *((t, None) for t in self.beside)]
+        bound = tuple((t, tuple(_columns(t, *([k] if k else [])))) for t, k in tables)
+        object.__setattr__(self, "bound", bound)
 
     def _build(self) -> str:
         own = _columns(self.parent)
@@ -102,11 +107,9 @@ class Chain:
             for c in _columns(self.parent)
             if c not in self.computed
         }
-        tables = [*(t for t, _ in self.children), *self.beside]
-        keys = dict((t.name, k) for t, k in self.children)
-        for table in tables:
+        for table, columns in self.bound:
             listed = rows.get(table.name, ())
-            for c in _columns(table, *([keys[table.name]] if table.name in keys else [])):
+            for c in columns:
                 found[f"{table.name}_{c}"] = [_bound(table, c, r) for r in listed]
         return {**found, **binds}
 
