@@ -17,7 +17,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Index, Row, String, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Index,
+    Row,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.runtime.events import EventStream
@@ -97,6 +109,13 @@ async def waiting(conn: AsyncConnection, mark: Column[Any], batch: int) -> Seque
     return (await conn.execute(query)).all()
 
 
+_PUBLISHED = (
+    update(outbox_events)
+    .where(outbox_events.c.pk == bindparam("row_pk"))
+    .values(published_at=bindparam("now"), stream_id=bindparam("sid"))
+)
+
+
 async def relay(engine: AsyncEngine, stream: EventStream, batch: int = 500) -> int:
     """Publish the waiting events in order; returns how many. The stream failing rolls the
     batch back (nothing marked): the events are published by a later run."""
@@ -106,13 +125,15 @@ async def relay(engine: AsyncEngine, stream: EventStream, batch: int = 500) -> i
             await conn.execution_options(fse_write=True)
             async with conn.begin():
                 rows = await waiting(conn, outbox_events.c.published_at, batch)
-                now = datetime.now(UTC)
-                for row in rows:
-                    stream_id = await stream.publish(message(row))
-                    await conn.execute(
-                        update(outbox_events)
-                        .where(outbox_events.c.pk == row.pk)
-                        .values(published_at=now, stream_id=stream_id)
+                if rows:
+                    ids = await stream.publish_many([message(row) for row in rows])
+                    now = datetime.now(UTC)
+                    await conn.execute(  # one round trip: the driver pipelines executemany
+                        _PUBLISHED,
+                        [
+                            {"row_pk": row.pk, "now": now, "sid": stream_id}
+                            for row, stream_id in zip(rows, ids, strict=True)
+                        ],
                     )
         published += len(rows)
         if len(rows) < batch:

@@ -109,11 +109,14 @@ class DegradingEventStream:
             self._memory.publish_soon(orjson.loads(data))
 
     async def publish(self, event: dict[str, Any]) -> str:
+        return (await self.publish_many([event]))[0]
+
+    async def publish_many(self, events: list[dict[str, Any]]) -> list[str]:
         if not self._link.usable():
             raise StreamUnavailable("Redis is unavailable: the event waits in the outbox")
         try:
             async with asyncio.timeout(self._link.deadline):
-                return await self._redis.publish(event)
+                return await self._redis.publish_many(events)
         except REDIS_FAILURES as error:
             self._link.failed(error)
             raise StreamUnavailable(f"Redis is unavailable: {error}") from error

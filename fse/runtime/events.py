@@ -26,6 +26,10 @@ class StreamUnavailable(Exception):
 
 class EventStream(Protocol):
     async def publish(self, event: dict[str, Any]) -> str: ...
+    async def publish_many(self, events: list[dict[str, Any]]) -> list[str]:
+        """Publish in order, in one round trip; their ids, in the same order."""
+        ...
+
     def publish_soon(self, event: dict[str, Any]) -> None:
         """Queue for publication off the request path (batched); ``flush`` awaits it."""
         ...
@@ -63,10 +67,13 @@ class MemoryEventStream:
         return event_id
 
     async def publish(self, event: dict[str, Any]) -> str:
-        event_id = self._append(event)
+        return (await self.publish_many([event]))[0]
+
+    async def publish_many(self, events: list[dict[str, Any]]) -> list[str]:
+        ids = [self._append(event) for event in events]
         async with self._changed:
             self._changed.notify_all()
-        return event_id
+        return ids
 
     def publish_soon(self, event: dict[str, Any]) -> None:
         self._append(event)
@@ -130,10 +137,16 @@ class RedisEventStream:
         """Told of a queued batch Redis refused (instead of logging it)."""
 
     async def publish(self, event: dict[str, Any]) -> str:
-        event_id = await self._redis.xadd(
-            self._key, {"data": orjson.dumps(event)}, maxlen=self._max_len, approximate=True
-        )
-        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+        return (await self.publish_many([event]))[0]
+
+    async def publish_many(self, events: list[dict[str, Any]]) -> list[str]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(
+                    self._key, {"data": orjson.dumps(event)}, maxlen=self._max_len, approximate=True
+                )
+            ids = await pipe.execute()
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     def publish_soon(self, event: dict[str, Any]) -> None:
         self._pending.append(orjson.dumps(event))

@@ -23,6 +23,7 @@ from tests.conftest import Platform
 from tests.pharmacy.helpers import AT, counter, fatima_sheet, line, order
 from tests.reimbursement.demo import FATIMA, act, claim, load_demo
 from tests.reimbursement.test_review_and_payments import held_claim, payments, review
+from tests.statements import statements
 
 SUBMIT = "/fhir/Claim/$submit"
 
@@ -121,6 +122,33 @@ async def test_the_relay_publishes_each_event_once_in_order(
         "focus",
     }
     assert first["focus"] == {"status": "active", "outcome": "complete"}  # what Subscriptions match
+
+
+async def test_the_relay_marks_a_batch_with_its_stream_ids_in_one_round_trip(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Each row keeps the id the stream gave its event; the batch is published in one call and
+    marked by one statement (executemany), not a publish and an UPDATE per event."""
+    refs = await load_demo(client)
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        await client.post(SUBMIT, json=claim(refs, FATIMA, [act("C", "80.00", day)]))
+    stream = MemoryEventStream()
+    with statements(platform.engine) as sent:
+        assert await relay(platform.engine, stream) == 3
+    updates = [s for s in sent if s.sql.startswith("UPDATE outbox_events")]
+    assert len(updates) == 1 and len(updates[0].parameters) == 3
+    published = await stream.read(None)
+    async with platform.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(outbox_events.c.event_id, outbox_events.c.stream_id).order_by(
+                    outbox_events.c.pk
+                )
+            )
+        ).all()
+    assert [(r.event_id, r.stream_id) for r in rows] == [
+        (event["eventId"], stream_id) for stream_id, event in published
+    ]
 
 
 async def test_events_wait_while_redis_is_down_then_go_out_once(
