@@ -373,7 +373,7 @@ async def decide(request: Request, response_id: str, session: SignedIn, values: 
 @router.get("/cnss/tableau-de-bord", response_class=HTMLResponse)
 async def board(request: Request, session: SignedIn) -> Response:
     settlement = settlement_of(request)
-    today = datetime.now(settlement.schedule.zone).date()
+    today = settlement.clock().astimezone(settlement.schedule.zone).date()  # the engine's day
     fhir = fhir_of(request)
     async with fhir.store.snapshot() as conn:
         figures = await dashboard(conn, today)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +24,7 @@ from fse.fhir_api.interactions import FhirService
 from fse.outbox import event_row, outbox_events
 from fse.resources import check_type, declare_profile, validate
 from fse.store.pg_chain import Chain, insert_one_by_one
-from fse.store.repository import Stored, new_id
+from fse.store.repository import HOLDER, Stored, new_id
 from reimbursement.claims import ParsedClaim, parse_claim
 from reimbursement.context import (
     Insured,
@@ -201,11 +201,8 @@ class Settlement:
     ) -> tuple[str | None, str | None]:
         """In one statement: the ClaimResponse of this care sheet if it was settled, and the
         Claim stored under its number if any (the UI or a client may have written it first)."""
-        settled = select(settlements.c.response_id).where(settlements.c.claim_key == parsed.key)
-        stored = self.fhir.store.holder("Claim", CARE_SHEET_SYSTEM, parsed.identifier)
-        row = (
-            await conn.execute(select(settled.scalar_subquery().label("r"), stored.label("c")))
-        ).one()
+        binds = self.fhir.store.holder_binds("Claim", CARE_SHEET_SYSTEM, parsed.identifier)
+        row = (await conn.execute(_HELD, {"key": parsed.key, **binds})).one()
         return row.r, row.c
 
     async def _claim_id(
@@ -364,6 +361,15 @@ class Settlement:
         row["approval_seq"] = await approval_number(conn) if payable else None
         await insert_one_by_one(conn, _SETTLED, row, rows)
 
+
+_HELD = select(
+    select(settlements.c.response_id)
+    .where(settlements.c.claim_key == bindparam("key"))
+    .scalar_subquery()
+    .label("r"),
+    HOLDER.label("c"),
+)
+"""What :meth:`Settlement._held` asks, built once."""
 
 _PATIENT_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
 """One settlement of an insured at a time: the anomaly rules count what the others wrote."""

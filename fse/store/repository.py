@@ -156,6 +156,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+HOLDER: ScalarSelect[str] = (
+    select(resources.c.id)
+    .join(unique_identifiers, unique_identifiers.c.resource_pk == resources.c.pk)
+    .where(
+        unique_identifiers.c.type == bindparam("held_type"),
+        unique_identifiers.c.system == bindparam("held_system"),
+        unique_identifiers.c.value == bindparam("held_value"),
+    )
+    .scalar_subquery()
+)
+"""The id of the live resource holding a business identifier (a type whose identifiers are
+unique), as a scalar subquery built once that a caller folds into its own statement, bound
+with :meth:`ResourceStore.holder_binds`: one round trip where a search would be another."""
+
+
 class ResourceStore:
     def __init__(self, engine: AsyncEngine, cin: CinVault) -> None:
         self.engine = engine
@@ -357,18 +372,10 @@ class ResourceStore:
         await self._replace_current(conn, stored, None, held)
         return stored
 
-    def holder(self, rtype: str, system: str, value: str) -> ScalarSelect[str]:
-        """The id of the live ``rtype`` holding this business identifier (a type whose
-        identifiers are unique), as a scalar subquery a caller folds into its own statement:
-        one round trip where a search would be another."""
+    def holder_binds(self, rtype: str, system: str, value: str) -> dict[str, str]:
+        """The values :data:`HOLDER` is bound with for this business identifier."""
         system, value = self.sealed.index_pair(system, value)
-        held = unique_identifiers.c
-        return (
-            select(resources.c.id)
-            .join(unique_identifiers, held.resource_pk == resources.c.pk)
-            .where(held.type == rtype, held.system == system, held.value == value)
-            .scalar_subquery()
-        )
+        return {"held_type": rtype, "held_system": system, "held_value": value}
 
     async def lock_conditional(self, conn: AsyncConnection, rtype: str, criteria: str) -> None:
         """Serialise conditional creates with the same criteria (PostgreSQL advisory lock).

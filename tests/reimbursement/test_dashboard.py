@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
@@ -11,6 +11,7 @@ from fse.security.users import Role
 from fse.web.charts import bar_chart
 from fse.web.formats import mad
 from reimbursement.dashboard import DELAYS, dashboard, delay_bucket
+from reimbursement.state import settlement_on
 from tests.conftest import Platform
 from tests.pharmacy.test_pages import signed_in
 from tests.reimbursement.demo import DR_ELIDRISSI, FATIMA, OUAZZANI, act, claim, load_demo
@@ -45,6 +46,8 @@ async def test_sheets_amounts_delays_holds_and_indicators(
     assert (board.held, board.held_amount) == (1, Decimal("4823.00"))
     # HERCEPTIN is held on Dr El Idrissi's prescription, not on the pharmacy that dispensed it
     assert board.indicators == [(refs[DR_ELIDRISSI], "costly_medicine", 1)]
+    # The page's day is the engine's, not the wall clock's: these sheets stay in its window.
+    settlement_on(platform.app).clock = lambda: datetime(2026, 11, 22, 10, tzinfo=UTC)
     async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
         page = await agent.get("/cnss/tableau-de-bord")
     assert page.status_code == 200
