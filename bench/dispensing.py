@@ -3,8 +3,9 @@ PostgreSQL:
 
 1. dispenses per second: concurrent pharmacists each dispensing one box of a different line
    (the whole transaction: lock, dispense, claim, signed Provenance, settlement, ledger), with
-   the SQL statements of one (20 more, one at a time) and the bytes the tables grew per
-   dispense (``bench.statements``);
+   the SQL statements of one (20 more, one at a time), the bytes the tables grew per
+   dispense (``bench.statements``) and this process's CPU time per dispense (the service and
+   its callers: the target's "server CPU" with a little of the driver in it);
 2. contention: 50 pharmacies at once on the same line, how long until all have their answer
    and how many won (exactly one must).
 
@@ -187,9 +188,9 @@ async def _throughput(
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
     size_before = await stored_by_table(database_url)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     grown = growth(size_before, await stored_by_table(database_url))
     done = max(1, len(latencies))
     p50, p95, p99 = percentiles(latencies)
@@ -204,6 +205,7 @@ async def _throughput(
         f"  dispense (1 line, settled, signed), {clients} concurrent: "
         f"{len(latencies) / elapsed:,.1f}/s  p50 {p50:.0f} ms  p95 {p95:.0f} ms  p99 {p99:.0f} ms"
         f"  ({len(latencies)} in {elapsed:.1f} s, errors {errors or 0});"
+        f" cpu ms/op {cpu * 1000 / done:.2f} (this process: the service and its 16 callers);"
         f" sql/op {sql};"
         f" kB/op {sum(grown.values()) / done / 1024:.1f}\n"
         f"{growth_line({t: b / done for t, b in grown.items()})}"

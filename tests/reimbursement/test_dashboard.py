@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from fse.security.users import Role
 from fse.web.charts import bar_chart
@@ -23,7 +24,7 @@ TODAY = date(2026, 11, 22)
 
 
 async def test_sheets_amounts_delays_holds_and_indicators(
-    platform: Platform, client: httpx.AsyncClient
+    platform: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     refs = await load_demo(client)
     for sheet in (
@@ -47,7 +48,8 @@ async def test_sheets_amounts_delays_holds_and_indicators(
     # HERCEPTIN is held on Dr El Idrissi's prescription, not on the pharmacy that dispensed it
     assert board.indicators == [(refs[DR_ELIDRISSI], "costly_medicine", 1)]
     # The page's day is the engine's, not the wall clock's: these sheets stay in its window.
-    settlement_on(platform.app).clock = lambda: datetime(2026, 11, 22, 10, tzinfo=UTC)
+    pinned = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    monkeypatch.setattr(settlement_on(platform.app), "clock", lambda: pinned)  # restored after
     async with signed_in(platform, None, Role.CNSS_AGENT) as agent:
         page = await agent.get("/cnss/tableau-de-bord")
     assert page.status_code == 200
