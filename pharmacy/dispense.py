@@ -490,12 +490,12 @@ async def _write(
     claim = _claim(
         settlement, insured, order, number, pharmacist, items, conditions, updated[0][0], now
     )
-    for resource in [*dispenses, claim]:
-        body = {k: v for k, v in resource.items() if k != "id"}
-        rtype = resource["resourceType"]
-        written.append(await fhir.create_generated(conn, rtype, body, resource["id"]))
     signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
-    written.append(await fhir.create_generated(conn, "Provenance", signed))
+    items: list[tuple[str, dict[str, Any], str | None]] = [
+        (r["resourceType"], {k: v for k, v in r.items() if k != "id"}, r["id"])
+        for r in [*dispenses, claim]
+    ]
+    written.extend(await fhir.create_generated_many(conn, [*items, ("Provenance", signed, None)]))
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
     response = await settlement.submit_within(conn, dict(claim), written, insured, found)
     for request, version in updated:

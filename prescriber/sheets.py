@@ -204,24 +204,25 @@ async def _write(
                 raise DuplicateSheet(earlier)
         draft = Draft.of(await read_insured(fhir, conn, patient_id), books, visit, today)
         resources = draft.resources(number, practitioner, patient_id, visit, now)
-        for resource in resources:
-            rtype, rid = resource["resourceType"], resource["id"]
-            body = {k: v for k, v in resource.items() if k != "id"}
-            written.append(await fhir.create_generated(conn, rtype, body, rid))
-        signed = provenance(key, practitioner, resources, now)
-        stored = await fhir.create_generated(conn, "Provenance", signed)
-        written.append(stored)
+        signed = provenance(key, practitioner, resources, now)  # storing them changes none
+        provenance_id = new_id()
         kinds = ", ".join(sorted({r["resourceType"] for r in resources}))
         audit = change_event(
             practitioner,
             f"feuille {number} rédigée et signée ({kinds})",
-            [f"Patient/{patient_id}", f"Provenance/{stored.id}"],
+            [f"Patient/{patient_id}", f"Provenance/{provenance_id}"],
             "Plateforme FSE - espace médecin",
             now,
             now.tzinfo or UTC,
             action="C",
         )
-        written.append(await fhir.create_generated(conn, "AuditEvent", audit))
+        items: list[tuple[str, dict[str, Any], str | None]] = [
+            (r["resourceType"], {k: v for k, v in r.items() if k != "id"}, r["id"])
+            for r in resources
+        ]
+        items += [("Provenance", signed, provenance_id), ("AuditEvent", audit, None)]
+        written.extend(await fhir.create_generated_many(conn, items))  # one round trip
+        stored = written[-2]
         claim = next((r for r in resources if r["resourceType"] == "Claim"), None)
         response = None
         if claim is not None:
