@@ -6,11 +6,12 @@ One operation is one sheet (a consultation C at 150-246 MAD, two medicines, one 
 insured, in the five requests a browser sends: the visit form (GET), "Relire" (POST, 303), the
 review page (GET: the pre-settlement and the form's idempotency key), "Signer" (POST, 303: one
 transaction writes the sheet, its signed Provenance and its settlement), the signed sheet
-(GET). An operation counts only when that last page says "signée et réglée".
+(GET). An operation counts only when that last page says the engine settled it: "signée et réglée",
+or "retenue pour contrôle" when its anomaly rules hold it (the outcomes are printed).
 
-Each client is a doctor of their own (an account per GP of the registry, signed in once), and
-each operation takes the next insured of a shuffled registry of 4,000 with open rights: two
-clients never wait on the same doctor-and-insured lock, and no sheet repeats the lines of
+Each operation is signed by the next of the registry's 40 GPs (an account each, signed in
+once) for the next insured of a shuffled registry of 4,000 with open rights: two clients never
+wait on the same doctor-and-insured lock, and no sheet repeats the lines of
 another of the same day for the same insured (the duplicate check would ask to confirm). Only
 when every insured has had a sheet does an operation tick "sign it anyway".
 """
@@ -101,6 +102,13 @@ async def _doctors(database_url: str, practitioners: list[str], port: int) -> li
     return [await sign_in(port, name, password) for name, password in accounts]
 
 
+OUTCOMES = ("signée et réglée", "retenue pour contrôle", "rejetée", "annulée", "payée")
+"""What the signed sheet's page may say of it (the labels of reimbursement/status.py)."""
+SETTLED = OUTCOMES[:2]
+"""Settled by the engine: paid at the cutoff, or held for a controller by its anomaly rules
+(a GP past 40 acts a day, which a fast run reaches: the work done is the same)."""
+
+
 class Signing:
     """The operation, its per-request latencies and what went wrong."""
 
@@ -111,6 +119,7 @@ class Signing:
         self.steps: dict[str, list[float]] = {step: [] for step in STEPS}
         self.errors: dict[str, int] = {}
         self.signed: list[str] = []
+        self.outcomes: dict[str, int] = {}
 
     def _failed(self, why: str) -> bool:
         self.errors[why] = self.errors.get(why, 0) + 1
@@ -135,8 +144,8 @@ class Signing:
 
     async def __call__(self, conn: Connection, index: int) -> bool:
         """One sheet signed and settled; False (counted by reason) otherwise."""
-        cookie = self.sessions[index % len(self.sessions)]
         turn = next(self.next)
+        cookie = self.sessions[turn % len(self.sessions)]  # all 40 GPs in turn
         patient = self.people[turn % len(self.people)]
         with self._timed("form GET"):
             status, _, page = await conn.request(
@@ -168,8 +177,11 @@ class Signing:
             status, _, page = await conn.request("GET", sheet, cookie=cookie)
         if status != 200:
             return self._failed(f"sheet page {status}")
-        if "signée et réglée" not in html.unescape(page.decode()):
-            return self._failed("signed, not settled")
+        text = html.unescape(page.decode())
+        said = next((label for label in OUTCOMES if label in text), None)
+        if said not in SETTLED:
+            return self._failed(f"signed, not settled ({said or 'no status'})")
+        self.outcomes[said] = self.outcomes.get(said, 0) + 1
         self.signed.append(sheet.rsplit("/", 1)[1])
         return True
 
@@ -183,7 +195,7 @@ async def _sign(
     await authenticate(port, asyncpg_url(database_url))
     print(f"  registering {INSURED:,} insured and 40 GPs ...", flush=True)
     practitioners, people, _ = await registry(port, INSURED)
-    sessions = await _doctors(database_url, practitioners[: max(1, min(clients, 40))], port)
+    sessions = await _doctors(database_url, practitioners, port)
     await settle(database_url)
     signing = Signing(sessions, people)
     print(
@@ -221,7 +233,7 @@ def run(workers: int, clients: int, seconds: float) -> int:
     ).get(NAME)
     result.counted(counted)
     asyncio.run(drop_database("fse_bench_signing"))
-    print(f"  errors by reason: {errors or 0}")
+    print(f"  outcomes: {signing.outcomes}; errors by reason: {errors or 0}")
     print("  per request of the operation (served run; sql: counted in-process):")
     per_step = {step: counted.per_operation(step) for step in STEPS} if counted else {}
     for row in _steps(served_steps, per_step):

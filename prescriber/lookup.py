@@ -13,11 +13,12 @@ from typing import Any
 
 from fhir_profiles.systems import CIN_SYSTEM, IMMATRICULATION_SYSTEM
 from fse.audit import audit_read as record_read
+from fse.errors import Gone, NotFound
 from fse.fhir_api.interactions import FhirService
-from fse.fhir_api.reading import search
 from fse.resources import name_of
 from fse.web.formats import date_fr
-from reimbursement.context import beneficiary_of, coverage_periods, exonerations
+from reimbursement.context import Insured as InsuredRecord
+from reimbursement.context import beneficiary_of, insured_record
 from reimbursement.core.adjudication import Books
 from reimbursement.core.model import Exoneration, Rights
 from reimbursement.core.rights import age_on, rights_on
@@ -119,7 +120,7 @@ async def find_insured(
     found: list[Insured] = []
     async with fhir.store.snapshot() as conn:
         for patient in await insured_people(fhir, conn, number):
-            found.append(await _insured(fhir, conn, books, patient, today))
+            found.append(_insured(await insured_record(fhir, conn, patient["id"]), books, today))
     if found:
         await audit_read(
             fhir, reader, [i.patient_id for i in found], f"recherche {number.searched}"
@@ -132,18 +133,17 @@ async def insured_by_id(
 ) -> Insured | None:
     """One insured (the one the doctor picked), audited like a search."""
     async with fhir.store.snapshot() as conn:
-        found = await search(fhir, conn, "Patient", [("_id", patient_id)], count=1)
-        if not found:
+        try:  # the Patient with their Coverages and Conditions: one statement
+            record = await insured_record(fhir, conn, patient_id)
+        except (NotFound, Gone):
             return None
-        insured = await _insured(fhir, conn, books, found[0], today)
+    insured = _insured(record, books, today)
     await audit_read(fhir, reader, [patient_id], "feuille de soins")
     return insured
 
 
-async def _insured(
-    fhir: FhirService, conn: Any, books: Books, patient: dict[str, Any], today: date
-) -> Insured:
-    periods, subscribers = await coverage_periods(fhir, conn, patient)
+def _insured(record: InsuredRecord, books: Books, today: date) -> Insured:
+    patient, periods, subscribers = record.patient, record.periods, record.subscribers
     rights = rights_on(beneficiary_of(patient), periods, today, books.rights)
     relationship = next(
         (p.relationship for p in periods if p.coverage_id == rights.coverage_id),
@@ -167,7 +167,7 @@ async def _insured(
         relationship=RELATIONSHIPS.get(relationship, relationship),
         main_insured=main_name,
         rights=rights,
-        exonerations=await exonerations(fhir, conn, patient["id"]),
+        exonerations=record.exonerations,
         regime_code=rights.regime or (latest.regime if latest else None),
         deceased_on=beneficiary.deceased_on,
     )

@@ -511,11 +511,16 @@ async def read_insured(service: FhirService, conn: AsyncConnection, patient_id: 
     """The insured, their rights periods and exonerations: one statement (and a read of the
     main insured of a beneficiary's rights)."""
     try:
-        patient, (coverages, conditions) = await reading.read_with_referrers(
-            service, conn, "Patient", patient_id, [INSURED_BY, EXONERATED_BY]
-        )
+        return await insured_record(service, conn, patient_id)
     except NotFound:
         raise _unprocessable(f"Patient/{patient_id} introuvable", "Claim.patient") from None
+
+
+async def insured_record(service: FhirService, conn: AsyncConnection, patient_id: str) -> Insured:
+    """:func:`read_insured` for a screen: NotFound (or Gone) as the store raises it."""
+    patient, (coverages, conditions) = await reading.read_with_referrers(
+        service, conn, "Patient", patient_id, [INSURED_BY, EXONERATED_BY]
+    )
     periods, subscribers = await periods_of(service, conn, patient, coverages)
     return Insured(patient, periods, subscribers, exonerations_of(conditions))
 
