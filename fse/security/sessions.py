@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.crypto.signing import seal_for_session, unseal_for_session
@@ -59,22 +59,24 @@ async def open_session(
     return token, Session(user, csrf, sealed)
 
 
+_SESSION = (
+    select(
+        users,
+        user_sessions.c.csrf_token,
+        user_sessions.c.expires_at,
+        user_sessions.c.signing_key.label("session_signing_key"),
+    )
+    .join(user_sessions, user_sessions.c.user_pk == users.c.pk)
+    .where(user_sessions.c.token_hash == bindparam("token_hash"))
+)
+"""The session of a cookie's token, with its user: built once, read on every page."""
+
+
 async def session_for(engine: AsyncEngine, token: str | None) -> Session | None:
     if not token:
         return None
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    users,
-                    user_sessions.c.csrf_token,
-                    user_sessions.c.expires_at,
-                    user_sessions.c.signing_key.label("session_signing_key"),
-                )
-                .join(user_sessions, user_sessions.c.user_pk == users.c.pk)
-                .where(user_sessions.c.token_hash == _hash(token))
-            )
-        ).first()
+        row = (await conn.execute(_SESSION, {"token_hash": _hash(token)})).first()
     if row is None or row.expires_at <= datetime.now(UTC) or row.disabled_at is not None:
         return None
     return Session(user_from_row(row), row.csrf_token, row.session_signing_key)
