@@ -26,7 +26,7 @@ from fhir_profiles.validator import warm_up as warm_up_guide
 from fse import access_log, audit_chain, outbox
 from fse.access_log import Spool
 from fse.api_audit import ApiAudit, ApiAuditMiddleware
-from fse.audit_chain import seal
+from fse.audit_chain import RECENT, seal
 from fse.config import Settings
 from fse.crypto.cin import vault_for
 from fse.crypto.key_ring import TokenKeys
@@ -182,13 +182,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def seal_periodically(engine: AsyncEngine, seconds: float) -> None:
-    """Chain new audit events every few seconds (each worker may; one seals at a time)."""
+    """Chain new audit events every few seconds (each worker may; one seals at a time): the
+    recent ones each round, all of them in the first round and once an hour (an event whose
+    transaction committed later than ``RECENT`` after it was written is chained then)."""
+    swept_at: float | None = None
     while True:
         await asyncio.sleep(seconds)
+        sweep = swept_at is None or time.monotonic() - swept_at >= SWEEP_EVERY_SECONDS
         try:
-            await seal(engine)
+            await seal(engine, within=None if sweep else RECENT)
+            if sweep:
+                swept_at = time.monotonic()
         except Exception:  # the next round retries; the events are safe in the database
             log.exception("sealing the audit trail failed")
+
+
+SWEEP_EVERY_SECONDS = 3_600.0
+"""How often the sealer looks at every audit event, not only the recent ones."""
 
 
 PRUNE_EVERY_SECONDS = 3_600.0

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import delete, select, update
 
+from fse import app as app_module
 from fse.api_audit import ApiAudit
+from fse.app import seal_periodically
 from fse.audit import audit_read
-from fse.audit_chain import GENESIS, audit_chain, link, seal, verify
+from fse.audit_chain import GENESIS, RECENT, audit_chain, link, seal, verify
 from fse.store.tables import resources
 from tests.conftest import Platform
 from tests.fse.test_cli import fse
@@ -45,6 +50,70 @@ async def test_sealed_events_verify_and_the_chain_grows(
         assert row.chain == link(previous, row.digest)
         previous = row.chain
     assert (await verify(platform.engine)).ok
+
+
+async def unsealed_ids(platform: Platform) -> list[str]:
+    async with platform.engine.connect() as conn:
+        return list(
+            (
+                await conn.execute(
+                    select(resources.c.id)
+                    .outerjoin(audit_chain, audit_chain.c.resource_id == resources.c.id)
+                    .where(resources.c.type == "AuditEvent", audit_chain.c.seq.is_(None))
+                )
+            ).scalars()
+        )
+
+
+async def test_a_routine_seal_looks_at_recent_events_and_a_sweep_at_all_of_them(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """The server's rounds cost the same on the millionth event as on the first (they look
+    RECENT back from the newest sealed one, an anti-join over every event did not); an event
+    whose transaction committed later than that is chained by the next full sweep."""
+    await read_by(platform, "Practitioner/first")
+    assert (await seal(platform.engine, within=RECENT)).count == 1  # nothing sealed yet: all
+    await read_by(platform, "Practitioner/straggler")
+    (straggler,) = await unsealed_ids(platform)
+    async with platform.engine.begin() as conn:  # written long before its commit
+        await conn.execute(
+            update(resources)
+            .where(resources.c.type == "AuditEvent", resources.c.id == straggler)
+            .values(last_updated=datetime.now(UTC) - 2 * RECENT)
+        )
+    await read_by(platform, "Practitioner/next")
+    assert (await seal(platform.engine, within=RECENT)).count == 1  # the recent one only
+    assert await unsealed_ids(platform) == [straggler]
+    assert (await verify(platform.engine)).unsealed == 1
+    swept = await seal(platform.engine)
+    assert (swept.count, swept.head_seq) == (1, 3)
+    report = await verify(platform.engine)
+    assert report.ok and report.links == 3 and report.unsealed == 0
+
+
+async def test_the_sealer_sweeps_all_events_first_then_once_an_hour(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rounds: list[timedelta | None] = []
+
+    async def recorded(engine: object, within: timedelta | None = None) -> None:
+        rounds.append(within)
+
+    monkeypatch.setattr(app_module, "seal", recorded)
+
+    async def loop_for_a_while() -> list[timedelta | None]:
+        rounds.clear()
+        sealer = asyncio.create_task(seal_periodically(platform.engine, 0.01))
+        await asyncio.sleep(0.3)
+        sealer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sealer
+        return list(rounds)
+
+    first = await loop_for_a_while()
+    assert first[0] is None and len(first) > 3 and set(first[1:]) == {RECENT}
+    monkeypatch.setattr(app_module, "SWEEP_EVERY_SECONDS", 0.05)
+    assert None in (await loop_for_a_while())[1:]  # swept again once the hour is up
 
 
 async def test_an_altered_a_removed_and_a_dropped_entry_are_each_reported(
