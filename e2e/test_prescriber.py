@@ -188,3 +188,22 @@ def test_an_ngap_act_is_suggested_by_code_or_label_with_its_coefficient(
     )
     expect(page.locator("#acte-1-coef")).to_have_attribute("placeholder", "70")
     shot(page, "13-acte-ngap")
+
+
+def test_what_was_typed_before_the_script_arrived_is_named_once_it_does(
+    server: str, page: Page
+) -> None:
+    """On a slow line the doctor types before suggestions.js has loaded: the line under the
+    field still names the product once the script runs (CI met this race under load)."""
+    held: list = []
+    page.route("**/static/fse/suggestions.js", lambda route: held.append(route))
+    open_sheet(page, server, "BE123456", "Fatima Alaoui")
+    page.get_by_label("Médicament 1 (nom, DCI ou EAN)").fill("zovirax 200")
+    expect(page.locator("#med-1-produit-choix")).to_have_text("")
+    assert len(held) == 1  # the script is still on its way
+    held[0].continue_()
+    expect(page.locator("#med-1-produit-choix")).to_have_text(
+        "Médicament retenu : ZOVIRAX 200 MG, 1 BOITE 25 COMPRIME — ACICLOVIR, princeps, "
+        "PPV 232,00\u00a0MAD"
+    )
+    expect(page.locator("#med-2-produit-choix")).to_have_text("")  # nothing typed: nothing said

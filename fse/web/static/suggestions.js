@@ -54,4 +54,7 @@ for (const input of document.querySelectorAll("input[data-suggest]")) {
     clearTimeout(timer);
     timer = setTimeout(() => look(input, output, list), WAIT_MS);
   });
+  // Typed before this script arrived (a slow line), or refilled by the browser on going back:
+  // say now what the form will take, as if the doctor had just typed it.
+  if (input.value.trim()) look(input, output, list);
 }
