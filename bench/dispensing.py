@@ -205,7 +205,7 @@ async def _throughput(
         f"  dispense (1 line, settled, signed), {clients} concurrent: "
         f"{len(latencies) / elapsed:,.1f}/s  p50 {p50:.0f} ms  p95 {p95:.0f} ms  p99 {p99:.0f} ms"
         f"  ({len(latencies)} in {elapsed:.1f} s, errors {errors or 0});"
-        f" cpu ms/op {cpu * 1000 / done:.2f} (this process: the service and its 16 callers);"
+        f" cpu ms/op {cpu * 1000 / done:.2f} (this process: the service and its {clients} callers);"
         f" sql/op {sql};"
         f" kB/op {sum(grown.values()) / done / 1024:.1f}\n"
         f"{growth_line({t: b / done for t, b in grown.items()})}"

@@ -105,8 +105,8 @@ async def _doctors(database_url: str, practitioners: list[str], port: int) -> li
 OUTCOMES = ("signée et réglée", "retenue pour contrôle", "rejetée", "annulée", "payée")
 """What the signed sheet's page may say of it (the labels of reimbursement/status.py)."""
 SETTLED = OUTCOMES[:2]
-"""Settled by the engine: paid at the cutoff, or held for a controller by its anomaly rules
-(a GP past 40 acts a day, which a fast run reaches: the work done is the same)."""
+"""Settled by the engine: to be paid at the next cutoff, or held for a controller by its
+anomaly rules (a GP past 40 acts a day, which a fast run reaches: the work done is the same)."""
 
 
 class Signing:

@@ -106,7 +106,7 @@ async def _seal_batch(
 ) -> tuple[list[object], int, str]:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
-    head_seq, head = await _head(conn)
+    head_seq, head, newest = await _head(conn)
     unsealed = (
         select(resources.c.id, resources.c.version, resources.c.content)
         .outerjoin(audit_chain, audit_chain.c.resource_id == resources.c.id)
@@ -114,7 +114,7 @@ async def _seal_batch(
         .order_by(resources.c.last_updated, resources.c.id)
         .limit(batch)
     )
-    if within is not None and (newest := await _newest_sealed(conn)) is not None:
+    if within is not None and newest is not None:
         unsealed = unsealed.where(resources.c.last_updated >= newest - within)
     rows = (await conn.execute(unsealed)).all()
     values = []
@@ -136,28 +136,22 @@ async def _seal_batch(
     return list(rows), head_seq, head
 
 
-async def _newest_sealed(conn: AsyncConnection) -> datetime | None:
-    """When the head link's event was written."""
-    return await conn.scalar(
-        select(resources.c.last_updated)
-        .join(
-            audit_chain,
-            and_(resources.c.type == "AuditEvent", resources.c.id == audit_chain.c.resource_id),
-        )
-        .order_by(audit_chain.c.seq.desc())
-        .limit(1)
-    )
-
-
-async def _head(conn: AsyncConnection) -> tuple[int, str]:
+async def _head(conn: AsyncConnection) -> tuple[int, str, datetime | None]:
+    """The newest link, and when its event was written (None: its event is gone)."""
     row = (
         await conn.execute(
-            select(audit_chain.c.seq, audit_chain.c.chain)
+            select(audit_chain.c.seq, audit_chain.c.chain, resources.c.last_updated)
+            .outerjoin(
+                resources,
+                and_(resources.c.type == "AuditEvent", resources.c.id == audit_chain.c.resource_id),
+            )
             .order_by(audit_chain.c.seq.desc())
             .limit(1)
         )
     ).first()
-    return (int(row.seq), str(row.chain)) if row is not None else (0, GENESIS)
+    if row is None:
+        return 0, GENESIS, None
+    return int(row.seq), str(row.chain), row.last_updated
 
 
 @dataclass

@@ -34,7 +34,7 @@ from fse.audit import change_event
 from fse.crypto.provenance import provenance, sign
 from fse.crypto.tokens import SigningKey
 from fse.errors import NotFound, PreconditionFailed
-from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.interactions import FhirService, under_their_ids
 from fse.outbox import emit
 from fse.resources import name_of
 from fse.store.repository import Stored, new_id
@@ -491,11 +491,8 @@ async def _write(
         settlement, insured, order, number, pharmacist, items, conditions, updated[0][0], now
     )
     signed = provenance(key, pharmacist.practitioner, [*dispenses, claim], now)
-    items: list[tuple[str, dict[str, Any], str | None]] = [
-        (r["resourceType"], {k: v for k, v in r.items() if k != "id"}, r["id"])
-        for r in [*dispenses, claim]
-    ]
-    written.extend(await fhir.create_generated_many(conn, [*items, ("Provenance", signed, None)]))
+    created = [*under_their_ids([*dispenses, claim]), ("Provenance", signed, None)]
+    written.extend(await fhir.create_generated_many(conn, created))  # one round trip
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
     response = await settlement.submit_within(conn, dict(claim), written, insured, found)
     for request, version in updated:

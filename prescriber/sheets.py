@@ -33,7 +33,7 @@ from fse.audit import change_event
 from fse.crypto.provenance import provenance
 from fse.crypto.tokens import SigningKey
 from fse.errors import Conflict
-from fse.fhir_api.interactions import FhirService
+from fse.fhir_api.interactions import FhirService, under_their_ids
 from fse.store.repository import Stored, new_id
 from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
@@ -216,13 +216,12 @@ async def _write(
             now.tzinfo or UTC,
             action="C",
         )
-        items: list[tuple[str, dict[str, Any], str | None]] = [
-            (r["resourceType"], {k: v for k, v in r.items() if k != "id"}, r["id"])
-            for r in resources
+        items = [
+            *under_their_ids(resources),
+            ("Provenance", signed, provenance_id),
+            ("AuditEvent", audit, None),
         ]
-        items += [("Provenance", signed, provenance_id), ("AuditEvent", audit, None)]
         written.extend(await fhir.create_generated_many(conn, items))  # one round trip
-        stored = written[-2]
         claim = next((r for r in resources if r["resourceType"] == "Claim"), None)
         response = None
         if claim is not None:
@@ -238,7 +237,7 @@ async def _write(
         claim["id"] if claim else None,
         response,
         [f"{r['resourceType']}/{r['id']}" for r in resources],
-        stored.id,
+        provenance_id,
     )
 
 

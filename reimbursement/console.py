@@ -41,7 +41,7 @@ from reimbursement.sheet_file import (
     settlement_key,
     sheet_file,
 )
-from reimbursement.state import settlement_of
+from reimbursement.state import settlement_of, today_of
 from reimbursement.status import ClaimStatus, Stage
 from reimbursement.tables import claim_reviews, settlement_holds, settlements
 
@@ -372,11 +372,9 @@ async def decide(request: Request, response_id: str, session: SignedIn, values: 
 
 @router.get("/cnss/tableau-de-bord", response_class=HTMLResponse)
 async def board(request: Request, session: SignedIn) -> Response:
-    settlement = settlement_of(request)
-    today = settlement.clock().astimezone(settlement.schedule.zone).date()  # the engine's day
     fhir = fhir_of(request)
     async with fhir.store.snapshot() as conn:
-        figures = await dashboard(conn, today)
+        figures = await dashboard(conn, today_of(request))
         names = await fhir.display_names(conn, [p for p, _, _ in figures.indicators])
     days = [d.strftime("%d/%m") for d in figures.days]
     label = {r: REGIME_LABELS.get(r, r) for r in figures.sheets}

@@ -5,7 +5,7 @@ operations through these functions, never as an untyped ``app.state`` attribute.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from fastapi import FastAPI, Request
 
@@ -31,6 +31,7 @@ def books_of(request: Request) -> Books:
 
 
 def today_of(request: Request) -> date:
-    """Today in the payment schedule's time zone: the day whose tariffs and lists apply."""
-    zone = settlement_on(request.app).schedule.zone
-    return datetime.now(UTC).astimezone(zone).date()
+    """Today in the payment schedule's time zone, by the engine's clock: the day whose tariffs
+    and lists apply, and the one every page counts from."""
+    settlement = settlement_on(request.app)
+    return settlement.clock().astimezone(settlement.schedule.zone).date()

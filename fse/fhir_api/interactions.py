@@ -40,6 +40,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+Item = tuple[str, dict[str, Any], str | None]
+"""A resource to create: its type, its body, the id it is stored under (None: a new one)."""
+
+
+def under_their_ids(resources: list[dict[str, Any]]) -> list[Item]:
+    """Resources the platform built with their ids, as :meth:`FhirService.create_generated_many`
+    items (the id goes apart from the body)."""
+    return [
+        (r["resourceType"], {k: v for k, v in r.items() if k != "id"}, r["id"]) for r in resources
+    ]
+
+
 class FhirService:
     def __init__(
         self,
@@ -99,9 +111,7 @@ class FhirService:
         tests/reimbursement/test_submit.py)."""
         return (await self.create_generated_many(conn, [(rtype, resource, rid)]))[0]
 
-    async def create_generated_many(
-        self, conn: AsyncConnection, items: list[tuple[str, dict[str, Any], str | None]]
-    ) -> list[Stored]:
+    async def create_generated_many(self, conn: AsyncConnection, items: list[Item]) -> list[Stored]:
         """Several of them (type, resource, id or None) in one round trip on PostgreSQL."""
         for _, resource, _ in items:
             self.check_care_dates(resource)
