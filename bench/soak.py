@@ -295,7 +295,12 @@ async def _soak(port: int, database_url: str, rate: float, seconds: float) -> So
     await authenticate(port, asyncpg_url(database_url))
     print(f"  registering {INSURED:,} insured and 40 GPs ...", flush=True)
     practitioners, people, coverages = await registry(port, INSURED)
-    await settle(database_url)
+    if await settle(database_url) != "on":
+        print(
+            "  PostgreSQL runs with autovacuum off: dead rows pile up over the soak and slow it"
+            " (production runs it on, docs/operations.md)",
+            flush=True,
+        )
     soak = Soak(port, rate, seconds, practitioners, people, coverages)
     print(
         f"  POST Claim/$submit open loop: {rate:g} per second for {seconds / 60:g} min,"

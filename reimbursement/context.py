@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Select, String, and_, bindparam, func, select, true
+from sqlalchemy import Date, Select, String, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.identifiers import iban_from_rib, rib_problem
@@ -42,7 +42,7 @@ from reimbursement.core.model import (
     Rights,
 )
 from reimbursement.core.rights import rights_on
-from reimbursement.tables import Money, settlement_lines, settlements
+from reimbursement.tables import Money, provider_days, settlement_lines, settlements
 
 
 @dataclass(frozen=True)
@@ -351,8 +351,8 @@ async def prescription(
 
 
 PEER_MEAN_TTL = 300.0
-"""Seconds a day's peer mean is reused: it moves slowly, and counting a whole day's acts on
-every claim would cost more as the day fills."""
+"""Seconds a day's peer mean is reused: it moves slowly, and summing a whole day's provider
+rows on every claim would cost more as the day's providers come in."""
 
 
 async def peer_mean_on(conn: AsyncConnection, cache: Cache, day: date) -> Decimal | None:
@@ -361,13 +361,11 @@ async def peer_mean_on(conn: AsyncConnection, cache: Cache, day: date) -> Decima
     cached = await cache.get(key)
     if cached is not None:
         return Decimal(cached.decode()) if cached else None
-    lines = settlement_lines.c
+    counted = provider_days.c
     acts, providers = (
         await conn.execute(
-            select(func.count(), func.count(func.distinct(lines.provider_ref))).where(
-                lines.care_date == day,
-                lines.kind == CodeKind.NGAP.value,
-                lines.accepted.is_(True),
+            select(func.sum(counted.ngap_acts), func.count()).where(
+                counted.care_date == day, counted.ngap_acts > 0
             )
         )
     ).one()
@@ -379,7 +377,8 @@ async def peer_mean_on(conn: AsyncConnection, cache: Cache, day: date) -> Decima
 @functools.cache
 def _history_statement() -> Select[Any]:
     """What the anomaly rules count, as one statement built once (values bound at each
-    settlement): the three counts on every row, then the insured's acts of the sheet's days if
+    settlement): the three counts on every row (the provider's acts of the day read from its
+    ``provider_days`` row, not counted), then the insured's acts of the sheet's days if
     any (a LEFT JOIN from the counts' one row)."""
     lines = settlement_lines.c
     standing = settlement_lines.join(settlements)
@@ -398,10 +397,9 @@ def _history_statement() -> Select[Any]:
         )
         .subquery("acts")
     )
-    ngap_on_day = and_(
-        lines.care_date == day, lines.kind == CodeKind.NGAP.value, lines.accepted.is_(True)
+    provider_acts = select(provider_days.c.ngap_acts).where(
+        provider_days.c.care_date == day, provider_days.c.provider_ref == provider
     )
-    provider_acts = select(func.count()).where(ngap_on_day, lines.provider_ref == provider)
     recent = (
         select(func.count())
         .select_from(standing)

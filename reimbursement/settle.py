@@ -8,6 +8,7 @@ even a concurrent one, return the first answer and pay nothing more; a per-insur
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,7 +35,7 @@ from reimbursement.context import (
     resolve_identifiers,
 )
 from reimbursement.core.adjudication import Books, adjudicate
-from reimbursement.core.model import Decision
+from reimbursement.core.model import CodeKind, Decision
 from reimbursement.fees import check_fees
 from reimbursement.ledger import (
     APPROVAL_GATE,
@@ -46,6 +47,7 @@ from reimbursement.responses import claim_response, explanation_of_benefit
 from reimbursement.schedule import PaymentSchedule
 from reimbursement.tables import (
     ledger_entries,
+    provider_days,
     settlement_holds,
     settlement_lines,
     settlements,
@@ -349,9 +351,18 @@ class Settlement:
             for hold in decision.holds
         ]
         approved = decision.status == "approved"
+        acts = Counter(
+            line["care_date"]
+            for line in lines
+            if line["accepted"] and line["kind"] == CodeKind.NGAP.value
+        )
         rows = {
             settlement_lines.name: lines,
             settlement_holds.name: holds,
+            provider_days.name: [
+                {"care_date": day, "provider_ref": parsed.provider_ref, "ngap_acts": n}
+                for day, n in sorted(acts.items())
+            ],
             ledger_entries.name: benefit_entries(decision.benefit, now) if approved else [],
             outbox_events.name: events,
         }
@@ -382,6 +393,7 @@ _SETTLED = Chain(
         (ledger_entries, "settlement_pk"),
     ),
     beside=(outbox_events,),
+    tallies=((provider_days, ("care_date", "provider_ref")),),
     computed={"approval_seq": DRAWN_APPROVAL},
 )
 """What a settlement writes beside its FHIR resources."""

@@ -174,6 +174,17 @@ settlement_holds = Table(
     Index("ix_settlement_holds_professional", "professional_ref", "rule"),
 )
 
+provider_days = Table(
+    "provider_days",
+    metadata,
+    # Each provider's accepted NGAP acts per care day, whatever became of their sheets (as the
+    # volume rule counts them), added to by the settlement's own statement: the rule and the
+    # peers' daily mean read these rows instead of counting the day's lines on every sheet.
+    Column("care_date", Date, primary_key=True),
+    Column("provider_ref", String(140), primary_key=True),
+    Column("ngap_acts", Integer, nullable=False),
+)
+
 REIMBURSEMENT_TABLES = (
     payment_batches,
     payment_runs,
@@ -182,6 +193,7 @@ REIMBURSEMENT_TABLES = (
     ledger_entries,
     claim_reviews,
     settlement_holds,
+    provider_days,
 )
 
 APPROVAL_SEQUENCE = "settlement_approval_seq"

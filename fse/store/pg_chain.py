@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, TextClause, insert, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.store.tables import UtcDateTime
@@ -50,13 +50,16 @@ def _columns(table: Table, *left_out: str) -> list[str]:
 @dataclass(frozen=True)
 class Chain:
     """``parent``'s row (its ``pk`` returned), rows of each ``children`` table pointing at it
-    by their named column, rows of each ``beside`` table. ``computed``: parent columns given as
-    SQL instead of a value (their binds named in the SQL), e.g. a number drawn from a
-    sequence under a lock."""
+    by their named column, rows of each ``beside`` table. ``tallies``: tables of counters with
+    their key columns; a row adds its other columns to the row of its key, made if missing
+    (the caller gives one row per key, sorted by key, so that writers lock in one order).
+    ``computed``: parent columns given as SQL instead of a value (their binds named in the
+    SQL), e.g. a number drawn from a sequence under a lock."""
 
     parent: Table
     children: tuple[tuple[Table, str], ...] = ()
     beside: tuple[Table, ...] = ()
+    tallies: tuple[tuple[Table, tuple[str, ...]], ...] = ()
     computed: Mapping[str, str] = field(default_factory=dict)
     sql: TextClause = field(init=False)
     bound: tuple[tuple[Table, tuple[str, ...]], ...] = field(init=False)
@@ -64,7 +67,7 @@ class Chain:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sql", text(self._build()))
-        tables = [*self.children, *((t, None) for t in self.beside)]
+        tables = [*self.children, *((t, None) for t in (*self.beside, *self.tables_tallied))]
         bound = tuple((t, tuple(_columns(t, *([k] if k else [])))) for t, k in tables)
         object.__setattr__(self, "bound", bound)
 
@@ -79,7 +82,19 @@ class Chain:
             parts.append(f"c{i} AS ({self._rows(table, key)})")
         for i, table in enumerate(self.beside):
             parts.append(f"b{i} AS ({self._rows(table, None)})")
+        for i, (table, keys) in enumerate(self.tallies):
+            added = ", ".join(
+                f"{c} = {table.name}.{c} + EXCLUDED.{c}" for c in _columns(table, *keys)
+            )
+            parts.append(
+                f"t{i} AS ({self._rows(table, None)}"
+                f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added})"
+            )
         return f"WITH {', '.join(parts)} SELECT pk FROM p"
+
+    @property
+    def tables_tallied(self) -> tuple[Table, ...]:
+        return tuple(table for table, _ in self.tallies)
 
     @staticmethod
     def _rows(table: Table, key: str | None) -> str:
@@ -144,4 +159,10 @@ async def insert_one_by_one(
     for table in chain.beside:
         if listed := rows.get(table.name):
             await conn.execute(insert(table), list(listed))
+    for table, keys in chain.tallies:
+        if listed := rows.get(table.name):
+            added = sqlite.insert(table)
+            counted = {c: table.c[c] + added.excluded[c] for c in _columns(table, *keys)}
+            upsert = added.on_conflict_do_update(index_elements=list(keys), set_=counted)
+            await conn.execute(upsert, list(listed))
     return pk

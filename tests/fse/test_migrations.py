@@ -14,11 +14,12 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from alembic.command import downgrade
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, Date, bindparam, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fse.crypto.cin import CinVault
@@ -32,6 +33,7 @@ from tests.services import create_pg_database, drop_pg_database, migrate
 # migrate a database, then compare it with the tables env.py registers (compare_type included)
 CHECK = """
 import sys
+from datetime import date
 from alembic import command
 from fse.migrate import alembic_config, upgrade
 
@@ -285,3 +287,90 @@ async def test_0019_drops_the_index_rows_key_and_back_on_sqlite(tmp_path: Path) 
         f"sqlite+aiosqlite:///{tmp_path / 'fse.sqlite3'}",
         f"sqlite+aiosqlite:///{tmp_path / 'fresh.sqlite3'}",
     )
+
+
+_SETTLED_LINES = (  # (provider, day, kind, accepted) of the lines settled before 0020
+    ("Practitioner/a", "2026-11-20", "ngap", True),
+    ("Practitioner/a", "2026-11-20", "ngap", True),
+    ("Practitioner/a", "2026-11-20", "ngap", False),  # refused: not an act the rule counts
+    ("Practitioner/a", "2026-11-20", "medicine", True),
+    ("Practitioner/a", "2026-11-19", "ngap", True),
+    ("Practitioner/b", "2026-11-20", "ngap", True),
+)
+
+
+async def _migration_0020(url: str) -> None:
+    await asyncio.to_thread(upgrade, url, "0019")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for pk, (provider, day, kind, accepted) in enumerate(_SETTLED_LINES, 1):
+                await conn.execute(
+                    text(
+                        "INSERT INTO settlements (pk, claim_key, claim_id, response_id,"
+                        " patient_id, provider_ref, payee_kind, payee_ref, payee_name,"
+                        " care_date, received_at, outcome, status, billed, eligible, benefit,"
+                        " patient_share) VALUES (:pk, :key, 'c', 'r', 'p', :provider, 'insured',"
+                        " 'Patient/p', 'P', :day, '2026-11-20 10:00:00', 'complete', 'approved',"
+                        " 80, 80, 56, 24)"
+                    ).bindparams(bindparam("day", type_=Date())),
+                    {
+                        "pk": pk,
+                        "key": f"k{pk}",
+                        "provider": provider,
+                        "day": date.fromisoformat(day),
+                    },
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO settlement_lines (settlement_pk, sequence, kind, code,"
+                        " coefficient, quantity, care_date, patient_id, provider_ref, billed,"
+                        " eligible, benefit, accepted) VALUES (:pk, 1, :kind, 'C', 1, 1, :day,"
+                        " 'p', :provider, 80, 80, 56, :accepted)"
+                    ).bindparams(bindparam("day", type_=Date())),
+                    {
+                        "pk": pk,
+                        "kind": kind,
+                        "day": date.fromisoformat(day),
+                        "provider": provider,
+                        "accepted": accepted,
+                    },
+                )
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(upgrade, url, "0020")
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT provider_ref, care_date, ngap_acts FROM provider_days ORDER BY 1, 2")
+            )
+            assert [(p, str(d), n) for p, d, n in rows] == [
+                ("Practitioner/a", "2026-11-19", 1),
+                ("Practitioner/a", "2026-11-20", 2),
+                ("Practitioner/b", "2026-11-20", 1),
+            ]
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(downgrade, alembic_config(url), "0019")
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert "provider_days" not in tables and "settlement_lines" in tables
+    finally:
+        await engine.dispose()
+
+
+async def test_0020_counts_each_providers_settled_acts_per_day_and_back_on_postgresql() -> None:
+    url = await create_pg_database()
+    try:
+        await _migration_0020(url)
+    finally:
+        await drop_pg_database(url)
+
+
+async def test_0020_counts_each_providers_settled_acts_per_day_and_back_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    await _migration_0020(f"sqlite+aiosqlite:///{tmp_path / 'fse.sqlite3'}")

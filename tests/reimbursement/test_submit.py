@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fse.resources import validation_issues
 from reimbursement.context import peer_mean_on
-from reimbursement.tables import ledger_entries, settlements
+from reimbursement.ledger import cancel_settlement
+from reimbursement.tables import ledger_entries, provider_days, settlement_lines, settlements
 from tests.conftest import Platform
 from tests.reimbursement.demo import (
+    AMINE,
+    DR_BENALI,
     DR_ELIDRISSI,
     FATIMA,
+    FSE,
     LATIFA,
     OUAZZANI,
     SARA,
@@ -225,6 +229,45 @@ async def test_an_unknown_immatriculation_is_named_and_nothing_stored(
     assert issue["details"]["coding"][0]["code"] == "FSE-0026"
     assert issue["expression"] == ["Claim.patient.identifier"]
     assert await platform.row_counts() == before
+
+
+async def test_each_providers_acts_of_a_day_are_kept_as_the_volume_rule_counts_them(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """The rule counts a provider's accepted NGAP acts on a day, whatever became of their sheets;
+    ``provider_days`` holds that count, kept by each settlement, so nothing counts lines."""
+    refs = await load_demo(client)
+    sheets = [
+        claim(refs, FATIMA, [act("C", "80.00"), act("Cs", "150.00")]),  # a GP's Cs is refused
+        claim(refs, FATIMA, [act("V", "120.00"), act("C", "80.00", "2026-11-19")]),  # two days
+        claim(refs, AMINE, [act("C", "80.00")]),
+        claim(refs, FATIMA, [act("CsC", "300.00")], provider=DR_ELIDRISSI),
+    ]
+    for sheet in sheets:
+        answer = await client.post(SUBMIT, json=sheet)
+        assert answer.status_code == 200, answer.text
+    async with platform.engine.begin() as conn:  # a cancelled sheet's acts stay counted
+        await cancel_settlement(
+            conn, f"{FSE}|{sheets[2]['identifier'][0]['value']}", datetime.now(UTC)
+        )
+    lines = settlement_lines.c
+    async with platform.engine.connect() as conn:
+        kept = {
+            (r.provider_ref, r.care_date): r.ngap_acts
+            for r in await conn.execute(select(provider_days))
+        }
+        counted = await conn.execute(
+            select(lines.provider_ref, lines.care_date, func.count())
+            .where(lines.kind == "ngap", lines.accepted.is_(True))
+            .group_by(lines.provider_ref, lines.care_date)
+        )
+    benali, elidrissi = refs[DR_BENALI], refs[DR_ELIDRISSI]
+    assert kept == {(p, d): n for p, d, n in counted}
+    assert kept == {
+        (benali, date(2026, 11, 20)): 3,  # C, V, Amine's C (cancelled); not the refused Cs
+        (benali, date(2026, 11, 19)): 1,
+        (elidrissi, date(2026, 11, 20)): 1,
+    }
 
 
 async def test_the_peers_daily_mean_is_counted_once_then_reused(
