@@ -47,7 +47,7 @@ def _redacted(url: str) -> str:
 
 
 def _synthetic(settings: Settings, args: argparse.Namespace) -> int:
-    from fse.seed.synthetic import AlreadyLoaded, load_synthetic
+    from fse.seed.synthetic import AlreadyLoaded, default_jobs, load_synthetic_in_parallel
 
     def progress(done: int, stored: int, seconds: float) -> None:
         rate = stored / seconds if seconds else 0.0
@@ -63,16 +63,18 @@ def _synthetic(settings: Settings, args: argparse.Namespace) -> int:
 
     began = time.monotonic()
     try:
-        stored = asyncio.run(
-            load_synthetic(
-                settings, args.synthetic, args.random_seed, args.start, progress=progress
-            )
+        stored = load_synthetic_in_parallel(
+            settings,
+            args.synthetic,
+            args.random_seed,
+            args.start,
+            jobs=args.jobs or default_jobs(settings),
+            progress=progress,
         )
-    except AlreadyLoaded:
+    except AlreadyLoaded as exc:
         print(file=sys.stderr)
         print(
-            f"fse seed: synthetic families from {args.start} are already loaded; "
-            "load more with --start N (past the last loaded family)",
+            f"fse seed: synthetic {exc}; load more with --start N (past the last loaded family)",
             file=sys.stderr,
         )
         return 1
@@ -483,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--synthetic", type=int, metavar="N", help="N synthetic insured and families")
     seed.add_argument("--start", type=int, default=0, help="first synthetic family (to add more)")
     seed.add_argument("--random-seed", type=int, default=2026, help="seed of the generator")
+    seed.add_argument(
+        "--jobs",
+        type=int,
+        help="synthetic loader processes (default: one per core on PostgreSQL, 1 on SQLite)",
+    )
     seed.add_argument("--database-url")
     seed.set_defaults(run=_seed)
     client = sub.add_parser("client", help="CNSS system clients (OAuth2 client credentials)")

@@ -8,6 +8,10 @@ re-validating each resource. The first family is validated against the R4B model
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
+import queue
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -228,6 +232,39 @@ def families(start: int, count: int, seed: int) -> Iterator[list[Item]]:
         yield family(index, seed)
 
 
+Batch = tuple[int, int]
+"""(first family, number of families): one transaction."""
+
+
+def _batches(start: int, count: int, batch: int) -> list[Batch]:
+    return [
+        (first, min(batch, start + count - first)) for first in range(start, start + count, batch)
+    ]
+
+
+async def _load_batches(
+    settings: Settings, batches: list[Batch], seed: int, done: Callable[[int, int], None]
+) -> int:
+    """Write each batch in its own transaction; ``done(families, resources)`` after each."""
+    stored = 0
+    async with standalone_service(settings) as service:
+        for first, n in batches:
+            items = [item for f in families(first, n, seed) for item in f]
+            try:
+                async with service.store.transaction() as conn:
+                    written = await service.store.bulk_create(conn, items)
+            except (IntegrityError, UniqueViolationError) as exc:
+                raise AlreadyLoaded(f"families from {first} are already loaded") from exc
+            stored += written
+            done(n, written)
+    return stored
+
+
+def _validated_generator(start: int, seed: int) -> None:
+    for _, resource in family(start, seed):  # the generator's output must meet the guide
+        validate(dict(resource))
+
+
 async def load_synthetic(
     settings: Settings,
     count: int,
@@ -236,22 +273,86 @@ async def load_synthetic(
     batch: int = 500,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> int:
-    """Write ``count`` synthetic families; returns the number of resources stored."""
-    for _, resource in family(start, seed):  # the generator's output must meet the guide
-        validate(dict(resource))
-    stored, began = 0, time.monotonic()
-    async with standalone_service(settings) as service:
-        for offset in range(0, count, batch):
-            items = [
-                item
-                for f in families(start + offset, min(batch, count - offset), seed)
-                for item in f
-            ]
+    """Write ``count`` synthetic families in this process; returns the number of resources
+    stored."""
+    _validated_generator(start, seed)
+    began, families_done, stored = time.monotonic(), 0, 0
+
+    def done(n: int, written: int) -> None:
+        nonlocal families_done, stored
+        families_done, stored = families_done + n, stored + written
+        if progress:
+            progress(families_done, stored, time.monotonic() - began)
+
+    return await _load_batches(settings, _batches(start, count, batch), seed, done)
+
+
+def default_jobs(settings: Settings) -> int:
+    """One loader per core on PostgreSQL (while one waits on its COPY, another builds its
+    rows); one on SQLite, which takes one writer at a time."""
+    return 1 if settings.database_url.startswith("sqlite") else max(1, os.cpu_count() or 1)
+
+
+def _loader(settings: Settings, batches: list[Batch], seed: int, reports: Any) -> None:
+    """One loader process: its batches, each reported as ("done", families, resources), then
+    ("end",) or ("already", message)."""
+    try:
+        asyncio.run(
+            _load_batches(settings, batches, seed, lambda n, w: reports.put(("done", n, w)))
+        )
+    except AlreadyLoaded as exc:
+        reports.put(("already", str(exc)))
+    else:
+        reports.put(("end",))
+
+
+def load_synthetic_in_parallel(
+    settings: Settings,
+    count: int,
+    seed: int = 2026,
+    start: int = 0,
+    batch: int = 500,
+    jobs: int = 1,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> int:
+    """``load_synthetic`` over ``jobs`` processes, the batches dealt out in turn (so the
+    families load roughly in order); the first family already loaded stops every loader."""
+    batches = _batches(start, count, batch)
+    jobs = max(1, min(jobs, len(batches)))
+    if jobs == 1:
+        return asyncio.run(load_synthetic(settings, count, seed, start, batch, progress))
+    _validated_generator(start, seed)
+    context = multiprocessing.get_context("spawn")  # no event loop or pool inherited
+    reports = context.Queue()
+    loaders = [
+        context.Process(target=_loader, args=(settings, batches[j::jobs], seed, reports))
+        for j in range(jobs)
+    ]
+    for loader in loaders:
+        loader.start()
+    began, families_done, stored, running, already = time.monotonic(), 0, 0, jobs, None
+    try:
+        while running:
             try:
-                async with service.store.transaction() as conn:
-                    stored += await service.store.bulk_create(conn, items)
-            except (IntegrityError, UniqueViolationError) as exc:
-                raise AlreadyLoaded(f"families from {start + offset} are already loaded") from exc
-            if progress:
-                progress(min(offset + batch, count), stored, time.monotonic() - began)
+                report = reports.get(timeout=1.0)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in loaders):
+                    raise RuntimeError("a loader process failed; see its error above") from None
+                continue
+            if report[0] == "done":
+                families_done, stored = families_done + report[1], stored + report[2]
+                if progress:
+                    progress(families_done, stored, time.monotonic() - began)
+            else:
+                running -= 1
+                if report[0] == "already":
+                    already = report[1]
+                    break
+    finally:
+        for loader in loaders:
+            if already is not None or running:
+                loader.terminate()
+            loader.join()
+    if already is not None:
+        raise AlreadyLoaded(already)
     return stored

@@ -51,6 +51,11 @@ def rows_by_kind(
 
 def values_at(resource: dict[str, Any], path: str) -> list[Any]:
     """Follow a dotted path, flattening arrays at every step."""
+    if "." not in path:  # most parameters: one step, on every write
+        if path not in resource:
+            return []
+        value = resource[path]
+        return list(value) if isinstance(value, list) else [value]
     current: list[Any] = [resource]
     for step in path.split("."):
         found: list[Any] = []
@@ -64,6 +69,8 @@ def values_at(resource: dict[str, Any], path: str) -> list[Any]:
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form used by string search ('Élodie' matches 'elodie')."""
+    if text.isascii():  # nothing to decompose: most names and every code
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())
@@ -181,10 +188,14 @@ def unique_identifiers_of(resource: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _dedupe(rows: list[dict[str, Any]]) -> None:
+    """Rows of one kind are built by ``_rows_for`` with the same keys in one order, so their
+    values in that order tell two apart."""
+    if len(rows) < 2:
+        return
     seen: set[tuple[Any, ...]] = set()
     unique = []
     for row in rows:
-        key = tuple(sorted(row.items()))
+        key = tuple(row.values())
         if key not in seen:
             seen.add(key)
             unique.append(row)

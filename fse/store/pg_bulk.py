@@ -7,12 +7,13 @@ round trip per row. Rows are the ones every write produces (same extractor, same
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fse.store.indexing import IndexRows, rows_by_kind
+from fse.store.indexing import INDEX_KINDS, IndexRows
 from fse.store.tables import INDEX_TABLES
 
 Prepared = tuple[str, str, str, IndexRows]
@@ -48,15 +49,21 @@ async def copy_bulk(conn: AsyncConnection, prepared: list[Prepared], now: dateti
             (pk, t, rid, 1, at, "POST") for pk, (t, rid, _, _) in zip(pks, prepared, strict=True)
         ],
     )
-    indexed = [(pk, index) for pk, (_, _, _, index) in zip(pks, prepared, strict=True)]
-    for kind, rows in rows_by_kind(indexed):
+    for kind in INDEX_KINDS:
         table = INDEX_TABLES[kind]
-        columns = [c.name for c in table.c]
-        await raw.copy_records_to_table(
-            table.name,
-            columns=columns,
-            records=[tuple(_naive(row.get(c)) for c in columns) for row in rows],
-        )
+        columns = [c.name for c in table.c if c.name != "resource_pk"]
+        values = itemgetter(*columns)
+        records = [
+            (pk, *values(row))
+            for pk, (_, _, _, index) in zip(pks, prepared, strict=True)
+            for row in getattr(index, kind)
+        ]
+        if kind == "date":  # the only kind holding datetimes
+            records = [tuple(_naive(v) for v in record) for record in records]
+        if records:
+            await raw.copy_records_to_table(
+                table.name, columns=["resource_pk", *columns], records=records
+            )
     identifiers = [
         (t, system, value, pk)
         for pk, (t, _, _, index) in zip(pks, prepared, strict=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from fse.resources import validation_issues
-from fse.seed.synthetic import AlreadyLoaded, family, load_synthetic
+from fse.seed.synthetic import AlreadyLoaded, family, load_synthetic, load_synthetic_in_parallel
 from tests.conftest import Platform
 
 IMMAT = "https://fse.cnss.ma/fhir/sid/immatriculation"
@@ -52,4 +54,38 @@ async def test_loaded_families_are_searchable_and_not_loaded_twice(
     assert len(coverages["entry"]) == sum(1 for t, _ in family(25) if t == "Coverage")
     with pytest.raises(AlreadyLoaded):
         await load_synthetic(platform.settings, 5, start=30)
+    assert (await platform.row_counts())["resources"] == expected
+
+
+async def test_loader_processes_share_the_families_and_stop_at_one_already_loaded(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """``fse seed --synthetic N --jobs 2``: every family once, whichever process wrote it;
+    progress adds up; a range overlapping a loaded one is refused, nothing more stored."""
+    reports: list[tuple[int, int]] = []
+    stored = await asyncio.to_thread(
+        load_synthetic_in_parallel,
+        platform.settings,
+        60,
+        batch=7,
+        jobs=2,
+        progress=lambda done, stored, _: reports.append((done, stored)),
+    )
+    expected = sum(len(family(i)) for i in range(60))
+    assert stored == expected
+    assert reports[-1] == (60, expected)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    counts = await platform.row_counts()
+    assert counts["resources"] == counts["resource_versions"] == expected
+    for index in (0, 6, 7, 59):  # the first and last family of batches of either process
+        insured = next(r for t, r in family(index) if t == "Patient")
+        immat = insured["identifier"][0]["value"]
+        bundle = (
+            await client.get("/fhir/Patient", params={"identifier": f"{IMMAT}|{immat}"})
+        ).json()
+        assert [e["resource"]["name"] for e in bundle["entry"]] == [insured["name"]]
+    with pytest.raises(AlreadyLoaded):  # both batches (50-56, 57-63) overlap what is loaded
+        await asyncio.to_thread(
+            load_synthetic_in_parallel, platform.settings, 14, start=50, batch=7, jobs=2
+        )
     assert (await platform.row_counts())["resources"] == expected
