@@ -240,16 +240,25 @@ def asyncpg_url(database_url: str) -> str:
     return database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-async def settle(database_url: str) -> str:
-    """VACUUM ANALYZE between phases: measure steady state, not autovacuum catching up.
-    Returns the server's ``autovacuum`` setting: a long run on a server without it (these CI
-    machines turn it off) slows as dead rows pile up, which production would not see."""
+async def settle(database_url: str) -> None:
+    """VACUUM ANALYZE between phases: measure steady state, not autovacuum catching up."""
     import asyncpg
 
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("VACUUM ANALYZE")
-        return str(await conn.fetchval("SHOW autovacuum"))
+    finally:
+        await conn.close()
+
+
+async def autovacuum(database_url: str) -> bool:
+    """Whether the server runs autovacuum: a long run on one without it (these CI machines turn
+    it off) slows as dead rows pile up, which production would not see."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        return bool(await conn.fetchval("SHOW autovacuum") == "on")
     finally:
         await conn.close()
 

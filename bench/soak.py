@@ -25,6 +25,7 @@ from bench.harness import (
     SERVER_PID,
     Connection,
     asyncpg_url,
+    autovacuum,
     drop_database,
     machine,
     migrated_database,
@@ -295,7 +296,8 @@ async def _soak(port: int, database_url: str, rate: float, seconds: float) -> So
     await authenticate(port, asyncpg_url(database_url))
     print(f"  registering {INSURED:,} insured and 40 GPs ...", flush=True)
     practitioners, people, coverages = await registry(port, INSURED)
-    if await settle(database_url) != "on":
+    await settle(database_url)
+    if not await autovacuum(database_url):
         print(
             "  PostgreSQL runs with autovacuum off: dead rows pile up over the soak and slow it"
             " (production runs it on, docs/operations.md)",

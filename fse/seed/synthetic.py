@@ -244,9 +244,8 @@ def _batches(start: int, count: int, batch: int) -> list[Batch]:
 
 async def _load_batches(
     settings: Settings, batches: list[Batch], seed: int, done: Callable[[int, int], None]
-) -> int:
+) -> None:
     """Write each batch in its own transaction; ``done(families, resources)`` after each."""
-    stored = 0
     async with standalone_service(settings) as service:
         for first, n in batches:
             items = [item for f in families(first, n, seed) for item in f]
@@ -255,9 +254,20 @@ async def _load_batches(
                     written = await service.store.bulk_create(conn, items)
             except (IntegrityError, UniqueViolationError) as exc:
                 raise AlreadyLoaded(f"families from {first} are already loaded") from exc
-            stored += written
             done(n, written)
-    return stored
+
+
+class _Progress:
+    """Families and resources stored so far, in one process or summed from several, told to
+    ``report(families, resources, seconds)`` after each batch."""
+
+    def __init__(self, report: Callable[[int, int, float], None] | None) -> None:
+        self.report, self.began, self.families, self.resources = report, time.monotonic(), 0, 0
+
+    def __call__(self, families: int, resources: int) -> None:
+        self.families, self.resources = self.families + families, self.resources + resources
+        if self.report:
+            self.report(self.families, self.resources, time.monotonic() - self.began)
 
 
 def _validated_generator(start: int, seed: int) -> None:
@@ -276,21 +286,15 @@ async def load_synthetic(
     """Write ``count`` synthetic families in this process; returns the number of resources
     stored."""
     _validated_generator(start, seed)
-    began, families_done, stored = time.monotonic(), 0, 0
-
-    def done(n: int, written: int) -> None:
-        nonlocal families_done, stored
-        families_done, stored = families_done + n, stored + written
-        if progress:
-            progress(families_done, stored, time.monotonic() - began)
-
-    return await _load_batches(settings, _batches(start, count, batch), seed, done)
+    done = _Progress(progress)
+    await _load_batches(settings, _batches(start, count, batch), seed, done)
+    return done.resources
 
 
 def default_jobs(settings: Settings) -> int:
     """One loader per core on PostgreSQL (while one waits on its COPY, another builds its
     rows); one on SQLite, which takes one writer at a time."""
-    return 1 if settings.database_url.startswith("sqlite") else max(1, os.cpu_count() or 1)
+    return max(1, os.cpu_count() or 1) if settings.is_postgres else 1
 
 
 def _loader(settings: Settings, batches: list[Batch], seed: int, reports: Any) -> None:
@@ -330,7 +334,7 @@ def load_synthetic_in_parallel(
     ]
     for loader in loaders:
         loader.start()
-    began, families_done, stored, running, already = time.monotonic(), 0, 0, jobs, None
+    done, running, already = _Progress(progress), jobs, None
     try:
         while running:
             try:
@@ -340,9 +344,7 @@ def load_synthetic_in_parallel(
                     raise RuntimeError("a loader process failed; see its error above") from None
                 continue
             if report[0] == "done":
-                families_done, stored = families_done + report[1], stored + report[2]
-                if progress:
-                    progress(families_done, stored, time.monotonic() - began)
+                done(report[1], report[2])
             else:
                 running -= 1
                 if report[0] == "already":
@@ -350,9 +352,9 @@ def load_synthetic_in_parallel(
                     break
     finally:
         for loader in loaders:
-            if already is not None or running:
+            if running:  # stopped early: the others are still writing
                 loader.terminate()
             loader.join()
     if already is not None:
         raise AlreadyLoaded(already)
-    return stored
+    return done.resources

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.store.indexing import INDEX_KINDS, IndexRows
-from fse.store.tables import INDEX_TABLES
+from fse.store.tables import INDEX_TABLES, UtcDateTime
 
 Prepared = tuple[str, str, str, IndexRows]
 """(resource type, id, stored JSON text, index rows)."""
@@ -58,7 +58,7 @@ async def copy_bulk(conn: AsyncConnection, prepared: list[Prepared], now: dateti
             for pk, (_, _, _, index) in zip(pks, prepared, strict=True)
             for row in getattr(index, kind)
         ]
-        if kind == "date":  # the only kind holding datetimes
+        if any(isinstance(table.c[c].type, UtcDateTime) for c in columns):
             records = [tuple(_naive(v) for v in record) for record in records]
         if records:
             await raw.copy_records_to_table(

@@ -33,7 +33,6 @@ from tests.services import create_pg_database, drop_pg_database, migrate
 # migrate a database, then compare it with the tables env.py registers (compare_type included)
 CHECK = """
 import sys
-from datetime import date
 from alembic import command
 from fse.migrate import alembic_config, upgrade
 
