@@ -8,6 +8,7 @@ the insured's access log (``GET /fhir/AuditEvent?patient=…``) reads as "who lo
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 from datetime import datetime, tzinfo
 from typing import Any
@@ -24,6 +25,15 @@ async def audit_read(
     source: str,
     organization: str | None = None,
 ) -> None:
+    """Record that ``reader`` saw these insured's data, unless the same reader's read of the
+    same insured for the same purpose was recorded less than ``audit_read_window_seconds`` ago:
+    the form, review, signature and signed sheet of one visit are one consultation for the
+    insured, not four lines of their log. The mark is set once the event is committed, so a
+    lost cache (Redis down, a restart) records a read again rather than missing one."""
+    window = fhir.settings.audit_read_window_seconds
+    mark = _read_mark(reader, organization, patient_ids, what, source)
+    if window and await fhir.runtime.cache.get(mark) is not None:
+        return
     agent: dict[str, Any] = {"who": {"reference": reader}, "requestor": True}
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
@@ -52,6 +62,16 @@ async def audit_read(
         # Built here, proven valid by tests/fse/test_audit_read.py: not validated per read.
         stored = await fhir.create_generated(conn, "AuditEvent", event)
     fhir.announce([stored])
+    if window:
+        await fhir.runtime.cache.set(mark, b"1", window)
+
+
+def _read_mark(
+    reader: str, organization: str | None, patient_ids: list[str], what: str, source: str
+) -> str:
+    """The cache key of one consultation (hashed: a search may name many insured)."""
+    parts = "\x1f".join([reader, organization or "", what, source, *sorted(patient_ids)])
+    return "audit-read:" + hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
 
 
 def narrative(sentence: str) -> dict[str, str]:

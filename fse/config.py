@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     audit_seal_seconds: float = Field(
         default=5.0, description="How often the server seals new audit events; 0 disables."
     )
+    audit_read_window_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="A screen's reads of the same insured by the same person for the same purpose "
+        "within this many seconds of the recorded one are one consultation, recorded once; 0 "
+        "records every page.",
+    )
     outbox_relay_seconds: float = Field(
         default=1.0, description="How often the server relays outbox events; 0 disables."
     )

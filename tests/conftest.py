@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as redis
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,7 +69,15 @@ class Platform:
         return self.token_for(client.client_id, scopes)
 
     async def truncate(self) -> None:
-        """Empty the resource store (system clients stay: they belong to the session)."""
+        """Empty the resource store (system clients stay: they belong to the session) and the
+        runtime cache that mirrors it (a day's peer mean, a recorded read): each test starts
+        cold, whatever ran before it in this process."""
+        await self.app.state.runtime.cache.close()  # in-process entries, Redis's fallback too
+        if self.settings.redis_url:
+            client = redis.from_url(self.settings.redis_url)
+            async with client:
+                async for key in client.scan_iter(f"{self.settings.redis_namespace}:cache:*"):
+                    await client.delete(key)
         names = [t.name for t in reversed(STORE_TABLES)]
         async with self.engine.begin() as conn:
             if self.backend == "postgresql":

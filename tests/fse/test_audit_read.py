@@ -3,6 +3,8 @@ per read (it costs a page view ~0.5 ms), so its shapes are proven valid here, on
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -30,3 +32,40 @@ async def test_each_read_is_recorded_as_a_valid_audit_event(
     agents = [a["who"]["reference"] for a in event["agent"]]
     assert agents == [reader, *([organization] if organization else [])]
     assert "a consulté vos données : recherche 123456789." in event["text"]["div"]
+
+
+async def test_a_consultation_is_recorded_once_and_anything_else_again(
+    platform: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages of one visit (form, review, signature) read the same insured for the same
+    purpose: one line in the insured's log, not four. Another purpose, reader, pharmacy or
+    insured is another consultation; so is the same one once the window has passed."""
+    refs = await load_demo(client)
+    fhir = platform.app.state.fhir
+    fatima, sara = refs[FATIMA].split("/")[1], refs[SARA].split("/")[1]
+
+    async def recorded() -> int:
+        found = await client.get("/fhir/AuditEvent", params={"action": "R", "_total": "accurate"})
+        return int(found.json()["total"])
+
+    async def read(reader: str, who: list[str], what: str, organization: str | None = None):  # type: ignore[no-untyped-def]
+        await audit_read(fhir, reader, who, what, "test", organization)
+        return await recorded()
+
+    assert fhir.settings.audit_read_window_seconds == 600  # the default
+    assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 1
+    assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 1
+    assert await read(refs[DR_BENALI], [fatima], "feuille FSE-1") == 2
+    assert await read(refs[DR_BENALI], [sara], "feuille de soins") == 3
+    assert await read(refs[DR_BENALI], [sara, fatima], "feuille de soins") == 4
+    assert await read(refs[DR_BENALI], [fatima, sara], "feuille de soins") == 4
+    assert await read(refs[PHARMACIST], [fatima], "feuille de soins") == 5
+    assert await read(refs[PHARMACIST], [fatima], "feuille de soins", refs[PHARMACY]) == 6
+    monkeypatch.setattr(fhir.settings, "audit_read_window_seconds", 0.3)
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 7
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 7
+    await asyncio.sleep(0.4)
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 8
+    monkeypatch.setattr(fhir.settings, "audit_read_window_seconds", 0)  # every page, if asked
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 9
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 10

@@ -69,6 +69,7 @@ async def test_review_then_sign_then_see_the_amounts(
     audits = (await client.get("/fhir/AuditEvent", params={"_count": "50"})).json()["entry"]
     reads = [e["resource"]["entity"][0].get("description") for e in audits]
     assert f"feuille {number}" in reads  # reading a signed sheet is audited too
+    assert reads.count("feuille de soins") == 1  # form, review, signature: one consultation
     copy = await browser.get(f"/medecin/feuille/{number}/copie")
     assert copy.status_code == 200 and "<svg" in copy.text and number in copy.text
     assert 'href="/static/fse/a5.css"' in copy.text and "BE123456" in copy.text  # A5 print

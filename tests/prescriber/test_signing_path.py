@@ -18,7 +18,7 @@ from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
 from tests.reimbursement.demo import DR_BENALI, FATIMA, load_demo
 from tests.statements import Sent, statements, validations
 
-STATEMENTS = {"postgresql": 12, "sqlite": 71}
+STATEMENTS = {"postgresql": 12, "sqlite": 72}
 """Statements of one full sheet (act, two medicines, a lab order) signed and settled. A change that
 adds one must say why here. PostgreSQL: -4 when a settlement's own rows (settlement, lines,
 holds, benefit journal, events, with its approval number) came to be written as one statement.
@@ -27,7 +27,9 @@ $submit) came to be created in one statement. Both: -1 when the insured's acts o
 to be read with the history's counts. Both: -3 (-2 for a dispense's pharmacy provider) when the
 insured came to be read with their Coverages and Conditions, and a practitioner with their
 roles, in one statement each. PostgreSQL: -7 when the sheet's resources, its Provenance and its
-AuditEvent came to be created in one statement."""
+AuditEvent came to be created in one statement. SQLite: +1 when a settlement came to add its acts
+to the provider's day (``provider_days``), an upsert of its own there (PostgreSQL's is in the
+settlement's chain); it had been hidden by a day's peer mean left cached by an earlier test."""
 
 
 @pytest.fixture
