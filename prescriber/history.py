@@ -15,7 +15,7 @@ from fhir_profiles.systems import (
     PRESCRIPTION_SYSTEM,
 )
 from fse.fhir_api.interactions import FhirService
-from fse.fhir_api.reading import ALL, search
+from fse.fhir_api.reading import Lookup, find_each, search
 from fse.resources import name_of
 from reimbursement.amounts import AmountLine, amount_lines, totals
 from reimbursement.status import (
@@ -90,45 +90,45 @@ class SheetView:
 
 
 async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
+    """The sheet ``number`` as signed, in three statements: its own resources (found by its
+    number), then its insured with their Coverages, its doctor and its claim's answer, then
+    the claim's facts (one more for a beneficiary's main insured)."""
     async with fhir.store.snapshot() as conn:
-        encounters = await search(
-            fhir, conn, "Encounter", [("identifier", f"{CONSULTATION_SYSTEM}|{number}")], count=1
+        encounters, claims, medicines, labs = await find_each(
+            fhir,
+            conn,
+            [
+                Lookup("Encounter", "identifier", f"{CONSULTATION_SYSTEM}|{number}"),
+                Lookup("Claim", "identifier", f"{CARE_SHEET_SYSTEM}|{number}"),
+                Lookup("MedicationRequest", "group-identifier", f"{PRESCRIPTION_SYSTEM}|{number}"),
+                Lookup("ServiceRequest", "requisition", f"{PRESCRIPTION_SYSTEM}|{number}"),
+            ],
         )
         if not encounters:
             return None
         encounter = encounters[0]
         patient_id = encounter["subject"]["reference"].split("/")[-1]
-        patient = (await search(fhir, conn, "Patient", [("_id", patient_id)], count=1))[0]
-        view = SheetView(number, encounter, patient)
-        author = view.author.split("/")
+        related = [
+            Lookup("Patient", "_id", patient_id),
+            Lookup("Coverage", "beneficiary", f"Patient/{patient_id}"),
+        ]
+        author = encounter["participant"][0]["individual"]["reference"].split("/")
         if author[0] == "Practitioner":
-            doctors = await search(fhir, conn, "Practitioner", [("_id", author[-1])], count=1)
-            view.doctor = doctors[0] if doctors else {}
-        claims = await search(
-            fhir, conn, "Claim", [("identifier", f"{CARE_SHEET_SYSTEM}|{number}")], count=1
+            related.append(Lookup("Practitioner", "_id", author[-1]))
+        if claims:
+            related.append(Lookup("ClaimResponse", "request", f"Claim/{claims[0]['id']}"))
+        found = dict(
+            zip((r.rtype for r in related), await find_each(fhir, conn, related), strict=True)
         )
-        view.medicines = await search(
-            fhir,
-            conn,
-            "MedicationRequest",
-            [("group-identifier", f"{PRESCRIPTION_SYSTEM}|{number}")],
-            count=ALL,
-        )
-        view.labs = await search(
-            fhir,
-            conn,
-            "ServiceRequest",
-            [("requisition", f"{PRESCRIPTION_SYSTEM}|{number}")],
-            count=ALL,
-        )
+        view = SheetView(number, encounter, found["Patient"][0])
+        view.medicines, view.labs = medicines, labs
+        if author[0] == "Practitioner":
+            view.doctor = next(iter(found["Practitioner"]), {})
         if claims:
             view.claim = claims[0]
-            responses = await search(
-                fhir, conn, "ClaimResponse", [("request", f"Claim/{claims[0]['id']}")], count=1
-            )
-            view.response = responses[0] if responses else None
+            view.response = next(iter(found["ClaimResponse"]), None)
         facts = await claim_facts(conn, [f"{CARE_SHEET_SYSTEM}|{number}"])
-        await _insured_numbers(fhir, conn, view)
+        await _insured_numbers(fhir, conn, view, found["Coverage"])
     view.status = status_of(
         facts.get(f"{CARE_SHEET_SYSTEM}|{number}"),
         view.cancelled,
@@ -147,15 +147,14 @@ def _identifier(resource: dict[str, Any], system: str) -> str | None:
     )
 
 
-async def _insured_numbers(fhir: FhirService, conn: Any, view: SheetView) -> None:
+async def _insured_numbers(
+    fhir: FhirService, conn: Any, view: SheetView, covers: list[dict[str, Any]]
+) -> None:
     """The immatriculation the patient copy prints: a beneficiary has none of their own, so
-    their main insured's (the subscriber of their coverage) is theirs at the CNSS."""
+    their main insured's (the subscriber of one of their ``covers``) is theirs at the CNSS."""
     view.immatriculation = _identifier(view.patient, IMMATRICULATION_SYSTEM)
     if view.immatriculation is not None:
         return
-    covers = await search(
-        fhir, conn, "Coverage", [("beneficiary", f"Patient/{view.patient['id']}")], count=ALL
-    )
     for cover in covers:
         subscriber = (cover.get("subscriber") or {}).get("reference", "")
         if not subscriber.startswith("Patient/"):

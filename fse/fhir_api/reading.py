@@ -9,6 +9,7 @@ large ``n`` is: the API's page-size limit is for clients, not for the platform's
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fse import fhir_json
 from fse.fhir_api.interactions import FhirService
 from fse.store.query import decode_cursor
+from fse.store.repository import Lookup
+
+__all__ = ["ALL", "PAGE", "Lookup", "find_each", "read", "read_with_referrers", "search"]
 
 ALL: Final = None
 """``count=ALL``: every match, read page by page."""
@@ -45,6 +49,15 @@ async def read_with_referrers(
     assert stored.content is not None
     found = [[fhir_json.loads(match.content) for match in page] for page in pages]
     return fhir_json.loads(stored.content), found
+
+
+async def find_each(
+    service: FhirService, conn: AsyncConnection, lookups: Sequence[Lookup]
+) -> list[list[dict[str, Any]]]:
+    """Per lookup, every live match (as ``search(..., count=ALL)`` finds them), all in one
+    round trip (``ResourceStore.find_each``)."""
+    pages = await service.store.find_each(conn, lookups)
+    return [[fhir_json.loads(match.content) for match in page] for page in pages]
 
 
 async def search(

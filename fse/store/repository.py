@@ -52,8 +52,15 @@ from fse.store.pg_create import (
 from fse.store.query import Criterion, SearchQuery, decode_cursor, encode_cursor
 from fse.store.sealed_identifiers import SealedIdentifiers, shown_identifier
 from fse.store.search import compile_search
+from fse.store.search_params import search_param
 from fse.store.string_match import beyond_index, matches
-from fse.store.tables import INDEX_TABLES, resource_versions, resources, unique_identifiers
+from fse.store.tables import (
+    INDEX_TABLES,
+    idx_token,
+    resource_versions,
+    resources,
+    unique_identifiers,
+)
 from fse.store.tables import idx_reference as ref
 
 RECHECK_BATCH = 200
@@ -130,6 +137,49 @@ def _with_referrers(rtype: str, referrers: tuple[tuple[str, str], ...]) -> Selec
             select(literal(q).label("q"), *row).where(
                 r.type == referrer, r.deleted == false(), r.pk.in_(pointing)
             )
+        )
+    ordered = union_all(*parts).subquery()
+    return select(ordered).order_by(ordered.c.q, ordered.c.pk)
+
+
+class Lookup(NamedTuple):
+    """One search of :meth:`ResourceStore.find_each`: the live ``rtype`` resources whose
+    ``param`` is ``value``: ``system|code`` for a token, ``Type/id`` for a reference, the id
+    for ``_id``."""
+
+    rtype: str
+    param: str
+    value: str
+
+
+@functools.cache
+def _each(shape: tuple[tuple[str, str, str], ...]) -> Select[Any]:
+    """The statement of ``find_each`` for one shape ((type, parameter, kind) per search),
+    built once; search ``q`` binds ``s{q}`` (system or target type) and ``v{q}``."""
+    r, tok = resources.c, idx_token.c
+    row = (r.pk, r.id, r.version, r.last_updated, r.deleted, r.content)
+    parts = []
+    for q, (rtype, param, kind) in enumerate(shape):
+        first, value = bindparam(f"s{q}", type_=String()), bindparam(f"v{q}", type_=String())
+        if kind == "_id":
+            found = r.id == value
+        elif kind == "token":
+            found = r.pk.in_(
+                select(tok.resource_pk).where(
+                    tok.type == rtype, tok.param == param, tok.system == first, tok.code == value
+                )
+            )
+        else:
+            found = r.pk.in_(
+                select(ref.c.resource_pk).where(
+                    ref.c.type == rtype,
+                    ref.c.param == param,
+                    ref.c.target_type == first,
+                    ref.c.target_id == value,
+                )
+            )
+        parts.append(
+            select(literal(q).label("q"), *row).where(r.type == rtype, r.deleted == false(), found)
         )
     ordered = union_all(*parts).subquery()
     return select(ordered).order_by(ordered.c.q, ordered.c.pk)
@@ -571,6 +621,43 @@ class ResourceStore:
                 referrer = referrers[row.q - 1][0]
                 pages[row.q - 1].append(Match(referrer, row.id, served(row.content) or "", row.pk))
         return stored, pages
+
+    async def find_each(
+        self, conn: AsyncConnection, lookups: Sequence[Lookup]
+    ) -> list[list[Match]]:
+        """Per lookup, what the search ``rtype?param=value`` finds (all of it, in the store's
+        order), every lookup in one statement: the resources of one care sheet, found by its
+        number, in one round trip instead of one search each. Token and reference parameters
+        and ``_id`` only; a token's system and code are required (a CIN is found by its blind
+        index, as a search finds it)."""
+        shape, binds = [], {}
+        for q, lookup in enumerate(lookups):
+            if lookup.param == "_id":
+                kind, first, value = "_id", "", lookup.value
+            else:
+                param = search_param(lookup.rtype, lookup.param)
+                kind = param.type if param is not None else ""
+                if kind == "token":
+                    system, _, code = lookup.value.partition("|")
+                    first, value = self.sealed.index_pair(system, code)
+                elif kind == "reference":
+                    first, _, value = lookup.value.partition("/")
+                else:
+                    raise ValueError(f"{lookup.rtype}?{lookup.param}: not a token or reference")
+                if not (first and value):
+                    raise ValueError(f"{lookup.rtype}?{lookup.param}={lookup.value}: incomplete")
+            shape.append((lookup.rtype, lookup.param, kind))
+            binds[f"v{q}"] = value
+            if kind != "_id":
+                binds[f"s{q}"] = first
+        rows = (await conn.execute(_each(tuple(shape)), binds)).all()
+        served = self.sealed.served
+        found: list[list[Match]] = [[] for _ in lookups]
+        for row in rows:
+            found[row.q].append(
+                Match(lookups[row.q].rtype, row.id, served(row.content) or "", row.pk)
+            )
+        return found
 
     async def exists(self, conn: AsyncConnection, rtype: str, rid: str) -> bool:
         """Whether the id was ever used for this type (deleted resources keep theirs)."""

@@ -10,6 +10,7 @@ import pytest
 
 from fse.crypto.tokens import SigningKey
 from fse.resources import validation_issues
+from prescriber.history import load_sheet
 from prescriber.presettlement import presettle
 from prescriber.sheets import SignedSheet, sign_sheet
 from reimbursement.reference_data import default_books
@@ -92,3 +93,18 @@ async def test_the_review_reads_the_insured_once_too(
     assert shown is not None and shown.error == ""
     reads = {t: sum(s.reads(t) for s in sent) for t in ("Patient", "Coverage", "Condition")}
     assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
+
+
+async def test_a_signed_sheet_is_read_back_in_three_statements(
+    platform: Platform, refs: dict[str, str]
+) -> None:
+    """Its own resources by its number, then its insured, their Coverages, its doctor and
+    the claim's answer, then the claim's facts: not one search each (eleven before)."""
+    key, _ = await doctor_key(platform, refs)
+    sheet, _ = await _sign(platform, refs, key)
+    with statements(platform.engine) as sent:
+        view = await load_sheet(platform.app.state.fhir, sheet.number)
+    assert view is not None and view.immatriculation and view.doctor_inpe
+    assert view.claim and view.response and len(view.medicines) == 2 and len(view.labs) == 1
+    assert view.status.label and view.lines
+    assert len([s for s in sent if not s.sql.startswith("BEGIN")]) == 3
