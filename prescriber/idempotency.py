@@ -20,10 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import String, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse.fhir_api.interactions import FhirService
+from fse.store.tables import UtcDateTime
 from prescriber.tables import sheet_reviews, signed_sheets
 from prescriber.visit import ActLine, Visit
 
@@ -132,6 +133,41 @@ async def record(
 
 REVIEW_LIFETIME = timedelta(days=1)
 """A review not signed within a day is forgotten (the doctor reviews again)."""
+PRUNE_EVERY = timedelta(minutes=1)
+"""How often, at most, a process deletes the reviews past their lifetime as it saves one (not
+on every save: the review page already ignores them)."""
+
+
+@dataclass
+class _Pruning:
+    last: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        if self.last is not None and now - self.last < PRUNE_EVERY:
+            return False
+        self.last = now
+        return True
+
+
+PRUNING = _Pruning()
+
+_REVIEW = select(
+    sheet_reviews.c.patient_id,
+    sheet_reviews.c.form,
+    select(signed_sheets.c.number)
+    .where(
+        signed_sheets.c.practitioner == sheet_reviews.c.practitioner,
+        signed_sheets.c.idempotency_key == sheet_reviews.c.idempotency_key,
+    )
+    .scalar_subquery()
+    .label("signed"),
+).where(
+    sheet_reviews.c.idempotency_key == bindparam("key", type_=String()),
+    sheet_reviews.c.practitioner == bindparam("practitioner", type_=String()),
+    sheet_reviews.c.created_at >= bindparam("since", type_=UtcDateTime()),
+)
+"""A doctor's review still within its lifetime, with the sheet it signed if any: one
+statement, built once."""
 
 
 async def save_review(
@@ -140,9 +176,10 @@ async def save_review(
     """Store the reviewed form; its key is the review page's address and the signature's key."""
     key = new_key()
     async with fhir.store.transaction() as conn:
-        await conn.execute(
-            delete(sheet_reviews).where(sheet_reviews.c.created_at < now - REVIEW_LIFETIME)
-        )
+        if PRUNING.due(now):
+            await conn.execute(
+                delete(sheet_reviews).where(sheet_reviews.c.created_at < now - REVIEW_LIFETIME)
+            )
         await conn.execute(
             insert(sheet_reviews).values(
                 idempotency_key=key,
@@ -156,19 +193,13 @@ async def save_review(
 
 
 async def load_review(
-    fhir: FhirService, practitioner: str, key: str
+    fhir: FhirService, practitioner: str, key: str, now: datetime
 ) -> tuple[str, dict[str, str], str | None] | None:
-    """(patient, form, the sheet it signed if any) of this doctor's review; None if unknown."""
+    """(patient, form, the sheet it signed if any) of this doctor's review; None if unknown or
+    older than ``REVIEW_LIFETIME``."""
+    binds = {"key": key, "practitioner": practitioner, "since": now - REVIEW_LIFETIME}
     async with fhir.store.snapshot() as conn:
-        row = (
-            await conn.execute(
-                select(sheet_reviews.c.patient_id, sheet_reviews.c.form).where(
-                    sheet_reviews.c.idempotency_key == key,
-                    sheet_reviews.c.practitioner == practitioner,
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        signed = await _signed_with(conn, practitioner, key)
-    return str(row.patient_id), orjson.loads(row.form), signed.number if signed else None
+        row = (await conn.execute(_REVIEW, binds)).first()
+    if row is None:
+        return None
+    return str(row.patient_id), orjson.loads(row.form), row.signed

@@ -7,7 +7,7 @@ read whose data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -56,6 +56,9 @@ class Insured:
     """The regime of today's rights, else of the latest rights period (a deceased insured,
     closed rights: the doctor still sees which regime they were under)."""
     deceased_on: date | None = None
+    record: InsuredRecord | None = field(default=None, repr=False, compare=False)
+    """What the page read (Patient, rights periods, exonerations): the review's
+    pre-settlement drafts from it instead of reading the insured again."""
 
     @property
     def regime(self) -> str:
@@ -170,6 +173,7 @@ def _insured(record: InsuredRecord, books: Books, today: date) -> Insured:
         exonerations=record.exonerations,
         regime_code=rights.regime or (latest.regime if latest else None),
         deceased_on=beneficiary.deceased_on,
+        record=record,
     )
 
 

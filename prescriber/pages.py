@@ -236,7 +236,7 @@ async def sheet_action(request: Request, session: SignedIn, values: Posted) -> R
 @router.get("/medecin/relecture/{key}", response_class=HTMLResponse)
 async def review_page(request: Request, key: str, session: SignedIn) -> Response:
     """The stored review, as often as the browser asks (Back after signing comes here)."""
-    found = await load_review(fhir_of(request), _reader(session), key)
+    found = await load_review(fhir_of(request), _reader(session), key, datetime.now(UTC))
     person = await _person(request, session, found[0]) if found else None
     if found is None or person is None:
         return await error_page(request, 404, REVIEW_NOT_FOUND)
@@ -276,6 +276,7 @@ async def _review(
             person.patient_id,
             visit,
             datetime.now(UTC),
+            person.record,
         )
         if practitioner and signed_as is None  # once signed, the signed sheet tells
         else None

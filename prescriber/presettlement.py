@@ -21,6 +21,7 @@ from fse.fhir_api.interactions import FhirService
 from prescriber.sheets import SheetRefused, draft_of
 from prescriber.visit import Visit
 from reimbursement.amounts import AmountLine, amount_lines, totals
+from reimbursement.context import Insured
 from reimbursement.settle import Settlement
 from reimbursement.status import payment_date_of
 
@@ -79,13 +80,15 @@ async def presettle(
     patient_id: str,
     visit: Visit,
     now: datetime,
+    insured: Insured | None = None,
 ) -> Presettlement | None:
-    """None when the visit bills no act (its prescriptions are settled at the pharmacy)."""
+    """None when the visit bills no act (its prescriptions are settled at the pharmacy).
+    ``insured``: as the page just read them, if it did."""
     if not visit.acts:
         return None
     now = now.astimezone(settlement.schedule.zone)
     try:
-        draft = await draft_of(fhir, settlement.books, patient_id, visit, now.date())
+        draft = await draft_of(fhir, settlement.books, patient_id, visit, now.date(), insured)
     except SheetRefused as refused:
         return Presettlement(error=str(refused))
     number = care_sheet_number(now.year, DRAFT_SEQUENCE)

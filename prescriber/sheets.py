@@ -165,11 +165,18 @@ class Draft:
 
 
 async def draft_of(
-    fhir: FhirService, books: Books, patient_id: str, visit: Visit, today: date
+    fhir: FhirService,
+    books: Books,
+    patient_id: str,
+    visit: Visit,
+    today: date,
+    insured: Insured | None = None,
 ) -> Draft:
-    """The draft as the store stands now, for a review that writes nothing."""
-    async with fhir.store.snapshot() as conn:
-        insured = await read_insured(fhir, conn, patient_id)
+    """The draft as the store stands now, for a review that writes nothing; ``insured``: as
+    the page just read them (not read again)."""
+    if insured is None:
+        async with fhir.store.snapshot() as conn:
+            insured = await read_insured(fhir, conn, patient_id)
     return Draft.of(insured, books, visit, today)
 
 

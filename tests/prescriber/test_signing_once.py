@@ -9,12 +9,12 @@ import asyncio
 import html
 import re
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fse.errors import Unprocessable
 from fse.security.users import Role
@@ -22,13 +22,16 @@ from fse.store.tables import resources
 from prescriber.cancel import cancel_sheet
 from prescriber.duplicates import DuplicateSheet
 from prescriber.history import load_sheet
+from prescriber.idempotency import PRUNING, REVIEW_LIFETIME
 from prescriber.sheets import SettlementFailed, SignedSheet, sign_sheet
+from prescriber.tables import sheet_reviews
 from reimbursement.reference_data import default_books
 from tests.conftest import Platform
 from tests.pharmacy.test_pages import signed_in
 from tests.prescriber.test_pages import ZOVIRAX, doctor
 from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
 from tests.reimbursement.demo import DR_BENALI, DR_ELIDRISSI, FATIMA, PHARMACIST, load_demo
+from tests.statements import statements
 
 VISIT = {
     "acte-1-code": "C",
@@ -325,3 +328,53 @@ async def test_a_review_page_opens_to_its_doctor_only_and_odd_keys_are_404(
         assert answer.status_code == 303 and answer.headers["location"].startswith("/connexion")
         assert await platform.row_counts() == before
     assert (await browser.get(url)).status_code == 200  # its doctor still reviews it
+
+
+async def test_a_review_older_than_a_day_is_forgotten_and_pruned_as_others_are_saved(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    """A review not signed within a day opens no more (the doctor reviews again), whenever its
+    row is deleted; a later review deletes it, at most once a minute per process."""
+    refs, csrf = await doctor(platform, client, browser)
+    form, _ = await reviewed(browser, csrf, refs[FATIMA].split("/")[1])
+    url = f"/medecin/relecture/{form['cle']}"
+    aged = datetime.now(UTC) - REVIEW_LIFETIME - timedelta(minutes=1)
+    async with platform.engine.begin() as conn:
+        await conn.execute(
+            update(sheet_reviews)
+            .where(sheet_reviews.c.idempotency_key == form["cle"])
+            .values(created_at=aged)
+        )
+    answer = await browser.get(url)
+    assert answer.status_code == 404 and "Relecture introuvable" in answer.text
+
+    async def kept() -> list[str]:
+        async with platform.engine.connect() as conn:
+            return list((await conn.execute(select(sheet_reviews.c.idempotency_key))).scalars())
+
+    PRUNING.last = datetime.now(UTC)  # pruned a moment ago: this save does not look
+    await reviewed(browser, csrf, refs[FATIMA].split("/")[1])
+    assert form["cle"] in await kept()
+    PRUNING.last = None
+    newest, _ = await reviewed(browser, csrf, refs[FATIMA].split("/")[1])
+    assert form["cle"] not in await kept() and newest["cle"] in await kept()
+
+
+async def test_the_review_page_reads_the_insured_once(
+    platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    """The page's own read of the insured feeds its pre-settlement (seven statements on
+    PostgreSQL with the session's; nine before)."""
+    refs, csrf = await doctor(platform, client, browser)
+    asked = await browser.post(
+        "/medecin/feuille",
+        data={"csrf": csrf, "patient": refs[FATIMA].split("/")[1], **VISIT, "action": "relire"},
+    )
+    with statements(platform.engine) as sent:
+        page = await browser.get(asked.headers["location"])
+    assert page.status_code == 200 and "Relecture avant signature" in page.text
+    assert "La CNSS rembourse 56,00\u00a0MAD" in html.unescape(page.text)  # pre-settled
+    reads = {t: sum(s.reads(t) for s in sent) for t in ("Patient", "Coverage", "Condition")}
+    assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
+    if platform.backend == "postgresql":
+        assert len(sent) <= 7, "\n".join(s.sql[:120] for s in sent)
