@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import time
 from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fse.fhir_api.interactions import FhirService
+from fse.runtime import Runtime
 
 
 async def audit_read(
@@ -31,8 +33,8 @@ async def audit_read(
     insured, not four lines of their log. The mark is set once the event is committed, so a
     lost cache (Redis down, a restart) records a read again rather than missing one."""
     window = fhir.settings.audit_read_window_seconds
-    mark = _read_mark(reader, organization, patient_ids, what, source)
-    if window and await fhir.runtime.cache.get(mark) is not None:
+    mark = read_mark(reader, organization, patient_ids, what, source)
+    if window and await _recorded_lately(fhir.runtime, mark):
         return
     agent: dict[str, Any] = {"who": {"reference": reader}, "requestor": True}
     event: dict[str, Any] = {
@@ -63,10 +65,26 @@ async def audit_read(
         stored = await fhir.create_generated(conn, "AuditEvent", event)
     fhir.announce([stored])
     if window:
-        await fhir.runtime.cache.set(mark, b"1", window)
+        until = repr(time.time() + window).encode()
+        await fhir.runtime.local.set(mark, until, window)
+        await fhir.runtime.cache.set(mark, until, window)
 
 
-def _read_mark(
+async def _recorded_lately(runtime: Runtime, mark: str) -> bool:
+    """This process's memory first, then the shared cache; a shared mark says until when it
+    holds, so this process keeps it no longer than the window."""
+    if await runtime.local.get(mark) is not None:
+        return True
+    shared = await runtime.cache.get(mark)
+    if shared is None:
+        return False
+    left = float(shared) - time.time()
+    if left > 0:
+        await runtime.local.set(mark, shared, left)
+    return True
+
+
+def read_mark(
     reader: str, organization: str | None, patient_ids: list[str], what: str, source: str
 ) -> str:
     """The cache key of one consultation (hashed: a search may name many insured)."""

@@ -73,6 +73,7 @@ class Platform:
         runtime cache that mirrors it (a day's peer mean, a recorded read): each test starts
         cold, whatever ran before it in this process."""
         await self.app.state.runtime.cache.close()  # in-process entries, Redis's fallback too
+        await self.app.state.runtime.local.close()
         if self.settings.redis_url:
             client = redis.from_url(self.settings.redis_url)
             async with client:

@@ -8,7 +8,7 @@ nothing here is durable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fse.config import Settings
@@ -27,6 +27,9 @@ class Runtime:
     backend: str
     link: RedisLink | None = None
     """Redis and its state; None for the in-process runtime."""
+    local: MemoryCache = field(default_factory=MemoryCache)
+    """What this process remembers for itself in front of the shared cache (a recorded read's
+    window): never shared, never a source of truth, so it may only save a trip to Redis."""
 
     def health(self) -> dict[str, Any]:
         """What ``GET /ready`` and the CNSS dashboard show of the runtime."""
@@ -45,6 +48,7 @@ class Runtime:
         await self.events.close()
         await self.limiter.close()
         await self.cache.close()
+        await self.local.close()
         if self.link is not None:
             await self.link.close()
 

@@ -142,6 +142,19 @@ def _with_referrers(rtype: str, referrers: tuple[tuple[str, str], ...]) -> Selec
     return select(ordered).order_by(ordered.c.q, ordered.c.pk)
 
 
+_READ = select(
+    resources.c.pk,
+    resources.c.version,
+    resources.c.last_updated,
+    resources.c.deleted,
+    resources.c.content,
+).where(
+    resources.c.type == bindparam("rtype", type_=String()),
+    resources.c.id == bindparam("rid", type_=String()),
+)
+"""A read by type and id, built once (building and keying it cost more than running it)."""
+
+
 class Lookup(NamedTuple):
     """One search of :meth:`ResourceStore.find_each`: the live ``rtype`` resources whose
     ``param`` is ``value``: ``system|code`` for a token, ``Type/id`` for a reference, the id
@@ -575,17 +588,7 @@ class ResourceStore:
     # -- reads ----------------------------------------------------------------------------
 
     async def read(self, conn: AsyncConnection, rtype: str, rid: str) -> Stored:
-        row = (
-            await conn.execute(
-                select(
-                    resources.c.pk,
-                    resources.c.version,
-                    resources.c.last_updated,
-                    resources.c.deleted,
-                    resources.c.content,
-                ).where(resources.c.type == rtype, resources.c.id == rid)
-            )
-        ).first()
+        row = (await conn.execute(_READ, {"rtype": rtype, "rid": rid})).first()
         if row is None:
             raise NotFound(f"{rtype}/{rid} not found")
         if row.deleted:

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from fse.audit import audit_read
+from fse.audit import audit_read, read_mark
 from fse.resources import validation_issues
 from tests.conftest import Platform
 from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACIST, PHARMACY, SARA, load_demo
@@ -55,17 +55,25 @@ async def test_a_consultation_is_recorded_once_and_anything_else_again(
     assert fhir.settings.audit_read_window_seconds == 600  # the default
     assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 1
     assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 1
-    assert await read(refs[DR_BENALI], [fatima], "feuille FSE-1") == 2
-    assert await read(refs[DR_BENALI], [sara], "feuille de soins") == 3
-    assert await read(refs[DR_BENALI], [sara, fatima], "feuille de soins") == 4
-    assert await read(refs[DR_BENALI], [fatima, sara], "feuille de soins") == 4
-    assert await read(refs[PHARMACIST], [fatima], "feuille de soins") == 5
-    assert await read(refs[PHARMACIST], [fatima], "feuille de soins", refs[PHARMACY]) == 6
+    await fhir.runtime.local.close()  # another worker: it knows only the shared mark
+    assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 1
+    await fhir.runtime.local.close()  # the cache lost (Redis flushed): recorded again
+    await fhir.runtime.cache.delete(
+        read_mark(refs[DR_BENALI], None, [fatima], "feuille de soins", "test")
+    )
+    assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 2
+    assert await read(refs[DR_BENALI], [fatima], "feuille de soins") == 2
+    assert await read(refs[DR_BENALI], [fatima], "feuille FSE-1") == 3
+    assert await read(refs[DR_BENALI], [sara], "feuille de soins") == 4
+    assert await read(refs[DR_BENALI], [sara, fatima], "feuille de soins") == 5
+    assert await read(refs[DR_BENALI], [fatima, sara], "feuille de soins") == 5
+    assert await read(refs[PHARMACIST], [fatima], "feuille de soins") == 6
+    assert await read(refs[PHARMACIST], [fatima], "feuille de soins", refs[PHARMACY]) == 7
     monkeypatch.setattr(fhir.settings, "audit_read_window_seconds", 0.3)
-    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 7
-    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 7
-    await asyncio.sleep(0.4)
     assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 8
-    monkeypatch.setattr(fhir.settings, "audit_read_window_seconds", 0)  # every page, if asked
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 8
+    await asyncio.sleep(0.4)
     assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 9
+    monkeypatch.setattr(fhir.settings, "audit_read_window_seconds", 0)  # every page, if asked
     assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 10
+    assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 11
