@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the medicines list: load time, memory and search cost per worker",
     )
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="with --only-reimbursement --payment-claims 0 ($submit only) or --only-signing: "
+        "on SQLite files instead of PostgreSQL, to compare (bytes stored are not measured)",
+    )
     return parser
 
 
@@ -76,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access,
         dispensing,
         fhir_api,
+        harness,
         notifications,
         reference,
         settlement,
@@ -83,6 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         soak,
     )
 
+    if args.sqlite:
+        if not (args.only_signing or (args.only_reimbursement and not args.payment_claims)):
+            print("--sqlite: only with --only-signing, or --only-reimbursement --payment-claims 0")
+            return 2
+        directory = Path(tempfile.mkdtemp(prefix="fse-bench-sqlite-"))
+        harness.SQLITE_DIR[:] = [directory]
+        print(f"SQLite databases in {directory}", flush=True)
+        if args.only_signing:
+            return signing.run(args.workers, args.clients, args.seconds)
+        return settlement.run(args.workers, args.clients, args.seconds, 0)
     if args.only_soak:
         return soak.run(args.workers, args.rate, args.minutes)
     if args.only_reference:

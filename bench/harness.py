@@ -30,6 +30,10 @@ ADMIN_URL = os.environ.get(
     "FSE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("FSE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+SQLITE_DIR: list[Path] = []
+"""Set by ``--sqlite``: the phases' databases are SQLite files here, not PostgreSQL (to say how
+much slower the embedded default is); what only PostgreSQL can tell (bytes per table) is left
+out."""
 HEADER = (
     f"{'operation':<34} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'mean':>8}"
     f" {'cpu ms':>7} {'count':>8} {'errors':>6} {'spread':>7} {'sql/op':>7} {'+bg':>5}"
@@ -202,8 +206,10 @@ async def run_phase(
     name: str, op: Op, port: int, clients: int, seconds: float, database_url: str | None = None
 ) -> Result:
     """``clients`` connections each running ``op`` in a loop for ``seconds``; with
-    ``database_url``, the bytes its tables grew per operation done (``stored_bytes``)."""
+    ``database_url``, the bytes its tables grew per operation done (``stored_bytes``; not on
+    SQLite)."""
     result = Result(name)
+    database_url = None if database_url and is_sqlite(database_url) else database_url
     size_before = await stored_by_table(database_url) if database_url else {}
     cpu_before = server_cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
     deadline = time.perf_counter() + seconds
@@ -240,10 +246,16 @@ def asyncpg_url(database_url: str) -> str:
     return database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+def is_sqlite(database_url: str) -> bool:
+    return database_url.startswith("sqlite")
+
+
 async def settle(database_url: str) -> None:
     """VACUUM ANALYZE between phases: measure steady state, not autovacuum catching up."""
     import asyncpg
 
+    if is_sqlite(database_url):
+        return
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -274,9 +286,12 @@ WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'informat
 async def stored_by_table(database_url: str, drained: bool = False) -> dict[str, int]:
     """The size of every table of the database, with its indexes and TOAST (history,
     audit, outbox, ledger all included). ``drained``: first wait (up to 10 s) until the
-    server has turned its access log into AuditEvents, so a phase's bytes include them."""
+    server has turned its access log into AuditEvents, so a phase's bytes include them.
+    Nothing on SQLite."""
     import asyncpg
 
+    if is_sqlite(database_url):
+        return {}
     conn = await asyncpg.connect(database_url)
     try:
         deadline = time.monotonic() + 10
@@ -329,9 +344,20 @@ async def fresh_database(name: str = "fse_bench") -> str:
 
 
 def migrated_database(name: str) -> str:
-    """A fresh database (``fresh_database``) with the platform's schema."""
+    """A fresh database (``fresh_database``, or a SQLite file with ``--sqlite``) with the
+    platform's schema."""
     from fse.migrate import upgrade
 
+    if SQLITE_DIR:
+        import sqlite3
+
+        path = SQLITE_DIR[0] / f"{name}.sqlite3"
+        for stale in SQLITE_DIR[0].glob(f"{name}.sqlite3*"):
+            stale.unlink()
+        database_url = f"sqlite+aiosqlite:///{path}"
+        upgrade(database_url)
+        print(f"SQLite {sqlite3.sqlite_version}: fresh database {path}", flush=True)
+        return database_url
     database_url = asyncio.run(fresh_database(name))
     upgrade(asyncpg_url(database_url))
     return database_url
@@ -340,6 +366,10 @@ def migrated_database(name: str) -> str:
 async def drop_database(name: str) -> None:
     import asyncpg
 
+    if SQLITE_DIR:
+        for path in SQLITE_DIR[0].glob(f"{name}.sqlite3*"):
+            path.unlink()
+        return
     conn = await asyncpg.connect(ADMIN_URL)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
