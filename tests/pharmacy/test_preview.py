@@ -18,7 +18,7 @@ from pharmacy.numbers import claim_number
 from pharmacy.preview import preview_dispense
 from tests.conftest import Platform
 from tests.pharmacy.helpers import AT, CICLOVIRAL, counter, fatima_sheet, line, order
-from tests.pharmacy.test_pages import form_of, only_the_lookup_was_written, request_id_of, signed_in
+from tests.pharmacy.test_pages import form_of, nothing_was_stored, request_id_of, signed_in
 from tests.prescriber.test_presettlement import comparable
 from tests.prescriber.test_sheets import form, sign_as_benali, visit_of
 from tests.reimbursement.demo import FATIMA, PHARMACIST, load_demo
@@ -77,7 +77,7 @@ async def test_the_pharmacist_checks_the_amounts_then_dispenses_exactly_them(
         before = await platform.row_counts()
         checked = await http.post("/pharmacie/delivrer", data={**fields, "action": "verifier"})
         assert checked.status_code == 200, checked.text
-        await only_the_lookup_was_written(platform, client, before)  # nothing dispensed
+        await nothing_was_stored(platform, before)  # nothing dispensed
         rows = preview_rows(checked.text)
         # CICLOVIRAL at its PPV 209.00 = PBR, 70 %: CNSS pays 146.30, the insured 62.70.
         assert rows == [
@@ -131,7 +131,7 @@ async def test_a_line_the_engine_will_hold_is_announced_before_dispensing(
         direct = await http.post("/pharmacie/delivrer", data={**fields, "action": "delivrer"})
         assert direct.status_code == 409
         assert "Rien n'a été délivré" in html.unescape(direct.text) and HELD in direct.text
-        await only_the_lookup_was_written(platform, client, before)
+        await nothing_was_stored(platform, before)
         # Pressed again on the order shown: dispensed, and held as announced.
         seen = {**form_of(direct.text), f"qte-{hercepta}": "1", "tiers_payant": "on"}
         done = await http.post("/pharmacie/delivrer", data={**seen, "action": "delivrer"})

@@ -11,13 +11,8 @@ import pytest
 from fse.store.repository import Lookup
 from tests.builders import CIN, IMMAT, charge_item, create, patient
 from tests.conftest import Platform
+from tests.fse.store.test_read_with_referrers import searched
 from tests.statements import statements
-
-
-async def _search(client: httpx.AsyncClient, rtype: str, param: str, value: str) -> list[str]:
-    found = await client.get(f"/fhir/{rtype}", params={param: value, "_count": "100"})
-    assert found.status_code == 200, found.text
-    return [e["resource"]["id"] for e in found.json().get("entry", [])]
 
 
 async def test_each_lookup_finds_what_its_search_finds_in_one_statement(
@@ -57,7 +52,7 @@ async def test_each_lookup_finds_what_its_search_finds_in_one_statement(
         [],
     ]
     for lookup, page in zip(lookups, ids, strict=True):
-        assert page == await _search(client, lookup.rtype, lookup.param, lookup.value), lookup
+        assert page == await searched(client, lookup.rtype, lookup.param, lookup.value), lookup
     assert all(m.type == "ChargeItem" and '"ChargeItem"' in m.content for m in found[2])
     assert "AB987654" in found[1][0].content  # served opened, as a read serves it
 

@@ -13,7 +13,7 @@ from tests.builders import charge_item, create, patient
 from tests.conftest import Platform
 
 
-async def _search(client: httpx.AsyncClient, rtype: str, param: str, target: str) -> list[str]:
+async def searched(client: httpx.AsyncClient, rtype: str, param: str, target: str) -> list[str]:
     found = await client.get(f"/fhir/{rtype}", params={param: target, "_count": "100"})
     assert found.status_code == 200, found.text
     return [e["resource"]["id"] for e in found.json().get("entry", [])]
@@ -38,12 +38,12 @@ async def test_what_points_at_a_resource_is_what_the_searches_find(
             [("ChargeItem", "patient"), ("ChargeItem", "subject"), ("Coverage", "beneficiary")],
         )
     assert stored.id == main["id"] and stored.version == 1 and "Alaoui" in (stored.content or "")
-    assert [m.id for m in acts] == await _search(client, "ChargeItem", "patient", me)
+    assert [m.id for m in acts] == await searched(client, "ChargeItem", "patient", me)
     assert [m.id for m in acts] == [mine[0]["id"], mine[2]["id"]]
-    assert [m.id for m in subjects] == await _search(client, "ChargeItem", "subject", me)
+    assert [m.id for m in subjects] == await searched(client, "ChargeItem", "subject", me)
     assert all(m.type == "ChargeItem" and '"ChargeItem"' in m.content for m in acts)
-    assert coverages == [] == await _search(client, "Coverage", "beneficiary", me)
-    assert await _search(client, "ChargeItem", "patient", them) != []
+    assert coverages == [] == await searched(client, "Coverage", "beneficiary", me)
+    assert await searched(client, "ChargeItem", "patient", them) != []
 
 
 async def test_a_missing_or_deleted_resource_is_not_found_or_gone(
