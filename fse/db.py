@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 
@@ -44,6 +46,20 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     )
     _drop_closed_connections(engine)
     return engine
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads: autocommit on PostgreSQL (no BEGIN and ROLLBACK round trips
+    around them; each statement sees the committed state as it starts), a read transaction on
+    SQLite."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+        else:
+            async with conn.begin():
+                yield conn
 
 
 def _drop_closed_connections(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fse.crypto.signing import seal_for_session, unseal_for_session
 from fse.crypto.tokens import SigningKey
+from fse.db import reading
 from fse.security.tables import user_sessions, users
 from fse.security.users import User, user_from_row
 
@@ -75,7 +76,7 @@ _SESSION = (
 async def session_for(engine: AsyncEngine, token: str | None) -> Session | None:
     if not token:
         return None
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:  # every page: no BEGIN and ROLLBACK around it
         row = (await conn.execute(_SESSION, {"token_hash": _hash(token)})).first()
     if row is None or row.expires_at <= datetime.now(UTC) or row.disabled_at is not None:
         return None

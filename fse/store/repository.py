@@ -40,6 +40,7 @@ from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from fse import fhir_json
 from fse.crypto.cin import CinVault
+from fse.db import reading
 from fse.errors import Conflict, ErrorCode, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from fse.store.dates import instant_text
 from fse.store.indexing import INDEX_KINDS, IndexRows, extract, rows_by_kind
@@ -264,14 +265,9 @@ class ResourceStore:
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """Reads: autocommit on PostgreSQL (no BEGIN/COMMIT round trips), a read tx on SQLite."""
-        async with self.engine.connect() as conn:
-            if self.is_postgres:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield conn
-            else:
-                async with conn.begin():
-                    yield conn
+        """Reads (``fse.db.reading``)."""
+        async with reading(self.engine) as conn:
+            yield conn
 
     # -- writes ---------------------------------------------------------------------------
 
