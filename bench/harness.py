@@ -286,12 +286,9 @@ WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'informat
 async def stored_by_table(database_url: str, drained: bool = False) -> dict[str, int]:
     """The size of every table of the database, with its indexes and TOAST (history,
     audit, outbox, ledger all included). ``drained``: first wait (up to 10 s) until the
-    server has turned its access log into AuditEvents, so a phase's bytes include them.
-    Nothing on SQLite."""
+    server has turned its access log into AuditEvents, so a phase's bytes include them."""
     import asyncpg
 
-    if is_sqlite(database_url):
-        return {}
     conn = await asyncpg.connect(database_url)
     try:
         deadline = time.monotonic() + 10

@@ -47,7 +47,7 @@ class SheetView:
 
     @property
     def author(self) -> str:
-        return str(self.encounter["participant"][0]["individual"]["reference"])
+        return author_of(self.encounter)
 
     @property
     def doctor_name(self) -> str:
@@ -89,6 +89,11 @@ class SheetView:
         return _identifier(self.patient, CIN_SYSTEM)
 
 
+def author_of(encounter: dict[str, Any]) -> str:
+    """Who signed the sheet: the reference of its Encounter's first participant."""
+    return str(encounter["participant"][0]["individual"]["reference"])
+
+
 async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
     """The sheet ``number`` as signed, in three statements: its own resources (found by its
     number), then its insured with their Coverages, its doctor and its claim's answer, then
@@ -112,7 +117,7 @@ async def load_sheet(fhir: FhirService, number: str) -> SheetView | None:
             Lookup("Patient", "_id", patient_id),
             Lookup("Coverage", "beneficiary", f"Patient/{patient_id}"),
         ]
-        author = encounter["participant"][0]["individual"]["reference"].split("/")
+        author = author_of(encounter).split("/")
         if author[0] == "Practitioner":
             related.append(Lookup("Practitioner", "_id", author[-1]))
         if claims:

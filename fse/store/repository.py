@@ -119,30 +119,6 @@ def _stamp(resource: dict[str, Any], rid: str, version: int, now: datetime) -> s
     return fhir_json.dumps(resource).decode()
 
 
-@functools.cache
-def _with_referrers(rtype: str, referrers: tuple[tuple[str, str], ...]) -> Select[Any]:
-    """The statement of ``read_with_referrers`` for one shape, built once (the id bound as
-    ``rid``): building and keying it cost more than running it."""
-    r, pointer = resources.c, ref.c
-    rid = bindparam("rid", type_=String())
-    row = (r.pk, r.id, r.version, r.last_updated, r.deleted, r.content)
-    parts = [select(literal(0).label("q"), *row).where(r.type == rtype, r.id == rid)]
-    for q, (referrer, param) in enumerate(referrers, start=1):
-        pointing = select(pointer.resource_pk).where(
-            pointer.type == referrer,
-            pointer.param == param,
-            pointer.target_id == rid,
-            pointer.target_type == rtype,
-        )
-        parts.append(
-            select(literal(q).label("q"), *row).where(
-                r.type == referrer, r.deleted == false(), r.pk.in_(pointing)
-            )
-        )
-    ordered = union_all(*parts).subquery()
-    return select(ordered).order_by(ordered.c.q, ordered.c.pk)
-
-
 _READ = select(
     resources.c.pk,
     resources.c.version,
@@ -168,13 +144,18 @@ class Lookup(NamedTuple):
 
 @functools.cache
 def _each(shape: tuple[tuple[str, str, str], ...]) -> Select[Any]:
-    """The statement of ``find_each`` for one shape ((type, parameter, kind) per search),
-    built once; search ``q`` binds ``s{q}`` (system or target type) and ``v{q}``."""
+    """The statement of ``find_each`` and ``read_with_referrers`` for one shape ((type,
+    parameter, kind) per search), built once (building and keying it cost more than running
+    it); search ``q`` binds ``s{q}`` (system or target type) and ``v{q}``. Kind ``read``: the
+    resource of that id, deleted or not (a read tells 410 from 404)."""
     r, tok = resources.c, idx_token.c
     row = (r.pk, r.id, r.version, r.last_updated, r.deleted, r.content)
     parts = []
     for q, (rtype, param, kind) in enumerate(shape):
         first, value = bindparam(f"s{q}", type_=String()), bindparam(f"v{q}", type_=String())
+        if kind == "read":
+            parts.append(select(literal(q).label("q"), *row).where(r.type == rtype, r.id == value))
+            continue
         if kind == "_id":
             found = r.id == value
         elif kind == "token":
@@ -603,8 +584,11 @@ class ResourceStore:
         ``referrers``, the live resources whose parameter points at it, in the store's order:
         what the searches ``<param>=<rtype>/<rid>`` find, in the same statement (an insured
         with their Coverages and Conditions, a practitioner with their roles)."""
-        statement = _with_referrers(rtype, tuple(referrers))
-        rows = (await conn.execute(statement, {"rid": rid})).all()
+        shape = ((rtype, "_id", "read"), *((t, param, "reference") for t, param in referrers))
+        binds = {"v0": rid}
+        for q in range(1, len(shape)):
+            binds[f"s{q}"], binds[f"v{q}"] = rtype, rid
+        rows = (await conn.execute(_each(shape), binds)).all()
         found = [row for row in rows if row.q == 0]
         if not found:
             raise NotFound(f"{rtype}/{rid} not found")
