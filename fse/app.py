@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         for task in tasks:
             task.cancel()
+        # Cancelled tasks still unwind (a rollback, a connection back to the pool): the last
+        # flush starts after them, or on SQLite it meets their write lock.
+        await asyncio.gather(*tasks, return_exceptions=True)
         await app.state.api_audit.flush()
         await close(app)
 
