@@ -12,8 +12,10 @@ the doctor did not review what is being signed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -22,8 +24,10 @@ from typing import Any
 import orjson
 from sqlalchemy import String, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from fse.fhir_api.interactions import FhirService
+from fse.store.repository import after_locks, lock_binds
 from fse.store.tables import UtcDateTime
 from prescriber.tables import sheet_reviews, signed_sheets
 from prescriber.visit import ActLine, Visit
@@ -114,21 +118,34 @@ async def record(
     patient_id: str,
     care_date: date,
     now: datetime,
+    locks: Sequence[str] = (),
 ) -> None:
     """Claim the form's key for this sheet, in the signing transaction (IntegrityError if the
-    key is taken: a concurrent post of the same form committed first)."""
+    key is taken: a concurrent post of the same form committed first). ``locks``: the store's
+    advisory locks to hold first, taken by the same statement on PostgreSQL (SQLite's single
+    writer already serialises)."""
+    taken = len(locks) if conn.dialect.name == "postgresql" else 0
     await conn.execute(
-        insert(signed_sheets).values(
-            number=number,
-            practitioner=practitioner,
-            idempotency_key=form.key,
-            content_hash=form.content,
-            patient_id=patient_id,
-            care_date=care_date,
-            lines_hash=form.lines,
-            signed_at=now,
-        )
+        _record(taken),
+        {
+            "sheet_number": number,
+            "practitioner": practitioner,
+            "idempotency_key": form.key,
+            "content_hash": form.content,
+            "patient_id": patient_id,
+            "care_date": care_date,
+            "lines_hash": form.lines,
+            "signed_at": now,
+            **lock_binds(locks[:taken]),
+        },
     )
+
+
+@functools.cache
+def _record(locks: int) -> Insert:
+    """The key row's INSERT (built once), its number written once ``locks`` are held."""
+    number = bindparam("sheet_number", type_=String())
+    return insert(signed_sheets).values(number=after_locks(number, locks) if locks else number)
 
 
 REVIEW_LIFETIME = timedelta(days=1)

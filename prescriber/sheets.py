@@ -34,7 +34,7 @@ from fse.crypto.provenance import provenance
 from fse.crypto.tokens import SigningKey
 from fse.errors import Conflict
 from fse.fhir_api.interactions import FhirService, under_their_ids
-from fse.store.repository import Stored, new_id
+from fse.store.repository import Stored, conditional_lock, new_id
 from prescriber.duplicates import DuplicateSheet, lines_hash, same_lines_today
 from prescriber.idempotency import ReviewedForm, content_hash, first_sheet, new_key, record
 from prescriber.visit import ActLine, Visit
@@ -193,16 +193,16 @@ async def _write(
     review: ReviewedForm,
 ) -> SignedSheet:
     """One transaction: the key row first (a replay or a concurrent post of the same form
-    stops there), the duplicate check under a per doctor and insured lock, the insured read
-    once, the resources built from them, the signed Provenance, the AuditEvent, then the
-    settlement of the same reading."""
+    stops there; the same statement takes a per doctor and insured lock and the settlement's
+    lock on the insured), the duplicate check under them, the insured read once, the
+    resources built from them, the signed Provenance, the AuditEvent, then the settlement of
+    the same reading, which creates them with its own answers in one round trip."""
     written: list[Stored] = []
     async with fhir.store.transaction() as conn:
         today = now.date()
-        await record(conn, review, number, practitioner, patient_id, today, now)
-        await fhir.store.lock_conditional(
-            conn, "Encounter", f"practitioner={practitioner}&subject=Patient/{patient_id}"
-        )
+        encounters = f"practitioner={practitioner}&subject=Patient/{patient_id}"
+        locks = (conditional_lock("Encounter", encounters), settlement.lock_name(patient_id))
+        await record(conn, review, number, practitioner, patient_id, today, now, locks)
         if not review.duplicate_confirmed:
             earlier = await same_lines_today(
                 fhir, conn, practitioner, patient_id, today, review.lines, besides=number
@@ -228,13 +228,17 @@ async def _write(
             ("Provenance", signed, provenance_id),
             ("AuditEvent", audit, None),
         ]
-        written.extend(await fhir.create_generated_many(conn, items))  # one round trip
         claim = next((r for r in resources if r["resourceType"] == "Claim"), None)
         response = None
-        if claim is not None:
+        if claim is None:  # prescriptions only: nothing to settle
+            written.extend(await fhir.create_generated_many(conn, items))  # one round trip
+        else:
             try:
-                insured = draft.insured
-                response = await settlement.submit_within(conn, dict(claim), written, insured)
+                response = await settlement.submit_within(
+                    conn, dict(claim), written, draft.insured, pending=items, locked=True
+                )
+            except IntegrityError:  # the number was taken after all: sign_sheet draws another
+                raise
             except Exception as error:  # a refusal (FhirError) or a failure: roll back all
                 log.exception("settling care sheet %s failed: nothing of it is stored", number)
                 raise SettlementFailed(f"care sheet {number} not settled: {error}") from error

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -132,24 +132,28 @@ class Settlement:
         written: list[Stored],
         insured: Insured,
         requests: Mapping[str, dict[str, Any]] | None = None,
+        pending: Sequence[tuple[str, dict[str, Any], str | None]] = (),
+        locked: bool = False,
     ) -> dict[str, Any]:
-        """Settle inside the caller's write transaction, for a feature that built the claim,
-        stored it under its id and writes its settlement in the same transaction (the
-        doctor's signed sheet, a pharmacy dispense). ``insured``: the claim's insured as the
-        caller read them in this transaction to build it; the engine reads them no more, nor
-        searches for the claim. ``requests``: the MedicationRequests the caller read in this
-        transaction, by id (the dispense's), not read again either. A care sheet settled
-        before is a Conflict: the caller's number is new, so this means a bug or a replayed
-        write."""
+        """Settle inside the caller's write transaction, for a feature that built the claim
+        and writes its settlement in the same transaction (the doctor's signed sheet, a
+        pharmacy dispense). ``insured``: the claim's insured as the caller read them in this
+        transaction to build it; the engine reads them no more, nor searches for the claim.
+        ``requests``: the MedicationRequests the caller read in this transaction, by id (the
+        dispense's), not read again either. The claim is stored under its id, by the caller
+        already or in ``pending``: the caller's resources (the claim among them) created in the
+        same round trip as the engine's answers. ``locked``: the caller took
+        :meth:`lock_name` of the insured with its own locks. The caller's number is new, so
+        there is no earlier settlement to look for: one would be a bug, and the settlements'
+        unique care-sheet key refuses it (IntegrityError)."""
         check_type(claim, "Claim")
         self.fhir.check_care_dates(claim, self.clock())
         parsed = parse_claim(claim)
         check_fees(parsed, self.books.ceilings)
-        await self._lock(conn, parsed.patient_id)
-        if await self._replay(conn, parsed.key) is not None:
-            raise Conflict(f"care sheet {parsed.identifier} is already settled")
+        if not locked:
+            await self._lock(conn, parsed.patient_id)
         decided = await self._decide(conn, parsed, insured, requests)
-        return await self._answer(conn, claim, claim["id"], decided, written)
+        return await self._answer(conn, claim, claim["id"], decided, written, pending)
 
     async def preview(self, claim: dict[str, Any], insured: Insured) -> dict[str, Any]:
         """The ClaimResponse settling ``claim`` now would answer, with nothing written: the
@@ -183,9 +187,14 @@ class Settlement:
         payment_date = self.schedule.next_cutoff(now).date()
         return Decided(parsed, loaded, decision, now, payment_date)
 
+    @staticmethod
+    def lock_name(patient_id: str) -> str:
+        """One settlement of an insured at a time: the anomaly rules count what the others
+        wrote (an advisory lock of the store, PostgreSQL; SQLite's single writer)."""
+        return f"fse-settle:{patient_id}"
+
     async def _lock(self, conn: AsyncConnection, patient_id: str) -> None:
-        if self.fhir.store.is_postgres:
-            await conn.execute(_PATIENT_LOCK, {"k": f"fse-settle:{patient_id}"})
+        await self.fhir.store.lock(conn, self.lock_name(patient_id))
 
     async def _replay(self, conn: AsyncConnection, key: str) -> Settled | None:
         response_id = await conn.scalar(
@@ -381,9 +390,6 @@ _HELD = select(
     HOLDER.label("c"),
 )
 """What :meth:`Settlement._held` asks, built once."""
-
-_PATIENT_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
-"""One settlement of an insured at a time: the anomaly rules count what the others wrote."""
 
 _SETTLED = Chain(
     settlements,

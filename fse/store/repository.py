@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     String,
     bindparam,
     case,
@@ -178,6 +179,39 @@ def _each(shape: tuple[tuple[str, str, str], ...]) -> Select[Any]:
         )
     ordered = union_all(*parts).subquery()
     return select(ordered).order_by(ordered.c.q, ordered.c.pk)
+
+
+def conditional_lock(rtype: str, criteria: str) -> str:
+    """The lock name of conditional creates of ``rtype`` with these criteria."""
+    return f"{rtype}?{criteria}"
+
+
+def lock_key(name: str) -> int:
+    """A lock name as PostgreSQL's 64-bit advisory key (the same in every process)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_binds(names: Sequence[str]) -> dict[str, int]:
+    """The binds ``k0``, ``k1``... of ``_locks`` and ``after_locks``."""
+    return {f"k{i}": lock_key(name) for i, name in enumerate(names)}
+
+
+def after_locks(value: Any, count: int) -> ScalarSelect[Any]:
+    """``value`` as SQL evaluated once the advisory locks bound ``k0``... are held, for a
+    write that must take them first without a round trip of its own (PostgreSQL; like the
+    approval number drawn under its gate)."""
+    taken = [
+        func.pg_advisory_xact_lock(bindparam(f"k{i}", type_=BigInteger())) for i in range(count)
+    ]
+    return select(value).select_from(select(*taken).subquery("locks")).scalar_subquery()
+
+
+@functools.cache
+def _locks(count: int) -> Any:
+    """``SELECT pg_advisory_xact_lock(:k0), ...``: the locks evaluated left to right."""
+    taken = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(count))
+    return text(f"SELECT {taken}")
 
 
 def _versions() -> Select[Any]:
@@ -422,10 +456,16 @@ class ResourceStore:
 
         On SQLite, ``BEGIN IMMEDIATE`` already serialises every writer.
         """
-        if self.is_postgres:
-            digest = hashlib.blake2b(f"{rtype}?{criteria}".encode(), digest_size=8).digest()
-            key = int.from_bytes(digest, "big", signed=True)
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        await self.lock(conn, conditional_lock(rtype, criteria))
+
+    async def lock(self, conn: AsyncConnection, *names: str) -> None:
+        """Transaction advisory locks by name, taken in the order given, in one statement
+        (PostgreSQL; SQLite's single writer already serialises). Every path that takes two
+        of them takes them in the same order."""
+        if self.is_postgres and names:
+            await conn.execute(
+                _locks(len(names)), {f"k{i}": lock_key(n) for i, n in enumerate(names)}
+            )
 
     async def _lock_current(
         self, conn: AsyncConnection, rtype: str, rid: str
