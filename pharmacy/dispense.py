@@ -447,7 +447,7 @@ async def draft_claim(
             drafted.append(DraftLine(line, given, substituted is not None, named))
             first = first or request
         number = dispense_number(now.year, 0)  # a draft's: never stored
-        insured = await read_insured(fhir, conn, order.patient_id)
+        insured = await read_insured(fhir, conn, order.patient_id, pharmacist.pharmacy)
         claim = _claim(
             settlement, insured, order, number, pharmacist, items, conditions, first, now
         )
@@ -486,7 +486,7 @@ async def _write(
             )
         )
         items.append(_claim_item(index, line, given, named, request, today, conditions))
-    insured = await read_insured(fhir, conn, order.patient_id)
+    insured = await read_insured(fhir, conn, order.patient_id, pharmacist.pharmacy)
     claim = _claim(
         settlement, insured, order, number, pharmacist, items, conditions, updated[0][0], now
     )

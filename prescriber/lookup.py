@@ -134,10 +134,12 @@ async def find_insured(
 async def insured_by_id(
     fhir: FhirService, books: Books, patient_id: str, today: date, reader: str
 ) -> Insured | None:
-    """One insured (the one the doctor picked), audited like a search."""
+    """One insured (the one the doctor picked), audited like a search; read with the doctor
+    and their roles, which the review's pre-settlement needs (``Insured.record``)."""
+    doctor = reader if reader.startswith("Practitioner/") else None
     async with fhir.store.snapshot() as conn:
-        try:  # the Patient with their Coverages and Conditions: one statement
-            record = await insured_record(fhir, conn, patient_id)
+        try:  # the Patient with their Coverages and Conditions, and the doctor: one statement
+            record = await insured_record(fhir, conn, patient_id, doctor)
         except (NotFound, Gone):
             return None
     insured = _insured(record, books, today)

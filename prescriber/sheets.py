@@ -209,7 +209,8 @@ async def _write(
             )
             if earlier:
                 raise DuplicateSheet(earlier)
-        draft = Draft.of(await read_insured(fhir, conn, patient_id), books, visit, today)
+        insured = await read_insured(fhir, conn, patient_id, practitioner)  # one statement
+        draft = Draft.of(insured, books, visit, today)
         resources = draft.resources(number, practitioner, patient_id, visit, now)
         signed = provenance(key, practitioner, resources, now)  # storing them changes none
         provenance_id = new_id()

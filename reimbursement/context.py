@@ -19,7 +19,7 @@ from fhir_profiles.systems import EXONERATION_PERIOD_EXTENSION as EXONERATION_PE
 from fhir_profiles.systems import EXONERATION_SYSTEM, REGIME_SYSTEM, RIB_SYSTEM
 from fhir_profiles.systems import GTIN_SYSTEMS as GTIN
 from fhir_profiles.systems import RIGHTS_STATUS_EXTENSION as RIGHTS_STATUS
-from fse.errors import NotFound, Unprocessable
+from fse.errors import Gone, NotFound, Unprocessable
 from fse.fhir_api import reading
 from fse.fhir_api.interactions import FhirService
 from fse.fhir_api.reading import ALL
@@ -257,23 +257,23 @@ def exonerations_of(conditions: list[dict[str, Any]]) -> tuple[Exoneration, ...]
 
 
 async def provider_of(
-    service: FhirService, conn: AsyncConnection, parsed: ParsedClaim
+    service: FhirService,
+    conn: AsyncConnection,
+    parsed: ParsedClaim,
+    known: ProviderRead | None = None,
 ) -> tuple[Provider, dict[str, Any]]:
-    rtype, _, rid = parsed.provider_ref.partition("/")
+    """``known``: the claim's provider as read with its insured (not read again)."""
+    rtype = parsed.provider_ref.partition("/")[0]
     roles: list[dict[str, Any]] = []
     organizations: list[dict[str, Any]] = []
-    if rtype == "Practitioner":  # with their roles, in one statement
-        try:
-            resource, (roles,) = await reading.read_with_referrers(
-                service, conn, rtype, rid, [("PractitionerRole", "practitioner")]
-            )
-        except NotFound:
-            raise _unprocessable(f"{rtype}/{rid} introuvable", "Claim.provider") from None
+    if known is None or known.reference != parsed.provider_ref:
+        known = await _read_provider(service, conn, parsed.provider_ref)
+    resource = known.resource
+    if rtype == "Practitioner":
+        roles = known.roles
     elif rtype == "PractitionerRole":
-        resource = await referenced(service, conn, rtype, rid, "Claim.provider")
         roles = [resource]
     else:
-        resource = await referenced(service, conn, rtype, rid, "Claim.provider")
         organizations = [resource]
     for role in roles:
         org_id = reference_id(role.get("organization"), "Organization")
@@ -493,6 +493,8 @@ class Insured:
     subscribers: dict[str, dict[str, Any]]
     """The main insured of each rights period, by Coverage id."""
     exonerations: tuple[Exoneration, ...]
+    provider: ProviderRead | None = None
+    """The claim's provider, when read in the same statement (:func:`read_insured`)."""
 
     def coverage_on(self, books: Books, day: date) -> str | None:
         """The Coverage a claim for care on ``day`` names: the rights period in force, else
@@ -505,22 +507,76 @@ class Insured:
         return [e for e in self.exonerations if e.in_force(day)]
 
 
-async def read_insured(service: FhirService, conn: AsyncConnection, patient_id: str) -> Insured:
+@dataclass(frozen=True)
+class ProviderRead:
+    """A claim's provider as the store holds it: the resource and, for a practitioner, their
+    roles (``PractitionerRole?practitioner=``)."""
+
+    reference: str
+    resource: dict[str, Any]
+    roles: list[dict[str, Any]]
+
+
+ROLES_OF = ("PractitionerRole", "practitioner")
+
+
+def _provider_head(reference: str) -> tuple[str, str, list[tuple[str, str]]]:
+    rtype, _, rid = reference.partition("/")
+    return rtype, rid, [ROLES_OF] if rtype == "Practitioner" else []
+
+
+def _provider_read(
+    reference: str, found: tuple[dict[str, Any], list[list[dict[str, Any]]]] | NotFound | Gone
+) -> ProviderRead | None:
+    """None when not found or deleted: the engine's own read (:func:`provider_of`) says why."""
+    if isinstance(found, (NotFound, Gone)):
+        return None
+    resource, pages = found
+    return ProviderRead(reference, resource, pages[0] if pages else [])
+
+
+async def _read_provider(
+    service: FhirService, conn: AsyncConnection, reference: str
+) -> ProviderRead:
+    """The provider (a practitioner with their roles) in one statement; 422 naming
+    ``Claim.provider`` when it does not exist."""
+    (found,) = await reading.read_each_with_referrers(service, conn, [_provider_head(reference)])
+    if isinstance(found, NotFound):
+        raise _unprocessable(f"{reference} introuvable", "Claim.provider")
+    if isinstance(found, Gone):
+        raise found
+    read = _provider_read(reference, found)
+    assert read is not None
+    return read
+
+
+async def read_insured(
+    service: FhirService, conn: AsyncConnection, patient_id: str, provider: str | None = None
+) -> Insured:
     """The insured, their rights periods and exonerations: one statement (and a read of the
-    main insured of a beneficiary's rights)."""
+    main insured of a beneficiary's rights). ``provider`` (``Type/id``): the claim's provider
+    too, in the same statement (``Insured.provider``), for the engine not to read it apart."""
     try:
-        return await insured_record(service, conn, patient_id)
-    except NotFound:
+        return await insured_record(service, conn, patient_id, provider)
+    except NotFound:  # the patient's (a provider not found is said as Claim.provider)
         raise _unprocessable(f"Patient/{patient_id} introuvable", "Claim.patient") from None
 
 
-async def insured_record(service: FhirService, conn: AsyncConnection, patient_id: str) -> Insured:
-    """:func:`read_insured` for a screen: NotFound (or Gone) as the store raises it."""
-    patient, (coverages, conditions) = await reading.read_with_referrers(
-        service, conn, "Patient", patient_id, [INSURED_BY, EXONERATED_BY]
-    )
+async def insured_record(
+    service: FhirService, conn: AsyncConnection, patient_id: str, provider: str | None = None
+) -> Insured:
+    """:func:`read_insured` for a screen: NotFound (or Gone) as the store raises it (the
+    provider's is not raised: it is left unread)."""
+    heads = [("Patient", patient_id, [INSURED_BY, EXONERATED_BY])]
+    if provider is not None:
+        heads.append(_provider_head(provider))
+    found = await reading.read_each_with_referrers(service, conn, heads)
+    if isinstance(found[0], (NotFound, Gone)):
+        raise found[0]
+    patient, (coverages, conditions) = found[0]
     periods, subscribers = await periods_of(service, conn, patient, coverages)
-    return Insured(patient, periods, subscribers, exonerations_of(conditions))
+    read = _provider_read(provider, found[1]) if provider is not None else None
+    return Insured(patient, periods, subscribers, exonerations_of(conditions), read)
 
 
 INSURED_BY = ("Coverage", "beneficiary")
@@ -564,8 +620,8 @@ async def load(
     again); None, or another patient, reads them. ``requests``: MedicationRequests the caller
     read in this transaction, by id (the dispense's)."""
     if insured is None or insured.patient.get("id") != parsed.patient_id:
-        insured = await read_insured(service, conn, parsed.patient_id)
-    provider, provider_resource = await provider_of(service, conn, parsed)
+        insured = await read_insured(service, conn, parsed.patient_id, parsed.provider_ref)
+    provider, provider_resource = await provider_of(service, conn, parsed, insured.provider)
     validity = books.rights.prescription_validity_days(received_on)
     lines = []
     for index, line in enumerate(parsed.lines):

@@ -20,7 +20,7 @@ class Sent:
 
     def reads(self, rtype: str) -> bool:
         """A read or search of resources of ``rtype`` (the type is always the first bind), or
-        a read of resources with their referrers (``read_with_referrers``) that reads it."""
+        a read of resources with their referrers (``read_each_with_referrers``) that reads it."""
         values = list(self.parameters.values()) if isinstance(self.parameters, dict) else []
         if isinstance(self.parameters, Sequence) and not isinstance(self.parameters, str):
             values = list(self.parameters)

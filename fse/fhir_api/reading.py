@@ -15,11 +15,20 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fse import fhir_json
+from fse.errors import Gone, NotFound
 from fse.fhir_api.interactions import FhirService
 from fse.store.query import decode_cursor
 from fse.store.repository import Lookup
 
-__all__ = ["ALL", "PAGE", "Lookup", "find_each", "read", "read_with_referrers", "search"]
+__all__ = [
+    "ALL",
+    "PAGE",
+    "Lookup",
+    "find_each",
+    "read",
+    "read_each_with_referrers",
+    "search",
+]
 
 ALL: Final = None
 """``count=ALL``: every match, read page by page."""
@@ -35,20 +44,26 @@ async def read(service: FhirService, conn: AsyncConnection, rtype: str, rid: str
     return fhir_json.loads(stored.content)
 
 
-async def read_with_referrers(
+async def read_each_with_referrers(
     service: FhirService,
     conn: AsyncConnection,
-    rtype: str,
-    rid: str,
-    referrers: list[tuple[str, str]],
-) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
-    """:func:`read`, with every live resource of each (type, reference parameter) of
-    ``referrers`` pointing at it (all of them, as ``search(..., count=ALL)``), in one round
-    trip (``ResourceStore.read_with_referrers``)."""
-    stored, pages = await service.store.read_with_referrers(conn, rtype, rid, referrers)
-    assert stored.content is not None
-    found = [[fhir_json.loads(match.content) for match in page] for page in pages]
-    return fhir_json.loads(stored.content), found
+    heads: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
+) -> list[tuple[dict[str, Any], list[list[dict[str, Any]]]] | NotFound | Gone]:
+    """Each (type, id, referrers) of ``heads`` as :func:`read`, with every live resource of
+    each (type, reference parameter) of its referrers pointing at it (all of them, as
+    ``search(..., count=ALL)``), in one round trip; a head not found or deleted is its
+    NotFound or Gone, for the caller to raise in its own words
+    (``ResourceStore.read_each_with_referrers``)."""
+    answers: list[tuple[dict[str, Any], list[list[dict[str, Any]]]] | NotFound | Gone] = []
+    for found in await service.store.read_each_with_referrers(conn, heads):
+        if isinstance(found, (NotFound, Gone)):
+            answers.append(found)
+            continue
+        stored, pages = found
+        assert stored.content is not None
+        loaded = [[fhir_json.loads(match.content) for match in page] for page in pages]
+        answers.append((fhir_json.loads(stored.content), loaded))
+    return answers
 
 
 async def find_each(

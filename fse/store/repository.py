@@ -145,7 +145,7 @@ class Lookup(NamedTuple):
 
 @functools.cache
 def _each(shape: tuple[tuple[str, str, str], ...]) -> Select[Any]:
-    """The statement of ``find_each`` and ``read_with_referrers`` for one shape ((type,
+    """The statement of ``find_each`` and ``read_each_with_referrers`` for one shape ((type,
     parameter, kind) per search), built once (building and keying it cost more than running
     it); search ``q`` binds ``s{q}`` (system or target type) and ``v{q}``. Kind ``read``: the
     resource of that id, deleted or not (a read tells 410 from 404)."""
@@ -613,37 +613,57 @@ class ResourceStore:
         content = self.sealed.served(row.content)
         return Stored(rtype, rid, row.version, row.last_updated, content, False, "GET", row.pk)
 
-    async def read_with_referrers(
+    async def read_each_with_referrers(
         self,
         conn: AsyncConnection,
-        rtype: str,
-        rid: str,
-        referrers: Sequence[tuple[str, str]],
-    ) -> tuple[Stored, list[list[Match]]]:
-        """``rtype/rid`` (as :meth:`read`) and, per (type, reference parameter) of
-        ``referrers``, the live resources whose parameter points at it, in the store's order:
-        what the searches ``<param>=<rtype>/<rid>`` find, in the same statement (an insured
-        with their Coverages and Conditions, a practitioner with their roles)."""
-        shape = ((rtype, "_id", "read"), *((t, param, "reference") for t, param in referrers))
-        binds = {"v0": rid}
-        for q in range(1, len(shape)):
-            binds[f"s{q}"], binds[f"v{q}"] = rtype, rid
-        rows = (await conn.execute(_each(shape), binds)).all()
-        found = [row for row in rows if row.q == 0]
-        if not found:
-            raise NotFound(f"{rtype}/{rid} not found")
-        if found[0].deleted:
-            raise Gone(f"{rtype}/{rid} was deleted (version {found[0].version})")
-        head, served = found[0], self.sealed.served
-        stored = Stored(
-            rtype, rid, head.version, head.last_updated, served(head.content), False, "GET", head.pk
-        )
-        pages: list[list[Match]] = [[] for _ in referrers]
-        for row in rows:
-            if row.q:
-                referrer = referrers[row.q - 1][0]
-                pages[row.q - 1].append(Match(referrer, row.id, served(row.content) or "", row.pk))
-        return stored, pages
+        heads: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
+    ) -> list[tuple[Stored, list[list[Match]]] | NotFound | Gone]:
+        """Per (type, id, referrers) of ``heads``: ``type/id`` (as :meth:`read`) and, per
+        (type, reference parameter) of its ``referrers``, the live resources whose parameter
+        points at it, in the store's order (what the searches ``<param>=<type>/<id>`` find),
+        every head in one statement: an insured with their Coverages and Conditions and the
+        practitioner of their claim with their roles. A head not found or deleted is its
+        NotFound or Gone, for the caller to raise in its own words."""
+        shape: list[tuple[str, str, str]] = []
+        binds: dict[str, str] = {}
+        firsts = []
+        for rtype, rid, referrers in heads:
+            firsts.append(len(shape))
+            binds[f"v{len(shape)}"] = rid
+            shape.append((rtype, "_id", "read"))
+            for referrer, param in referrers:
+                binds[f"s{len(shape)}"], binds[f"v{len(shape)}"] = rtype, rid
+                shape.append((referrer, param, "reference"))
+        rows = (await conn.execute(_each(tuple(shape)), binds)).all()
+        served = self.sealed.served
+        answers: list[tuple[Stored, list[list[Match]]] | NotFound | Gone] = []
+        for first, (rtype, rid, referrers) in zip(firsts, heads, strict=True):
+            found = [row for row in rows if row.q == first]
+            if not found:
+                answers.append(NotFound(f"{rtype}/{rid} not found"))
+                continue
+            head = found[0]
+            if head.deleted:
+                answers.append(Gone(f"{rtype}/{rid} was deleted (version {head.version})"))
+                continue
+            stored = Stored(
+                rtype,
+                rid,
+                head.version,
+                head.last_updated,
+                served(head.content),
+                False,
+                "GET",
+                head.pk,
+            )
+            pages: list[list[Match]] = [[] for _ in referrers]
+            for row in rows:
+                if first < row.q <= first + len(referrers):
+                    referrer = referrers[row.q - first - 1][0]
+                    page = pages[row.q - first - 1]
+                    page.append(Match(referrer, row.id, served(row.content) or "", row.pk))
+            answers.append((stored, pages))
+        return answers
 
     async def find_each(
         self, conn: AsyncConnection, lookups: Sequence[Lookup]
