@@ -153,7 +153,7 @@ def _rows_for(rtype: str, param: SearchParam, value: Any, rows: IndexRows) -> No
             rows.date.append({**base, "low": low, "high": high})
     elif param.type == "reference":
         target = reference_of(value)
-        if target:
+        if target and (not param.typed or target[0] in param.targets):
             rows.reference.append({**base, "target_type": target[0], "target_id": target[1]})
     else:
         quantity = quantity_of(value)

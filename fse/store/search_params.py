@@ -26,10 +26,16 @@ class SearchParam:
     type: str
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
+    typed: bool = False
+    """Only references to one of ``targets`` are indexed: the FHIRPath keeps those alone
+    (``target.where(resolve() is Patient)``); the path's other references are another
+    parameter's (``target``, ``entity``)."""
 
 
-def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = ()) -> SearchParam:
-    return SearchParam(name, type_, paths or (name,), targets)
+def _p(
+    name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), typed: bool = False
+) -> SearchParam:
+    return SearchParam(name, type_, paths or (name,), targets, typed)
 
 
 def _identifier() -> SearchParam:
@@ -211,7 +217,7 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
     ),
     "Provenance": (
         _p("target", REFERENCE, "target", targets=()),
-        _p("patient", REFERENCE, "target", targets=("Patient",)),
+        _p("patient", REFERENCE, "target", targets=("Patient",), typed=True),
         _p("recorded", DATE, "recorded"),
         _p("agent", REFERENCE, "agent.who", targets=(*PRACTITIONER_LIKE, "Patient", "Device")),
         _p("entity", REFERENCE, "entity.what", targets=()),
@@ -233,7 +239,7 @@ SEARCH_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _p("outcome", TOKEN),
         _p("agent", REFERENCE, "agent.who", targets=(*PRACTITIONER_LIKE, "Patient", "Device")),
         _p("entity", REFERENCE, "entity.what", targets=()),
-        _p("patient", REFERENCE, "entity.what", targets=("Patient",)),
+        _p("patient", REFERENCE, "entity.what", targets=("Patient",), typed=True),
     ),
 }
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from fse.errors import ErrorCode
+from fse.store.indexing import extract
 from tests.builders import (
     CIN,
     FHIR_JSON,
@@ -344,3 +345,36 @@ async def test_a_change_feed_pulls_every_change_once_while_changes_keep_coming(
     everything = ids(await search(client, "Claim", _count="100"))
     assert sorted(pulled) == sorted(everything) and len(pulled) == len(set(pulled)) == 9
     assert {c["id"] for c in first + second} <= set(pulled)
+
+
+async def test_patient_of_a_provenance_or_audit_event_finds_only_what_names_that_patient(
+    client: httpx.AsyncClient,
+) -> None:
+    """``patient`` is ``target.where(resolve() is Patient)`` (Provenance) and
+    ``entity.what.where(resolve() is Patient)`` (AuditEvent): the other resources these name
+    are found by ``target`` and ``entity``, not by ``patient``, and are not indexed as one."""
+    first, _ = await two_patients(client)
+    prescribed = await create(client, medication_request(f"Patient/{first['id']}", line="RX-P"))
+    request_ref, patient_ref = f"MedicationRequest/{prescribed['id']}", f"Patient/{first['id']}"
+    signed = await create(
+        client,
+        {
+            "resourceType": "Provenance",
+            "target": [{"reference": patient_ref}, {"reference": request_ref}],
+            "recorded": "2026-11-20T10:00:00+01:00",
+            "agent": [{"who": {"reference": patient_ref}}],
+        },
+    )
+    assert ids(await search(client, "Provenance", patient=patient_ref)) == [signed["id"]]
+    assert ids(await search(client, "Provenance", target=request_ref)) == [signed["id"]]
+    assert ids(await search(client, "Provenance", patient=request_ref)) == []
+    event = {
+        "resourceType": "AuditEvent",
+        "entity": [{"what": {"reference": patient_ref}}, {"what": {"reference": request_ref}}],
+    }
+    rows = extract("AuditEvent", event).reference
+    assert {(r["param"], r["target_type"]) for r in rows} == {
+        ("entity", "Patient"),
+        ("entity", "MedicationRequest"),
+        ("patient", "Patient"),
+    }
