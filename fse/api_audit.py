@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_profiles.identifiers import cin_problem, masked_cin
 from fhir_profiles.systems import CIN_SYSTEM
 from fse.access_log import Spool, append, take
-from fse.audit import narrative
+from fse.audit import NAME_TTL_SECONDS, narrative
 from fse.callers import Caller, caller_of
 from fse.errors import ErrorCode, Issue, operation_outcome
 from fse.fhir_api.interactions import FhirService
@@ -109,7 +109,7 @@ def interaction_of(method: str, path: str) -> tuple[str, str | None, str, str] |
     return rtype, rid, code, ACTIONS[code]
 
 
-CALLER_TTL_SECONDS = 300.0
+CALLER_TTL_SECONDS = NAME_TTL_SECONDS
 BATCH = 500
 RETRY_AFTER_SECONDS = 5
 AUDITED = "audit_entities"

@@ -15,6 +15,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from fse.fhir_api.interactions import FhirService
 from fse.runtime import Runtime
 
@@ -57,7 +59,7 @@ async def audit_read(
     if organization:  # the pharmacy or clinic the reader acts for
         event["agent"].append({"who": {"reference": organization}, "requestor": False})
     async with fhir.store.transaction() as conn:
-        names = await fhir.display_names(conn, [reader, *([organization] if organization else [])])
+        names = await _names(fhir, conn, [reader, *([organization] if organization else [])])
         who = names[reader] + (f" ({names[organization]})" if organization else "")
         moment = datetime.now(ZoneInfo(fhir.settings.payment_timezone))
         event["text"] = narrative(f"{_when(moment)}, {who} a consulté vos données : {what}.")
@@ -68,6 +70,27 @@ async def audit_read(
         until = repr(time.time() + window).encode()
         await fhir.runtime.local.set(mark, until, window)
         await fhir.runtime.cache.set(mark, until, window)
+
+
+NAME_TTL_SECONDS = 300.0
+"""How long this process names a reader (and their pharmacy or clinic) as it last read them:
+a doctor's pages each leave a read, their name is read once (as the access log names its
+callers, ``fse.api_audit.CALLER_TTL_SECONDS``)."""
+
+
+async def _names(fhir: FhirService, conn: AsyncConnection, references: list[str]) -> dict[str, str]:
+    """``FhirService.display_names``, remembered ``NAME_TTL_SECONDS`` in this process."""
+    local = fhir.runtime.local
+    names: dict[str, str] = {}
+    for reference in references:
+        if (known := await local.get(f"audit:name:{reference}")) is not None:
+            names[reference] = known.decode()
+    missing = [r for r in references if r not in names]
+    if missing:
+        for reference, name in (await fhir.display_names(conn, missing)).items():
+            names[reference] = name
+            await local.set(f"audit:name:{reference}", name.encode(), NAME_TTL_SECONDS)
+    return names
 
 
 async def _recorded_lately(runtime: Runtime, mark: str) -> bool:

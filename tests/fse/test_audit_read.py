@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from fse.audit import audit_read, read_mark
-from fse.resources import validation_issues
+from fse.resources import name_of, validation_issues
 from tests.conftest import Platform
 from tests.reimbursement.demo import DR_BENALI, FATIMA, PHARMACIST, PHARMACY, SARA, load_demo
+from tests.statements import statements
 
 
 @pytest.mark.parametrize("for_organization", [False, True])
@@ -77,3 +78,23 @@ async def test_a_consultation_is_recorded_once_and_anything_else_again(
     monkeypatch.setattr(fhir.settings, "audit_read_window_seconds", 0)  # every page, if asked
     assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 10
     assert await read(refs[DR_BENALI], [fatima], "ordonnance") == 11
+
+
+async def test_a_reader_is_named_once_for_the_reads_of_a_few_minutes(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """The sentence names the doctor and their pharmacy as their resources say; a doctor's
+    pages each leave a read, and their name is not read again for each of them."""
+    refs = await load_demo(client)
+    fhir = platform.app.state.fhir
+    fatima, sara = refs[FATIMA].split("/")[1], refs[SARA].split("/")[1]
+    await audit_read(fhir, refs[PHARMACIST], [fatima], "délivrance", "test", refs[PHARMACY])
+    with statements(platform.engine) as sent:
+        await audit_read(fhir, refs[PHARMACIST], [sara], "délivrance", "test", refs[PHARMACY])
+    assert not [s for s in sent if s.reads("Practitioner") or s.reads("Organization")]
+    found = (await client.get("/fhir/AuditEvent", params={"agent": refs[PHARMACIST]})).json()
+    sentences = [e["resource"]["text"]["div"] for e in found["entry"]]
+    assert len(sentences) == 2 and len(set(s.split(",", 1)[1] for s in sentences)) == 1
+    pharmacist = (await client.get(f"/fhir/{refs[PHARMACIST]}")).json()
+    pharmacy = (await client.get(f"/fhir/{refs[PHARMACY]}")).json()
+    assert all(name_of(pharmacist) in s and name_of(pharmacy) in s for s in sentences)
