@@ -238,7 +238,7 @@ async def _write(
                 response = await settlement.submit_within(
                     conn, dict(claim), written, draft.insured, pending=items, locked=True
                 )
-            except IntegrityError:  # the number was taken after all: sign_sheet draws another
+            except (Conflict, IntegrityError):  # the number is taken: sign_sheet draws another
                 raise
             except Exception as error:  # a refusal (FhirError) or a failure: roll back all
                 log.exception("settling care sheet %s failed: nothing of it is stored", number)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from fhir_profiles.identifiers import care_sheet_number
 from fse.errors import Unprocessable
 from fse.security.users import Role
 from fse.store.tables import resources
@@ -30,7 +31,16 @@ from tests.conftest import Platform
 from tests.pharmacy.test_pages import signed_in
 from tests.prescriber.test_pages import ZOVIRAX, doctor
 from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
-from tests.reimbursement.demo import DR_BENALI, DR_ELIDRISSI, FATIMA, PHARMACIST, load_demo
+from tests.reimbursement.demo import (
+    DR_BENALI,
+    DR_ELIDRISSI,
+    FATIMA,
+    FSE,
+    PHARMACIST,
+    act,
+    claim,
+    load_demo,
+)
 from tests.statements import statements
 
 VISIT = {
@@ -378,3 +388,44 @@ async def test_the_review_page_reads_the_insured_once(
     assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
     if platform.backend == "postgresql":
         assert len(sent) <= 7, "\n".join(s.sql[:120] for s in sent)
+
+
+async def test_a_number_already_settled_elsewhere_is_drawn_again_and_nothing_of_it_is_kept(
+    platform: Platform, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sheet's number is drawn at random; one a CNSS system already settled through
+    $submit is refused by the store (the care sheet's unique keys), the signing rolls back and
+    draws another: the sheet signs once under the new number, the first claim is untouched."""
+    refs = await load_demo(client)
+    key, _ = await doctor_key(platform, refs)
+    taken = care_sheet_number(NOW.year, 123456789)
+    submitted = await client.post(
+        "/fhir/Claim/$submit", json=claim(refs, FATIMA, [act("C", "150.00")], number=taken)
+    )
+    assert submitted.status_code == 200, submitted.text
+    drawn = iter([taken])
+    monkeypatch.setattr(
+        "prescriber.sheets.care_sheet_number",
+        lambda year, n: next(drawn, None) or care_sheet_number(year, n),
+    )
+    app = platform.app.state
+    before = await platform.row_counts()
+    sheet = await sign_sheet(
+        app.fhir,
+        app.settlement,
+        default_books(),
+        refs[DR_BENALI],
+        key,
+        refs[FATIMA].split("/")[1],
+        visit_of(FULL_VISIT),
+        NOW,
+    )
+    assert sheet.number != taken and not sheet.replayed
+    assert sheet.response is not None and sheet.response["outcome"] == "complete"
+    after = await platform.row_counts()
+    assert after["settlements"] == before["settlements"] + 1
+    assert after["signed_sheets"] == before["signed_sheets"] + 1
+    found = await client.get("/fhir/Claim", params={"identifier": f"{FSE}|{taken}"})
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [
+        submitted.json()["request"]["reference"].split("/")[1]
+    ]
