@@ -30,7 +30,7 @@ from reimbursement.reference_data import default_books
 from tests.conftest import Platform
 from tests.pharmacy.test_pages import signed_in
 from tests.prescriber.test_pages import ZOVIRAX, doctor
-from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, visit_of
+from tests.prescriber.test_sheets import FULL_VISIT, NOW, doctor_key, sign_as_benali, visit_of
 from tests.reimbursement.demo import (
     DR_BENALI,
     DR_ELIDRISSI,
@@ -397,7 +397,6 @@ async def test_a_number_already_settled_elsewhere_is_drawn_again_and_nothing_of_
     $submit is refused by the store (the care sheet's unique keys), the signing rolls back and
     draws another: the sheet signs once under the new number, the first claim is untouched."""
     refs = await load_demo(client)
-    key, _ = await doctor_key(platform, refs)
     taken = care_sheet_number(NOW.year, 123456789)
     submitted = await client.post(
         "/fhir/Claim/$submit", json=claim(refs, FATIMA, [act("C", "150.00")], number=taken)
@@ -408,18 +407,8 @@ async def test_a_number_already_settled_elsewhere_is_drawn_again_and_nothing_of_
         "prescriber.sheets.care_sheet_number",
         lambda year, n: next(drawn, None) or care_sheet_number(year, n),
     )
-    app = platform.app.state
     before = await platform.row_counts()
-    sheet = await sign_sheet(
-        app.fhir,
-        app.settlement,
-        default_books(),
-        refs[DR_BENALI],
-        key,
-        refs[FATIMA].split("/")[1],
-        visit_of(FULL_VISIT),
-        NOW,
-    )
+    sheet = await sign_as_benali(platform, refs, FATIMA, visit_of(FULL_VISIT))
     assert sheet.number != taken and not sheet.replayed
     assert sheet.response is not None and sheet.response["outcome"] == "complete"
     after = await platform.row_counts()
