@@ -132,14 +132,19 @@ async def find_insured(
 
 
 async def insured_by_id(
-    fhir: FhirService, books: Books, patient_id: str, today: date, reader: str
+    fhir: FhirService,
+    books: Books,
+    patient_id: str,
+    today: date,
+    reader: str,
+    provider: str | None = None,
 ) -> Insured | None:
-    """One insured (the one the doctor picked), audited like a search; read with the doctor
-    and their roles, which the review's pre-settlement needs (``Insured.record``)."""
-    doctor = reader if reader.startswith("Practitioner/") else None
+    """One insured (the one the doctor picked), audited like a search. ``provider``: a
+    claim's provider read with them, for a page that settles against them (the review's
+    pre-settlement, through ``Insured.record``)."""
     async with fhir.store.snapshot() as conn:
-        try:  # the Patient with their Coverages and Conditions, and the doctor: one statement
-            record = await insured_record(fhir, conn, patient_id, doctor)
+        try:  # the Patient with their Coverages and Conditions (and provider): one statement
+            record = await insured_record(fhir, conn, patient_id, provider)
         except (NotFound, Gone):
             return None
     insured = _insured(record, books, today)

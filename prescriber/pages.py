@@ -129,9 +129,17 @@ def _reader(session: Session) -> str:
     return session.user.practitioner or f"user:{session.user.username}"
 
 
-async def _person(request: Request, session: Session, patient_id: str) -> Insured | None:
+async def _person(
+    request: Request, session: Session, patient_id: str, provider: str | None = None
+) -> Insured | None:
+    """``provider``: read with the insured (the review page settles against the doctor)."""
     return await insured_by_id(
-        fhir_of(request), books_of(request), patient_id, today_of(request), _reader(session)
+        fhir_of(request),
+        books_of(request),
+        patient_id,
+        today_of(request),
+        _reader(session),
+        provider,
     )
 
 
@@ -237,7 +245,8 @@ async def sheet_action(request: Request, session: SignedIn, values: Posted) -> R
 async def review_page(request: Request, key: str, session: SignedIn) -> Response:
     """The stored review, as often as the browser asks (Back after signing comes here)."""
     found = await load_review(fhir_of(request), _reader(session), key, datetime.now(UTC))
-    person = await _person(request, session, found[0]) if found else None
+    doctor = session.user.practitioner
+    person = await _person(request, session, found[0], doctor) if found else None
     if found is None or person is None:
         return await error_page(request, 404, REVIEW_NOT_FOUND)
     _, values, signed = found

@@ -539,14 +539,13 @@ async def _read_provider(
     service: FhirService, conn: AsyncConnection, reference: str
 ) -> ProviderRead:
     """The provider (a practitioner with their roles) in one statement; 422 naming
-    ``Claim.provider`` when it does not exist."""
+    ``Claim.provider`` when it does not exist, 410 when it was deleted."""
     (found,) = await reading.read_each_with_referrers(service, conn, [_provider_head(reference)])
-    if isinstance(found, NotFound):
-        raise _unprocessable(f"{reference} introuvable", "Claim.provider")
     if isinstance(found, Gone):
         raise found
     read = _provider_read(reference, found)
-    assert read is not None
+    if read is None:
+        raise _unprocessable(f"{reference} introuvable", "Claim.provider")
     return read
 
 

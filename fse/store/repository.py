@@ -30,7 +30,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     union_all,
     update,
 )
@@ -197,21 +196,24 @@ def lock_binds(names: Sequence[str]) -> dict[str, int]:
     return {f"k{i}": lock_key(name) for i, name in enumerate(names)}
 
 
+def _taken(count: int) -> list[Any]:
+    """``pg_advisory_xact_lock(:k0)``, ``(:k1)``...: evaluated left to right."""
+    return [
+        func.pg_advisory_xact_lock(bindparam(f"k{i}", type_=BigInteger())) for i in range(count)
+    ]
+
+
 def after_locks(value: Any, count: int) -> ScalarSelect[Any]:
     """``value`` as SQL evaluated once the advisory locks bound ``k0``... are held, for a
     write that must take them first without a round trip of its own (PostgreSQL; like the
     approval number drawn under its gate)."""
-    taken = [
-        func.pg_advisory_xact_lock(bindparam(f"k{i}", type_=BigInteger())) for i in range(count)
-    ]
-    return select(value).select_from(select(*taken).subquery("locks")).scalar_subquery()
+    return select(value).select_from(select(*_taken(count)).subquery("locks")).scalar_subquery()
 
 
 @functools.cache
-def _locks(count: int) -> Any:
-    """``SELECT pg_advisory_xact_lock(:k0), ...``: the locks evaluated left to right."""
-    taken = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(count))
-    return text(f"SELECT {taken}")
+def _locks(count: int) -> Select[Any]:
+    """The locks alone, as one statement (built once per count)."""
+    return select(*_taken(count))
 
 
 def _versions() -> Select[Any]:
@@ -463,9 +465,7 @@ class ResourceStore:
         (PostgreSQL; SQLite's single writer already serialises). Every path that takes two
         of them takes them in the same order."""
         if self.is_postgres and names:
-            await conn.execute(
-                _locks(len(names)), {f"k{i}": lock_key(n) for i, n in enumerate(names)}
-            )
+            await conn.execute(_locks(len(names)), lock_binds(names))
 
     async def _lock_current(
         self, conn: AsyncConnection, rtype: str, rid: str
@@ -634,34 +634,30 @@ class ResourceStore:
             for referrer, param in referrers:
                 binds[f"s{len(shape)}"], binds[f"v{len(shape)}"] = rtype, rid
                 shape.append((referrer, param, "reference"))
-        rows = (await conn.execute(_each(tuple(shape)), binds)).all()
+        by_part: list[list[Any]] = [[] for _ in shape]
+        for row in (await conn.execute(_each(tuple(shape)), binds)).all():
+            by_part[row.q].append(row)
         served = self.sealed.served
         answers: list[tuple[Stored, list[list[Match]]] | NotFound | Gone] = []
         for first, (rtype, rid, referrers) in zip(firsts, heads, strict=True):
-            found = [row for row in rows if row.q == first]
-            if not found:
+            if not by_part[first]:
                 answers.append(NotFound(f"{rtype}/{rid} not found"))
                 continue
-            head = found[0]
+            head = by_part[first][0]
             if head.deleted:
                 answers.append(Gone(f"{rtype}/{rid} was deleted (version {head.version})"))
                 continue
+            content = served(head.content)
             stored = Stored(
-                rtype,
-                rid,
-                head.version,
-                head.last_updated,
-                served(head.content),
-                False,
-                "GET",
-                head.pk,
+                rtype, rid, head.version, head.last_updated, content, False, "GET", head.pk
             )
-            pages: list[list[Match]] = [[] for _ in referrers]
-            for row in rows:
-                if first < row.q <= first + len(referrers):
-                    referrer = referrers[row.q - first - 1][0]
-                    page = pages[row.q - first - 1]
-                    page.append(Match(referrer, row.id, served(row.content) or "", row.pk))
+            pages = [
+                [
+                    Match(shape[q][0], row.id, served(row.content) or "", row.pk)
+                    for row in by_part[q]
+                ]
+                for q in range(first + 1, first + 1 + len(referrers))
+            ]
             answers.append((stored, pages))
         return answers
 

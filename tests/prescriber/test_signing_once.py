@@ -373,8 +373,9 @@ async def test_a_review_older_than_a_day_is_forgotten_and_pruned_as_others_are_s
 async def test_the_review_page_reads_the_insured_once(
     platform: Platform, client: httpx.AsyncClient, browser: httpx.AsyncClient
 ) -> None:
-    """The page's own read of the insured feeds its pre-settlement (seven statements on
-    PostgreSQL with the session's; nine before)."""
+    """The page's own read of the insured, with the doctor and their roles in the same
+    statement, feeds its pre-settlement (six statements on PostgreSQL with the session's; nine,
+    then seven before)."""
     refs, csrf = await doctor(platform, client, browser)
     asked = await browser.post(
         "/medecin/feuille",
@@ -384,10 +385,11 @@ async def test_the_review_page_reads_the_insured_once(
         page = await browser.get(asked.headers["location"])
     assert page.status_code == 200 and "Relecture avant signature" in page.text
     assert "La CNSS rembourse 56,00\u00a0MAD" in html.unescape(page.text)  # pre-settled
-    reads = {t: sum(s.reads(t) for s in sent) for t in ("Patient", "Coverage", "Condition")}
-    assert reads == {"Patient": 1, "Coverage": 1, "Condition": 1}
+    kinds = ("Patient", "Coverage", "Condition", "Practitioner", "PractitionerRole")
+    reads = {t: sum(s.reads(t) for s in sent) for t in kinds}
+    assert reads == dict.fromkeys(kinds, 1)
     if platform.backend == "postgresql":
-        assert len(sent) <= 7, "\n".join(s.sql[:120] for s in sent)
+        assert len(sent) <= 6, "\n".join(s.sql[:120] for s in sent)
 
 
 async def test_a_number_already_settled_elsewhere_is_drawn_again_and_nothing_of_it_is_kept(

@@ -290,3 +290,22 @@ async def test_the_peers_daily_mean_is_counted_once_then_reused(
     await cache.delete(f"settle:peer-mean:{day.isoformat()}")
     async with platform.engine.connect() as conn:
         assert await peer_mean_on(conn, cache, day) == 1.5  # 3 acts, 2 providers
+
+
+async def test_a_provider_that_does_not_exist_is_named_and_nothing_is_stored(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """The engine reads the provider with the insured (one statement); one that is not there,
+    of any of the three kinds a claim may name, is a 422 at ``Claim.provider``."""
+    refs = await load_demo(client)
+    for provider in ("Practitioner/nobody", "PractitionerRole/nobody", "Organization/nobody"):
+        sheet = claim(refs, FATIMA, [act("C", "150.00")])
+        sheet["provider"] = {"reference": provider}
+        before = await platform.row_counts()
+        answer = await client.post(SUBMIT, json=sheet)
+        assert answer.status_code == 422, (provider, answer.text)
+        issue = answer.json()["issue"][0]
+        assert issue["details"]["coding"][0]["code"] == "FSE-0026"
+        assert issue["expression"] == ["Claim.provider"]
+        assert provider in issue["diagnostics"]
+        assert await platform.row_counts() == before
