@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    exists,
     false,
     func,
     not_,
@@ -31,6 +32,7 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from fse.store.dates import MAX_INSTANT
 from fse.store.indexing import STRING_MAX, normalize
 from fse.store.query import ANY, Chain, Criterion, SearchQuery
+from fse.store.search_params import has_few_values
 from fse.store.tables import (
     INDEX_TABLES,
     PrimaryKey,
@@ -266,8 +268,14 @@ def _value_match(criterion: Criterion, b: Binder) -> ColumnElement[bool]:
 
 
 def _condition(
-    rtype: str, criterion: Criterion | Chain, pk: KeyedColumnElement[Any], b: Binder
+    rtype: str,
+    criterion: Criterion | Chain,
+    pk: KeyedColumnElement[Any],
+    b: Binder,
+    on_candidates: bool = False,
 ) -> ColumnElement[bool]:
+    """``on_candidates``: checked on each row the other criteria find, by its resource key
+    (``_checked_on_candidates``)."""
     if isinstance(criterion, Chain):
         return _chain_condition(rtype, criterion, pk, b)
     if criterion.kind in ("id", "lastUpdated"):
@@ -279,6 +287,10 @@ def _condition(
     if criterion.modifier == "missing":
         present = pk.in_(scoped)
         return not_(present) if criterion.values[0] else present
+    if on_candidates:
+        # OFFSET keeps the subquery a check per candidate: PostgreSQL may not turn it into a
+        # join it would drive from this side.
+        return exists(scoped.where(table.c.resource_pk == pk, _value_match(criterion, b)).offset(0))
     matching = pk.in_(scoped.where(_value_match(criterion, b)))
     return not_(matching) if criterion.modifier == "not" else matching
 
@@ -351,10 +363,29 @@ class SearchStatements:
     count: Select[Any]
 
 
+def _checked_on_candidates(query: SearchQuery) -> list[bool]:
+    """Per criterion, whether it is checked on the candidates of the others: a plain token of a
+    parameter with few values (``MedicationRequest?subject=…&status=active``) beside any
+    criterion that is not one. Otherwise a prepared statement's generic plan, which cannot
+    tell ``active`` from an insured's id, may start from every active prescription of the
+    country and keep the insured's two (tens of milliseconds, growing with the registry)."""
+    few = [
+        isinstance(c, Criterion)
+        and c.kind == "token"
+        and c.modifier is None
+        and has_few_values(query.resource_type, c.param)
+        for c in query.criteria
+    ]
+    return few if not all(few) else [False] * len(few)
+
+
 def _build(query: SearchQuery, value_count: int) -> SearchStatements:
     b = Binder(value_count)
     clauses = [resources.c.type == query.resource_type, resources.c.deleted == false()]
-    clauses += [_condition(query.resource_type, c, resources.c.pk, b) for c in query.criteria]
+    clauses += [
+        _condition(query.resource_type, c, resources.c.pk, b, checked)
+        for c, checked in zip(query.criteria, _checked_on_candidates(query), strict=True)
+    ]
     count = select(func.count()).select_from(resources).where(*clauses)
     sort = sort_expression(query)
     key = sort if sort is not None else resources.c.pk

@@ -310,3 +310,18 @@ PARAMS_BY_NAME: dict[str, dict[str, SearchParam]] = {
 
 def search_param(resource_type: str, name: str) -> SearchParam | None:
     return PARAMS_BY_NAME.get(resource_type, {}).get(name)
+
+
+FEW_VALUES = frozenset(
+    {"status", "gender", "active", "intent", "priority", "use", "outcome", "category"}
+    | {"type", "subtype", "action", "kind"}
+)
+"""Token parameters with a handful of values (a status, a gender, a kind of claim): a nation's
+worth of resources shares each one."""
+
+
+def has_few_values(resource_type: str, name: str) -> bool:
+    """A token parameter of ``FEW_VALUES``: a search that has another criterion checks it on
+    that criterion's candidates, never by listing every resource with the value."""
+    param = search_param(resource_type, name)
+    return param is not None and param.type == TOKEN and name in FEW_VALUES
