@@ -43,14 +43,19 @@ from pharmacy.numbers import claim_number, dispense_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.receipt import receipt_payload
 from pharmacy.tables import dispensations, prescription_balances
+from reimbursement.amounts import amount_lines
 from reimbursement.claims import ITEM_REQUEST, fhir_money, new_claim, reference_id
 from reimbursement.context import Insured, read_insured
 from reimbursement.core.medicines import Medicine, MedicineList
 from reimbursement.core.money import CENTIME
+from reimbursement.core.reasons import Reason
 from reimbursement.medicine_search import label_of
+from reimbursement.responses import REASON_LABELS
 from reimbursement.settle import Settlement
 
 SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
+HELD = REASON_LABELS[Reason.HELD_FOR_REVIEW]
+"""A line's reason when the engine holds it for a CNSS control."""
 
 
 class DispenseRefused(ValueError):
@@ -59,6 +64,26 @@ class DispenseRefused(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class DispenseHeld(Exception):
+    """The engine would hold this dispense for a CNSS control and the pharmacist has not seen
+    it: nothing is written, and the page shows what it would pay before "Délivrer" confirms.
+    What the settlement decided under its locks, in claim order."""
+
+    def __init__(
+        self, claim: dict[str, Any], drafted: list[DraftLine], response: dict[str, Any]
+    ) -> None:
+        super().__init__("held for a CNSS control")
+        self.claim = claim
+        self.drafted = drafted
+        self.response = response
+
+
+def holds(claim: dict[str, Any], response: dict[str, Any]) -> bool:
+    """Whether the settlement ``response`` of ``claim`` holds a line for a CNSS control (on
+    which nothing is paid before the decision)."""
+    return any(amounts.reason == HELD for amounts in amount_lines(claim, response))
 
 
 class DispenseConflict(DispenseRefused):
@@ -123,8 +148,12 @@ async def dispense(
     idempotency_key: str,
     now: datetime,
     platform_key: SigningKey,
+    warned: bool = True,
 ) -> Dispensed:
-    """``key`` is the pharmacist's (the Provenance); ``platform_key`` signs the receipt."""
+    """``key`` is the pharmacist's (the Provenance); ``platform_key`` signs the receipt.
+    ``warned=False``: the pharmacist has not seen what this order pays, so one the engine
+    holds for a control raises DispenseHeld with nothing written (decided under the same locks
+    as the dispense itself, so no separate preview reads it all first)."""
     if not order.lines:
         raise DispenseRefused("Indiquez au moins une quantité à délivrer.")
     requested = [line.request_id for line in order.lines]
@@ -142,7 +171,7 @@ async def dispense(
     try:
         async with fhir.store.transaction() as conn:
             receipt = await _write(
-                fhir, conn, settlement, pharmacist, key, order, number, now, written
+                fhir, conn, settlement, pharmacist, key, order, number, now, written, warned
             )
             await conn.execute(
                 insert(dispensations).values(
@@ -464,6 +493,7 @@ async def _write(
     number: str,
     now: datetime,
     written: list[Stored],
+    warned: bool,
 ) -> dict[str, Any]:
     """Lines in id order (two dispenses lock balance rows in the same order: no deadlock).
     Returns the receipt to sign."""
@@ -473,6 +503,7 @@ async def _write(
     conditions: list[str] = []
     updated: list[tuple[dict[str, Any], int]] = []
     found: dict[str, dict[str, Any]] = {}
+    drafted: list[DraftLine] = []
     for index, line in enumerate(sorted(order.lines, key=lambda line: line.request_id), 1):
         request, version = await _prescription(fhir, conn, order, line, today)
         found[line.request_id] = request
@@ -486,6 +517,7 @@ async def _write(
             )
         )
         items.append(_claim_item(index, line, given, named, request, today, conditions))
+        drafted.append(DraftLine(line, given, substituted is not None, named))
     insured = await read_insured(fhir, conn, order.patient_id, pharmacist.pharmacy)
     claim = _claim(
         settlement, insured, order, number, pharmacist, items, conditions, updated[0][0], now
@@ -495,6 +527,8 @@ async def _write(
     written.extend(await fhir.create_generated_many(conn, created))  # one round trip
     # The engine reads the prescriptions as the pharmacist found them; then they move on.
     response = await settlement.submit_within(conn, dict(claim), written, insured, found)
+    if not warned and holds(claim, response):
+        raise DispenseHeld(claim, drafted, response)  # the transaction rolls back
     for request, version in updated:
         written.append(
             (await fhir.update(conn, "MedicationRequest", request["id"], request, version)).stored

@@ -18,11 +18,11 @@ from fse.web.deps import PageRefused, Posted, SignedIn, signing_key_of
 from fse.web.errors import error_page
 from fse.web.state import fhir_of, platform_key_of, runtime_of, settings_of
 from fse.web.templates import TEMPLATES
-from pharmacy.dispense import DispenseConflict, DispenseRefused, dispense
+from pharmacy.dispense import DispenseConflict, DispenseHeld, DispenseRefused, dispense
 from pharmacy.form import read_order, substitutes
 from pharmacy.lookup import NotAnIdentifier, OpenLine, earlier_dispenses, open_lines
 from pharmacy.pharmacist import Pharmacist, pharmacist_of
-from pharmacy.preview import DispensePreview, preview_dispense
+from pharmacy.preview import DispensePreview, preview_dispense, preview_of
 from pharmacy.receipt import DispenseView, load_dispense, todays_dispenses
 from pharmacy.reversal import reverse_dispense
 from reimbursement.medicine_search import label_of
@@ -229,27 +229,17 @@ async def dispense_lines(
     order, errors = read_order(values, settlement.books, today_of(request))
     if order is None:
         return await again(errors, 422)
-    if checking or values.get(PREVIEWED) != order.fingerprint():
-        # What the settlement will decide, before anything is written; "Délivrer" on an order
-        # the engine would hold shows it first, so the pharmacist is warned before dispensing.
-        preview = None
+    if checking:  # what the settlement will decide, before anything is written
         try:
             preview = await preview_dispense(
                 fhir_of(request), settlement, pharmacist, order, datetime.now(UTC)
             )
         except DispenseRefused as refused:
-            if checking:
-                status = 409 if isinstance(refused, DispenseConflict) else 422
-                return await again({refused.field or "delivrance": str(refused)}, status)
-            # "Délivrer": the dispense answers, the first one if this very request was written
-            # (a double click), else the same refusal.
+            status = 409 if isinstance(refused, DispenseConflict) else 422
+            return await again({refused.field or "delivrance": str(refused)}, status)
         except FhirError as refused:
-            if checking:
-                return await again({"delivrance": refused.diagnostics}, 422)
-        if checking:
-            return await again({}, 200, preview)
-        if preview is not None and preview.held:
-            return await again({"delivrance": HELD_FIRST}, 409, preview)
+            return await again({"delivrance": refused.diagnostics}, 422)
+        return await again({}, 200, preview)
     assert key is not None
     # Nothing is stored on a refusal, so the same key may serve the corrected request.
     idempotency_key = request.headers.get("Idempotency-Key") or values.get("cle", "")
@@ -263,7 +253,13 @@ async def dispense_lines(
             idempotency_key,
             datetime.now(UTC),
             platform_key_of(request),
+            # "Délivrer" on an order the engine holds, not previewed as it is: the pharmacist is
+            # warned first (what it pays shown), nothing dispensed; "Délivrer" again confirms.
+            warned=values.get(PREVIEWED) == order.fingerprint(),
         )
+    except DispenseHeld as held:
+        preview = preview_of(order, held.claim, held.drafted, held.response)
+        return await again({"delivrance": HELD_FIRST}, 409, preview)
     except DispenseRefused as refused:
         status = 409 if isinstance(refused, DispenseConflict) else 422
         return await again({refused.field or "delivrance": str(refused)}, status)

@@ -15,15 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from fse.fhir_api.interactions import FhirService
-from pharmacy.dispense import DispenseOrder, draft_claim
+from pharmacy.dispense import HELD, DispenseOrder, DraftLine, draft_claim
 from pharmacy.pharmacist import Pharmacist
 from reimbursement.amounts import AmountLine, amount_lines, totals
-from reimbursement.core.reasons import Reason
-from reimbursement.responses import REASON_LABELS
 from reimbursement.settle import Settlement
 from reimbursement.status import payment_date_of
-
-HELD = REASON_LABELS[Reason.HELD_FOR_REVIEW]
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,16 @@ async def preview_dispense(
 ) -> DispensePreview:
     """Raises DispenseRefused (or a FhirError of the settlement) as dispensing would."""
     claim, drafted, insured = await draft_claim(fhir, settlement, pharmacist, order, now)
-    response = await settlement.preview(claim, insured)
+    return preview_of(order, claim, drafted, await settlement.preview(claim, insured))
+
+
+def preview_of(
+    order: DispenseOrder,
+    claim: dict[str, Any],
+    drafted: list[DraftLine],
+    response: dict[str, Any],
+) -> DispensePreview:
+    """What ``response`` pays for ``claim``, line by line as the pharmacist ordered them."""
     lines = [
         PreviewLine(d.line.request_id, d.label, d.line.quantity, d.substituted, amounts)
         for d, amounts in zip(drafted, amount_lines(claim, response), strict=True)

@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from fhir_profiles.systems import CARE_SHEET_SYSTEM, INPE_SYSTEM
 from fse.fhir_api.interactions import FhirService
-from fse.fhir_api.reading import search
+from fse.fhir_api.reading import Lookup, find_each
 from fse.fhir_json import decimal_of
+from fse.resources import name_of
 from pharmacy.numbers import claim_number
 from pharmacy.pharmacist import Pharmacist
 from pharmacy.tables import dispensations, prescription_balances
@@ -152,25 +153,32 @@ async def load_dispense(fhir: FhirService, number: str) -> DispenseView | None:
         ).first()
         if row is None:
             return None
-        claim = (await search(fhir, conn, "Claim", [("_id", row.claim_id)], count=1))[0]
-        responses = await search(
-            fhir, conn, "ClaimResponse", [("request", f"Claim/{claim['id']}")], count=1
-        )
-        response = responses[0] if responses else {}
-        patient = f"Patient/{row.patient_id}"
-        names = await fhir.display_names(conn, [patient, row.pharmacist])
-        pharmacy = await search(
-            fhir, conn, "Organization", [("_id", row.pharmacy.split("/")[-1])], count=1
-        )
-        facts = await claim_facts(conn, [key])
         entries = [entry.split(":") for entry in row.lines.split(",")]
-        dispenses = [
-            (await search(fhir, conn, "MedicationDispense", [("_id", entry[0])], count=1))[0]
-            for entry in entries
-        ]
-        requests = [
-            await search(fhir, conn, "MedicationRequest", [("_id", e[1])], count=1) for e in entries
-        ]
+        patient = f"Patient/{row.patient_id}"
+        # Everything the page shows of the store in one round trip (ids from the row).
+        claims, responses, pharmacy, *people_and_lines = await find_each(
+            fhir,
+            conn,
+            [
+                Lookup("Claim", "_id", row.claim_id),
+                Lookup("ClaimResponse", "request", f"Claim/{row.claim_id}"),
+                Lookup("Organization", "_id", row.pharmacy.split("/")[-1]),
+                Lookup("Patient", "_id", row.patient_id),
+                Lookup("Practitioner", "_id", row.pharmacist.split("/")[-1]),
+                *(Lookup("MedicationDispense", "_id", entry[0]) for entry in entries),
+                *(Lookup("MedicationRequest", "_id", entry[1]) for entry in entries),
+            ],
+        )
+        claim = claims[0]
+        response = responses[0] if responses else {}
+        people, found = people_and_lines[:2], people_and_lines[2:]
+        names = {
+            ref: name_of(match[0]) if match else ref
+            for ref, match in zip((patient, row.pharmacist), people, strict=True)
+        }
+        dispenses = [match[0] for match in found[: len(entries)]]
+        requests = found[len(entries) :]
+        facts = await claim_facts(conn, [key])
         left = await _remaining(conn, [entry[1] for entry in entries])
     payee = (response.get("payeeType") or {}).get("coding", [{}])[0].get("code")
     organization = pharmacy[0] if pharmacy else {}

@@ -183,19 +183,20 @@ class FhirService:
     ) -> dict[str, str]:
         """How each ``Type/id`` is called on screen (its name); a reference that is not one,
         like a user account's ``user:name``, or that no longer resolves, stands for itself."""
-        names: dict[str, str] = {}
-        for reference in references:
-            if reference in names:
-                continue
-            rtype, _, rid = reference.partition("/")
-            names[reference] = reference.removeprefix("user:")
-            if rid and rtype in SUPPORTED_TYPES:
-                try:
-                    stored = await self.store.read(conn, rtype, rid)
-                except FhirError:
-                    continue
-                if stored.content:
-                    names[reference] = name_of(orjson.loads(stored.content))
+        names = {reference: reference.removeprefix("user:") for reference in references}
+        heads = [
+            (rtype, rid, ())
+            for reference in names
+            for rtype, _, rid in [reference.partition("/")]
+            if rid and rtype in SUPPORTED_TYPES
+        ]
+        if not heads:
+            return names
+        # One round trip for them all (a page names its insured, doctor and pharmacist).
+        found = await self.store.read_each_with_referrers(conn, heads)
+        for (rtype, rid, _), read in zip(heads, found, strict=True):
+            if not isinstance(read, FhirError) and read[0].content:
+                names[f"{rtype}/{rid}"] = name_of(orjson.loads(read[0].content))
         return names
 
     def announce(self, written: list[Stored]) -> None:

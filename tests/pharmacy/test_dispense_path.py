@@ -9,7 +9,9 @@ import httpx
 
 from fse.resources import validation_issues
 from tests.conftest import Platform
-from tests.pharmacy.helpers import counter, fatima_sheet, line, order
+from tests.pharmacy.helpers import CICLOVIRAL, ZOVIRAX, counter, fatima_sheet, line, order
+from tests.pharmacy.test_pages import form_of, request_id_of, signed_in
+from tests.reimbursement.demo import PHARMACIST
 from tests.statements import statements, validations
 
 STATEMENTS = {"postgresql": 29, "sqlite": 74}
@@ -75,3 +77,32 @@ async def test_a_dispense_reads_once_and_builds_valid_resources(
     ]
     for resource in written:
         assert validation_issues(resource) == [], resource["resourceType"]
+
+
+PAGE = {"postgresql": 3, "sqlite": 5}
+"""What the "Délivrer" POST adds around the dispense: the session, the pharmacist with their
+roles (one statement) and their pharmacy: the access check every pharmacy page makes; on SQLite,
+the BEGIN of the two reads' transactions too."""
+
+
+async def test_delivering_at_the_counter_settles_once_without_a_separate_preview(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """ "Délivrer" on an order the pharmacist did not preview: the dispense itself tells whether
+    the engine would hold it (under its locks, then rolled back), so an order it pays is
+    dispensed without the preview reading the prescriptions, the insured and the history first."""
+    refs, sheet = await fatima_sheet(platform, client)
+    async with signed_in(platform, refs[PHARMACIST]) as http:
+        page = await http.get("/pharmacie/recherche", params={"q": sheet.number})
+        fields = form_of(page.text)
+        zovirax = request_id_of(fields, ZOVIRAX, page.text)
+        ciclo = request_id_of(fields, CICLOVIRAL, page.text)
+        fields.update({f"qte-{zovirax}": "1", f"produit-{zovirax}": CICLOVIRAL})
+        fields.update({f"qte-{ciclo}": "1", "action": "delivrer"})
+        with statements(platform.engine) as sent:
+            done = await http.post("/pharmacie/delivrer", data=fields)
+    assert done.status_code == 303, done.text
+    assert sum(s.reads("MedicationRequest") for s in sent) == 4  # as the service alone
+    assert sum(s.reads("Patient") for s in sent) == 1
+    limit = STATEMENTS[platform.backend] + PAGE[platform.backend]
+    assert len(sent) <= limit, "\n".join(s.sql[:120] for s in sent)
