@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only-reimbursement", action="store_true", help="skip the FHIR API phases"
     )
-    parser.add_argument("--only-pharmacy", action="store_true", help="only the dispensing phases")
+    parser.add_argument(
+        "--only-pharmacy",
+        action="store_true",
+        help="only the dispensing phases: the service in-process, then at the counter over HTTP",
+    )
     parser.add_argument(
         "--only-signing",
         action="store_true",
@@ -82,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here: --help answers without loading the platform.
     from bench import (
         access,
+        counter,
         dispensing,
         fhir_api,
         harness,
@@ -107,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only_reference:
         return reference.run()
     if args.only_pharmacy:
-        return dispensing.run(args.clients, args.seconds)
+        in_process = dispensing.run(args.clients, args.seconds)
+        return counter.run(args.workers, args.clients, args.seconds) or in_process
     if args.only_signing:
         return signing.run(args.workers, args.clients, args.seconds)
     if args.only_access:
@@ -122,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settled = settlement.run(args.workers, args.clients, args.seconds, args.payment_claims)
     signed = signing.run(args.workers, args.clients, args.seconds)
     dispensed = dispensing.run(args.clients, args.seconds)
+    at_counter = counter.run(args.workers, args.clients, args.seconds)
     notified = notifications.run()
-    return code or settled or signed or dispensed or notified
+    return code or settled or signed or dispensed or at_counter or notified
 
 
 if __name__ == "__main__":

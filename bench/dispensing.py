@@ -19,8 +19,9 @@ import asyncio
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -56,9 +57,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _pharmacy(fhir: FhirService) -> tuple[Pharmacist, SigningKey, SigningKey]:
-    """A pharmacy, its pharmacist's account and key, and a key standing for the platform's."""
-    run = f"{random.randrange(10**4):04d}"
+async def _pharmacy(fhir: FhirService, run: str) -> tuple[Pharmacist, SigningKey, SigningKey]:
+    """A pharmacy (INPE ``39{run}001``), its pharmacist's account ``bench.{run}`` (password
+    ``PASSWORD``) and key, and a key standing for the platform's."""
     async with fhir.store.transaction() as conn:
         org = await fhir.create(
             conn,
@@ -116,6 +117,27 @@ async def _pharmacy(fhir: FhirService) -> tuple[Pharmacist, SigningKey, SigningK
     return pharmacist, key, SigningKey(ec.generate_private_key(ec.SECP256R1()))
 
 
+def prescription(patient: str, doctor: str, ean: str, boxes: int, today: date) -> dict[str, Any]:
+    """A line of ``boxes`` boxes of ``ean`` for ``patient``, valid 90 days (substitutable)."""
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": ean}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "authoredOn": today.isoformat(),
+        "requester": {"reference": f"Practitioner/{doctor}"},
+        "dosageInstruction": [{"text": "1 comprimé 5 fois par jour"}],
+        "dispenseRequest": {
+            "validityPeriod": {
+                "start": today.isoformat(),
+                "end": (today + timedelta(days=90)).isoformat(),
+            },
+            "quantity": {"value": boxes},
+        },
+    }
+
+
 async def _prescriptions(fhir: FhirService, lines: int, boxes: int) -> list[tuple[str, str]]:
     """(patient id, MedicationRequest id): one line of ``boxes`` boxes per insured."""
     async with fhir.store.snapshot() as conn:
@@ -131,26 +153,9 @@ async def _prescriptions(fhir: FhirService, lines: int, boxes: int) -> list[tupl
     async with fhir.store.transaction() as conn:
         for n in range(lines):
             patient = patients[n % len(patients)]
+            doctor = doctors[n % len(doctors)]["id"]
             request = await fhir.create(
-                conn,
-                "MedicationRequest",
-                {
-                    "resourceType": "MedicationRequest",
-                    "status": "active",
-                    "intent": "order",
-                    "medicationCodeableConcept": {"coding": [{"system": GTIN, "code": CICLOVIRAL}]},
-                    "subject": {"reference": f"Patient/{patient}"},
-                    "authoredOn": today.isoformat(),
-                    "requester": {"reference": f"Practitioner/{doctors[n % len(doctors)]['id']}"},
-                    "dosageInstruction": [{"text": "1 comprimé 5 fois par jour"}],
-                    "dispenseRequest": {
-                        "validityPeriod": {
-                            "start": today.isoformat(),
-                            "end": (today + timedelta(days=90)).isoformat(),
-                        },
-                        "quantity": {"value": boxes},
-                    },
-                },
+                conn, "MedicationRequest", prescription(patient, doctor, CICLOVIRAL, boxes, today)
             )
             made.append((patient, request.stored.id))
     return made
@@ -272,7 +277,7 @@ async def _run(database_url: str, clients: int, seconds: float) -> list[tuple[st
     print("  loading 2,000 synthetic insured ...", flush=True)
     await load_synthetic(settings, 2000)
     async with standalone_service(settings) as fhir:
-        desk = await _pharmacy(fhir)
+        desk = await _pharmacy(fhir, f"{random.randrange(10**4):04d}")
         lines = await _prescriptions(fhir, 3000, 2)
         settlement = Settlement(fhir, default_books(), schedule_of(settings))
         print(f"  dispensing for {seconds:.0f} s with {clients} concurrent ...", flush=True)

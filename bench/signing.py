@@ -23,8 +23,6 @@ import html
 import random
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import count
 from urllib.parse import urlencode
 
@@ -38,13 +36,13 @@ from bench.harness import (
     drop_database,
     machine,
     migrated_database,
-    percentiles,
     run_phase,
     served,
     settle,
 )
+from bench.pages import FORM, Pages, field, step_rows
 from bench.settlement import registry
-from bench.statements import labelled, statements_of
+from bench.statements import statements_of
 
 INSURED = 4000
 VISIT = {
@@ -65,16 +63,8 @@ VISIT = {
 }
 """The visit as the doctor types it (the prescriber tests' full visit)."""
 STEPS = ("form GET", "review POST", "review GET", "sign POST", "sheet GET")
-FORM = "application/x-www-form-urlencoded"
 DUPLICATE_FIELD = "doublon"
 """The review's "sign it anyway" box (``prescriber.duplicates.CONFIRM_FIELD``)."""
-
-
-def _field(page: bytes, name: str) -> str | None:
-    marker = f'name="{name}" value="'.encode()
-    if marker not in page:
-        return None
-    return html.unescape(page.split(marker, 1)[1].split(b'"', 1)[0].decode())
 
 
 async def _doctors(database_url: str, practitioners: list[str], port: int) -> list[str]:
@@ -109,28 +99,16 @@ SETTLED = OUTCOMES[:2]
 anomaly rules (a GP past 40 acts a day, which a fast run reaches: the work done is the same)."""
 
 
-class Signing:
+class Signing(Pages):
     """The operation, its per-request latencies and what went wrong."""
 
     def __init__(self, sessions: list[str], people: list[str]) -> None:
+        super().__init__(STEPS)
         self.sessions = sessions
         self.people = random.sample(people, len(people))
         self.next = count()
-        self.steps: dict[str, list[float]] = {step: [] for step in STEPS}
-        self.errors: dict[str, int] = {}
         self.signed: list[str] = []
         self.outcomes: dict[str, int] = {}
-
-    def _failed(self, why: str) -> bool:
-        self.errors[why] = self.errors.get(why, 0) + 1
-        return False
-
-    @contextmanager
-    def _timed(self, step: str) -> Iterator[None]:
-        began = time.perf_counter()
-        with labelled(step):
-            yield
-        self.steps[step].append(time.perf_counter() - began)
 
     async def _post(
         self, conn: Connection, step: str, fields: dict[str, str], cookie: str
@@ -151,7 +129,7 @@ class Signing:
             status, _, page = await conn.request(
                 "GET", f"/medecin/feuille?patient={patient}", cookie=cookie
             )
-        csrf = _field(page, "csrf")
+        csrf = field(page, "csrf")
         if status != 200 or csrf is None:
             return self._failed(f"form {status}")
         # The fee moves from sheet to sheet as a GP's do: 15 sheets of one amount a day by one
@@ -166,7 +144,7 @@ class Signing:
             return self._failed(f"review {status}")
         with self._timed("review GET"):
             status, _, page = await conn.request("GET", review, cookie=cookie)
-        key = _field(page, "cle")
+        key = field(page, "cle")
         if status != 200 or key is None:
             return self._failed(f"review page {status}")
         form = {**fields, "cle": key, "action": "signer"}
@@ -206,21 +184,6 @@ async def _sign(
     return result, signing
 
 
-def _steps(steps: dict[str, list[float]], statements: dict[str, float]) -> list[str]:
-    """Per request of the operation: its latency and its statements."""
-    rows = []
-    for step in STEPS:
-        latencies = steps[step]
-        if not latencies:
-            continue
-        p50, p95, p99 = (s * 1000 for s in percentiles(latencies))
-        sql = f"{statements[step]:5.1f}" if step in statements else "    -"
-        rows.append(
-            f"    {step:<12} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  sql {sql}"
-        )
-    return rows
-
-
 def run(workers: int, clients: int, seconds: float) -> int:
     print("signing:", flush=True)
     database_url = migrated_database("fse_bench_signing")
@@ -236,7 +199,7 @@ def run(workers: int, clients: int, seconds: float) -> int:
     print(f"  outcomes: {signing.outcomes}; errors by reason: {errors or 0}")
     print("  per request of the operation (served run; sql: counted in-process):")
     per_step = {step: counted.per_operation(step) for step in STEPS} if counted else {}
-    for row in _steps(served_steps, per_step):
+    for row in step_rows(served_steps, per_step):
         print(row)
     print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(HEADER)
