@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -255,24 +255,6 @@ async def _earlier(
     return Dispensed(row.number, replayed=True)
 
 
-async def _remaining(
-    conn: AsyncConnection, request_id: str, prescribed: Decimal, now: datetime
-) -> Decimal:
-    """Lock the line's balance row (created on its first dispense) and return what is left."""
-    balances = prescription_balances.c
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(
-        dialect_insert(prescription_balances)
-        .values(request_id=request_id, prescribed=prescribed, dispensed=0, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["request_id"])
-    )
-    query = select(balances.prescribed, balances.dispensed).where(balances.request_id == request_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await conn.execute(query)).one()
-    return Decimal(row.prescribed) - Decimal(row.dispensed)
-
-
 def _check_product(
     request: dict[str, Any], line: LineOrder, medicines: MedicineList, today: date
 ) -> tuple[Medicine, Medicine | None]:
@@ -373,15 +355,36 @@ def _check_remaining(line: LineOrder, remaining: Decimal) -> None:
 async def _take(
     conn: AsyncConnection, line: LineOrder, request: dict[str, Any], now: datetime
 ) -> Decimal:
-    """Take the boxes from the line's locked balance; returns what is left after."""
-    remaining = await _remaining(conn, line.request_id, _prescribed(request), now)
-    _check_remaining(line, remaining)
-    await conn.execute(
-        update(prescription_balances)
-        .where(prescription_balances.c.request_id == line.request_id)
-        .values(dispensed=prescription_balances.c.dispensed + line.quantity, updated_at=now)
+    """Take the boxes from the line's balance row (created on its first dispense), locked by
+    the same statement; returns what is left after. Less left than the pharmacist saw, or
+    than they ask for, raises (and the transaction undoes the take)."""
+    prescribed = _prescribed(request)
+    if line.quantity > prescribed:  # more than the line ever held: refused, as below
+        _check_remaining(line, await _remaining_now(conn, line.request_id, prescribed))
+    b = prescription_balances
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    taking = dialect_insert(b).values(
+        request_id=line.request_id, prescribed=prescribed, dispensed=line.quantity, updated_at=now
     )
-    return remaining - line.quantity
+    taken = (
+        await conn.execute(
+            taking.on_conflict_do_update(
+                index_elements=["request_id"],
+                set_={
+                    "dispensed": b.c.dispensed + taking.excluded.dispensed,
+                    "updated_at": taking.excluded.updated_at,
+                },
+                # More than is left takes nothing (the row stays locked): said below.
+                where=b.c.dispensed + taking.excluded.dispensed <= b.c.prescribed,
+            ).returning(b.c.prescribed, b.c.dispensed)
+        )
+    ).first()
+    if taken is None:
+        _check_remaining(line, await _remaining_now(conn, line.request_id, prescribed))
+        raise AssertionError("a take refused by the balance row was allowed by its check")
+    left = Decimal(taken.prescribed) - Decimal(taken.dispensed)
+    _check_remaining(line, left + line.quantity)
+    return left
 
 
 def _claim_item(

@@ -143,6 +143,31 @@ async def test_a_princeps_above_the_pbr_under_tiers_payant(
     assert tuple(payee) == ("provider", desk.pharmacist.pharmacy)
 
 
+async def test_more_than_is_left_of_a_line_already_begun_takes_nothing(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """Once a line has a balance row, the take and its limit are one statement: asking for
+    more than is left is refused by name, the balance and everything else unchanged."""
+    refs, sheet = await fatima_sheet(platform, client)
+    desk = await counter(platform, refs)
+    ciclo = line(await desk.lines(sheet.number), "CICLOVIRAL")
+    await desk.dispense(ciclo.patient_id, order(ciclo, 1, price="209.00"))
+    now = line(await desk.lines(sheet.number), "CICLOVIRAL")  # 1 left, as the page shows
+    before = await platform.row_counts()
+    with pytest.raises(DispenseRefused, match=r"supérieure au reste à délivrer \(1\)"):
+        await desk.dispense(now.patient_id, order(now, 2, price="418.00"))
+    with pytest.raises(DispenseConflict, match=r"il reste 1 boîte\(s\) \(vous en voyiez 2\)"):
+        await desk.dispense(ciclo.patient_id, order(ciclo, 1, price="209.00"))  # a stale page
+    assert await platform.row_counts() == before
+    async with platform.engine.connect() as conn:
+        taken = await conn.scalar(
+            select(prescription_balances.c.dispensed).where(
+                prescription_balances.c.request_id == ciclo.request_id
+            )
+        )
+    assert Decimal(taken) == 1
+
+
 async def test_every_refusal_stores_nothing(platform: Platform, client: httpx.AsyncClient) -> None:
     refs, sheet = await fatima_sheet(platform, client)
     desk = await counter(platform, refs)
