@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,20 +26,15 @@ from urllib.parse import quote, urlencode
 from bench.callers import sign_in
 from bench.dispensing import CICLOVIRAL, PASSWORD, _pharmacy, prescription
 from bench.harness import (
-    COLUMNS,
-    HEADER,
     Connection,
     Result,
     asyncpg_url,
-    drop_database,
-    machine,
     migrated_database,
     run_phase,
     served,
     settle,
 )
-from bench.pages import FORM, Pages, field, step_rows
-from bench.statements import statements_of
+from bench.pages import FORM, Pages, field, report
 
 ZOVIRAX = "6118001141531"
 FAMILIES = 4000
@@ -123,7 +117,6 @@ class Dispensing(Pages):
         self.sessions = sessions
         self.insured = insured
         self.next = count()
-        self.outcomes: dict[str, int] = {}
 
     async def __call__(self, conn: Connection, index: int) -> bool:
         """Two lines dispensed (one as a generic), settled and signed; False (counted by
@@ -203,21 +196,4 @@ def run(workers: int, clients: int, seconds: float) -> int:
     with served(database_url, workers, FSE_PAYMENT_SCHEDULE="false") as port:
         asyncio.run(settle(database_url))
         result, dispensing = asyncio.run(_dispense(port, clients, seconds, database_url, insured))
-    served_steps = {step: list(latencies) for step, latencies in dispensing.steps.items()}
-    errors = dict(dispensing.errors)
-    print("  counting statements in-process ...", flush=True)
-    counted = asyncio.run(statements_of(database_url, [(NAME, dispensing)])).get(NAME)
-    result.counted(counted)
-    asyncio.run(drop_database("fse_bench_counter"))
-    print(f"  outcomes: {dispensing.outcomes}; errors by reason: {errors or 0}")
-    print("  per request of the operation (served run; sql: counted in-process):")
-    per_step = {step: counted.per_operation(step) for step in STEPS} if counted else {}
-    for row in step_rows(served_steps, per_step):
-        print(row)
-    print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(HEADER)
-    print(result.row())
-    if breakdown := result.stored_by_table():
-        print(breakdown)
-    print(f"  {COLUMNS}", flush=True)
-    return 0 if result.errors == 0 and result.latencies else 1
+    return report(result, dispensing, "fse_bench_counter", database_url)

@@ -3,13 +3,14 @@ operation of several requests timed request by request, its failures counted by 
 
 from __future__ import annotations
 
+import asyncio
 import html
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench.harness import percentiles
-from bench.statements import labelled
+from bench.harness import COLUMNS, HEADER, Result, drop_database, machine, percentiles
+from bench.statements import labelled, statements_of
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -24,11 +25,12 @@ def field(page: bytes, name: str) -> str | None:
 
 class Pages:
     """An operation of the requests ``steps``: their latencies (each labelled for the
-    statement count) and what went wrong, by reason."""
+    statement count), how the operations ended and what went wrong, by reason."""
 
     def __init__(self, steps: tuple[str, ...]) -> None:
         self.steps: dict[str, list[float]] = {step: [] for step in steps}
         self.errors: dict[str, int] = {}
+        self.outcomes: dict[str, int] = {}
 
     def _failed(self, why: str) -> bool:
         self.errors[why] = self.errors.get(why, 0) + 1
@@ -56,3 +58,34 @@ def step_rows(steps: dict[str, list[float]], statements: dict[str, float]) -> li
             f"  sql {sql}"
         )
     return rows
+
+
+def report(
+    result: Result,
+    pages: Pages,
+    database: str,
+    database_url: str,
+    client_id: str | None = None,
+) -> int:
+    """After the served phase: its operation counted again in-process (``statements_of``),
+    the phase's database dropped, and the rows printed; 0 when every operation succeeded."""
+    served = {step: list(latencies) for step, latencies in pages.steps.items()}
+    errors = dict(pages.errors)
+    print("  counting statements in-process ...", flush=True)
+    counted = asyncio.run(
+        statements_of(database_url, [(result.name, pages)], client_id=client_id)
+    ).get(result.name)
+    result.counted(counted)
+    asyncio.run(drop_database(database))
+    print(f"  outcomes: {pages.outcomes}; errors by reason: {errors or 0}")
+    print("  per request of the operation (served run; sql: counted in-process):")
+    per_step = {step: counted.per_operation(step) for step in served} if counted else {}
+    for row in step_rows(served, per_step):
+        print(row)
+    print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(HEADER)
+    print(result.row())
+    if breakdown := result.stored_by_table():
+        print(breakdown)
+    print(f"  {COLUMNS}", flush=True)
+    return 0 if result.errors == 0 and result.latencies else 1

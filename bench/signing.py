@@ -21,28 +21,22 @@ from __future__ import annotations
 import asyncio
 import html
 import random
-import time
 import uuid
 from itertools import count
 from urllib.parse import urlencode
 
 from bench.callers import authenticate, sign_in
 from bench.harness import (
-    COLUMNS,
-    HEADER,
     Connection,
     Result,
     asyncpg_url,
-    drop_database,
-    machine,
     migrated_database,
     run_phase,
     served,
     settle,
 )
-from bench.pages import FORM, Pages, field, step_rows
+from bench.pages import FORM, Pages, field, report
 from bench.settlement import registry
-from bench.statements import statements_of
 
 INSURED = 4000
 VISIT = {
@@ -108,7 +102,6 @@ class Signing(Pages):
         self.people = random.sample(people, len(people))
         self.next = count()
         self.signed: list[str] = []
-        self.outcomes: dict[str, int] = {}
 
     async def _post(
         self, conn: Connection, step: str, fields: dict[str, str], cookie: str
@@ -189,22 +182,4 @@ def run(workers: int, clients: int, seconds: float) -> int:
     database_url = migrated_database("fse_bench_signing")
     with served(database_url, workers, FSE_PAYMENT_SCHEDULE="false") as port:
         result, signing = asyncio.run(_sign(port, clients, seconds, database_url))
-    served_steps, errors = {k: list(v) for k, v in signing.steps.items()}, dict(signing.errors)
-    print("  counting statements in-process ...", flush=True)
-    counted = asyncio.run(
-        statements_of(database_url, [(NAME, signing)], client_id=Connection.client_id)
-    ).get(NAME)
-    result.counted(counted)
-    asyncio.run(drop_database("fse_bench_signing"))
-    print(f"  outcomes: {signing.outcomes}; errors by reason: {errors or 0}")
-    print("  per request of the operation (served run; sql: counted in-process):")
-    per_step = {step: counted.per_operation(step) for step in STEPS} if counted else {}
-    for row in step_rows(served_steps, per_step):
-        print(row)
-    print(f"  machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(HEADER)
-    print(result.row())
-    if breakdown := result.stored_by_table():
-        print(breakdown)
-    print(f"  {COLUMNS}", flush=True)
-    return 0 if result.errors == 0 and result.latencies else 1
+    return report(result, signing, "fse_bench_signing", database_url, Connection.client_id)
