@@ -365,10 +365,11 @@ class SearchStatements:
 
 def _checked_on_candidates(query: SearchQuery) -> list[bool]:
     """Per criterion, whether it is checked on the candidates of the others: a plain token of a
-    parameter with few values (``MedicationRequest?subject=…&status=active``) beside any
-    criterion that is not one. Otherwise a prepared statement's generic plan, which cannot
-    tell ``active`` from an insured's id, may start from every active prescription of the
-    country and keep the insured's two (tens of milliseconds, growing with the registry)."""
+    parameter with few values (``MedicationRequest?subject=…&status=active``) beside a
+    criterion that finds its own rows (not one of those, not ``:not`` or ``:missing``).
+    Otherwise a prepared statement's generic plan, which cannot tell ``active`` from an
+    insured's id, may start from every active prescription of the country and keep the
+    insured's two (tens of milliseconds, growing with the registry)."""
     few = [
         isinstance(c, Criterion)
         and c.kind == "token"
@@ -376,7 +377,11 @@ def _checked_on_candidates(query: SearchQuery) -> list[bool]:
         and has_few_values(query.resource_type, c.param)
         for c in query.criteria
     ]
-    return few if not all(few) else [False] * len(few)
+    drives = any(
+        not is_few and not (isinstance(c, Criterion) and c.modifier in ("not", "missing"))
+        for c, is_few in zip(query.criteria, few, strict=True)
+    )
+    return few if drives else [False] * len(few)
 
 
 def _build(query: SearchQuery, value_count: int) -> SearchStatements:

@@ -6,6 +6,7 @@ active prescription of the country to keep the insured's two."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -74,3 +75,10 @@ async def test_an_insureds_active_lines_are_found_from_the_insured_not_from_ever
     assert sorted(match.id for match in page.matches) == sorted(mine)
     if platform.backend == "postgresql":  # SQLite plans each statement with its values
         assert await _most_rows_of_a_generic_plan(platform.settings.database_url, query) <= 3
+    # Beside criteria that find no rows of their own (:missing, :not), the status still does.
+    params = [("status", "active"), ("identifier:missing", "false"), ("intent:not", "plan")]
+    query = fhir.parse_search("MedicationRequest", params, strict=True)
+    query = dataclasses.replace(query, count=OTHERS + 10)
+    async with fhir.store.snapshot() as conn:
+        page = await fhir.store.search(conn, query)
+    assert len(page.matches) == OTHERS + len(mine)
