@@ -45,8 +45,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two pytest runs: Playwright's sync API and pytest-asyncio cannot share a worker process
+# (tests/test_suite_layout.py says why).
 test: install services chromium lint
-	$(BIN)/pytest -n auto --dist worksteal
+	$(BIN)/pytest -n auto --dist worksteal tests
+	$(BIN)/pytest -n auto --dist worksteal e2e
 
 # The benchmarks (bench/, beside the product: not in the wheel, not an fse command):
 # make bench                               every phase, each on a fresh PostgreSQL database
