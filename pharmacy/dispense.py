@@ -359,32 +359,34 @@ async def _take(
     the same statement; returns what is left after. Less left than the pharmacist saw, or
     than they ask for, raises (and the transaction undoes the take)."""
     prescribed = _prescribed(request)
-    if line.quantity > prescribed:  # more than the line ever held: refused, as below
-        _check_remaining(line, await _remaining_now(conn, line.request_id, prescribed))
-    b = prescription_balances
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    taking = dialect_insert(b).values(
-        request_id=line.request_id, prescribed=prescribed, dispensed=line.quantity, updated_at=now
-    )
-    taken = (
-        await conn.execute(
-            taking.on_conflict_do_update(
-                index_elements=["request_id"],
-                set_={
-                    "dispensed": b.c.dispensed + taking.excluded.dispensed,
-                    "updated_at": taking.excluded.updated_at,
-                },
-                # More than is left takes nothing (the row stays locked): said below.
-                where=b.c.dispensed + taking.excluded.dispensed <= b.c.prescribed,
-            ).returning(b.c.prescribed, b.c.dispensed)
+    if line.quantity <= prescribed:  # more would break the row's CHECK on its first take
+        b = prescription_balances
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        taking = dialect_insert(b).values(
+            request_id=line.request_id,
+            prescribed=prescribed,
+            dispensed=line.quantity,
+            updated_at=now,
         )
-    ).first()
-    if taken is None:
-        _check_remaining(line, await _remaining_now(conn, line.request_id, prescribed))
-        raise AssertionError("a take refused by the balance row was allowed by its check")
-    left = Decimal(taken.prescribed) - Decimal(taken.dispensed)
-    _check_remaining(line, left + line.quantity)
-    return left
+        taken = (
+            await conn.execute(
+                taking.on_conflict_do_update(
+                    index_elements=["request_id"],
+                    set_={
+                        "dispensed": b.c.dispensed + taking.excluded.dispensed,
+                        "updated_at": taking.excluded.updated_at,
+                    },
+                    # More than is left takes nothing (the row stays locked): refused below.
+                    where=b.c.dispensed + taking.excluded.dispensed <= b.c.prescribed,
+                ).returning(b.c.prescribed, b.c.dispensed)
+            )
+        ).first()
+        if taken is not None:
+            left = Decimal(taken.prescribed) - Decimal(taken.dispensed)
+            _check_remaining(line, left + line.quantity)
+            return left
+    _check_remaining(line, await _remaining_now(conn, line.request_id, prescribed))
+    raise AssertionError("a take refused by the balance row was allowed by its check")
 
 
 def _claim_item(

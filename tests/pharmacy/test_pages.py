@@ -303,8 +303,10 @@ async def test_a_held_dispense_promises_nothing_then_says_the_decision(
             fields = form_of(found.text)
             fields[f"qte-{request_id_of(fields, HERCEPTIN, found.text)}"] = "1"
             fields["tiers_payant"] = "on"
+            before = await platform.row_counts()
             warned = await http.post("/pharmacie/delivrer", data=fields)
             assert warned.status_code == 409  # announced as held first: nothing dispensed
+            await nothing_was_stored(platform, before)  # settled under its locks, rolled back
             seen = {**form_of(warned.text), **{k: v for k, v in fields.items() if k != "cle"}}
             done = await http.post("/pharmacie/delivrer", data=seen)
             assert done.status_code == 303, done.text
